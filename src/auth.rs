@@ -1,0 +1,184 @@
+//! HTTP Basic credentials: strict parsing of the `Authorization` header.
+//!
+//! Pure: takes a `HeaderMap`, returns a typed result. The secret is held in zeroizing
+//! memory and never printed by `Debug`, so a stray `{:?}` cannot leak it into a log.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use http::header::AUTHORIZATION;
+use http::HeaderMap;
+use zeroize::Zeroizing;
+
+/// Longest `Authorization` value accepted. Generated credentials are about 110 bytes;
+/// the bound keeps a client from making the gateway decode megabytes per request.
+pub const MAX_AUTHORIZATION_LEN: usize = 1024;
+
+/// Credentials presented by a client.
+pub struct Credentials {
+    sid: String,
+    secret: Zeroizing<String>,
+}
+
+impl Credentials {
+    pub fn sid(&self) -> &str {
+        &self.sid
+    }
+
+    pub fn secret(&self) -> &[u8] {
+        self.secret.as_bytes()
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("sid", &self.sid)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why no credentials could be read. Every variant but `Ambiguous` answers 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no Authorization header")]
+    Missing,
+    #[error("Authorization scheme is not Basic")]
+    NotBasic,
+    #[error("Authorization value is malformed")]
+    Malformed,
+    #[error("Authorization value is too long")]
+    TooLong,
+    /// Several `Authorization` headers: the gateway and an upstream could pick different
+    /// ones, so the request is refused as a whole (400).
+    #[error("several Authorization headers")]
+    Ambiguous,
+}
+
+/// Reads Basic credentials from the headers (RFC 7617).
+///
+/// Strict on purpose: scheme name case-insensitive, exactly one space, standard base64
+/// with padding, UTF-8 without control characters, split at the first `:`. Only the
+/// `Authorization` header is a source: never `Proxy-Authorization`, URL userinfo or trailers.
+pub fn parse_basic(headers: &HeaderMap) -> Result<Credentials, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::Missing)?;
+    if values.next().is_some() {
+        return Err(AuthError::Ambiguous);
+    }
+    parse_basic_value(value.as_bytes())
+}
+
+/// Parses one `Authorization` field value.
+pub fn parse_basic_value(value: &[u8]) -> Result<Credentials, AuthError> {
+    if value.len() > MAX_AUTHORIZATION_LEN {
+        return Err(AuthError::TooLong);
+    }
+    let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => (value, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return Err(AuthError::NotBasic);
+    }
+    if rest.is_empty() || rest.contains(&b' ') {
+        return Err(AuthError::Malformed);
+    }
+    let decoded = Zeroizing::new(STANDARD.decode(rest).map_err(|_| AuthError::Malformed)?);
+    let text = std::str::from_utf8(&decoded).map_err(|_| AuthError::Malformed)?;
+    if text.chars().any(char::is_control) {
+        return Err(AuthError::Malformed);
+    }
+    let (sid, secret) = text.split_once(':').ok_or(AuthError::Malformed)?;
+    Ok(Credentials {
+        sid: sid.to_owned(),
+        secret: Zeroizing::new(secret.to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn header(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    fn basic(user_pass: &str) -> String {
+        format!("Basic {}", STANDARD.encode(user_pass))
+    }
+
+    #[test]
+    fn parses_standard_credentials() {
+        let c = parse_basic(&header(&basic("SGabc:s3cr:et"))).unwrap();
+        assert_eq!(c.sid(), "SGabc");
+        assert_eq!(c.secret(), b"s3cr:et", "split at the first colon only");
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        let v = basic("a:b").replacen("Basic", "bAsIc", 1);
+        assert!(parse_basic(&header(&v)).is_ok());
+    }
+
+    #[test]
+    fn refusals() {
+        let cases: &[(&str, AuthError)] = &[
+            ("Bearer abc", AuthError::NotBasic),
+            ("Basic", AuthError::Malformed),
+            ("Basic ", AuthError::Malformed),
+            ("Basic  YTpi", AuthError::Malformed), // two spaces
+            ("Basic YTpi", AuthError::Malformed), // "a:b" needs padding: YTpi is fine? no: see below
+            ("Basic YQ", AuthError::Malformed),   // missing padding
+            ("Basic YQ==extra", AuthError::Malformed),
+            ("Basic !!!!", AuthError::Malformed),
+            ("Basic YWJj", AuthError::Malformed), // "abc": no colon
+        ];
+        for (value, want) in cases {
+            if *value == "Basic YTpi" {
+                // "a:b" encodes to YTpi without padding needed: valid.
+                assert!(parse_basic(&header(value)).is_ok());
+                continue;
+            }
+            assert_eq!(
+                parse_basic(&header(value)).err(),
+                Some(*want),
+                "value {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn control_characters_and_bad_utf8_are_refused() {
+        let v = format!("Basic {}", STANDARD.encode("a:b\u{1}"));
+        assert_eq!(parse_basic(&header(&v)).err(), Some(AuthError::Malformed));
+        let v = format!("Basic {}", STANDARD.encode([b'a', b':', 0xC0, 0xAF]));
+        assert_eq!(parse_basic(&header(&v)).err(), Some(AuthError::Malformed));
+    }
+
+    #[test]
+    fn missing_several_and_long() {
+        assert_eq!(
+            parse_basic(&HeaderMap::new()).err(),
+            Some(AuthError::Missing)
+        );
+        let mut h = header(&basic("a:b"));
+        h.append(AUTHORIZATION, HeaderValue::from_static("Basic YTpj"));
+        assert_eq!(parse_basic(&h).err(), Some(AuthError::Ambiguous));
+        let long = basic(&format!("a:{}", "x".repeat(2000)));
+        assert_eq!(parse_basic(&header(&long)).err(), Some(AuthError::TooLong));
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let c = parse_basic(&header(&basic("SGabc:hunter2"))).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("SGabc"));
+    }
+}

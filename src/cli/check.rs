@@ -1,0 +1,42 @@
+//! `scopegate check`: validate both files and summarize, or list every error.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::{self, Config};
+use crate::model::{TokenKind, TokenStatus};
+
+pub fn run(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            println!("{}", summary(&config));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn summary(config: &Config) -> String {
+    let s = &config.settings;
+    let count = |f: &dyn Fn(&crate::config::TokenSpec) -> bool| {
+        config.tokens.iter().filter(|t| f(t)).count()
+    };
+    format!(
+        "configuration OK: {}\n  listen {} (admin {})\n  {} upstream(s), {} API(s) in the catalog, API versions [{}]\n  {} account(s), {} token(s): {} active, {} disabled, {} legacy\n  tokens file {}",
+        s.config_path.display(),
+        s.listen,
+        s.admin_listen,
+        s.upstreams.len(),
+        s.apis.len(),
+        s.api_versions.join(", "),
+        config.accounts.len(),
+        config.tokens.len(),
+        count(&|t| t.status == TokenStatus::Active),
+        count(&|t| t.status == TokenStatus::Disabled),
+        count(&|t| t.kind == TokenKind::Legacy),
+        s.tokens_path.display(),
+    )
+}

@@ -1,0 +1,95 @@
+//! The command line: argument parsing and one module per command family.
+
+pub mod check;
+pub mod demo;
+pub mod secrets;
+pub mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "scopegate",
+    version,
+    about = "A reverse-proxy gateway that enforces scoped API tokens"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, default_value = "config/scopegate.yaml")]
+        config: PathBuf,
+        /// Log format (overrides `log_format` in the config).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Validate the configuration; print a summary, or every error and exit 1.
+    Check {
+        #[arg(long, default_value = "config/scopegate.yaml")]
+        config: PathBuf,
+    },
+    /// Run the gateway on the example config in front of a built-in echo upstream, with
+    /// freshly generated demo tokens, and print curl lines to try.
+    Demo {
+        /// The example gateway config to start from.
+        #[arg(long, default_value = "config/scopegate.yaml")]
+        config: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin_listen: String,
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Read a secret on stdin and print its stored form (`sha256:<hex>`).
+    Hash,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, log_format } => serve::run(&config, log_format),
+        Command::Check { config } => check::run(&config),
+        Command::Demo {
+            config,
+            listen,
+            admin_listen,
+            log_format,
+        } => demo::run(&config, &listen, &admin_listen, log_format),
+        Command::Hash => hash(),
+    }
+}
+
+fn hash() -> ExitCode {
+    use std::io::Read;
+    let mut input = zeroize::Zeroizing::new(String::new());
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("error: cannot read the secret from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let secret = input.strip_suffix('\n').unwrap_or(&input);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        eprintln!("error: the secret is empty");
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "{}",
+        crate::model::SecretHash::of_secret(secret.as_bytes()).to_stored()
+    );
+    ExitCode::SUCCESS
+}

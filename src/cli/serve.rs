@@ -1,0 +1,124 @@
+//! `scopegate serve`: load the configuration (exit before binding any port if it is
+//! invalid), bind, serve, reload on SIGHUP and file changes, drain on SIGTERM/SIGINT.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use tokio::net::TcpListener;
+
+use super::LogFormatArg;
+use crate::config::{self, LogFormat};
+
+/// Sets up `tracing`: human-readable by default, JSON on request. `RUST_LOG` filters.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub fn log_format(arg: Option<LogFormatArg>, config: Option<LogFormat>) -> LogFormat {
+    match arg {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => config.unwrap_or(LogFormat::Text),
+    }
+}
+
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{errors}");
+            eprintln!("scopegate: not starting: fix the configuration (see `scopegate check`)");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_tracing(log_format(format, config.settings.log_format));
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scopegate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config_path = config::absolute(path);
+    rt.block_on(async move {
+        let settings = config.settings.clone();
+        let main = match TcpListener::bind(settings.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("scopegate: cannot listen on {}: {e}", settings.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let admin = match TcpListener::bind(settings.admin_listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "scopegate: cannot listen on {} (admin): {e}",
+                    settings.admin_listen
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let shared = crate::build_shared(config);
+        let running = match crate::start(shared.clone(), main, admin) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("scopegate: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            listen = %running.addr,
+            admin = %running.admin_addr,
+            tokens = shared.policy.load().tokens.len(),
+            "scopegate serving"
+        );
+        let reloader = crate::reload::spawn_watchers(shared.clone(), config_path);
+        wait_for_termination().await;
+        tracing::info!("shutdown requested");
+        reloader.abort();
+        running.shutdown().await;
+        tracing::info!("scopegate stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn wait_for_termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,120 @@
+//! Configuration errors: each names the file, the line, the field path and what to do.
+//!
+//! Validation collects every error before reporting, so an operator fixes a file in one
+//! pass instead of one error per restart.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::yamlsrc::spans::SpanIndex;
+
+/// One problem in one configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the file could not be read at all.
+    pub line: usize,
+    /// Field path such as `accounts[0].tokens[2].scopes[1].api`; empty for the whole file.
+    pub field: String,
+    pub message: String,
+    pub hint: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)?;
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, " (hint: {})", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// All the errors found in one load, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} configuration error{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    pub fn single(error: ConfigError) -> ConfigErrors {
+        ConfigErrors(vec![error])
+    }
+}
+
+/// Collects errors for one file, resolving field paths to line numbers.
+pub struct ErrorSink<'a> {
+    file: &'a Path,
+    spans: &'a SpanIndex,
+    pub errors: Vec<ConfigError>,
+}
+
+impl<'a> ErrorSink<'a> {
+    pub fn new(file: &'a Path, spans: &'a SpanIndex) -> Self {
+        ErrorSink {
+            file,
+            spans,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.spans.line_of(field),
+            field: field.to_owned(),
+            message: message.into(),
+            hint: hint.into(),
+        });
+    }
+
+    /// Reports a serde error for the value at `field`. serde names the offending key in
+    /// backticks for unknown or missing fields; point at that key's line when it exists.
+    pub fn push_serde(&mut self, field: &str, error: &serde_yaml::Error) {
+        let message = error.to_string();
+        let mut path = field.to_owned();
+        if message.starts_with("unknown field") {
+            if let Some(key) = message.split('`').nth(1) {
+                path = if field.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{field}.{key}")
+                };
+            }
+        }
+        let hint = if message.starts_with("unknown field") {
+            "remove the field or fix its spelling"
+        } else if message.starts_with("missing field") {
+            "add the field"
+        } else {
+            "fix the value's type"
+        };
+        // serde_yaml's own message may carry a position relative to a sub-document; the
+        // line we report comes from the span index of the whole file instead.
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        self.push(&path, message, hint);
+    }
+}

@@ -1,0 +1,118 @@
+//! Configuration: reading both files, validating them in full, reporting every error.
+//!
+//! `raw` holds the serde shapes, `validate` the rules, `settings` the checked result and
+//! `error` the file/line/field error type. Loading does blocking file I/O: call it from
+//! `spawn_blocking` on a running server.
+
+pub mod error;
+pub mod raw;
+pub mod settings;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, ConfigErrors};
+pub use settings::*;
+
+use crate::yamlsrc::spans::SpanIndex;
+use error::ErrorSink;
+
+/// Reads and validates `scopegate.yaml` and the tokens file it names.
+pub fn load(config_path: &Path) -> Result<Config, ConfigErrors> {
+    let config_path = absolute(config_path);
+    let gateway_src = read(&config_path)?;
+    let tokens_path_hint = None;
+    load_from_sources(&config_path, &gateway_src, tokens_path_hint)
+}
+
+/// Validates both files, reading the tokens file from disk unless its text is given
+/// (the CLI validates a pending edit before writing it).
+pub fn load_from_sources(
+    config_path: &Path,
+    gateway_src: &str,
+    tokens_src: Option<&str>,
+) -> Result<Config, ConfigErrors> {
+    let settings = parse_gateway(config_path, gateway_src)?;
+    let tokens_src = match tokens_src {
+        Some(s) => s.to_owned(),
+        None => read(&settings.tokens_path)?,
+    };
+    let tokens_path = settings.tokens_path.clone();
+    let spans = spans(&tokens_path, &tokens_src)?;
+    let mut sink = ErrorSink::new(&tokens_path, &spans);
+    let raw: raw::RawTokensFile = match parse_yaml(&tokens_src) {
+        Ok(r) => r,
+        Err(e) => {
+            sink.push_serde("", &e);
+            return Err(ConfigErrors(sink.errors));
+        }
+    };
+    let (accounts, tokens, deleted_sids) = validate::tokens(raw, &settings, &mut sink);
+    if !sink.errors.is_empty() {
+        return Err(ConfigErrors(sink.errors));
+    }
+    Ok(Config {
+        settings,
+        accounts,
+        tokens,
+        deleted_sids,
+    })
+}
+
+/// Reads and validates `scopegate.yaml` alone.
+pub fn parse_gateway(config_path: &Path, src: &str) -> Result<Settings, ConfigErrors> {
+    let spans = spans(config_path, src)?;
+    let mut sink = ErrorSink::new(config_path, &spans);
+    let raw: raw::RawGateway = match parse_yaml(src) {
+        Ok(r) => r,
+        Err(e) => {
+            sink.push_serde("", &e);
+            return Err(ConfigErrors(sink.errors));
+        }
+    };
+    let settings = validate::gateway(raw, config_path, &mut sink);
+    if sink.errors.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigErrors(sink.errors))
+    }
+}
+
+/// An empty file is an empty mapping, not an error: a fresh tokens file starts empty.
+fn parse_yaml<T: serde::de::DeserializeOwned + Default>(src: &str) -> Result<T, serde_yaml::Error> {
+    let value: serde_yaml::Value = serde_yaml::from_str(src)?;
+    if value.is_null() {
+        return Ok(T::default());
+    }
+    serde_yaml::from_value(value)
+}
+
+fn spans(file: &Path, src: &str) -> Result<SpanIndex, ConfigErrors> {
+    SpanIndex::build(src).map_err(|e| {
+        ConfigErrors::single(ConfigError {
+            file: file.to_path_buf(),
+            line: e.line,
+            field: String::new(),
+            message: format!("YAML syntax error: {}", e.message),
+            hint: "fix the YAML syntax at that line".into(),
+        })
+    })
+}
+
+pub fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            field: String::new(),
+            message: format!("cannot read the file: {e}"),
+            hint: "check the path and its permissions".into(),
+        })
+    })
+}
+
+/// Makes a path absolute against the current folder, so that relative paths inside the
+/// config keep working after the process changes folder and in error messages.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,148 @@
+//! The two configuration files exactly as written: serde types with every field optional
+//! where the spec allows a default. `validate` turns them into checked settings.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{TokenKind, TokenStatus};
+
+/// `scopegate.yaml`, the hand-written gateway configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub listen: Option<String>,
+    pub admin_listen: Option<String>,
+    pub tls: Option<RawTls>,
+    pub tokens_file: Option<String>,
+    pub state_dir: Option<String>,
+    pub rate_limit: Option<RawRateLimit>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, RawUpstream>,
+    pub default_upstream: Option<String>,
+    #[serde(default)]
+    pub api_versions: Vec<String>,
+    #[serde(default)]
+    pub apis: BTreeMap<String, RawApi>,
+    pub access_log: Option<bool>,
+    pub log_format: Option<String>,
+    pub max_active_tokens_per_account: Option<usize>,
+    /// `403` (the vendor model, default) or `401` for unknown SIDs and wrong secrets.
+    pub invalid_credentials_status: Option<u16>,
+    /// Keep the client's `Authorization` header on forwarded requests (default: removed).
+    pub forward_authorization: Option<bool>,
+    pub timeouts: Option<RawTimeouts>,
+    pub limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub requests_per_second: f64,
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: String,
+    /// Overrides `timeouts.upstream_response` for this upstream.
+    pub response_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub description: Option<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    pub upstream: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub header_read: Option<String>,
+    pub idle: Option<String>,
+    pub upstream_connect: Option<String>,
+    pub upstream_response: Option<String>,
+    pub request: Option<String>,
+    pub shutdown: Option<String>,
+    pub refused_body_drain: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_connections: Option<usize>,
+    pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub max_target_length: Option<usize>,
+    pub max_body_bytes: Option<u64>,
+    pub max_refused_body_drain_bytes: Option<u64>,
+    pub http2_max_concurrent_streams: Option<u32>,
+}
+
+/// `tokens.yaml`, managed by `scopegate token ...`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokensFile {
+    /// Raw values, deserialized account by account so one bad account does not hide the
+    /// errors of the others.
+    #[serde(default)]
+    pub accounts: Vec<serde_yaml::Value>,
+    /// SIDs that were deleted: they may never authenticate again, even if re-added by hand.
+    #[serde(default)]
+    pub deleted_sids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tokens: Vec<serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    pub sid: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub primary_contact: Option<String>,
+    #[serde(default)]
+    pub developer_emails: Vec<String>,
+    pub api_version: Option<String>,
+    pub status: Option<TokenStatus>,
+    pub kind: Option<TokenKind>,
+    pub auth_token_hash: Option<String>,
+    /// The previous secret's hash during a `reset --grace` overlap.
+    pub previous_auth_token_hash: Option<String>,
+    /// Until when the previous hash is accepted (RFC 3339).
+    pub previous_valid_until: Option<String>,
+    pub environment: Option<String>,
+    pub created_at: Option<String>,
+    pub rotated_at: Option<String>,
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<RawScope>,
+    pub shadow_scopes: Option<Vec<RawScope>>,
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScope {
+    pub api: String,
+    #[serde(default)]
+    pub methods: Vec<String>,
+}

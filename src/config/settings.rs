@@ -1,0 +1,179 @@
+//! Validated configuration: the typed, checked form of both files.
+//!
+//! Everything here has passed validation; the request path can rely on it without
+//! re-checking (upstream indexes exist, patterns are parsed, hashes are well-formed).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use time::OffsetDateTime;
+
+use crate::model::{MethodSet, SecretHash, TokenKind, TokenStatus};
+use crate::scope::catalog::ApiId;
+use crate::scope::pattern::Pattern;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub requests_per_second: f64,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    pub name: String,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Path prefix of the upstream URL without a trailing slash (often empty).
+    pub base_path: String,
+    pub response_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSpec {
+    pub name: String,
+    pub description: String,
+    pub patterns: Vec<(String, Pattern)>,
+    pub upstream: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub header_read: Duration,
+    pub idle: Duration,
+    pub upstream_connect: Duration,
+    pub upstream_response: Duration,
+    pub request: Duration,
+    pub shutdown: Duration,
+    pub refused_body_drain: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            upstream_connect: Duration::from_secs(5),
+            upstream_response: Duration::from_secs(30),
+            request: Duration::from_secs(300),
+            shutdown: Duration::from_secs(30),
+            refused_body_drain: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_target_length: usize,
+    pub max_body_bytes: Option<u64>,
+    pub max_refused_body_drain_bytes: u64,
+    pub http2_max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            max_target_length: 8 * 1024,
+            max_body_bytes: None,
+            max_refused_body_drain_bytes: 64 * 1024,
+            http2_max_concurrent_streams: 256,
+        }
+    }
+}
+
+/// The gateway settings from `scopegate.yaml`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub tokens_path: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    pub state_dir: Option<PathBuf>,
+    pub rate_limit: RateLimit,
+    pub upstreams: Vec<UpstreamSpec>,
+    pub default_upstream: Option<usize>,
+    pub api_versions: Vec<String>,
+    pub apis: Vec<ApiSpec>,
+    pub access_log: bool,
+    pub log_format: Option<LogFormat>,
+    pub max_active_tokens_per_account: usize,
+    pub invalid_credentials_status: http::StatusCode,
+    pub forward_authorization: bool,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+}
+
+impl Settings {
+    pub fn api_id(&self, name: &str) -> Option<ApiId> {
+        self.apis
+            .iter()
+            .position(|a| a.name == name)
+            .map(|i| i as ApiId)
+    }
+}
+
+/// One grant: a catalog API and the methods allowed on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeGrant {
+    pub api: ApiId,
+    pub methods: MethodSet,
+}
+
+/// A validated token from `tokens.yaml`.
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    pub sid: String,
+    pub account: String,
+    pub name: String,
+    pub description: String,
+    pub primary_contact: String,
+    pub developer_emails: Vec<String>,
+    pub api_version: Option<String>,
+    pub status: TokenStatus,
+    pub kind: TokenKind,
+    pub hash: SecretHash,
+    /// The previous secret's hash and the end of its grace period.
+    pub previous: Option<(SecretHash, OffsetDateTime)>,
+    pub environment: Option<String>,
+    pub created_at: Option<OffsetDateTime>,
+    pub rotated_at: Option<OffsetDateTime>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub scopes: Vec<ScopeGrant>,
+    pub shadow_scopes: Option<Vec<ScopeGrant>>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountSpec {
+    pub id: String,
+    pub name: String,
+}
+
+/// Both files, validated together.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub accounts: Vec<AccountSpec>,
+    pub tokens: Vec<TokenSpec>,
+    pub deleted_sids: Vec<String>,
+}

@@ -1,0 +1,139 @@
+//! scopegate: a reverse-proxy gateway that enforces scoped API tokens.
+//!
+//! A request travels in a straight line, one step per module:
+//!
+//! - [`server`]: accepts connections, applies connection limits and timeouts, drains on shutdown.
+//! - [`proxy`]: the per-request service; loads the policy snapshot once and runs the phases.
+//! - [`request`]: framing, `Host` and method-override checks made before authentication.
+//! - [`scope`]: request-target canonicalization ([`scope::target`]) and the compiled
+//!   catalog matcher ([`scope::catalog`]).
+//! - [`auth`]: strict HTTP Basic parsing; [`model`]: methods, statuses, secret hashes.
+//! - [`decision`]: authenticate and authorize, pure; shared with `scopegate explain`.
+//! - [`forward`]: request/response rewriting and the pooled upstream client.
+//! - [`response`]: every response the gateway makes up itself.
+//!
+//! Around it: [`config`] (files -> validated settings, all errors at once), [`policy`] (the
+//! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
+//! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
+//! [`admin`] (Prometheus registry and the admin listener), [`cli`] (the commands).
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod forward;
+pub mod metrics;
+pub mod model;
+pub mod policy;
+pub mod proxy;
+pub mod reload;
+pub mod request;
+pub mod response;
+pub mod runtime;
+pub mod scope;
+pub mod server;
+pub mod yamlsrc;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::Readiness;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::proxy::Shared;
+use crate::runtime::RuntimeRegistry;
+
+/// Builds the shared state for a validated configuration (generation 1).
+pub fn build_shared(config: Config) -> Arc<Shared> {
+    let metrics = Metrics::new();
+    let registry = RuntimeRegistry::default();
+    let client = forward::client(config.settings.timeouts.upstream_connect);
+    let policy = Policy::build(config, 1, &registry, &metrics);
+    metrics.generation.set(1);
+    metrics.count_reload(true);
+    metrics.last_reload_success.set(reload::unix_now_f64());
+    Arc::new(Shared {
+        policy: ArcSwap::from_pointee(policy),
+        metrics,
+        registry,
+        client,
+    })
+}
+
+/// A running gateway: its bound addresses and the means to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    pub ready: Arc<Readiness>,
+    stop: watch::Sender<bool>,
+    main_task: JoinHandle<()>,
+    admin_task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests (bounded by `timeouts.shutdown`), and
+    /// returns once every connection has finished.
+    pub async fn shutdown(self) {
+        self.ready.set(false);
+        let _ = self.stop.send(true);
+        let _ = self.main_task.await;
+        let _ = self.admin_task.await;
+    }
+
+    /// Begins shutdown without waiting for it; [`Running::wait`] waits.
+    pub fn begin_shutdown(&self) {
+        self.ready.set(false);
+        let _ = self.stop.send(true);
+    }
+
+    pub async fn wait(self) {
+        let _ = self.main_task.await;
+        let _ = self.admin_task.await;
+    }
+}
+
+/// Starts the gateway on already-bound listeners (tests bind port 0 and read the address).
+pub fn start(
+    shared: Arc<Shared>,
+    main: TcpListener,
+    admin: TcpListener,
+) -> std::io::Result<Running> {
+    let addr = main.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let ready = Arc::new(Readiness::default());
+    ready.set(true);
+    let until_stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let main_task = tokio::spawn(server::serve_main(
+        shared.clone(),
+        main,
+        until_stop(stop_rx.clone()),
+    ));
+    let admin_task = tokio::spawn(admin::serve_admin(
+        shared.clone(),
+        ready.clone(),
+        admin,
+        until_stop(stop_rx),
+    ));
+    Ok(Running {
+        addr,
+        admin_addr,
+        shared,
+        ready,
+        stop,
+        main_task,
+        admin_task,
+    })
+}

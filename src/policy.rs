@@ -1,0 +1,123 @@
+//! The policy snapshot: everything a request needs, built once per (re)load and swapped in
+//! whole, so a request sees one configuration or the next, never a mix.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::config::{Config, ScopeGrant, Settings, TokenSpec};
+use crate::metrics::Metrics;
+use crate::model::{TokenKind, TokenStatus};
+use crate::runtime::{RuntimeRegistry, TokenRuntime};
+use crate::scope::catalog::{ApiId, Catalog, CatalogBuilder};
+
+/// A token as the request path sees it: the validated spec plus its runtime state.
+pub struct Token {
+    pub spec: TokenSpec,
+    pub runtime: Arc<TokenRuntime>,
+    /// `expires_at` as Unix seconds, compared on every request.
+    pub expires_unix: Option<i64>,
+    /// End of the previous secret's grace period as Unix seconds.
+    pub previous_until_unix: Option<i64>,
+}
+
+impl Token {
+    /// The grant for an API, if any (scopes are sorted by API id).
+    pub fn grant(&self, api: ApiId) -> Option<&ScopeGrant> {
+        self.spec
+            .scopes
+            .binary_search_by_key(&api, |g| g.api)
+            .ok()
+            .map(|i| &self.spec.scopes[i])
+    }
+
+    pub fn is_legacy(&self) -> bool {
+        self.spec.kind == TokenKind::Legacy
+    }
+}
+
+/// One immutable generation of the whole configuration.
+pub struct Policy {
+    pub generation: u64,
+    pub settings: Settings,
+    pub catalog: Catalog,
+    /// Lookup by SID. The snapshot is immutable, so a plain map read by many threads at
+    /// once needs no lock; the concurrent map lives in [`RuntimeRegistry`].
+    pub tokens: HashMap<String, Arc<Token>>,
+    pub deleted: HashSet<String>,
+    /// Account display names by id.
+    pub accounts: HashMap<String, String>,
+}
+
+impl Policy {
+    /// Compiles a validated configuration into a snapshot, attaching runtime state.
+    pub fn build(
+        config: Config,
+        generation: u64,
+        registry: &RuntimeRegistry,
+        metrics: &Metrics,
+    ) -> Policy {
+        let mut builder = CatalogBuilder::new();
+        for (api_index, api) in config.settings.apis.iter().enumerate() {
+            for (pattern_index, (_, pattern)) in api.patterns.iter().enumerate() {
+                builder.add(api_index as ApiId, pattern_index as u16, pattern);
+            }
+        }
+        let catalog = builder.build();
+
+        let mut tokens = HashMap::with_capacity(config.tokens.len());
+        for spec in config.tokens {
+            let runtime = registry.attach(&spec.sid, &spec.account, metrics);
+            let token = Token {
+                expires_unix: spec.expires_at.map(OffsetDateTime::unix_timestamp),
+                previous_until_unix: spec.previous.as_ref().map(|(_, t)| t.unix_timestamp()),
+                runtime,
+                spec,
+            };
+            tokens.insert(token.spec.sid.clone(), Arc::new(token));
+        }
+        registry.retain(|sid| tokens.contains_key(sid), metrics);
+
+        let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
+        for t in tokens.values() {
+            *counts
+                .entry((t.spec.account.as_str(), t.spec.status.as_str()))
+                .or_default() += 1;
+        }
+        metrics.set_token_counts(counts.iter().map(|((a, s), n)| (*a, *s, *n)));
+
+        Policy {
+            generation,
+            catalog,
+            tokens,
+            deleted: config.deleted_sids.into_iter().collect(),
+            accounts: config
+                .accounts
+                .into_iter()
+                .map(|a| (a.id, a.name))
+                .collect(),
+            settings: config.settings,
+        }
+    }
+
+    pub fn api_name(&self, api: ApiId) -> &str {
+        self.settings
+            .apis
+            .get(usize::from(api))
+            .map(|a| a.name.as_str())
+            .unwrap_or(crate::metrics::NO_API)
+    }
+
+    /// Active scoped tokens per account, for the CLI's limit checks.
+    pub fn active_scoped_count(&self, account: &str) -> usize {
+        self.tokens
+            .values()
+            .filter(|t| {
+                t.spec.account == account
+                    && t.spec.status == TokenStatus::Active
+                    && t.spec.kind == TokenKind::Scoped
+            })
+            .count()
+    }
+}

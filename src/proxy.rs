@@ -1,0 +1,353 @@
+//! The per-request service. It loads the current policy snapshot once, then runs the
+//! phases in a fixed order: check the request, canonicalize the target, read the
+//! credentials, decide, forward. Every refusal is built by `response::refusal`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use http::{Request, Response, Version};
+use http_body_util::{BodyExt, Either, Limited};
+use hyper::body::Incoming;
+
+use crate::auth::{self, AuthError};
+use crate::decision::{self, Ask, Denial, SecretUsed};
+use crate::forward::{self, Identity, UpstreamClient};
+use crate::metrics::{DecisionLabel, Metrics, NO_API};
+use crate::model::{method_index, method_label};
+use crate::policy::Policy;
+use crate::request::{self, BadRequest};
+use crate::response::{refusal, GatewayBody, Refusal};
+use crate::runtime::RuntimeRegistry;
+use crate::scope::target::canonicalize;
+
+/// State shared by every connection.
+pub struct Shared {
+    pub policy: ArcSwap<Policy>,
+    pub metrics: Arc<Metrics>,
+    pub registry: RuntimeRegistry,
+    pub client: UpstreamClient,
+}
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub tls: bool,
+}
+
+/// The outcome of a request, for the access log and metrics.
+struct Outcome<'p> {
+    token: Option<&'p crate::policy::Token>,
+    api: &'p str,
+    decision: DecisionLabel,
+    reason: &'static str,
+}
+
+/// Serves one request. Never fails: every problem becomes a response.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
+    let start = Instant::now();
+    let policy = shared.policy.load_full();
+    let method = method_label(req.method());
+    let uri = req.uri().clone();
+    let path_for_log = uri.path();
+
+    let (resp, outcome, upstream_secs) = run(&shared, &policy, conn, req, start).await;
+    let status = resp.status();
+
+    shared.metrics.count_request(
+        outcome.token.map(|t| &t.runtime.series),
+        outcome.api,
+        method,
+        outcome.decision,
+    );
+    if policy.settings.access_log {
+        // Path without the query string: queries may carry secrets.
+        tracing::info!(
+            target: "scopegate::access",
+            token = outcome.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.sid.as_str()),
+            account = outcome.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.account.as_str()),
+            api = outcome.api,
+            method,
+            path = if outcome.decision == DecisionLabel::BadRequest { "-" } else { path_for_log },
+            status = status.as_u16(),
+            decision = outcome.decision.as_str(),
+            reason = outcome.reason,
+            duration_ms = start.elapsed().as_secs_f64() * 1e3,
+            upstream_ms = upstream_secs.map(|s| s * 1e3),
+        );
+    }
+    Ok(resp)
+}
+
+async fn run<'p>(
+    shared: &Shared,
+    policy: &'p Policy,
+    conn: ConnInfo,
+    mut req: Request<Incoming>,
+    start: Instant,
+) -> (Response<GatewayBody>, Outcome<'p>, Option<f64>) {
+    let settings = &policy.settings;
+    let bad = |reason: &'static str| Outcome {
+        token: None,
+        api: NO_API,
+        decision: DecisionLabel::BadRequest,
+        reason,
+    };
+
+    // Phase 1: framing, Host, target form.
+    let host = match request::check(req.method(), req.uri(), req.version(), req.headers()) {
+        Ok(h) => h,
+        Err(why) => {
+            let close = why.poisons_connection();
+            let resp = if close {
+                refusal(Refusal::BadRequest, true)
+            } else {
+                refuse(req, Refusal::BadRequest, settings).await
+            };
+            return (resp, bad(why.as_str()), None);
+        }
+    };
+    let uri = req.uri().clone();
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    if path_and_query.len() > settings.limits.max_target_length {
+        let resp = refuse(req, Refusal::TargetTooLong, settings).await;
+        return (resp, bad("target_too_long"), None);
+    }
+
+    // Phase 2: canonical target. `OPTIONS *` has no path to authorize: it is refused by
+    // authorization below (it matches no API).
+    let target = if path_and_query == "*" {
+        None
+    } else {
+        match canonicalize(path_and_query) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                let resp = refuse(req, Refusal::BadRequest, settings).await;
+                return (resp, bad(BadRequest::BadTarget.as_str()), None);
+            }
+        }
+    };
+    let (path, query) = match &target {
+        Some(t) => (t.path.as_ref(), t.query),
+        None => ("*", None),
+    };
+
+    // Phase 3: credentials.
+    let creds = match auth::parse_basic(req.headers()) {
+        Ok(c) => c,
+        Err(AuthError::Ambiguous) => {
+            let resp = refuse(req, Refusal::BadRequest, settings).await;
+            return (resp, bad(BadRequest::SeveralAuthorizations.as_str()), None);
+        }
+        Err(e) => {
+            let resp = refuse(req, Refusal::Unauthenticated, settings).await;
+            let reason = match e {
+                AuthError::Missing => "no_credentials",
+                AuthError::NotBasic => "not_basic",
+                AuthError::TooLong => "credentials_too_long",
+                _ => "malformed_credentials",
+            };
+            let outcome = Outcome {
+                token: None,
+                api: NO_API,
+                decision: DecisionLabel::Unauthenticated,
+                reason,
+            };
+            return (resp, outcome, None);
+        }
+    };
+
+    // Phase 4: decision.
+    let mut overrides = Vec::new();
+    request::method_overrides(req.headers(), query, &mut overrides);
+    let ask = Ask {
+        method: method_index(req.method().as_str()),
+        overrides: &overrides,
+        path,
+    };
+    let now = unix_now();
+    let allowed = match decision::decide(policy, &creds, &ask, now) {
+        Ok(a) => a,
+        Err(denial) => {
+            let kind = match denial {
+                Denial::Credentials { .. } => {
+                    Refusal::InvalidCredentials(settings.invalid_credentials_status)
+                }
+                Denial::Scope { .. } => Refusal::AccessDenied,
+            };
+            let (token, api) = match denial {
+                Denial::Credentials { token, .. } => (token, NO_API),
+                Denial::Scope { token, reason } => {
+                    let api = match reason {
+                        decision::ScopeFailure::Method { api } => policy.api_name(api),
+                        decision::ScopeFailure::Override { api: Some(api) } => policy.api_name(api),
+                        _ => NO_API,
+                    };
+                    (Some(token), api)
+                }
+            };
+            // Only a token whose secret was verified is attributed by SID in metrics: an
+            // unknown SID or a wrong secret is counted under `unknown`.
+            let token = token.filter(|_| {
+                !matches!(
+                    denial,
+                    Denial::Credentials {
+                        reason: decision::CredentialFailure::WrongSecret
+                            | decision::CredentialFailure::UnknownSid
+                            | decision::CredentialFailure::Deleted,
+                        ..
+                    }
+                )
+            });
+            let outcome = Outcome {
+                token,
+                api,
+                decision: denial.label(),
+                reason: denial.reason(),
+            };
+            drop(creds);
+            let resp = refuse(req, kind, settings).await;
+            return (resp, outcome, None);
+        }
+    };
+    drop(creds);
+    let token = allowed.token;
+    let api_name = allowed.api.map_or(NO_API, |a| policy.api_name(a));
+    token.runtime.mark_used(&shared.metrics, now);
+    if decision::shadow_denies(policy, token, &ask) == Some(true) {
+        shared
+            .metrics
+            .count_shadow_denied(&token.spec.sid, api_name, method_label(req.method()));
+        tracing::info!(
+            target: "scopegate::shadow",
+            token = token.spec.sid.as_str(),
+            api = api_name,
+            method = req.method().as_str(),
+            path,
+            "request allowed by scopes would be denied by shadow_scopes"
+        );
+    }
+    if allowed.secret == SecretUsed::Previous {
+        tracing::info!(
+            target: "scopegate::auth",
+            token = token.spec.sid.as_str(),
+            "request authenticated with the previous secret (grace period)"
+        );
+    }
+    let mut outcome = Outcome {
+        token: Some(token),
+        api: api_name,
+        decision: DecisionLabel::Allowed,
+        reason: if allowed.secret == SecretUsed::Previous {
+            "previous_secret"
+        } else {
+            "in_scope"
+        },
+    };
+
+    // Phase 5: forward.
+    let upstream = &settings.upstreams[allowed.upstream];
+    let identity = Identity {
+        sid: &token.spec.sid,
+        account: &token.spec.account,
+        client_addr: conn.remote,
+        tls: conn.tls,
+        host,
+        keep_authorization: settings.forward_authorization,
+    };
+    if forward::prepare(&mut req, upstream, path, query, &identity).is_err() {
+        // The canonical path is valid by construction; treat a failure as a bad target.
+        outcome.decision = DecisionLabel::BadRequest;
+        outcome.reason = "unforwardable_target";
+        return (refusal(Refusal::BadRequest, true), outcome, None);
+    }
+    let sent = Instant::now();
+    let result = tokio::time::timeout(upstream.response_timeout, shared.client.request(req)).await;
+    let upstream_secs = sent.elapsed().as_secs_f64();
+    shared
+        .metrics
+        .observe_duration(api_name, start.elapsed().as_secs_f64());
+    match result {
+        Ok(Ok(mut resp)) => {
+            forward::clean_response(&mut resp);
+            shared
+                .metrics
+                .count_upstream(&token.runtime.series, api_name, resp.status());
+            (resp.map(Either::Left), outcome, Some(upstream_secs))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(
+                target: "scopegate::upstream",
+                upstream = upstream.name.as_str(),
+                error = %e,
+                connect = e.is_connect(),
+                "upstream request failed"
+            );
+            outcome.reason = "upstream_error";
+            (
+                refusal(Refusal::BadGateway, false),
+                outcome,
+                Some(upstream_secs),
+            )
+        }
+        Err(_) => {
+            tracing::warn!(
+                target: "scopegate::upstream",
+                upstream = upstream.name.as_str(),
+                "upstream response timed out"
+            );
+            outcome.reason = "upstream_timeout";
+            (
+                refusal(Refusal::GatewayTimeout, false),
+                outcome,
+                Some(upstream_secs),
+            )
+        }
+    }
+}
+
+/// Builds a refusal for a request whose body may be unread. On HTTP/1.1, hyper closes a
+/// connection whose request body was not consumed, without telling the client; a small
+/// declared body is drained (bounded in size and time) so keep-alive survives, anything
+/// else gets an explicit `Connection: close`.
+async fn refuse(
+    req: Request<Incoming>,
+    kind: Refusal,
+    settings: &crate::config::Settings,
+) -> Response<GatewayBody> {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    if req.version() >= Version::HTTP_2 {
+        return refusal(kind, false);
+    }
+    let headers = req.headers();
+    let declared: Option<u64> = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let chunked = headers.contains_key(TRANSFER_ENCODING);
+    let has_body = chunked || declared.is_some_and(|n| n > 0);
+    if !has_body {
+        return refusal(kind, false);
+    }
+    let limit = settings.limits.max_refused_body_drain_bytes;
+    if declared.is_some_and(|n| n > limit) {
+        return refusal(kind, true);
+    }
+    let body = Limited::new(req.into_body(), limit as usize);
+    let drained = tokio::time::timeout(settings.timeouts.refused_body_drain, body.collect()).await;
+    let clean = matches!(drained, Ok(Ok(_)));
+    refusal(kind, !clean)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

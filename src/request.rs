@@ -1,0 +1,257 @@
+//! Request-level checks made before authentication: framing, `Host`, the request-target's
+//! form, and the method overrides a client may name. Pure functions over HTTP parts.
+
+use http::header::{self, HeaderMap};
+use http::uri::Authority;
+use http::{Method, Uri, Version};
+
+use crate::model::method_index;
+
+/// Why a request is refused with 400 before anything else is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    MissingHost,
+    SeveralHosts,
+    InvalidHost,
+    AuthorityMismatch,
+    UserinfoInTarget,
+    AsteriskForm,
+    ConflictingLength,
+    LengthAndChunked,
+    SeveralAuthorizations,
+    BadTarget,
+}
+
+impl BadRequest {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadRequest::MissingHost => "missing_host",
+            BadRequest::SeveralHosts => "several_hosts",
+            BadRequest::InvalidHost => "invalid_host",
+            BadRequest::AuthorityMismatch => "authority_mismatch",
+            BadRequest::UserinfoInTarget => "userinfo_in_target",
+            BadRequest::AsteriskForm => "asterisk_form",
+            BadRequest::ConflictingLength => "conflicting_content_length",
+            BadRequest::LengthAndChunked => "content_length_and_transfer_encoding",
+            BadRequest::SeveralAuthorizations => "several_authorization_headers",
+            BadRequest::BadTarget => "bad_target",
+        }
+    }
+
+    /// Framing problems mean the bytes after this request cannot be trusted: the
+    /// connection must be closed, never reused.
+    pub fn poisons_connection(self) -> bool {
+        matches!(
+            self,
+            BadRequest::ConflictingLength | BadRequest::LengthAndChunked
+        )
+    }
+}
+
+/// Checks framing and `Host`; returns the host (or `:authority`) to report upstream.
+pub fn check(
+    method: &Method,
+    uri: &Uri,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Option<http::HeaderValue>, BadRequest> {
+    // Request smuggling: a message with both framings, or with several differing
+    // lengths, is read differently by different parsers (RFC 9112 §6.3).
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return Err(BadRequest::LengthAndChunked);
+    }
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        if lengths.any(|other| other != first) || first.as_bytes().contains(&b',') {
+            return Err(BadRequest::ConflictingLength);
+        }
+    }
+
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(BadRequest::SeveralHosts);
+    }
+    let host_authority = match host {
+        Some(h) => {
+            let a = std::str::from_utf8(h.as_bytes())
+                .ok()
+                .and_then(|s| s.parse::<Authority>().ok())
+                .ok_or(BadRequest::InvalidHost)?;
+            if a.as_str().contains('@') || a.host().is_empty() {
+                return Err(BadRequest::InvalidHost);
+            }
+            Some(a)
+        }
+        None => None,
+    };
+
+    if let Some(authority) = uri.authority() {
+        if authority.as_str().contains('@') {
+            return Err(BadRequest::UserinfoInTarget);
+        }
+        // Absolute-form (or HTTP/2 `:authority`): must name the same host as `Host`.
+        if let Some(h) = &host_authority {
+            if !h.as_str().eq_ignore_ascii_case(authority.as_str()) {
+                return Err(BadRequest::AuthorityMismatch);
+            }
+        }
+    } else if host_authority.is_none() && version == Version::HTTP_11 {
+        return Err(BadRequest::MissingHost);
+    }
+
+    if uri.path() == "*" && method != Method::OPTIONS {
+        return Err(BadRequest::AsteriskForm);
+    }
+
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(BadRequest::SeveralAuthorizations);
+    }
+
+    Ok(host.cloned().or_else(|| {
+        uri.authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    }))
+}
+
+/// Header names that ask an upstream framework to treat the request as another method.
+const OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Collects every method override the request carries: each must be authorized like the
+/// wire method. Unknown verbs become `None` (never grantable). At most a few are kept; a
+/// request with more than 8 is treated as carrying an ungrantable one.
+pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, out: &mut Vec<Option<u8>>) {
+    for name in OVERRIDE_HEADERS {
+        for v in headers.get_all(name) {
+            let m = v.to_str().ok().map(str::trim).and_then(method_index);
+            out.push(m);
+        }
+    }
+    if let Some(q) = query {
+        for pair in q.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if key == "_method" || key.eq_ignore_ascii_case("%5fmethod") {
+                out.push(upper_method(value));
+            }
+        }
+    }
+    if out.len() > 8 {
+        out.truncate(8);
+        out.push(None);
+    }
+}
+
+/// `_method` values are often lower-case in form posts; frameworks upper-case them.
+fn upper_method(v: &str) -> Option<u8> {
+    if v.len() > 16 || !v.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    method_index(&v.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn run(pairs: &[(&str, &str)], target: &str) -> Result<Option<HeaderValue>, BadRequest> {
+        check(
+            &Method::GET,
+            &target.parse().unwrap(),
+            Version::HTTP_11,
+            &headers(pairs),
+        )
+    }
+
+    #[test]
+    fn host_rules() {
+        assert!(run(&[("host", "a.example")], "/x").is_ok());
+        assert_eq!(run(&[], "/x"), Err(BadRequest::MissingHost));
+        assert_eq!(
+            run(&[("host", "a"), ("host", "b")], "/x"),
+            Err(BadRequest::SeveralHosts)
+        );
+        assert_eq!(run(&[("host", "a b")], "/x"), Err(BadRequest::InvalidHost));
+        assert_eq!(run(&[("host", "u@a")], "/x"), Err(BadRequest::InvalidHost));
+        assert_eq!(
+            run(&[("host", "a.example")], "http://b.example/x"),
+            Err(BadRequest::AuthorityMismatch)
+        );
+        assert!(run(&[("host", "a.example")], "http://A.example/x").is_ok());
+        assert_eq!(
+            run(&[("host", "a.example")], "http://u@a.example/x"),
+            Err(BadRequest::UserinfoInTarget)
+        );
+    }
+
+    #[test]
+    fn framing_rules() {
+        assert_eq!(
+            run(
+                &[
+                    ("host", "a"),
+                    ("content-length", "3"),
+                    ("transfer-encoding", "chunked")
+                ],
+                "/"
+            ),
+            Err(BadRequest::LengthAndChunked)
+        );
+        assert_eq!(
+            run(
+                &[
+                    ("host", "a"),
+                    ("content-length", "3"),
+                    ("content-length", "4")
+                ],
+                "/"
+            ),
+            Err(BadRequest::ConflictingLength)
+        );
+        assert!(run(
+            &[
+                ("host", "a"),
+                ("content-length", "3"),
+                ("content-length", "3")
+            ],
+            "/"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn overrides_are_collected() {
+        let mut out = Vec::new();
+        method_overrides(
+            &headers(&[
+                ("x-http-method-override", "DELETE"),
+                ("x-method-override", "BREW"),
+            ]),
+            Some("a=1&_method=put"),
+            &mut out,
+        );
+        assert_eq!(out, vec![method_index("DELETE"), None, method_index("PUT")]);
+    }
+}

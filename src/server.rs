@@ -1,0 +1,104 @@
+//! Listeners: the accept loop with its connection limit, per-connection HTTP settings
+//! (timeouts, header limits), and the graceful drain on shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::Settings;
+use crate::proxy::{self, ConnInfo, Shared};
+
+/// The HTTP settings every client connection gets. Fixed at start-up: changing them
+/// needs a restart (a reload reports that).
+fn connection_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Slowloris: a client must finish its request head within this time.
+        .header_read_timeout(settings.timeouts.header_read)
+        // hyper answers 431 when the head does not fit this buffer.
+        .max_buf_size(settings.limits.max_header_bytes.max(8192))
+        .max_headers(settings.limits.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.limits.http2_max_concurrent_streams)
+        .max_header_list_size(settings.limits.max_header_bytes as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+/// Serves proxied traffic on `listener` until `shutdown` resolves, then stops accepting
+/// and waits (up to the configured drain timeout) for in-flight requests to finish.
+pub async fn serve_main(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    let settings = shared.policy.load().settings.clone();
+    let builder = connection_builder(&settings);
+    let graceful = GracefulShutdown::new();
+    // New connections wait in the kernel's backlog while the limit is reached; the ones
+    // already open are unaffected.
+    let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
+    tokio::pin!(shutdown);
+
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off briefly rather than
+                    // spin on a failing accept.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn_info = ConnInfo { remote, tls: false };
+        let shared = shared.clone();
+        let service = service_fn(move |req| proxy::handle(shared.clone(), conn_info, req));
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracing::info!(
+        connections = graceful.count(),
+        "stopped accepting; draining in-flight requests"
+    );
+    if tokio::time::timeout(settings.timeouts.shutdown, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; closing remaining connections");
+    }
+}

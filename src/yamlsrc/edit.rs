@@ -1,0 +1,3 @@
+pub fn quote_scalar(s: &str) -> String {
+    format!("{s:?}")
+}

@@ -1,0 +1,4 @@
+//! STUB
+pub mod spans;
+
+pub mod edit;
