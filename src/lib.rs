@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bruteforce;
 pub mod cli;
 pub mod config;
 pub mod decision;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
 pub mod reload;
 pub mod request;
 pub mod response;
@@ -66,6 +68,8 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
         metrics,
         registry,
         client,
+        rate_limits: Box::new(ratelimit::LocalBackend),
+        addresses: bruteforce::AddressThrottle::default(),
     })
 }
 

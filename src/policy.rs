@@ -68,7 +68,8 @@ impl Policy {
 
         let mut tokens = HashMap::with_capacity(config.tokens.len());
         for spec in config.tokens {
-            let runtime = registry.attach(&spec.sid, &spec.account, metrics);
+            let limit = spec.rate_limit.unwrap_or(config.settings.rate_limit);
+            let runtime = registry.attach(&spec.sid, &spec.account, limit, metrics);
             let token = Token {
                 expires_unix: spec.expires_at.map(OffsetDateTime::unix_timestamp),
                 previous_until_unix: spec.previous.as_ref().map(|(_, t)| t.unix_timestamp()),

@@ -13,11 +13,13 @@ use http_body_util::{BodyExt, Either, Limited};
 use hyper::body::Incoming;
 
 use crate::auth::{self, AuthError};
+use crate::bruteforce::AddressThrottle;
 use crate::decision::{self, Ask, Denial, SecretUsed};
 use crate::forward::{self, Identity, UpstreamClient};
 use crate::metrics::{DecisionLabel, Metrics, NO_API};
 use crate::model::{method_index, method_label};
 use crate::policy::Policy;
+use crate::ratelimit::{self, RateLimitBackend, RateOutcome};
 use crate::request::{self, BadRequest};
 use crate::response::{refusal, GatewayBody, Refusal};
 use crate::runtime::RuntimeRegistry;
@@ -29,6 +31,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub registry: RuntimeRegistry,
     pub client: UpstreamClient,
+    pub rate_limits: Box<dyn RateLimitBackend>,
+    pub addresses: AddressThrottle,
 }
 
 /// Facts about the connection a request arrived on.
@@ -164,7 +168,41 @@ async fn run<'p>(
         }
     };
 
-    // Phase 4: decision.
+    // Phase 4: decision, behind the failed-authentication throttle: a throttled address or
+    // SID gets 429 before its secret is even checked.
+    let mono_now = Instant::now();
+    let client_ip = conn.remote.ip();
+    let throttled = if shared.addresses.is_blocked(client_ip, mono_now) {
+        Some("address")
+    } else if policy
+        .tokens
+        .get(creds.sid())
+        .is_some_and(|t| t.runtime.failures.is_blocked(mono_now))
+    {
+        Some("sid")
+    } else {
+        None
+    };
+    if let Some(kind) = throttled {
+        shared.metrics.throttled.with_label_values(&[kind]).inc();
+        drop(creds);
+        let mut resp = refuse(req, Refusal::RateLimited, settings).await;
+        resp.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(settings.bruteforce.cooloff.as_secs().max(1)),
+        );
+        let outcome = Outcome {
+            token: None,
+            api: NO_API,
+            decision: DecisionLabel::RateLimited,
+            reason: if kind == "sid" {
+                "bruteforce_sid"
+            } else {
+                "bruteforce_address"
+            },
+        };
+        return (resp, outcome, None);
+    }
     let mut overrides = Vec::new();
     request::method_overrides(req.headers(), query, &mut overrides);
     let ask = Ask {
@@ -176,6 +214,26 @@ async fn run<'p>(
     let allowed = match decision::decide(policy, &creds, &ask, now) {
         Ok(a) => a,
         Err(denial) => {
+            if let Denial::Credentials {
+                token: failed,
+                reason:
+                    decision::CredentialFailure::WrongSecret
+                    | decision::CredentialFailure::UnknownSid
+                    | decision::CredentialFailure::Deleted,
+            } = denial
+            {
+                let bf = &settings.bruteforce;
+                shared.addresses.record_failure(client_ip, mono_now, bf);
+                if let Some(t) = failed {
+                    if t.runtime.failures.record_failure(mono_now, bf) {
+                        tracing::warn!(
+                            target: "scopegate::auth",
+                            token = t.spec.sid.as_str(),
+                            "too many failed secrets; token throttled for the cooling-off period"
+                        );
+                    }
+                }
+            }
             let kind = match denial {
                 Denial::Credentials { .. } => {
                     Refusal::InvalidCredentials(settings.invalid_credentials_status)
@@ -220,7 +278,24 @@ async fn run<'p>(
     drop(creds);
     let token = allowed.token;
     let api_name = allowed.api.map_or(NO_API, |a| policy.api_name(a));
+    token.runtime.failures.record_success(mono_now);
     token.runtime.mark_used(&shared.metrics, now);
+
+    // Phase 5: rate limit. Only authorized requests take from the token's quota.
+    let limiter = token.runtime.limiter.load_full();
+    let rate = shared.rate_limits.check(&token.spec.sid, &limiter);
+    token.runtime.record_rate(rate, limiter.limit.burst);
+    if let RateOutcome::Limited { .. } = rate {
+        let mut resp = refuse(req, Refusal::RateLimited, settings).await;
+        ratelimit::set_headers(resp.headers_mut(), &limiter, rate);
+        let outcome = Outcome {
+            token: Some(token),
+            api: api_name,
+            decision: DecisionLabel::RateLimited,
+            reason: "token_rate_limit",
+        };
+        return (resp, outcome, None);
+    }
     if decision::shadow_denies(policy, token, &ask) == Some(true) {
         shared
             .metrics
@@ -252,7 +327,7 @@ async fn run<'p>(
         },
     };
 
-    // Phase 5: forward.
+    // Phase 6: forward.
     let upstream = &settings.upstreams[allowed.upstream];
     let identity = Identity {
         sid: &token.spec.sid,
@@ -277,6 +352,7 @@ async fn run<'p>(
     match result {
         Ok(Ok(mut resp)) => {
             forward::clean_response(&mut resp);
+            ratelimit::set_headers(resp.headers_mut(), &limiter, rate);
             shared
                 .metrics
                 .count_upstream(&token.runtime.series, api_name, resp.status());

@@ -1,5 +1,5 @@
 //! Per-token runtime state that outlives any one configuration snapshot: metric handles,
-//! last use, and (through `ratelimit`) the limiter bucket.
+//! last use, the rate-limit bucket and the failed-authentication count.
 //!
 //! Kept in a concurrent map keyed by SID. A reload re-attaches the state of every token
 //! that still exists to the new snapshot and forgets the rest, so counters and buckets are
@@ -8,22 +8,36 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
+use prometheus::{Gauge, IntGauge};
 
+use crate::bruteforce::SidFailures;
+use crate::config::RateLimit;
 use crate::metrics::{Metrics, TokenSeries};
+use crate::ratelimit::{RateOutcome, TokenLimiter};
 
 /// State of one token that survives reloads.
 pub struct TokenRuntime {
     pub series: TokenSeries,
     /// Unix seconds of the last authenticated request, 0 when never used since start.
     last_used: AtomicI64,
+    /// Swapped only when a reload changes this token's limit.
+    pub limiter: ArcSwap<TokenLimiter>,
+    pub failures: SidFailures,
+    remaining_gauge: IntGauge,
+    utilization_gauge: Gauge,
 }
 
 impl TokenRuntime {
-    fn new(sid: &str, account: &str) -> TokenRuntime {
+    fn new(sid: &str, account: &str, limit: RateLimit, metrics: &Metrics) -> TokenRuntime {
         TokenRuntime {
             series: TokenSeries::new(sid, account),
             last_used: AtomicI64::new(0),
+            limiter: ArcSwap::from_pointee(TokenLimiter::new(limit)),
+            failures: SidFailures::default(),
+            remaining_gauge: metrics.rate_limit_remaining.with_label_values(&[sid]),
+            utilization_gauge: metrics.rate_limit_utilization.with_label_values(&[sid]),
         }
     }
 
@@ -41,6 +55,19 @@ impl TokenRuntime {
             t => Some(t),
         }
     }
+
+    /// Updates the rate-limit gauges after a decision (pre-resolved handles: no label
+    /// lookup on the hot path).
+    pub fn record_rate(&self, outcome: RateOutcome, burst: u32) {
+        let remaining = match outcome {
+            RateOutcome::Allowed { remaining, .. } => remaining,
+            RateOutcome::Limited { .. } => 0,
+        };
+        self.remaining_gauge.set(i64::from(remaining));
+        let burst = f64::from(burst.max(1));
+        self.utilization_gauge
+            .set((burst - f64::from(remaining)) / burst);
+    }
 }
 
 /// The registry of runtime states, keyed by SID.
@@ -51,14 +78,24 @@ pub struct RuntimeRegistry {
 
 impl RuntimeRegistry {
     /// The state for a token, created on first sight. A token whose account changed gets
-    /// fresh state so that its series carry the right `account` label.
-    pub fn attach(&self, sid: &str, account: &str, metrics: &Metrics) -> Arc<TokenRuntime> {
+    /// fresh state so that its series carry the right `account` label; a token whose limit
+    /// changed gets a fresh bucket, everything else is kept.
+    pub fn attach(
+        &self,
+        sid: &str,
+        account: &str,
+        limit: RateLimit,
+        metrics: &Metrics,
+    ) -> Arc<TokenRuntime> {
         if let Some(existing) = self.tokens.get(sid) {
             if existing.series.account == account {
+                if existing.limiter.load().limit != limit {
+                    existing.limiter.store(Arc::new(TokenLimiter::new(limit)));
+                }
                 return existing.clone();
             }
         }
-        let fresh = Arc::new(TokenRuntime::new(sid, account));
+        let fresh = Arc::new(TokenRuntime::new(sid, account, limit, metrics));
         if let Some(old) = self.tokens.insert(sid.to_owned(), fresh.clone()) {
             metrics.forget_token(&old.series);
         }

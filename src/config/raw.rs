@@ -33,6 +33,18 @@ pub struct RawGateway {
     pub forward_authorization: Option<bool>,
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
+    pub bruteforce: Option<RawBruteForce>,
+}
+
+/// The failed-authentication throttle.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBruteForce {
+    pub max_failures: Option<u32>,
+    pub max_failures_per_address: Option<u32>,
+    pub window: Option<String>,
+    pub cooloff: Option<String>,
+    pub max_tracked_addresses: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

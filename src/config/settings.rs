@@ -121,6 +121,7 @@ pub struct Settings {
     pub forward_authorization: bool,
     pub timeouts: Timeouts,
     pub limits: Limits,
+    pub bruteforce: crate::bruteforce::BruteForceSettings,
 }
 
 impl Settings {

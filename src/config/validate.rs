@@ -11,9 +11,11 @@ use time::OffsetDateTime;
 
 use super::error::ErrorSink;
 use super::raw::{
-    RawAccount, RawGateway, RawLimits, RawRateLimit, RawScope, RawTimeouts, RawToken, RawTokensFile,
+    RawAccount, RawBruteForce, RawGateway, RawLimits, RawRateLimit, RawScope, RawTimeouts,
+    RawToken, RawTokensFile,
 };
 use super::settings::*;
+use crate::bruteforce::BruteForceSettings;
 use crate::model::{method_index, MethodSet, SecretHash, TokenKind, TokenStatus, KNOWN_METHODS};
 use crate::scope::pattern::parse_pattern;
 
@@ -53,6 +55,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
 
     let timeouts = timeouts(sink, raw.timeouts.unwrap_or_default());
     let limits = limits(sink, raw.limits.unwrap_or_default());
+    let bruteforce = bruteforce(sink, raw.bruteforce.unwrap_or_default());
 
     let mut upstreams = Vec::new();
     for (name, up) in &raw.upstreams {
@@ -232,6 +235,36 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         forward_authorization: raw.forward_authorization.unwrap_or(false),
         timeouts,
         limits,
+        bruteforce,
+    }
+}
+
+fn bruteforce(sink: &mut ErrorSink<'_>, raw: RawBruteForce) -> BruteForceSettings {
+    let d = BruteForceSettings::default();
+    if raw.max_failures == Some(0) || raw.max_tracked_addresses == Some(0) {
+        sink.push(
+            "bruteforce",
+            "max_failures and max_tracked_addresses must be at least 1",
+            "the defaults are 10 failures and 65536 addresses",
+        );
+    }
+    BruteForceSettings {
+        max_failures: raw.max_failures.unwrap_or(d.max_failures).max(1),
+        max_failures_per_address: raw
+            .max_failures_per_address
+            .unwrap_or(d.max_failures_per_address)
+            .max(1),
+        window: duration_or(sink, "bruteforce.window", raw.window.as_deref(), d.window),
+        cooloff: duration_or(
+            sink,
+            "bruteforce.cooloff",
+            raw.cooloff.as_deref(),
+            d.cooloff,
+        ),
+        max_tracked_addresses: raw
+            .max_tracked_addresses
+            .unwrap_or(d.max_tracked_addresses)
+            .max(1),
     }
 }
 

@@ -1,0 +1,221 @@
+//! Per-token rate limits (GCRA, from the `governor` crate) and the quota headers.
+//!
+//! The request path talks to [`RateLimitBackend`], so a shared backend (Redis, for several
+//! replicas) can replace the in-process one without touching the proxy. The in-process
+//! limiter lives on the token's runtime state, which survives reloads: a reload that does
+//! not change a token's limit keeps its bucket; one that does starts a fresh bucket for
+//! that token only.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+
+use crate::config::RateLimit;
+
+/// What the limiter decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateOutcome {
+    Allowed {
+        /// Requests the token may still send at once.
+        remaining: u32,
+        /// Seconds until the burst capacity is full again.
+        reset_secs: u64,
+    },
+    Limited {
+        /// Seconds until the next request may pass (at least 1).
+        retry_after_secs: u64,
+    },
+}
+
+/// Where rate-limit state lives. `local::Local` keeps it in process; a shared
+/// implementation keeps it where every replica sees it.
+pub trait RateLimitBackend: Send + Sync {
+    fn check(&self, sid: &str, limiter: &TokenLimiter) -> RateOutcome;
+}
+
+/// The in-process backend: the token's own GCRA bucket.
+pub struct LocalBackend;
+
+impl RateLimitBackend for LocalBackend {
+    fn check(&self, _sid: &str, limiter: &TokenLimiter) -> RateOutcome {
+        limiter.check()
+    }
+}
+
+type Gcra<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>;
+
+/// One token's bucket and its precomputed policy header.
+pub struct TokenLimiter<C: Clock = DefaultClock> {
+    pub limit: RateLimit,
+    gcra: Gcra<C>,
+    clock: C,
+    replenish: Duration,
+    /// `RateLimit-Policy` value, the same for every response of this token.
+    policy_header: HeaderValue,
+}
+
+fn quota(limit: RateLimit) -> (Quota, Duration) {
+    let per = Duration::from_secs_f64(1.0 / limit.requests_per_second.max(1e-9))
+        .max(Duration::from_nanos(1));
+    let burst = NonZeroU32::new(limit.burst).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(per)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst);
+    (quota, per)
+}
+
+impl TokenLimiter<DefaultClock> {
+    pub fn new(limit: RateLimit) -> Self {
+        Self::with_clock(limit, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> TokenLimiter<C> {
+    pub fn with_clock(limit: RateLimit, clock: C) -> Self {
+        let (quota, replenish) = quota(limit);
+        let gcra = RateLimiter::direct_with_clock(quota, clock.clone())
+            .with_middleware::<StateInformationMiddleware>();
+        let window = ceil_secs(replenish * limit.burst.max(1)).max(1);
+        let policy_header =
+            HeaderValue::from_str(&format!("\"default\";q={};w={window}", limit.burst))
+                .unwrap_or(HeaderValue::from_static("\"default\""));
+        TokenLimiter {
+            limit,
+            gcra,
+            clock,
+            replenish,
+            policy_header,
+        }
+    }
+
+    /// Takes one request from the bucket.
+    pub fn check(&self) -> RateOutcome {
+        match self.gcra.check() {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let missing = self.limit.burst.saturating_sub(remaining);
+                RateOutcome::Allowed {
+                    remaining,
+                    reset_secs: ceil_secs(self.replenish * missing),
+                }
+            }
+            Err(not_until) => RateOutcome::Limited {
+                retry_after_secs: ceil_secs(not_until.wait_time_from(self.clock.now())).max(1),
+            },
+        }
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// Adds the IETF `RateLimit-Policy`/`RateLimit` fields and the older
+/// `RateLimit-Limit/-Remaining/-Reset` (and `Retry-After` when limited).
+pub fn set_headers<C: Clock>(
+    headers: &mut HeaderMap,
+    limiter: &TokenLimiter<C>,
+    outcome: RateOutcome,
+) {
+    let (remaining, reset) = match outcome {
+        RateOutcome::Allowed {
+            remaining,
+            reset_secs,
+        } => (remaining, reset_secs),
+        RateOutcome::Limited { retry_after_secs } => {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            (0, retry_after_secs)
+        }
+    };
+    headers.insert(RATELIMIT_POLICY, limiter.policy_header.clone());
+    if let Ok(v) = HeaderValue::from_str(&format!("\"default\";r={remaining};t={reset}")) {
+        headers.insert(RATELIMIT, v);
+    }
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limiter.limit.burst));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(remaining));
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(reset));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    fn limiter(rps: f64, burst: u32) -> (TokenLimiter<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        let l = TokenLimiter::with_clock(
+            RateLimit {
+                requests_per_second: rps,
+                burst,
+            },
+            clock.clone(),
+        );
+        (l, clock)
+    }
+
+    #[test]
+    fn exactly_burst_then_one_per_period() {
+        let (l, clock) = limiter(2.0, 5);
+        let mut allowed = 0;
+        for _ in 0..8 {
+            if matches!(l.check(), RateOutcome::Allowed { .. }) {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 5, "burst of 5, then refused");
+        assert_eq!(
+            l.check(),
+            RateOutcome::Limited {
+                retry_after_secs: 1
+            }
+        );
+        clock.advance(Duration::from_millis(500));
+        assert!(matches!(
+            l.check(),
+            RateOutcome::Allowed { remaining: 0, .. }
+        ));
+        assert!(matches!(l.check(), RateOutcome::Limited { .. }));
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(
+            l.check(),
+            RateOutcome::Allowed {
+                remaining: 4,
+                reset_secs: 1
+            }
+        );
+    }
+
+    #[test]
+    fn headers_carry_the_quota() {
+        let (l, _) = limiter(10.0, 20);
+        let mut h = HeaderMap::new();
+        let out = l.check();
+        set_headers(&mut h, &l, out);
+        assert_eq!(h["ratelimit-policy"], "\"default\";q=20;w=2");
+        assert_eq!(h["ratelimit-limit"], "20");
+        assert_eq!(h["ratelimit-remaining"], "19");
+        assert_eq!(h["ratelimit"], "\"default\";r=19;t=1");
+        assert!(h.get("retry-after").is_none());
+        let mut h = HeaderMap::new();
+        set_headers(
+            &mut h,
+            &l,
+            RateOutcome::Limited {
+                retry_after_secs: 3,
+            },
+        );
+        assert_eq!(h["retry-after"], "3");
+        assert_eq!(h["ratelimit-remaining"], "0");
+    }
+}
