@@ -37,6 +37,7 @@ pub mod response;
 pub mod runtime;
 pub mod scope;
 pub mod server;
+pub mod usage;
 pub mod yamlsrc;
 
 use std::net::SocketAddr;

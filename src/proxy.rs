@@ -280,6 +280,10 @@ async fn run<'p>(
     let api_name = allowed.api.map_or(NO_API, |a| policy.api_name(a));
     token.runtime.failures.record_success(mono_now);
     token.runtime.mark_used(&shared.metrics, now);
+    token
+        .runtime
+        .usage
+        .record(api_name, method_label(req.method()), now);
 
     // Phase 5: rate limit. Only authorized requests take from the token's quota.
     let limiter = token.runtime.limiter.load_full();

@@ -25,6 +25,8 @@ pub struct TokenRuntime {
     /// Swapped only when a reload changes this token's limit.
     pub limiter: ArcSwap<TokenLimiter>,
     pub failures: SidFailures,
+    /// Per-scope usage for `scopegate audit`.
+    pub usage: crate::usage::TokenUsage,
     remaining_gauge: IntGauge,
     utilization_gauge: Gauge,
 }
@@ -36,6 +38,7 @@ impl TokenRuntime {
             last_used: AtomicI64::new(0),
             limiter: ArcSwap::from_pointee(TokenLimiter::new(limit)),
             failures: SidFailures::default(),
+            usage: crate::usage::TokenUsage::default(),
             remaining_gauge: metrics.rate_limit_remaining.with_label_values(&[sid]),
             utilization_gauge: metrics.rate_limit_utilization.with_label_values(&[sid]),
         }
@@ -114,6 +117,13 @@ impl RuntimeRegistry {
         });
         for rt in gone {
             metrics.forget_token(&rt.series);
+        }
+    }
+
+    /// Visits every token's runtime state (for persisting usage).
+    pub fn for_each(&self, mut f: impl FnMut(&str, &TokenRuntime)) {
+        for entry in self.tokens.iter() {
+            f(entry.key(), entry.value());
         }
     }
 

@@ -1,9 +1,12 @@
 //! The command line: argument parsing and one module per command family.
 
+pub mod audit;
 pub mod check;
 pub mod demo;
+pub mod explain;
 pub mod secrets;
 pub mod serve;
+pub mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +60,13 @@ enum Command {
     },
     /// Read a secret on stdin and print its stored form (`sha256:<hex>`).
     Hash,
+    /// Manage tokens in the tokens file: create, list, show, update, reset, disable, enable, delete.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Least-privilege audit: unused scopes, stale tokens, overdue rotations, legacy tokens.
+    Audit(audit::AuditArgs),
+    /// Explain the decision for one token, method and path.
+    Explain(explain::ExplainArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -71,6 +81,9 @@ pub fn main() -> ExitCode {
             log_format,
         } => demo::run(&config, &listen, &admin_listen, log_format),
         Command::Hash => hash(),
+        Command::Token(cmd) => token::run(cmd),
+        Command::Audit(args) => audit::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }
 
