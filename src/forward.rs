@@ -15,17 +15,27 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+
 use crate::config::UpstreamSpec;
+use crate::tls::{TlsError, UpstreamTls};
 
-/// The one upstream client, with its connection pool, built at start-up and shared.
-pub type UpstreamClient = Client<HttpConnector, Incoming>;
+/// The pooled upstream client (http and https), built at start-up and shared.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
-pub fn client(connect_timeout: Duration) -> UpstreamClient {
+/// Builds a client: one for every upstream with default TLS (system roots), plus one per
+/// distinct custom TLS setting (private CA, client certificate).
+pub fn client(connect_timeout: Duration, tls: &UpstreamTls) -> Result<UpstreamClient, TlsError> {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
+    connector.enforce_http(false);
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(crate::tls::client_config(tls)?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(1024)
         .pool_timer(TokioTimer::new())
@@ -33,7 +43,7 @@ pub fn client(connect_timeout: Duration) -> UpstreamClient {
         // A request the client sent may have had effects upstream: never replay it on
         // another connection (non-idempotent requests must not be retried).
         .retry_canceled_requests(false)
-        .build(connector)
+        .build(https))
 }
 
 /// Fields that are hop-by-hop by definition (RFC 9110 §7.6.1) or that only a proxy
@@ -98,6 +108,27 @@ pub struct Identity<'a> {
     /// The client's `Host` (or HTTP/2 `:authority`), for `X-Forwarded-Host`.
     pub host: Option<HeaderValue>,
     pub keep_authorization: bool,
+    /// The protocol a client asked to upgrade to (WebSocket), kept for the upstream.
+    pub upgrade: Option<HeaderValue>,
+}
+
+/// The `Upgrade` value of an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`).
+pub fn upgrade_request<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let wants = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if wants {
+        req.headers().get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
 }
 
 /// Rewrites an authorized request for the upstream, in place: the target becomes exactly
@@ -154,10 +185,23 @@ pub fn prepare(
     if let Some(host) = &identity.host {
         headers.insert(X_FORWARDED_HOST, host.clone());
     }
+    if let Some(protocol) = &identity.upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
     Ok(())
 }
 
-/// Cleans an upstream response before it goes back to the client.
+/// Cleans an upstream response before it goes back to the client. A `101 Switching
+/// Protocols` keeps its `Upgrade` and says `Connection: upgrade`.
 pub fn clean_response<B>(resp: &mut Response<B>) {
+    let upgrade = (resp.status() == http::StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| resp.headers().get(header::UPGRADE).cloned())
+        .flatten();
     strip_hop_by_hop(resp.headers_mut());
+    if let Some(protocol) = upgrade {
+        let h = resp.headers_mut();
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, protocol);
+    }
 }

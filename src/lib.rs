@@ -37,6 +37,7 @@ pub mod response;
 pub mod runtime;
 pub mod scope;
 pub mod server;
+pub mod tls;
 pub mod usage;
 pub mod yamlsrc;
 
@@ -59,19 +60,32 @@ use crate::runtime::RuntimeRegistry;
 pub fn build_shared(config: Config) -> Arc<Shared> {
     let metrics = Metrics::new();
     let registry = RuntimeRegistry::default();
-    let client = forward::client(config.settings.timeouts.upstream_connect);
+    // The default client's TLS uses the system roots; it cannot fail to build (an empty
+    // root store only makes https upstreams fail, which is logged).
+    let client = forward::client(
+        config.settings.timeouts.upstream_connect,
+        &tls::UpstreamTls::default(),
+    )
+    .expect("a client with system roots always builds");
+    let settings = config.settings.clone();
     let policy = Policy::build(config, 1, &registry, &metrics);
     metrics.generation.set(1);
     metrics.count_reload(true);
     metrics.last_reload_success.set(reload::unix_now_f64());
-    Arc::new(Shared {
+    let shared = Arc::new(Shared {
         policy: ArcSwap::from_pointee(policy),
         metrics,
         registry,
         client,
         rate_limits: Box::new(ratelimit::LocalBackend),
         addresses: bruteforce::AddressThrottle::default(),
-    })
+        tls_clients: Default::default(),
+        cert_store: Default::default(),
+    });
+    if let Err(e) = shared.prepare_clients(&settings) {
+        tracing::error!(error = %e, "upstream TLS settings unusable; requests to that upstream get 502");
+    }
+    shared
 }
 
 /// A running gateway: its bound addresses and the means to stop it.
@@ -115,6 +129,18 @@ pub fn start(
 ) -> std::io::Result<Running> {
     let addr = main.local_addr()?;
     let admin_addr = admin.local_addr()?;
+    let tls = match shared.policy.load().settings.tls.clone() {
+        None => None,
+        Some(files) => {
+            let key = tls::load_certified_key(&files.cert, &files.key)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let store = tls::CertStore::new(key);
+            let _ = shared.cert_store.set(store.clone());
+            let config = tls::server_config(store)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            Some(tokio_rustls::TlsAcceptor::from(config))
+        }
+    };
     let (stop, stop_rx) = watch::channel(false);
     let ready = Arc::new(Readiness::default());
     ready.set(true);
@@ -124,6 +150,7 @@ pub fn start(
     let main_task = tokio::spawn(server::serve_main(
         shared.clone(),
         main,
+        tls,
         until_stop(stop_rx.clone()),
     ));
     let admin_task = tokio::spawn(admin::serve_admin(

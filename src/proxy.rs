@@ -33,6 +33,36 @@ pub struct Shared {
     pub client: UpstreamClient,
     pub rate_limits: Box<dyn RateLimitBackend>,
     pub addresses: AddressThrottle,
+    /// Clients for upstreams with their own TLS settings (private CA, client certificate).
+    pub tls_clients: dashmap::DashMap<crate::tls::UpstreamTls, UpstreamClient>,
+    /// The listener's certificate, when TLS is on; replaced on reload.
+    pub cert_store: std::sync::OnceLock<Arc<crate::tls::CertStore>>,
+}
+
+impl Shared {
+    /// The client for an upstream: the shared one, or the one built for its TLS settings.
+    pub fn client_for(&self, upstream: &crate::config::UpstreamSpec) -> Option<UpstreamClient> {
+        if upstream.tls.is_default() {
+            return Some(self.client.clone());
+        }
+        self.tls_clients.get(&upstream.tls).map(|c| c.clone())
+    }
+
+    /// Builds the clients for every custom upstream TLS setting not seen before. Reads
+    /// files: call it off the async workers or at start-up.
+    pub fn prepare_clients(
+        &self,
+        settings: &crate::config::Settings,
+    ) -> Result<(), crate::tls::TlsError> {
+        for up in &settings.upstreams {
+            if up.tls.is_default() || self.tls_clients.contains_key(&up.tls) {
+                continue;
+            }
+            let client = forward::client(settings.timeouts.upstream_connect, &up.tls)?;
+            self.tls_clients.insert(up.tls.clone(), client);
+        }
+        Ok(())
+    }
 }
 
 /// Facts about the connection a request arrived on.
@@ -340,15 +370,29 @@ async fn run<'p>(
         tls: conn.tls,
         host,
         keep_authorization: settings.forward_authorization,
+        upgrade: forward::upgrade_request(&req),
     };
+    let client_upgrade = identity
+        .upgrade
+        .is_some()
+        .then(|| hyper::upgrade::on(&mut req));
     if forward::prepare(&mut req, upstream, path, query, &identity).is_err() {
         // The canonical path is valid by construction; treat a failure as a bad target.
         outcome.decision = DecisionLabel::BadRequest;
         outcome.reason = "unforwardable_target";
         return (refusal(Refusal::BadRequest, true), outcome, None);
     }
+    let Some(client) = shared.client_for(upstream) else {
+        tracing::error!(
+            target: "scopegate::upstream",
+            upstream = upstream.name.as_str(),
+            "no TLS client for this upstream (its CA or client certificate could not be loaded)"
+        );
+        outcome.reason = "upstream_tls_unavailable";
+        return (refusal(Refusal::BadGateway, false), outcome, None);
+    };
     let sent = Instant::now();
-    let result = tokio::time::timeout(upstream.response_timeout, shared.client.request(req)).await;
+    let result = tokio::time::timeout(upstream.response_timeout, client.request(req)).await;
     let upstream_secs = sent.elapsed().as_secs_f64();
     shared
         .metrics
@@ -357,6 +401,11 @@ async fn run<'p>(
         Ok(Ok(mut resp)) => {
             forward::clean_response(&mut resp);
             ratelimit::set_headers(resp.headers_mut(), &limiter, rate);
+            if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                if let Some(client_side) = client_upgrade {
+                    splice_upgrade(client_side, hyper::upgrade::on(&mut resp));
+                }
+            }
             shared
                 .metrics
                 .count_upstream(&token.runtime.series, api_name, resp.status());
@@ -424,6 +473,27 @@ async fn refuse(
     let drained = tokio::time::timeout(settings.timeouts.refused_body_drain, body.collect()).await;
     let clean = matches!(drained, Ok(Ok(_)));
     refusal(kind, !clean)
+}
+
+/// After a `101 Switching Protocols`, copies bytes both ways between the client and the
+/// upstream. Nothing the client sent after its upgrade request reaches the upstream before
+/// the upstream has agreed to the upgrade: hyper only hands out the client's connection
+/// once the 101 response is on its way.
+fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(error = %e, "upgraded connection ended with an error");
+        }
+    });
 }
 
 fn unix_now() -> i64 {

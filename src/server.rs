@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
 use crate::proxy::{self, ConnInfo, Shared};
@@ -43,10 +44,15 @@ fn connection_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
 pub async fn serve_main(
     shared: Arc<Shared>,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let settings = shared.policy.load().settings.clone();
-    let builder = connection_builder(&settings);
+    let mut builder = connection_builder(&settings);
+    if tls.is_none() && !settings.http2_cleartext {
+        builder = builder.http1_only();
+    }
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     // New connections wait in the kernel's backlog while the limit is reached; the ones
     // already open are unaffected.
@@ -75,19 +81,58 @@ pub async fn serve_main(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn_info = ConnInfo { remote, tls: false };
+        let conn_info = ConnInfo {
+            remote,
+            tls: tls.is_some(),
+        };
         let shared = shared.clone();
         let service = service_fn(move |req| proxy::handle(shared.clone(), conn_info, req));
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Some(acceptor) => {
+                // The handshake runs in the connection's own task, bounded by the header
+                // timeout, so a slow handshake cannot hold up the accept loop.
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let handshake_timeout = settings.timeouts.header_read;
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
 
     drop(listener);

@@ -42,41 +42,73 @@ fn errors(gateway: &str, tokens: &str) -> Vec<ConfigError> {
 
 /// The 1-based line of the first line containing `marker`.
 fn line_of(text: &str, marker: &str) -> usize {
-    text.lines().position(|l| l.contains(marker)).expect("marker present") + 1
+    text.lines()
+        .position(|l| l.contains(marker))
+        .expect("marker present")
+        + 1
 }
 
 fn assert_error(errs: &[ConfigError], file: &str, field: &str, line: usize, words: &str) {
-    let found = errs.iter().find(|e| e.field == field).unwrap_or_else(|| {
-        panic!("no error for field {field}; got: {errs:#?}")
-    });
+    let found = errs
+        .iter()
+        .find(|e| e.field == field)
+        .unwrap_or_else(|| panic!("no error for field {field}; got: {errs:#?}"));
     assert!(found.file.ends_with(file), "{found}");
     assert_eq!(found.line, line, "{found}");
     assert!(found.message.contains(words), "{found}");
     assert!(!found.hint.is_empty(), "every error has a hint: {found}");
     let shown = found.to_string();
-    assert!(shown.contains(&format!("{file}:{line}: {field}: ")), "{shown}");
+    assert!(
+        shown.contains(&format!("{file}:{line}: {field}: ")),
+        "{shown}"
+    );
 }
 
 #[test]
 fn unknown_api_in_scope() {
     let t = tokens_with(&token("SGa", "").replace("api: campaigns", "api: nope"));
     let errs = errors(GATEWAY, &t);
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].scopes[0].api", line_of(&t, "nope"), "unknown API `nope`");
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].scopes[0].api",
+        line_of(&t, "nope"),
+        "unknown API `nope`",
+    );
 }
 
 #[test]
 fn bad_method() {
     let t = tokens_with(&token("SGa", "").replace("[GET]", "[GET, FETCH]"));
     let errs = errors(GATEWAY, &t);
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].scopes[0].methods[1]", line_of(&t, "FETCH"), "unknown method `FETCH`");
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].scopes[0].methods[1]",
+        line_of(&t, "FETCH"),
+        "unknown method `FETCH`",
+    );
 }
 
 #[test]
 fn duplicate_sid() {
     let t = tokens_with(&format!("{}{}", token("SGa", ""), token("SGa", "")));
     let errs = errors(GATEWAY, &t);
-    let second = t.lines().enumerate().filter(|(_, l)| l.contains("sid: SGa")).nth(1).unwrap().0 + 1;
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[1].sid", second, "duplicate SID");
+    let second = t
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("sid: SGa"))
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[1].sid",
+        second,
+        "duplicate SID",
+    );
 }
 
 #[test]
@@ -84,7 +116,13 @@ fn over_the_active_token_limit() {
     let body: String = (0..21).map(|i| token(&format!("SG{i}"), "")).collect();
     let t = tokens_with(&body);
     let errs = errors(GATEWAY, &t);
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[20]", line_of(&t, "sid: SG20"), "more than 20 active scoped tokens");
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[20]",
+        line_of(&t, "sid: SG20"),
+        "more than 20 active scoped tokens",
+    );
 }
 
 #[test]
@@ -103,28 +141,52 @@ fn disabled_and_legacy_tokens_do_not_count_toward_the_limit() {
 fn unknown_upstream() {
     let g = GATEWAY.replace("upstream: main", "upstream: elsewhere");
     let errs = errors(&g, &tokens_with(&token("SGa", "")));
-    assert_error(&errs, "scopegate.yaml", "apis.campaigns.upstream", line_of(&g, "elsewhere"), "unknown upstream `elsewhere`");
+    assert_error(
+        &errs,
+        "scopegate.yaml",
+        "apis.campaigns.upstream",
+        line_of(&g, "elsewhere"),
+        "unknown upstream `elsewhere`",
+    );
 }
 
 #[test]
 fn malformed_hash() {
     let t = tokens_with(&token("SGa", "")).replace("sha256:", "sha256:zz");
     let errs = errors(GATEWAY, &t);
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].auth_token_hash", line_of(&t, "auth_token_hash"), "malformed hash");
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].auth_token_hash",
+        line_of(&t, "auth_token_hash"),
+        "malformed hash",
+    );
 }
 
 #[test]
 fn bad_duration() {
     let g = format!("{GATEWAY}timeouts:\n  upstream_response: soon\n");
     let errs = errors(&g, &tokens_with(&token("SGa", "")));
-    assert_error(&errs, "scopegate.yaml", "timeouts.upstream_response", line_of(&g, "soon"), "bad duration");
+    assert_error(
+        &errs,
+        "scopegate.yaml",
+        "timeouts.upstream_response",
+        line_of(&g, "soon"),
+        "bad duration",
+    );
 }
 
 #[test]
 fn unknown_field_is_named() {
     let t = tokens_with(&token("SGa", "        scpoes: []\n"));
     let errs = errors(GATEWAY, &t);
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].scpoes", line_of(&t, "scpoes"), "unknown field `scpoes`");
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].scpoes",
+        line_of(&t, "scpoes"),
+        "unknown field `scpoes`",
+    );
 }
 
 #[test]
@@ -134,31 +196,73 @@ fn bad_email_and_api_version_and_timestamp() {
         "        primary_contact: not-an-email\n        api_version: v9\n        expires_at: tomorrow\n",
     ));
     let errs = errors(GATEWAY, &t);
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].primary_contact", line_of(&t, "not-an-email"), "not an email");
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].api_version", line_of(&t, "v9"), "unknown API version");
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].expires_at", line_of(&t, "tomorrow"), "RFC 3339");
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].primary_contact",
+        line_of(&t, "not-an-email"),
+        "not an email",
+    );
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].api_version",
+        line_of(&t, "v9"),
+        "unknown API version",
+    );
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].expires_at",
+        line_of(&t, "tomorrow"),
+        "RFC 3339",
+    );
 }
 
 #[test]
 fn invalid_path_pattern() {
     let g = GATEWAY.replace("Campaigns/**", "**/Campaigns");
     let errs = errors(&g, &tokens_with(&token("SGa", "")));
-    assert_error(&errs, "scopegate.yaml", "apis.campaigns.paths[0]", line_of(&g, "**/Campaigns"), "invalid path pattern");
+    assert_error(
+        &errs,
+        "scopegate.yaml",
+        "apis.campaigns.paths[0]",
+        line_of(&g, "**/Campaigns"),
+        "invalid path pattern",
+    );
 }
 
 #[test]
 fn deleted_sid_cannot_come_back() {
     let t = format!("{}deleted_sids: [SGa]\n", tokens_with(&token("SGa", "")));
     let errs = errors(GATEWAY, &t);
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].sid", line_of(&t, "sid: SGa"), "was deleted");
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].sid",
+        line_of(&t, "sid: SGa"),
+        "was deleted",
+    );
 }
 
 #[test]
 fn missing_hash_and_name() {
     let t = tokens_with("      - sid: SGa\n        scopes: []\n");
     let errs = errors(GATEWAY, &t);
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].auth_token_hash", line_of(&t, "sid: SGa"), "missing auth_token_hash");
-    assert_error(&errs, "tokens.yaml", "accounts[0].tokens[0].name", line_of(&t, "sid: SGa"), "needs a name");
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].auth_token_hash",
+        line_of(&t, "sid: SGa"),
+        "missing auth_token_hash",
+    );
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].name",
+        line_of(&t, "sid: SGa"),
+        "needs a name",
+    );
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub struct RawGateway {
     #[serde(default)]
     pub apis: BTreeMap<String, RawApi>,
     pub access_log: Option<bool>,
+    /// Accept cleartext HTTP/2 with prior knowledge (h2c) on a non-TLS listener.
+    pub http2_cleartext: Option<bool>,
     pub log_format: Option<String>,
     pub max_active_tokens_per_account: Option<usize>,
     /// `403` (the vendor model, default) or `401` for unknown SIDs and wrong secrets.
@@ -67,6 +69,18 @@ pub struct RawUpstream {
     pub url: String,
     /// Overrides `timeouts.upstream_response` for this upstream.
     pub response_timeout: Option<String>,
+    pub tls: Option<RawUpstreamTls>,
+}
+
+/// TLS to an `https://` upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    /// PEM CA bundle to trust instead of the system roots.
+    pub ca: Option<String>,
+    /// Client certificate chain and key for mutual TLS.
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

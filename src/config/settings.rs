@@ -40,6 +40,7 @@ pub struct UpstreamSpec {
     /// Path prefix of the upstream URL without a trailing slash (often empty).
     pub base_path: String,
     pub response_timeout: Duration,
+    pub tls: crate::tls::UpstreamTls,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +116,7 @@ pub struct Settings {
     pub api_versions: Vec<String>,
     pub apis: Vec<ApiSpec>,
     pub access_log: bool,
+    pub http2_cleartext: bool,
     pub log_format: Option<LogFormat>,
     pub max_active_tokens_per_account: usize,
     pub invalid_credentials_status: http::StatusCode,

@@ -66,14 +66,37 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
             up.response_timeout.as_deref(),
             timeouts.upstream_response,
         );
+        let mut tls = crate::tls::UpstreamTls::default();
+        if let Some(t) = &up.tls {
+            tls.ca = t.ca.as_ref().map(|p| dir.join(p));
+            match (&t.client_cert, &t.client_key) {
+                (Some(c), Some(k)) => tls.client_cert = Some((dir.join(c), dir.join(k))),
+                (None, None) => {}
+                _ => sink.push(
+                    &format!("{field}.tls"),
+                    "client_cert and client_key go together",
+                    "set both for mutual TLS, or neither",
+                ),
+            }
+        }
         match upstream_url(&up.url) {
-            Ok((scheme, authority, base_path)) => upstreams.push(UpstreamSpec {
-                name: name.clone(),
-                scheme,
-                authority,
-                base_path,
-                response_timeout,
-            }),
+            Ok((scheme, authority, base_path)) => {
+                if scheme != http::uri::Scheme::HTTPS && !tls.is_default() {
+                    sink.push(
+                        &format!("{field}.tls"),
+                        "TLS settings on a plain http:// upstream",
+                        "use an https:// URL or remove `tls`",
+                    );
+                }
+                upstreams.push(UpstreamSpec {
+                    name: name.clone(),
+                    scheme,
+                    authority,
+                    base_path,
+                    response_timeout,
+                    tls,
+                })
+            }
             Err(why) => sink.push(
                 &format!("{field}.url"),
                 format!("invalid upstream URL: {why}"),
@@ -229,6 +252,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         api_versions: raw.api_versions,
         apis,
         access_log: raw.access_log.unwrap_or(true),
+        http2_cleartext: raw.http2_cleartext.unwrap_or(false),
         log_format,
         max_active_tokens_per_account: max_active,
         invalid_credentials_status,
