@@ -1,11 +1,28 @@
 //! Reloading: read and validate both files off the async workers, then swap one new
 //! snapshot in atomically. An invalid configuration leaves the old one serving.
+//!
+//! Triggers are `SIGHUP` and changes in the folders holding `scopegate.yaml`, the tokens
+//! file and the TLS files. Folders rather than files are watched, so that editors'
+//! write-to-temp-then-rename and Kubernetes ConfigMap/Secret mounts (where the visible
+//! files are symlinks through `..data`, swapped by renaming a new `..data` symlink over
+//! the old one) are seen. Bursts of events are debounced into one reload, and the watched
+//! folders are re-resolved after every attempt (the tokens file may have moved).
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{self, Config, ConfigErrors};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::{self, Config, ConfigErrors, ScopeGrant, Settings, TokenSpec};
+use crate::model::{MethodSet, TokenStatus};
 use crate::policy::Policy;
 use crate::proxy::Shared;
 
@@ -15,23 +32,49 @@ pub fn unix_now_f64() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Installs a validated configuration as the next generation and returns its number.
-pub fn apply(shared: &Shared, config: Config) -> u64 {
-    let current = shared.policy.load();
-    let generation = current.generation + 1;
-    let policy = Policy::build(config, generation, &shared.registry, &shared.metrics);
-    shared.policy.store(Arc::new(policy));
+/// Serializes build-and-store, so that two reloads racing (say a signal and a direct call)
+/// cannot both claim the same generation number.
+static SWAP_LOCK: Mutex<()> = Mutex::new(());
+
+/// The two snapshots around one successful swap.
+pub struct Swapped {
+    pub old: Arc<Policy>,
+    pub new: Arc<Policy>,
+}
+
+/// Installs a validated configuration as the next generation and returns both snapshots.
+/// Builds the policy (catalog compilation, runtime-state attachment) synchronously: call it
+/// from the blocking pool on a running server, as [`reload`] does.
+pub fn swap(shared: &Shared, config: Config) -> Swapped {
+    let _guard = SWAP_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    let old = shared.policy.load_full();
+    let generation = old.generation + 1;
+    let new = Arc::new(Policy::build(
+        config,
+        generation,
+        &shared.registry,
+        &shared.metrics,
+    ));
+    shared.policy.store(new.clone());
+    crate::refresh_tls(shared, &new.settings);
     shared.metrics.generation.set(generation as i64);
     shared.metrics.count_reload(true);
     shared.metrics.last_reload_success.set(unix_now_f64());
-    generation
+    Swapped { old, new }
 }
 
-/// Reads, validates and applies the configuration at `path`. File I/O and validation run
-/// on the blocking pool.
-pub async fn reload_from(shared: &Shared, path: &Path) -> Result<u64, ConfigErrors> {
+/// Installs a validated configuration as the next generation and returns its number.
+pub fn apply(shared: &Shared, config: Config) -> u64 {
+    swap(shared, config).new.generation
+}
+
+/// Reads, validates and applies the configuration at `path`. File I/O, validation and the
+/// policy build run on the blocking pool; the swap itself is one pointer store. A failure
+/// is counted in `scopegate_config_reloads_total{result="error"}` and changes nothing else.
+pub async fn reload(shared: &Arc<Shared>, path: &Path) -> Result<Swapped, ConfigErrors> {
     let path = path.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || config::load(&path))
+    let target = shared.clone();
+    let result = tokio::task::spawn_blocking(move || config::load(&path).map(|c| swap(&target, c)))
         .await
         .unwrap_or_else(|e| {
             Err(ConfigErrors::single(config::ConfigError {
@@ -42,43 +85,854 @@ pub async fn reload_from(shared: &Shared, path: &Path) -> Result<u64, ConfigErro
                 hint: String::new(),
             }))
         });
-    match loaded {
-        Ok(config) => Ok(apply(shared, config)),
+    if result.is_err() {
+        shared.metrics.count_reload(false);
+    }
+    result
+}
+
+/// Like [`reload`], returning only the new generation number.
+pub async fn reload_from(shared: &Arc<Shared>, path: &Path) -> Result<u64, ConfigErrors> {
+    reload(shared, path).await.map(|s| s.new.generation)
+}
+
+/// One reload attempt, logged either way: the per-token diff and any settings that need a
+/// restart on success, every error (file, line, field) on failure.
+pub async fn run_reload(
+    shared: &Arc<Shared>,
+    config_path: &Path,
+    running: &Settings,
+    trigger: &str,
+) -> Result<u64, ConfigErrors> {
+    match reload(shared, config_path).await {
+        Ok(Swapped { old, new }) => {
+            let diff = diff_tokens(
+                old.tokens.values().map(|t| &t.spec),
+                &api_names(&old.settings),
+                new.tokens.values().map(|t| &t.spec),
+                &api_names(&new.settings),
+            );
+            tracing::info!(
+                generation = new.generation,
+                trigger,
+                tokens = new.tokens.len(),
+                added = %RefList(&diff.added),
+                removed = %RefList(&diff.removed),
+                disabled = %RefList(&diff.disabled),
+                enabled = %RefList(&diff.enabled),
+                scopes_changed = %RefList(&diff.scopes_changed),
+                secret_rotated = %RefList(&diff.rotated),
+                other_changed = %OtherList(&diff.other_changed),
+                "configuration reloaded"
+            );
+            let restart = restart_needed(running, &new.settings);
+            if !restart.is_empty() {
+                tracing::warn!(
+                    generation = new.generation,
+                    settings = %restart.join(", "),
+                    "restart needed for: {}; the running values stay in force until then, \
+                     everything else was applied",
+                    restart.join(", ")
+                );
+            }
+            Ok(new.generation)
+        }
         Err(errors) => {
-            shared.metrics.count_reload(false);
+            let generation = shared.policy.load().generation;
+            for e in &errors.0 {
+                tracing::error!(
+                    trigger,
+                    file = %e.file.display(),
+                    line = e.line,
+                    field = %e.field,
+                    message = %e.message,
+                    hint = %e.hint,
+                    "configuration error"
+                );
+            }
+            tracing::error!(
+                trigger,
+                generation,
+                errors = errors.0.len(),
+                "configuration rejected; generation {generation} keeps serving"
+            );
             Err(errors)
         }
     }
 }
 
-/// Starts the reload triggers: SIGHUP now; file watching joins it in `watch`.
-pub fn spawn_watchers(
+fn api_names(settings: &Settings) -> Vec<&str> {
+    settings.apis.iter().map(|a| a.name.as_str()).collect()
+}
+
+/// A token named in a diff: its SID and display name, never anything secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRef {
+    pub sid: String,
+    pub name: String,
+}
+
+impl TokenRef {
+    fn of(spec: &TokenSpec) -> TokenRef {
+        TokenRef {
+            sid: spec.sid.clone(),
+            name: spec.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for TokenRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.name.is_empty() {
+            f.write_str(&self.sid)
+        } else {
+            write!(f, "{} ({})", self.sid, self.name)
+        }
+    }
+}
+
+/// What a reload changed, token by token. Each list is sorted by SID.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TokenDiff {
+    pub added: Vec<TokenRef>,
+    pub removed: Vec<TokenRef>,
+    pub disabled: Vec<TokenRef>,
+    pub enabled: Vec<TokenRef>,
+    pub scopes_changed: Vec<TokenRef>,
+    /// The stored secret hash changed (reset/rotation).
+    pub rotated: Vec<TokenRef>,
+    /// Other changes, by field name.
+    pub other_changed: Vec<(TokenRef, Vec<&'static str>)>,
+}
+
+impl TokenDiff {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.disabled.is_empty()
+            && self.enabled.is_empty()
+            && self.scopes_changed.is_empty()
+            && self.rotated.is_empty()
+            && self.other_changed.is_empty()
+    }
+}
+
+/// Scopes keyed by API name: API ids are catalog indexes and shift when the catalog
+/// changes, so grants are compared by name.
+fn named_scopes<'a>(scopes: &[ScopeGrant], apis: &[&'a str]) -> Vec<(&'a str, MethodSet)> {
+    let mut named: Vec<(&str, MethodSet)> = scopes
+        .iter()
+        .map(|g| {
+            (
+                apis.get(usize::from(g.api)).copied().unwrap_or("?"),
+                g.methods,
+            )
+        })
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    named
+}
+
+/// Compares two token sets (pure: no I/O, no logging). `*_apis` name the catalog APIs of
+/// each side by id.
+pub fn diff_tokens<'a, 'b>(
+    old: impl IntoIterator<Item = &'a TokenSpec>,
+    old_apis: &[&str],
+    new: impl IntoIterator<Item = &'b TokenSpec>,
+    new_apis: &[&str],
+) -> TokenDiff {
+    let old: BTreeMap<&str, &TokenSpec> = old.into_iter().map(|t| (t.sid.as_str(), t)).collect();
+    let new: BTreeMap<&str, &TokenSpec> = new.into_iter().map(|t| (t.sid.as_str(), t)).collect();
+    let mut diff = TokenDiff::default();
+    for (sid, o) in &old {
+        if !new.contains_key(sid) {
+            diff.removed.push(TokenRef::of(o));
+        }
+    }
+    for (sid, n) in &new {
+        let Some(o) = old.get(sid) else {
+            diff.added.push(TokenRef::of(n));
+            continue;
+        };
+        let r = TokenRef::of(n);
+        match (o.status, n.status) {
+            (TokenStatus::Active, TokenStatus::Disabled) => diff.disabled.push(r.clone()),
+            (TokenStatus::Disabled, TokenStatus::Active) => diff.enabled.push(r.clone()),
+            _ => {}
+        }
+        if named_scopes(&o.scopes, old_apis) != named_scopes(&n.scopes, new_apis) {
+            diff.scopes_changed.push(r.clone());
+        }
+        let rotated = o.hash != n.hash;
+        if rotated {
+            diff.rotated.push(r.clone());
+        }
+        let mut other = Vec::new();
+        let shadow = |t: &TokenSpec, apis: &[&str]| {
+            t.shadow_scopes.as_ref().map(|s| {
+                named_scopes(s, apis)
+                    .into_iter()
+                    .map(|(a, m)| (a.to_owned(), m))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let mut check = |field: &'static str, changed: bool| {
+            if changed {
+                other.push(field);
+            }
+        };
+        check("name", o.name != n.name);
+        check("account", o.account != n.account);
+        check("kind", o.kind != n.kind);
+        check("expires_at", o.expires_at != n.expires_at);
+        check("rate_limit", o.rate_limit != n.rate_limit);
+        check("shadow_scopes", shadow(o, old_apis) != shadow(n, new_apis));
+        check("api_version", o.api_version != n.api_version);
+        check("environment", o.environment != n.environment);
+        // The grace period of the previous secret moves with a rotation; report it only
+        // when it changed on its own.
+        check("previous_secret", !rotated && o.previous != n.previous);
+        check(
+            "metadata",
+            o.description != n.description
+                || o.primary_contact != n.primary_contact
+                || o.developer_emails != n.developer_emails
+                || o.created_at != n.created_at
+                || o.rotated_at != n.rotated_at,
+        );
+        if !other.is_empty() {
+            diff.other_changed.push((r, other));
+        }
+    }
+    diff
+}
+
+/// Formats a list of tokens for a log line, capped so that a bulk import stays one line.
+struct RefList<'a>(&'a [TokenRef]);
+
+const MAX_LISTED: usize = 50;
+
+impl fmt::Display for RefList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, t) in self.0.iter().take(MAX_LISTED).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{t}")?;
+        }
+        if self.0.len() > MAX_LISTED {
+            write!(f, ", ... {} more", self.0.len() - MAX_LISTED)?;
+        }
+        f.write_str("]")
+    }
+}
+
+struct OtherList<'a>(&'a [(TokenRef, Vec<&'static str>)]);
+
+impl fmt::Display for OtherList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, (t, fields)) in self.0.iter().take(MAX_LISTED).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{t}: {}", fields.join("+"))?;
+        }
+        if self.0.len() > MAX_LISTED {
+            write!(f, ", ... {} more", self.0.len() - MAX_LISTED)?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Settings fixed when the listeners start, which a reload cannot change: the names of
+/// those that differ between the running process and a new configuration.
+pub fn restart_needed(running: &Settings, new: &Settings) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    let mut check = |field: &'static str, changed: bool| {
+        if changed {
+            fields.push(field);
+        }
+    };
+    check("listen", running.listen != new.listen);
+    check("admin_listen", running.admin_listen != new.admin_listen);
+    check("tls", running.tls.is_some() != new.tls.is_some());
+    let (rl, nl) = (&running.limits, &new.limits);
+    check(
+        "limits.max_connections",
+        rl.max_connections != nl.max_connections,
+    );
+    check(
+        "limits.max_header_bytes",
+        rl.max_header_bytes != nl.max_header_bytes,
+    );
+    check("limits.max_headers", rl.max_headers != nl.max_headers);
+    check(
+        "limits.http2_max_concurrent_streams",
+        rl.http2_max_concurrent_streams != nl.http2_max_concurrent_streams,
+    );
+    let (rt, nt) = (&running.timeouts, &new.timeouts);
+    check("timeouts.header_read", rt.header_read != nt.header_read);
+    check("timeouts.shutdown", rt.shutdown != nt.shutdown);
+    check(
+        "timeouts.upstream_connect",
+        rt.upstream_connect != nt.upstream_connect,
+    );
+    check("log_format", running.log_format != new.log_format);
+    fields
+}
+
+/// Tuning for [`spawn_watchers_with`].
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Quiet period: a reload starts once no relevant event arrived for this long.
+    pub debounce: Duration,
+    /// Upper bound on how long a steady stream of events can postpone a reload.
+    pub max_delay: Duration,
+    /// Reload on `SIGHUP` (Unix).
+    pub sighup: bool,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            debounce: Duration::from_millis(200),
+            max_delay: Duration::from_secs(2),
+            sighup: true,
+        }
+    }
+}
+
+/// Counters of the reload task, published after every attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// Reload attempts made by the watcher task (file changes and signals).
+    pub attempts: u64,
+    /// Attempts rejected because the new configuration was invalid.
+    pub failures: u64,
+    /// Generation in force after the last attempt.
+    pub generation: u64,
+}
+
+/// The running reload task. Dropping it stops watching.
+pub struct Reloader {
+    status: watch::Receiver<ReloadStatus>,
+    task: JoinHandle<()>,
+}
+
+impl Reloader {
+    /// The counters after the last attempt.
+    pub fn status(&self) -> ReloadStatus {
+        *self.status.borrow()
+    }
+
+    /// A receiver that is notified after every reload attempt.
+    pub fn subscribe(&self) -> watch::Receiver<ReloadStatus> {
+        self.status.clone()
+    }
+
+    /// Waits (without polling) until `done` holds for the status; callers bound it with a
+    /// timeout. If the task has stopped, returns the last status, which may not satisfy
+    /// `done`.
+    pub async fn wait_for(&self, done: impl FnMut(&ReloadStatus) -> bool) -> ReloadStatus {
+        let mut rx = self.status.clone();
+        if let Ok(status) = rx.wait_for(done).await {
+            return *status;
+        }
+        // The task ended (aborted): report where it stopped.
+        let status = *rx.borrow();
+        status
+    }
+
+    /// Waits until generation `generation` (or a later one) is in force.
+    pub async fn wait_for_generation(&self, generation: u64) -> ReloadStatus {
+        self.wait_for(|s| s.generation >= generation).await
+    }
+
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Reloader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the reload triggers with the default options. Must be called inside the Tokio
+/// runtime; the watches and the signal handler are in place when it returns.
+pub fn spawn_watchers(shared: Arc<Shared>, config_path: PathBuf) -> Reloader {
+    spawn_watchers_with(shared, config_path, WatchOptions::default())
+}
+
+/// Starts the reload triggers: `SIGHUP` and file changes, debounced. The settings in
+/// force now are taken as the running ones for "restart needed" reports.
+pub fn spawn_watchers_with(
     shared: Arc<Shared>,
-    config_path: std::path::PathBuf,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    config_path: PathBuf,
+    options: WatchOptions,
+) -> Reloader {
+    let running = shared.policy.load().settings.clone();
+    let mut files = FileWatch::new();
+    files.resolve(&running);
+    let hup = Hangup::new(options.sighup);
+    let (tx, status) = watch::channel(ReloadStatus {
+        generation: shared.policy.load().generation,
+        ..ReloadStatus::default()
+    });
+    let task = tokio::spawn(reload_loop(
+        shared,
+        config_path,
+        running,
+        options,
+        files,
+        hup,
+        tx,
+    ));
+    Reloader { status, task }
+}
+
+async fn reload_loop(
+    shared: Arc<Shared>,
+    config_path: PathBuf,
+    running: Settings,
+    options: WatchOptions,
+    mut files: FileWatch,
+    mut hup: Hangup,
+    status: watch::Sender<ReloadStatus>,
+) {
+    loop {
+        let trigger = tokio::select! {
+            _ = hup.recv() => "SIGHUP",
+            changed = files.next_change() => {
+                if !changed {
+                    continue;
+                }
+                files.debounce(&options).await;
+                "file change"
+            }
+        };
+        let result = run_reload(&shared, &config_path, &running, trigger).await;
+        let generation = shared.policy.load().generation;
+        status.send_modify(|s| {
+            s.attempts += 1;
+            s.failures += u64::from(result.is_err());
+            s.generation = generation;
+        });
+        // The tokens file may have moved, a ConfigMap's timestamped folder was replaced,
+        // or a folder that was missing exists now.
+        files.resolve(&shared.policy.load().settings);
+    }
+}
+
+/// `SIGHUP`, when enabled and available.
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn new(enabled: bool) -> Hangup {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                tracing::warn!("cannot listen for SIGHUP; reload by signal is off");
-                return;
+            let signal = if enabled {
+                match signal(SignalKind::hangup()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by signal is off");
+                        None
+                    }
+                }
+            } else {
+                None
             };
-            while hup.recv().await.is_some() {
-                run_reload(&shared, &config_path, "SIGHUP").await;
-            }
+            Hangup { signal }
         }
-    })
+        #[cfg(not(unix))]
+        {
+            let _ = enabled;
+            Hangup {}
+        }
+    }
+
+    /// Resolves on the next signal; never when disabled.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = self.signal.as_mut() {
+            if s.recv().await.is_some() {
+                return;
+            }
+            self.signal = None;
+        }
+        std::future::pending::<()>().await
+    }
 }
 
-/// One reload attempt, logged either way.
-pub async fn run_reload(shared: &Shared, config_path: &Path, trigger: &str) {
-    match reload_from(shared, config_path).await {
-        Ok(generation) => tracing::info!(generation, trigger, "configuration reloaded"),
-        Err(errors) => tracing::error!(
-            trigger,
-            errors = %errors.to_string().trim_end(),
-            "configuration rejected; the previous configuration keeps serving"
-        ),
+/// Folder watches and the file names that matter in them.
+struct FileWatch {
+    watcher: Option<RecommendedWatcher>,
+    events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    /// Watched folder (canonical form, to avoid watching one inode twice) -> path given.
+    dirs: BTreeMap<PathBuf, PathBuf>,
+    names: BTreeSet<OsString>,
+}
+
+/// The name Kubernetes swaps atomically in ConfigMap and Secret volumes.
+const K8S_DATA: &str = "..data";
+
+impl FileWatch {
+    fn new() -> FileWatch {
+        let (tx, events) = mpsc::unbounded_channel();
+        let watcher = match notify::recommended_watcher(move |event| {
+            let _ = tx.send(event);
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch files; reload on SIGHUP only");
+                None
+            }
+        };
+        FileWatch {
+            watcher,
+            events,
+            dirs: BTreeMap::new(),
+            names: BTreeSet::new(),
+        }
+    }
+
+    /// Watches the folders of the files `settings` names (and of their symlink targets),
+    /// dropping folders no longer needed.
+    fn resolve(&mut self, settings: &Settings) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        let mut files: Vec<&Path> = vec![&settings.config_path, &settings.tokens_path];
+        if let Some(tls) = &settings.tls {
+            files.push(&tls.cert);
+            files.push(&tls.key);
+        }
+        let mut wanted: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+        let mut names: BTreeSet<OsString> = BTreeSet::new();
+        names.insert(K8S_DATA.into());
+        let mut add = |file: &Path| {
+            if let (Some(dir), Some(name)) = (file.parent(), file.file_name()) {
+                names.insert(name.to_owned());
+                let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+                wanted.entry(key).or_insert_with(|| dir.to_path_buf());
+            }
+        };
+        for file in files {
+            add(file);
+            // A symlinked file is also watched where it really lives, so that edits to the
+            // target are seen (for ConfigMaps the `..data` swap already covers it).
+            if let Ok(real) = std::fs::canonicalize(file) {
+                if real != file {
+                    add(&real);
+                }
+            }
+        }
+        let stale: Vec<PathBuf> = self
+            .dirs
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in stale {
+            if let Some(dir) = self.dirs.remove(&key) {
+                // The folder may be gone already (an old ConfigMap generation).
+                let _ = watcher.unwatch(&dir);
+            }
+        }
+        for (key, dir) in wanted {
+            if self.dirs.contains_key(&key) {
+                continue;
+            }
+            match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::debug!(folder = %dir.display(), "watching for configuration changes");
+                    self.dirs.insert(key, dir);
+                }
+                Err(e) => tracing::warn!(
+                    folder = %dir.display(),
+                    error = %e,
+                    "cannot watch folder; changes in it need SIGHUP"
+                ),
+            }
+        }
+        self.names = names;
+    }
+
+    /// Waits for the next event; true when it concerns a configuration file. Never
+    /// resolves when file watching is off.
+    async fn next_change(&mut self) -> bool {
+        if self.watcher.is_none() {
+            return std::future::pending().await;
+        }
+        match self.events.recv().await {
+            Some(event) => self.relevant(&event),
+            None => {
+                self.watcher = None;
+                false
+            }
+        }
+    }
+
+    fn relevant(&self, event: &notify::Result<notify::Event>) -> bool {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "file watch error");
+                return false;
+            }
+        };
+        if event.need_rescan() {
+            return true;
+        }
+        relevant_kind(&event.kind)
+            && event
+                .paths
+                .iter()
+                .any(|p| p.file_name().is_some_and(|name| self.names.contains(name)))
+    }
+
+    /// Waits until no relevant event arrived for `debounce`, or `max_delay` passed.
+    async fn debounce(&mut self, options: &WatchOptions) {
+        let deadline = Instant::now() + options.max_delay;
+        let mut quiet_until = Instant::now() + options.debounce;
+        loop {
+            let until = quiet_until.min(deadline);
+            match tokio::time::timeout_at(until, self.events.recv()).await {
+                Ok(Some(event)) => {
+                    if self.relevant(&event) {
+                        quiet_until = Instant::now() + options.debounce;
+                    }
+                }
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Opening or reading a file is not a change (and the reload itself reads the files).
+fn relevant_kind(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RateLimit;
+    use crate::model::{SecretHash, TokenKind};
+
+    fn methods(list: &[&str]) -> MethodSet {
+        let mut set = MethodSet::EMPTY;
+        for m in list {
+            set.grant(crate::model::method_index(m).expect("known method"));
+        }
+        set
+    }
+
+    fn token(sid: &str, secret: &str, scopes: Vec<ScopeGrant>) -> TokenSpec {
+        TokenSpec {
+            sid: sid.into(),
+            account: "IRacme".into(),
+            name: format!("{sid}-name"),
+            description: String::new(),
+            primary_contact: String::new(),
+            developer_emails: Vec::new(),
+            api_version: None,
+            status: TokenStatus::Active,
+            kind: TokenKind::Scoped,
+            hash: SecretHash::of_secret(secret.as_bytes()),
+            previous: None,
+            environment: None,
+            created_at: None,
+            rotated_at: None,
+            expires_at: None,
+            scopes,
+            shadow_scopes: None,
+            rate_limit: None,
+        }
+    }
+
+    fn grant(api: u16, m: &[&str]) -> ScopeGrant {
+        ScopeGrant {
+            api: api as _,
+            methods: methods(m),
+        }
+    }
+
+    fn refs(sids: &[&str]) -> Vec<TokenRef> {
+        sids.iter()
+            .map(|s| TokenRef {
+                sid: (*s).into(),
+                name: format!("{s}-name"),
+            })
+            .collect()
+    }
+
+    const APIS: &[&str] = &["campaigns", "reports"];
+
+    #[test]
+    fn identical_sets_have_no_diff() {
+        let a = vec![token("SGa", "s", vec![grant(0, &["GET"])])];
+        assert!(diff_tokens(&a, APIS, &a, APIS).is_empty());
+    }
+
+    #[test]
+    fn added_removed_disabled_enabled() {
+        let mut off = token("SGoff", "s", vec![]);
+        off.status = TokenStatus::Disabled;
+        let old = vec![
+            token("SGgone", "s", vec![]),
+            token("SGkeep", "s", vec![]),
+            token("SGdis", "s", vec![]),
+            off.clone(),
+        ];
+        let mut dis = token("SGdis", "s", vec![]);
+        dis.status = TokenStatus::Disabled;
+        off.status = TokenStatus::Active;
+        let new = vec![
+            token("SGnew", "s", vec![]),
+            token("SGkeep", "s", vec![]),
+            dis,
+            off,
+        ];
+        let d = diff_tokens(&old, APIS, &new, APIS);
+        assert_eq!(d.added, refs(&["SGnew"]));
+        assert_eq!(d.removed, refs(&["SGgone"]));
+        assert_eq!(d.disabled, refs(&["SGdis"]));
+        assert_eq!(d.enabled, refs(&["SGoff"]));
+        assert!(d.scopes_changed.is_empty() && d.rotated.is_empty());
+        assert!(d.other_changed.is_empty());
+    }
+
+    #[test]
+    fn scope_changes_compare_by_api_name_not_id() {
+        let old = vec![
+            token("SGa", "s", vec![grant(0, &["GET"])]),
+            token("SGb", "s", vec![grant(0, &["GET"])]),
+        ];
+        // The catalog gained an API in front: ids shift, names stay.
+        let new_apis = &["aaa", "campaigns", "reports"];
+        let new = vec![
+            token("SGa", "s", vec![grant(1, &["GET"])]),
+            token("SGb", "s", vec![grant(1, &["GET", "POST"])]),
+        ];
+        let d = diff_tokens(&old, APIS, &new, new_apis);
+        assert_eq!(d.scopes_changed, refs(&["SGb"]));
+        let moved = vec![token("SGa", "s", vec![grant(2, &["GET"])])];
+        let d = diff_tokens(&old[..1], APIS, &moved, new_apis);
+        assert_eq!(d.scopes_changed, refs(&["SGa"]), "same id, other API");
+    }
+
+    #[test]
+    fn rotation_is_a_hash_change_and_nothing_secret_is_reported() {
+        let old = vec![token("SGa", "old-secret", vec![])];
+        let mut rotated = token("SGa", "new-secret", vec![]);
+        rotated.previous = Some((
+            SecretHash::of_secret(b"old-secret"),
+            time::OffsetDateTime::UNIX_EPOCH,
+        ));
+        let d = diff_tokens(&old, APIS, &[rotated], APIS);
+        assert_eq!(d.rotated, refs(&["SGa"]));
+        assert!(d.other_changed.is_empty(), "{:?}", d.other_changed);
+        let text = format!("{d:?} {}", RefList(&d.rotated));
+        assert!(!text.contains("secret"), "{text}");
+        assert!(!text.contains(&hex_of("new-secret")), "{text}");
+    }
+
+    fn hex_of(secret: &str) -> String {
+        SecretHash::of_secret(secret.as_bytes())
+            .to_stored()
+            .trim_start_matches("sha256:")
+            .to_owned()
+    }
+
+    #[test]
+    fn other_fields_are_named() {
+        let old = vec![token("SGa", "s", vec![])];
+        let mut new = token("SGa", "s", vec![]);
+        new.rate_limit = Some(RateLimit {
+            requests_per_second: 1.0,
+            burst: 1,
+        });
+        new.description = "now described".into();
+        new.shadow_scopes = Some(vec![grant(1, &["GET"])]);
+        let d = diff_tokens(&old, APIS, &[new], APIS);
+        assert_eq!(
+            d.other_changed,
+            vec![(
+                refs(&["SGa"]).remove(0),
+                vec!["rate_limit", "shadow_scopes", "metadata"]
+            )]
+        );
+    }
+
+    #[test]
+    fn ref_list_is_capped() {
+        let many: Vec<TokenRef> = (0..60)
+            .map(|i| TokenRef {
+                sid: format!("SG{i}"),
+                name: String::new(),
+            })
+            .collect();
+        let text = RefList(&many).to_string();
+        assert!(text.ends_with(", ... 10 more]"), "{text}");
+        assert_eq!(RefList(&refs(&["SGa"])).to_string(), "[SGa (SGa-name)]");
+    }
+
+    /// Settings as the validator builds them (a literal would break whenever a field is
+    /// added).
+    fn settings() -> Settings {
+        let yaml = "listen: 127.0.0.1:8080\nadmin_listen: 127.0.0.1:9901\n\
+                    upstreams: {main: {url: \"http://127.0.0.1:1\"}}\n\
+                    default_upstream: main\n\
+                    apis: {campaigns: {paths: [\"/c/**\"]}}\n";
+        config::parse_gateway(Path::new("/c/scopegate.yaml"), yaml)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn restart_needed_names_fixed_settings_only() {
+        let running = settings();
+        let mut new = settings();
+        new.access_log = false;
+        new.timeouts.upstream_response = Duration::from_secs(1);
+        new.limits.max_target_length = 10;
+        new.tokens_path = "/elsewhere/tokens.yaml".into();
+        assert!(restart_needed(&running, &new).is_empty());
+        new.listen = "127.0.0.1:8081".parse().unwrap();
+        new.timeouts.shutdown = Duration::from_secs(1);
+        new.limits.max_connections = 1;
+        assert_eq!(
+            restart_needed(&running, &new),
+            vec!["listen", "limits.max_connections", "timeouts.shutdown"]
+        );
+    }
+
+    #[test]
+    fn reading_is_not_a_change() {
+        use notify::event::{CreateKind, ModifyKind, RenameMode};
+        assert!(!relevant_kind(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!relevant_kind(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(relevant_kind(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(relevant_kind(&EventKind::Create(CreateKind::File)));
+        assert!(relevant_kind(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
     }
 }

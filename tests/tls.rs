@@ -378,10 +378,14 @@ async fn curl_http1_and_http2_against_the_binary() {
     let port = free_port();
     let admin = free_port();
     let yaml = gateway_yaml(upstream.addr, "tls:\n  cert: cert.pem\n  key: key.pem\n")
-        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
         .replace(
             "admin_listen: 127.0.0.1:0",
             &format!("admin_listen: 127.0.0.1:{admin}"),
+        )
+        .replacen(
+            "listen: 127.0.0.1:0",
+            &format!("listen: 127.0.0.1:{port}"),
+            1,
         );
     let cfg = dir.write("scopegate.yaml", &yaml);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))

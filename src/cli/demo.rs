@@ -44,8 +44,9 @@ pub fn run(
     listen: &str,
     admin_listen: &str,
     format: Option<LogFormatArg>,
+    tls: bool,
 ) -> ExitCode {
-    match run_inner(config_path, listen, admin_listen, format) {
+    match run_inner(config_path, listen, admin_listen, format, tls) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("scopegate demo: {e}");
@@ -59,6 +60,7 @@ fn run_inner(
     listen: &str,
     admin_listen: &str,
     format: Option<LogFormatArg>,
+    tls: bool,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let example =
         std::fs::read_to_string(config_path).unwrap_or_else(|_| EXAMPLE_CONFIG.to_owned());
@@ -85,6 +87,18 @@ fn run_inner(
         m.insert("tokens_file".into(), "tokens.yaml".into());
         m.remove("tls");
         m.remove("state_dir");
+        if tls {
+            let cert = rcgen::generate_simple_self_signed(vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+            ])?;
+            std::fs::write(dir.join("cert.pem"), cert.cert.pem())?;
+            write_private(&dir.join("key.pem"), &cert.key_pair.serialize_pem())?;
+            let mut t = serde_yaml::Mapping::new();
+            t.insert("cert".into(), "cert.pem".into());
+            t.insert("key".into(), "key.pem".into());
+            m.insert("tls".into(), t.into());
+        }
         let api_version = doc
             .get("api_versions")
             .and_then(|v| v.as_sequence())
@@ -116,7 +130,8 @@ fn run_inner(
         let admin = TcpListener::bind(config.settings.admin_listen).await?;
         let shared = crate::build_shared(config);
         let running = crate::start(shared, main, admin)?;
-        print_curl_lines(running.addr, running.admin_addr, &creds);
+        let cacert = tls.then(|| dir.join("cert.pem"));
+        print_curl_lines(running.addr, running.admin_addr, &creds, cacert.as_deref());
         wait_for_termination().await;
         running.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
@@ -128,31 +143,49 @@ fn print_curl_lines(
     addr: SocketAddr,
     admin: SocketAddr,
     creds: &[(&str, String, zeroize::Zeroizing<String>)],
+    cacert: Option<&Path>,
 ) {
     let (_, reader_sid, reader_secret) = &creds[0];
     let (_, writer_sid, writer_secret) = &creds[1];
-    let base = format!("http://{addr}");
+    let reader = format!("{reader_sid}:{}", reader_secret.as_str());
+    let writer = format!("{writer_sid}:{}", writer_secret.as_str());
+    // With TLS, curl trusts the generated certificate explicitly (no `-k`).
+    let (base, curl) = match cacert {
+        Some(ca) => (
+            format!("https://localhost:{}", addr.port()),
+            format!("curl --cacert {}", ca.display()),
+        ),
+        None => (format!("http://{addr}"), "curl".to_owned()),
+    };
+    let campaigns = format!("{base}/Mediapartners/{DEMO_ACCOUNT}/Campaigns");
     println!("scopegate demo is running on {base} (admin on http://{admin}); Ctrl-C stops it.\n");
     println!("Demo tokens (account {DEMO_ACCOUNT}; secrets shown once):");
     for (name, sid, secret) in creds {
         println!("  {name:<12} {sid}:{}", secret.as_str());
     }
     println!("\n# 200: the reader may GET its own account's campaigns (the echo upstream answers)");
-    println!(
-        "curl -i -u '{reader_sid}:{}' {base}/Mediapartners/{DEMO_ACCOUNT}/Campaigns",
-        reader_secret.as_str()
-    );
+    println!("{curl} -i -u '{reader}' {campaigns}");
     println!("\n# 403: the reader may not POST (outside its scopes)");
-    println!("curl -i -u '{reader_sid}:{}' -X POST -d '{{}}' {base}/Mediapartners/{DEMO_ACCOUNT}/Campaigns", reader_secret.as_str());
+    println!("{curl} -i -u '{reader}' -X POST -d '{{}}' {campaigns}");
     println!("\n# 403: no token may reach another account's resources");
-    println!(
-        "curl -i -u '{writer_sid}:{}' {base}/Mediapartners/IRother/Campaigns",
-        writer_secret.as_str()
-    );
+    println!("{curl} -i -u '{writer}' {base}/Mediapartners/IRother/Campaigns");
     println!("\n# 401: no credentials");
-    println!("curl -i {base}/Mediapartners/{DEMO_ACCOUNT}/Campaigns");
+    println!("{curl} -i {campaigns}");
     println!("\n# per-token metrics");
     println!("curl -s http://{admin}/metrics | grep scopegate_requests_total\n");
+}
+
+/// Writes a file only the current user can read (the demo's private key).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 fn tempdir() -> std::io::Result<std::path::PathBuf> {

@@ -57,6 +57,9 @@ enum Command {
         admin_listen: String,
         #[arg(long, value_enum)]
         log_format: Option<LogFormatArg>,
+        /// Serve HTTPS with a freshly generated self-signed certificate (for localhost).
+        #[arg(long)]
+        tls: bool,
     },
     /// Read a secret on stdin and print its stored form (`sha256:<hex>`).
     Hash,
@@ -79,7 +82,8 @@ pub fn main() -> ExitCode {
             listen,
             admin_listen,
             log_format,
-        } => demo::run(&config, &listen, &admin_listen, log_format),
+            tls,
+        } => demo::run(&config, &listen, &admin_listen, log_format, tls),
         Command::Hash => hash(),
         Command::Token(cmd) => token::run(cmd),
         Command::Audit(args) => audit::run(args),
