@@ -17,11 +17,12 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 
+use crate::body::RequestBody;
 use crate::config::UpstreamSpec;
 use crate::tls::{TlsError, UpstreamTls};
 
 /// The pooled upstream client (http and https), built at start-up and shared.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 
 /// Builds a client: one for every upstream with default TLS (system roots), plus one per
 /// distinct custom TLS setting (private CA, client certificate).

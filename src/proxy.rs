@@ -9,10 +9,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response, Version};
-use http_body_util::{BodyExt, Either, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::auth::{self, AuthError};
+use crate::body::{BodyError, RequestBody};
 use crate::bruteforce::AddressThrottle;
 use crate::decision::{self, Ask, Denial, SecretUsed};
 use crate::forward::{self, Identity, UpstreamClient};
@@ -391,6 +392,18 @@ async fn run<'p>(
         outcome.reason = "upstream_tls_unavailable";
         return (refusal(Refusal::BadGateway, false), outcome, None);
     };
+    if let Some(max) = settings.limits.max_body_bytes {
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            outcome.reason = "body_too_large";
+            return (refusal(Refusal::PayloadTooLarge, true), outcome, None);
+        }
+    }
+    let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes));
     let sent = Instant::now();
     let result = tokio::time::timeout(upstream.response_timeout, client.request(req)).await;
     let upstream_secs = sent.elapsed().as_secs_f64();
@@ -409,7 +422,23 @@ async fn run<'p>(
             shared
                 .metrics
                 .count_upstream(&token.runtime.series, api_name, resp.status());
-            (resp.map(Either::Left), outcome, Some(upstream_secs))
+            let deadline = settings
+                .timeouts
+                .request
+                .map(|total| total.saturating_sub(start.elapsed()));
+            (
+                resp.map(|b| GatewayBody::upstream(b, deadline)),
+                outcome,
+                Some(upstream_secs),
+            )
+        }
+        Ok(Err(e)) if BodyError::is_too_large(&e) => {
+            outcome.reason = "body_too_large";
+            (
+                refusal(Refusal::PayloadTooLarge, true),
+                outcome,
+                Some(upstream_secs),
+            )
         }
         Ok(Err(e)) => {
             tracing::warn!(

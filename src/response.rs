@@ -6,13 +6,9 @@
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
-use http_body_util::{Either, Empty, Full};
-use hyper::body::Incoming;
+use http_body_util::Full;
 
-/// The body of every response the gateway sends: an upstream's streamed body or a
-/// synthetic one. An enum instead of a boxed trait object keeps the hot path free of
-/// a heap allocation per response.
-pub type GatewayBody = Either<Incoming, Full<Bytes>>;
+pub use crate::body::GatewayBody;
 
 /// The kinds of response the gateway writes itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,9 +65,9 @@ pub const WWW_AUTHENTICATE_VALUE: &str = r#"Basic realm="scopegate", charset="UT
 /// Builds the response for a refusal. `close` adds `Connection: close` when the
 /// connection cannot be reused (an unread body, or request framing we do not trust).
 pub fn refusal(kind: Refusal, close: bool) -> Response<GatewayBody> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
+    let mut resp = Response::new(GatewayBody::synthetic(Bytes::from_static(
         kind.body().as_bytes(),
-    ))));
+    )));
     *resp.status_mut() = kind.status();
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -98,9 +94,4 @@ pub fn text(
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
-}
-
-/// An empty body, for requests forwarded without one.
-pub fn empty() -> Empty<Bytes> {
-    Empty::new()
 }

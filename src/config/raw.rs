@@ -96,7 +96,6 @@ pub struct RawApi {
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
     pub header_read: Option<String>,
-    pub idle: Option<String>,
     pub upstream_connect: Option<String>,
     pub upstream_response: Option<String>,
     pub request: Option<String>,

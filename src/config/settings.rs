@@ -53,11 +53,14 @@ pub struct ApiSpec {
 
 #[derive(Debug, Clone)]
 pub struct Timeouts {
+    /// Also bounds how long an idle HTTP/1.1 keep-alive connection waits for its next
+    /// request: hyper starts this timer whenever it starts reading a request head.
     pub header_read: Duration,
-    pub idle: Duration,
     pub upstream_connect: Duration,
     pub upstream_response: Duration,
-    pub request: Duration,
+    /// Total time for one exchange, response body included; unset by default (long
+    /// downloads are legitimate), when set a stream past it is aborted.
+    pub request: Option<Duration>,
     pub shutdown: Duration,
     pub refused_body_drain: Duration,
 }
@@ -66,10 +69,9 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             header_read: Duration::from_secs(10),
-            idle: Duration::from_secs(60),
             upstream_connect: Duration::from_secs(5),
             upstream_response: Duration::from_secs(30),
-            request: Duration::from_secs(300),
+            request: None,
             shutdown: Duration::from_secs(30),
             refused_body_drain: Duration::from_secs(2),
         }

@@ -605,19 +605,22 @@ fn rate_limit(sink: &mut ErrorSink<'_>, field: &str, raw: RawRateLimit) -> RateL
 
 fn timeouts(sink: &mut ErrorSink<'_>, raw: RawTimeouts) -> Timeouts {
     let d = Timeouts::default();
+    let request = raw
+        .request
+        .as_deref()
+        .map(|v| duration_or(sink, "timeouts.request", Some(v), Duration::from_secs(300)));
     let mut get = |name: &str, v: Option<String>, default: Duration| {
         duration_or(sink, &format!("timeouts.{name}"), v.as_deref(), default)
     };
     Timeouts {
         header_read: get("header_read", raw.header_read, d.header_read),
-        idle: get("idle", raw.idle, d.idle),
         upstream_connect: get("upstream_connect", raw.upstream_connect, d.upstream_connect),
         upstream_response: get(
             "upstream_response",
             raw.upstream_response,
             d.upstream_response,
         ),
-        request: get("request", raw.request, d.request),
+        request,
         shutdown: get("shutdown", raw.shutdown, d.shutdown),
         refused_body_drain: get(
             "refused_body_drain",

@@ -1,0 +1,163 @@
+//! Body wrappers: the request body forwarded upstream (with an optional size limit), and
+//! the response body sent to the client (an upstream stream, with an optional total
+//! deadline, or a small synthetic body). Enums rather than boxed trait objects, so the
+//! common case costs no allocation.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+
+/// Why a forwarded body stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body larger than limits.max_body_bytes")]
+    TooLarge,
+    #[error("request deadline (timeouts.request) reached while streaming the response")]
+    Deadline,
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+}
+
+impl BodyError {
+    /// True when `err` (from the upstream client) was caused by the request body limit.
+    pub fn is_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = cur {
+            if matches!(e.downcast_ref::<BodyError>(), Some(BodyError::TooLarge)) {
+                return true;
+            }
+            cur = e.source();
+        }
+        false
+    }
+}
+
+pin_project! {
+    /// The client's request body on its way upstream, cut off past `limit` bytes.
+    pub struct RequestBody {
+        #[pin]
+        inner: Incoming,
+        remaining: Option<u64>,
+    }
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, limit: Option<u64>) -> RequestBody {
+        RequestBody {
+            inner,
+            remaining: limit,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(remaining), Some(data)) = (this.remaining.as_mut(), frame.data_ref()) {
+                    let n = data.len() as u64;
+                    if n > *remaining {
+                        return Poll::Ready(Some(Err(BodyError::TooLarge)));
+                    }
+                    *remaining -= n;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// What the gateway sends back to a client.
+    #[project = GatewayBodyProj]
+    pub enum GatewayBody {
+        Upstream { #[pin] body: Incoming },
+        UpstreamWithDeadline { #[pin] body: Incoming, #[pin] deadline: tokio::time::Sleep },
+        Synthetic { #[pin] body: Full<Bytes> },
+    }
+}
+
+impl GatewayBody {
+    pub fn upstream(body: Incoming, deadline: Option<Duration>) -> GatewayBody {
+        match deadline {
+            None => GatewayBody::Upstream { body },
+            Some(d) => GatewayBody::UpstreamWithDeadline {
+                body,
+                deadline: tokio::time::sleep(d),
+            },
+        }
+    }
+
+    pub fn synthetic(bytes: Bytes) -> GatewayBody {
+        GatewayBody::Synthetic {
+            body: Full::new(bytes),
+        }
+    }
+}
+
+impl Body for GatewayBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.project() {
+            GatewayBodyProj::Upstream { body } => body.poll_frame(cx).map_err(BodyError::from),
+            GatewayBodyProj::UpstreamWithDeadline { body, deadline } => {
+                // A stream past its deadline is aborted, so the client sees an incomplete
+                // response rather than one that looks whole.
+                if std::future::Future::poll(deadline, cx).is_ready() {
+                    return Poll::Ready(Some(Err(BodyError::Deadline)));
+                }
+                body.poll_frame(cx).map_err(BodyError::from)
+            }
+            GatewayBodyProj::Synthetic { body } => {
+                body.poll_frame(cx).map_err(|never| match never {})
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            GatewayBody::Upstream { body } | GatewayBody::UpstreamWithDeadline { body, .. } => {
+                body.is_end_stream()
+            }
+            GatewayBody::Synthetic { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            GatewayBody::Upstream { body } | GatewayBody::UpstreamWithDeadline { body, .. } => {
+                body.size_hint()
+            }
+            GatewayBody::Synthetic { body } => body.size_hint(),
+        }
+    }
+}
