@@ -1,0 +1,360 @@
+//! Hardening: slow clients, oversized heads, connection limits, broken upstreams and
+//! secret hygiene. The gateway must answer each fault with the right status, keep serving
+//! everyone else, and never leak a secret.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
+
+fn get_request(who: &Fixture) -> String {
+    format!(
+        "GET {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n",
+        basic(who)
+    )
+}
+
+#[tokio::test]
+async fn slowloris_is_cut_off_while_others_are_served() {
+    let h = Harness::start_with("timeouts:\n  header_read: 1s\n", &tokens_yaml()).await;
+    let mut slow = TcpStream::connect(h.addr()).await.unwrap();
+    let started = Instant::now();
+    let request = get_request(&READER);
+    let mut cut_off = false;
+    // One byte every 200 ms: the head would take ~30 s; the gateway must give up at 1 s.
+    for b in request.as_bytes() {
+        if slow.write_all(&[*b]).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        // Meanwhile another client is served normally.
+        let r = get(&h.url(CAMPAIGNS), Some(&WRITER)).await;
+        assert_eq!(r.status, 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    if !cut_off {
+        // The write side may still be open; the read side shows the close (408 or EOF).
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), slow.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut off at the header timeout"
+    );
+    assert!(h
+        .upstream
+        .take()
+        .iter()
+        .all(|r| r.headers["x-scopegate-token"] == WRITER.sid));
+}
+
+#[tokio::test]
+async fn oversized_heads_and_targets() {
+    let h = Harness::start_with(
+        "limits:\n  max_header_bytes: 8192\n  max_headers: 20\n  max_target_length: 200\n",
+        &tokens_yaml(),
+    )
+    .await;
+    let auth = basic(&READER);
+    let big = format!(
+        "GET {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    assert_eq!(raw(h.addr(), big.as_bytes()).await.status, 431);
+    let many: String = (0..40).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many =
+        format!("GET {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n{many}\r\n");
+    assert_eq!(raw(h.addr(), many.as_bytes()).await.status, 431);
+    let long = format!(
+        "GET {CAMPAIGNS}/{} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n",
+        "x".repeat(300)
+    );
+    assert_eq!(raw(h.addr(), long.as_bytes()).await.status, 414);
+    assert_eq!(h.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413() {
+    let h = Harness::start_with("limits:\n  max_body_bytes: 1000\n", &tokens_yaml()).await;
+    let r = send(
+        "POST",
+        &h.url(CAMPAIGNS),
+        &[("authorization", &basic(&WRITER))],
+        &"x".repeat(5000),
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(h.upstream.count(), 0);
+    let r = send(
+        "POST",
+        &h.url(CAMPAIGNS),
+        &[("authorization", &basic(&WRITER))],
+        &"x".repeat(500),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn connection_limit_makes_new_connections_wait() {
+    let h = Harness::start_with("limits:\n  max_connections: 2\n", &tokens_yaml()).await;
+    let mut a = TcpStream::connect(h.addr()).await.unwrap();
+    let mut b = TcpStream::connect(h.addr()).await.unwrap();
+    for s in [&mut a, &mut b] {
+        s.write_all(get_request(&READER).as_bytes()).await.unwrap();
+        assert_eq!(read_response(s).await.unwrap().status, 200);
+    }
+    // A third connection is accepted by the kernel but not served while two are open.
+    let mut c = TcpStream::connect(h.addr()).await.unwrap();
+    c.write_all(get_request(&READER).as_bytes()).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(500), read_response(&mut c)).await;
+    assert!(waited.is_err(), "the third connection waits");
+    // Existing connections are unaffected.
+    a.write_all(get_request(&READER).as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut a).await.unwrap().status, 200);
+    drop(b);
+    let served = tokio::time::timeout(Duration::from_secs(5), read_response(&mut c)).await;
+    assert_eq!(
+        served.expect("served once a slot frees").unwrap().status,
+        200
+    );
+}
+
+/// A raw upstream that behaves badly in one of several ways. Zero linger makes the close
+/// a TCP reset, which is the fault being simulated.
+#[allow(deprecated)]
+async fn bad_upstream(kind: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                match kind {
+                    "reset_before_headers" => {
+                        let _ = s.set_linger(Some(Duration::ZERO));
+                        drop(s);
+                    }
+                    "reset_mid_body" => {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+                            .await;
+                        let _ = s.flush().await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let _ = s.set_linger(Some(Duration::ZERO));
+                        drop(s);
+                    }
+                    "malformed" => {
+                        let _ = s.write_all(b"HTTP/1.1 2xx Nope\r\n\x01\x02\r\n\r\n").await;
+                    }
+                    _ => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn gateway_for(upstream: SocketAddr) -> (scopegate::Running, TempDir) {
+    let dir = TempDir::new();
+    dir.write("tokens.yaml", &tokens_yaml());
+    let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream, ""));
+    (start_gateway(&cfg).await, dir)
+}
+
+#[tokio::test]
+async fn upstream_faults_map_to_statuses_and_the_gateway_keeps_serving() {
+    for (kind, want) in [("reset_before_headers", 502u16), ("malformed", 502)] {
+        let up = bad_upstream(kind).await;
+        let (gw, _dir) = gateway_for(up).await;
+        for _ in 0..3 {
+            let r = get(&format!("http://{}{CAMPAIGNS}", gw.addr), Some(&READER)).await;
+            assert_eq!(r.status.as_u16(), want, "{kind}");
+        }
+        let admin = get(&format!("http://{}/healthz", gw.admin_addr), None).await;
+        assert_eq!(admin.status, 200, "still healthy after {kind}");
+    }
+}
+
+#[tokio::test]
+async fn reset_mid_response_aborts_the_client_stream() {
+    let up = bad_upstream("reset_mid_body").await;
+    let (gw, _dir) = gateway_for(up).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(get_request(&READER).as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("content-length: 1000"), "{text}");
+    let body_len = buf.len() - text.find("\r\n\r\n").unwrap() - 4;
+    assert!(
+        body_len < 1000,
+        "the client sees a short body and a closed connection, not a complete 200"
+    );
+    // The gateway keeps serving.
+    let r = get(&format!("http://{}/healthz", gw.admin_addr), None).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn smuggling_framings_are_refused_and_closed() {
+    let h = Harness::start().await;
+    let auth = basic(&WRITER);
+    for req in [
+        format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+        format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: gzip\r\n\r\nabc"),
+        format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
+        format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 3, 4\r\n\r\nabcd"),
+    ] {
+        let mut s = TcpStream::connect(h.addr()).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let r = read_response(&mut s).await.unwrap();
+        assert_eq!(r.status, 400, "{req:?}");
+        assert!(closed_by_peer(&mut s).await, "connection closed: {req:?}");
+    }
+    assert_eq!(h.upstream.count(), 0);
+}
+
+/// A full run of traffic with debug logging on the real binary: no secret, no
+/// Authorization value and no query string reaches the logs or /metrics.
+#[tokio::test]
+async fn secrets_never_reach_logs_or_metrics() {
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new();
+    dir.write("tokens.yaml", &tokens_yaml());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = gateway_yaml(upstream.addr, "")
+        .replace(
+            "admin_listen: 127.0.0.1:0",
+            &format!("admin_listen: 127.0.0.1:{admin}"),
+        )
+        .replacen(
+            "listen: 127.0.0.1:0",
+            &format!("listen: 127.0.0.1:{port}"),
+            1,
+        );
+    let cfg = dir.write("scopegate.yaml", &yaml);
+    let log_path = dir.path("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "debug")
+        .stderr(log.try_clone().unwrap())
+        .stdout(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let admin_base = format!("http://127.0.0.1:{admin}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", admin)).await {
+            drop(s);
+            break;
+        }
+        assert!(Instant::now() < deadline, "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let guess = "guessed-secret-value-1234";
+    let query_secret = "api_key=query-secret-5678";
+    for _ in 0..3 {
+        assert_eq!(
+            get(&format!("{base}{CAMPAIGNS}?{query_secret}"), Some(&READER))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            send(
+                "POST",
+                &format!("{base}{CAMPAIGNS}"),
+                &[("authorization", &basic(&READER))],
+                "{}"
+            )
+            .await
+            .status,
+            403
+        );
+        assert_eq!(
+            get(
+                &format!("{base}{CAMPAIGNS}"),
+                Some(&Fixture {
+                    sid: READER.sid,
+                    secret: guess
+                })
+            )
+            .await
+            .status,
+            403
+        );
+        assert_eq!(
+            get(
+                &format!("{base}{CAMPAIGNS}"),
+                Some(&Fixture {
+                    sid: "SGnobody",
+                    secret: guess
+                })
+            )
+            .await
+            .status,
+            403
+        );
+        assert_eq!(
+            send(
+                "GET",
+                &format!("{base}{CAMPAIGNS}"),
+                &[("authorization", "Basic !!!garbage-auth!!!")],
+                ""
+            )
+            .await
+            .status,
+            401
+        );
+    }
+    let metrics = get(&format!("{admin_base}/metrics"), None).await.text();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.contains("scopegate::access"),
+        "access log present: {logs}"
+    );
+    let forbidden = [
+        READER.secret.to_string(),
+        guess.to_string(),
+        basic(&READER),
+        basic(&READER).trim_start_matches("Basic ").to_string(),
+        "garbage-auth".to_string(),
+        "query-secret-5678".to_string(),
+        support::hash(READER.secret),
+    ];
+    for secret in &forbidden {
+        assert!(!logs.contains(secret.as_str()), "logs leak {secret}");
+        assert!(!metrics.contains(secret.as_str()), "metrics leak {secret}");
+    }
+}
