@@ -4,7 +4,6 @@
 //! Hop-by-hop handling follows RFC 9110 §7.6.1: `Connection` and every field it names,
 //! plus the fields that are hop-by-hop by definition, are removed in both directions.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -85,6 +84,9 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Removes `Connection` and the fields it names, then the fixed hop-by-hop set.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !HOP_BY_HOP.iter().any(|h| headers.contains_key(h)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -102,9 +104,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// What the gateway asserts about the request to the upstream.
 pub struct Identity<'a> {
-    pub sid: &'a str,
-    pub account: &'a str,
-    pub client_addr: SocketAddr,
+    pub sid: Option<&'a HeaderValue>,
+    pub account: Option<&'a HeaderValue>,
+    /// The client's address, already rendered (once per connection).
+    pub client_addr: &'a HeaderValue,
     pub tls: bool,
     /// The client's `Host` (or HTTP/2 `:authority`), for `X-Forwarded-Host`.
     pub host: Option<HeaderValue>,
@@ -160,25 +163,31 @@ pub fn prepare(
 
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
-    for name in &CLIENT_CONTROLLED {
-        headers.remove(name);
-    }
     // The client sets `Host` from the upstream URI.
     headers.remove(header::HOST);
     if !identity.keep_authorization {
         headers.remove(header::AUTHORIZATION);
     }
-    if let Ok(v) = HeaderValue::from_str(identity.sid) {
-        headers.insert(X_SCOPEGATE_TOKEN, v);
+    // One pass over the (usually few) request headers instead of one hash probe per
+    // name in the removal list; the list rarely matches, so this rarely allocates.
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        if CLIENT_CONTROLLED.iter().any(|c| c == name) {
+            doomed.push(name.clone());
+        }
     }
-    if let Ok(v) = HeaderValue::from_str(identity.account) {
-        headers.insert(X_SCOPEGATE_ACCOUNT, v);
+    for name in doomed {
+        headers.remove(name);
+    }
+    if let Some(v) = identity.sid {
+        headers.insert(X_SCOPEGATE_TOKEN, v.clone());
+    }
+    if let Some(v) = identity.account {
+        headers.insert(X_SCOPEGATE_ACCOUNT, v.clone());
     }
     // The gateway is the edge: a client-sent X-Forwarded-For is not evidence of anything,
     // so it is replaced rather than appended to.
-    if let Ok(v) = HeaderValue::from_str(&identity.client_addr.ip().to_string()) {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
+    headers.insert(X_FORWARDED_FOR, identity.client_addr.clone());
     headers.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if identity.tls { "https" } else { "http" }),

@@ -20,6 +20,10 @@ pub struct Token {
     pub expires_unix: Option<i64>,
     /// End of the previous secret's grace period as Unix seconds.
     pub previous_until_unix: Option<i64>,
+    /// `X-Scopegate-Token` / `X-Scopegate-Account` values, built once per snapshot
+    /// instead of once per request.
+    pub sid_header: Option<http::HeaderValue>,
+    pub account_header: Option<http::HeaderValue>,
 }
 
 impl Token {
@@ -73,6 +77,8 @@ impl Policy {
             let token = Token {
                 expires_unix: spec.expires_at.map(OffsetDateTime::unix_timestamp),
                 previous_until_unix: spec.previous.as_ref().map(|(_, t)| t.unix_timestamp()),
+                sid_header: http::HeaderValue::from_str(&spec.sid).ok(),
+                account_header: http::HeaderValue::from_str(&spec.account).ok(),
                 runtime,
                 spec,
             };

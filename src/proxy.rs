@@ -67,10 +67,24 @@ impl Shared {
 }
 
 /// Facts about the connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
     pub tls: bool,
+    /// `remote`'s IP rendered for `X-Forwarded-For`, once per connection.
+    pub forwarded_for: http::HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(remote: SocketAddr, tls: bool) -> ConnInfo {
+        let forwarded_for = http::HeaderValue::from_str(&remote.ip().to_string())
+            .unwrap_or(http::HeaderValue::from_static("unknown"));
+        ConnInfo {
+            remote,
+            tls,
+            forwarded_for,
+        }
+    }
 }
 
 /// The outcome of a request, for the access log and metrics.
@@ -365,9 +379,9 @@ async fn run<'p>(
     // Phase 6: forward.
     let upstream = &settings.upstreams[allowed.upstream];
     let identity = Identity {
-        sid: &token.spec.sid,
-        account: &token.spec.account,
-        client_addr: conn.remote,
+        sid: token.sid_header.as_ref(),
+        account: token.account_header.as_ref(),
+        client_addr: &conn.forwarded_for,
         tls: conn.tls,
         host,
         keep_authorization: settings.forward_authorization,

@@ -81,12 +81,9 @@ pub async fn serve_main(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn_info = ConnInfo {
-            remote,
-            tls: tls.is_some(),
-        };
+        let conn_info = ConnInfo::new(remote, tls.is_some());
         let shared = shared.clone();
-        let service = service_fn(move |req| proxy::handle(shared.clone(), conn_info, req));
+        let service = service_fn(move |req| proxy::handle(shared.clone(), conn_info.clone(), req));
         match &tls {
             None => {
                 let conn = builder

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The repeatable performance run: builds release, runs the criterion decision benchmark,
+# then ../shared/bench/compare.sh with scopegate beside nginx and HAProxy, and prints the
+# tables. Never run it while anything else compiles: on 2 cores that halves the figures.
+#
+#   benches/run.sh                 # 20 tokens, 1 worker each (the like-for-like run)
+#   TOKENS=1000 benches/run.sh     # any compare.sh knob passes through
+#   SKIP_CRITERION=1 benches/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bench_dir=../shared/bench
+[ -d "$bench_dir" ] || { echo "benches/run.sh: $bench_dir not found (the shared benchmark sits beside the checkout)" >&2; exit 2; }
+
+cargo build --release --locked
+if [ -z "${SKIP_CRITERION:-}" ]; then
+  cargo bench --locked --bench decision -- --noplot 2>&1 | grep -E "^decision|time:" || true
+fi
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
+  echo "installing the benchmark's tools (nginx, haproxy, wrk) with $bench_dir/setup.sh"
+  bash "$bench_dir/setup.sh"
+fi
+export SCOPEGATE_BIN="$PWD/target/release/scopegate"
+export SCOPEGATE_THREADS="${SCOPEGATE_THREADS:-${WORKERS:-1}}"
+exec bash "$bench_dir/compare.sh"
