@@ -145,9 +145,9 @@ pub async fn run_reload(
                     file = %e.file.display(),
                     line = e.line,
                     field = %e.field,
-                    message = %e.message,
                     hint = %e.hint,
-                    "configuration error"
+                    "configuration error: {}",
+                    e.message
                 );
             }
             tracing::error!(
@@ -358,6 +358,10 @@ pub fn restart_needed(running: &Settings, new: &Settings) -> Vec<&'static str> {
     check("listen", running.listen != new.listen);
     check("admin_listen", running.admin_listen != new.admin_listen);
     check("tls", running.tls.is_some() != new.tls.is_some());
+    check(
+        "http2_cleartext",
+        running.http2_cleartext != new.http2_cleartext,
+    );
     let (rl, nl) = (&running.limits, &new.limits);
     check(
         "limits.max_connections",
@@ -912,9 +916,15 @@ mod tests {
         new.listen = "127.0.0.1:8081".parse().unwrap();
         new.timeouts.shutdown = Duration::from_secs(1);
         new.limits.max_connections = 1;
+        new.http2_cleartext = !running.http2_cleartext;
         assert_eq!(
             restart_needed(&running, &new),
-            vec!["listen", "limits.max_connections", "timeouts.shutdown"]
+            vec![
+                "listen",
+                "http2_cleartext",
+                "limits.max_connections",
+                "timeouts.shutdown"
+            ]
         );
     }
 

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -54,7 +55,11 @@ pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
         }
     };
     let config_path = config::absolute(path);
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
+        // Signal handlers go in before any port is bound: from the moment a client (or an
+        // orchestrator probing /readyz) can see the process, SIGTERM drains and SIGHUP
+        // reloads instead of killing it.
+        let mut termination = Termination::new();
         let settings = config.settings.clone();
         let main = match TcpListener::bind(settings.listen).await {
             Ok(l) => l,
@@ -74,6 +79,9 @@ pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
             }
         };
         let shared = crate::build_shared(config);
+        // Watches are in place before the listeners serve, so no change after start-up is
+        // missed.
+        let reloader = crate::reload::spawn_watchers(shared.clone(), config_path);
         let running = match crate::start(shared.clone(), main, admin) {
             Ok(r) => r,
             Err(e) => {
@@ -85,16 +93,80 @@ pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
             listen = %running.addr,
             admin = %running.admin_addr,
             tokens = shared.policy.load().tokens.len(),
+            generation = shared.policy.load().generation,
             "scopegate serving"
         );
-        let reloader = crate::reload::spawn_watchers(shared.clone(), config_path);
-        wait_for_termination().await;
-        tracing::info!("shutdown requested");
-        reloader.abort();
-        running.shutdown().await;
-        tracing::info!("scopegate stopped");
-        ExitCode::SUCCESS
-    })
+        let signal = termination.recv().await;
+        tracing::info!(
+            signal,
+            drain_timeout = ?settings.timeouts.shutdown,
+            "shutdown requested; no longer accepting connections, draining in-flight requests"
+        );
+        drop(reloader);
+        // A second signal skips the rest of the drain.
+        tokio::select! {
+            _ = running.shutdown() => {
+                tracing::info!("scopegate stopped");
+                ExitCode::SUCCESS
+            }
+            signal = termination.recv() => {
+                tracing::warn!(signal, "second signal; exiting without finishing the drain");
+                ExitCode::FAILURE
+            }
+        }
+    });
+    // Nothing is left to wait for; do not let a stuck blocking task (a reload reading a
+    // hung network file system) hold up the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+/// SIGTERM and SIGINT, registered once so that none is lost between the two waits.
+pub struct Termination {
+    #[cfg(unix)]
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Termination {
+    /// Must be called inside the runtime.
+    pub fn new() -> Termination {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Termination {
+                    signals: Some((term, int)),
+                },
+                _ => Termination { signals: None },
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Termination {}
+        }
+    }
+
+    /// Resolves with the signal's name on the next SIGTERM or SIGINT.
+    pub async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        if let Some((term, int)) = self.signals.as_mut() {
+            return tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+impl Default for Termination {
+    fn default() -> Self {
+        Termination::new()
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
