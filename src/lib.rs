@@ -113,29 +113,35 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     pub shared: Arc<Shared>,
     pub ready: Arc<Readiness>,
-    stop: watch::Sender<bool>,
+    /// Shutdown stage: 0 running, 1 main listener draining, 2 admin listener stopping.
+    stop: watch::Sender<u8>,
     main_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
 }
 
 impl Running {
     /// Stops accepting, drains in-flight requests (bounded by `timeouts.shutdown`), and
-    /// returns once every connection has finished.
+    /// returns once every connection has finished. The admin listener stays up during
+    /// the drain, answering `/readyz` with 503 so load balancers stop sending traffic.
     pub async fn shutdown(self) {
-        self.ready.set(false);
-        let _ = self.stop.send(true);
-        let _ = self.main_task.await;
-        let _ = self.admin_task.await;
+        self.begin_shutdown();
+        self.wait().await;
     }
 
     /// Begins shutdown without waiting for it; [`Running::wait`] waits.
     pub fn begin_shutdown(&self) {
         self.ready.set(false);
-        let _ = self.stop.send(true);
+        self.stop.send_if_modified(|stage| {
+            let changed = *stage == 0;
+            *stage = (*stage).max(1);
+            changed
+        });
     }
 
+    /// Waits for the drain, then stops the admin listener.
     pub async fn wait(self) {
         let _ = self.main_task.await;
+        let _ = self.stop.send(2);
         let _ = self.admin_task.await;
     }
 }
@@ -160,23 +166,23 @@ pub fn start(
             Some(tokio_rustls::TlsAcceptor::from(config))
         }
     };
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(0u8);
     let ready = Arc::new(Readiness::default());
     ready.set(true);
-    let until_stop = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stopped| *stopped).await;
+    let until_stage = |mut rx: watch::Receiver<u8>, stage: u8| async move {
+        let _ = rx.wait_for(|s| *s >= stage).await;
     };
     let main_task = tokio::spawn(server::serve_main(
         shared.clone(),
         main,
         tls,
-        until_stop(stop_rx.clone()),
+        until_stage(stop_rx.clone(), 1),
     ));
     let admin_task = tokio::spawn(admin::serve_admin(
         shared.clone(),
         ready.clone(),
         admin,
-        until_stop(stop_rx),
+        until_stage(stop_rx, 2),
     ));
     Ok(Running {
         addr,

@@ -301,3 +301,12 @@ fn all_errors_are_reported_at_once() {
     let errs = errors(GATEWAY, &t);
     assert!(errs.len() >= 3, "{errs:#?}");
 }
+
+#[test]
+fn type_error_in_the_whole_file_names_its_line() {
+    let t = "# tokens\n\naccounts: 5\n";
+    let errs = errors(GATEWAY, t);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].line, 3, "{}", errs[0]);
+    assert!(errs[0].file.ends_with("tokens.yaml"));
+}

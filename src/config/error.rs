@@ -110,11 +110,17 @@ impl<'a> ErrorSink<'a> {
         };
         // serde_yaml's own message may carry a position relative to a sub-document; the
         // line we report comes from the span index of the whole file instead.
+        // A parse of the whole file knows where it failed; errors from a sub-document
+        // (one account or token) do not, and get the line of their field path instead.
+        let line = error.location().map(|l| l.line());
         let message = message
             .split(" at line ")
             .next()
             .unwrap_or(&message)
             .to_owned();
         self.push(&path, message, hint);
+        if let (Some(line), Some(last)) = (line, self.errors.last_mut()) {
+            last.line = line;
+        }
     }
 }
