@@ -117,6 +117,7 @@ pub struct Running {
     stop: watch::Sender<u8>,
     main_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
+    usage_task: JoinHandle<()>,
 }
 
 impl Running {
@@ -143,6 +144,8 @@ impl Running {
         let _ = self.main_task.await;
         let _ = self.stop.send(2);
         let _ = self.admin_task.await;
+        self.usage_task.abort();
+        let _ = usage::save_now(&self.shared);
     }
 }
 
@@ -172,6 +175,8 @@ pub fn start(
     let until_stage = |mut rx: watch::Receiver<u8>, stage: u8| async move {
         let _ = rx.wait_for(|s| *s >= stage).await;
     };
+    usage::load(&shared);
+    let usage_task = usage::spawn_persister(shared.clone(), usage::DEFAULT_SAVE_INTERVAL);
     let main_task = tokio::spawn(server::serve_main(
         shared.clone(),
         main,
@@ -192,5 +197,6 @@ pub fn start(
         stop,
         main_task,
         admin_task,
+        usage_task,
     })
 }

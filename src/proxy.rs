@@ -325,11 +325,6 @@ async fn run<'p>(
     let api_name = allowed.api.map_or(NO_API, |a| policy.api_name(a));
     token.runtime.failures.record_success(mono_now);
     token.runtime.mark_used(&shared.metrics, now);
-    token
-        .runtime
-        .usage
-        .record(api_name, method_label(req.method()), now);
-
     // Phase 5: rate limit. Only authorized requests take from the token's quota.
     let limiter = token.runtime.limiter.load_full();
     let rate = shared.rate_limits.check(&token.spec.sid, &limiter);
@@ -375,6 +370,19 @@ async fn run<'p>(
             "in_scope"
         },
     };
+
+    // Usage for the audit, counted once the request passed the rate limit: the wire
+    // method and every override it carried (a POST overriding to DELETE uses DELETE).
+    token
+        .runtime
+        .usage
+        .record(api_name, method_label(req.method()), now);
+    for o in ask.overrides.iter().flatten() {
+        token
+            .runtime
+            .usage
+            .record(api_name, crate::model::KNOWN_METHODS[usize::from(*o)], now);
+    }
 
     // Phase 6: forward.
     let upstream = &settings.upstreams[allowed.upstream];

@@ -1,10 +1,1024 @@
-//! `scopegate audit`: least-privilege report. (Being implemented.)
+//! `scopegate audit`: the least-privilege report.
+//!
+//! Compares what each token may do (the configuration) with what it did (the gateway's
+//! usage record, `<state_dir>/usage.json`) and reports, each with a severity:
+//!
+//! | kind | severity |
+//! | --- | --- |
+//! | `unused_scopes`: granted methods not used in the window, with a narrowed `scopes:` list | warning (info while the record covers less than the window) |
+//! | `stale_token`: not used for `--stale-after` (or never, counted from `created_at` / the start of the record) | warning |
+//! | `rotation_overdue`: secret older than `--rotate-after` (`rotated_at`, else `created_at`) | warning, critical past twice the limit |
+//! | `secret_age_unknown`: neither `rotated_at` nor `created_at` | info |
+//! | `legacy_token`: full access; the APIs it used are proposed as scopes | critical |
+//! | `expired_token` | info |
+//! | `missing_description`, `missing_contact` | info |
+//! | `account_near_limit`: at least 80% of `max_active_tokens_per_account` | warning, critical at the limit |
+//!
+//! Usage is only trusted for the time the record covers: a scope is called unused in the
+//! window only when the record (and the token) existed for the whole window, so a fresh
+//! gateway or a new token is not reported as idle.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::config::{self, Config, TokenSpec};
+use crate::model::{method_index, MethodSet, TokenKind, TokenStatus, KNOWN_METHODS};
+use crate::usage::{self, StateError, UsageState};
+
+const DAY: i64 = 86_400;
+/// The API name a legacy token's out-of-catalog requests are recorded under.
+const NO_API: &str = crate::metrics::NO_API;
 
 #[derive(clap::Args, Debug)]
-pub struct AuditArgs {}
+pub struct AuditArgs {
+    #[arg(long, default_value = "config/scopegate.yaml")]
+    pub config: PathBuf,
+    /// Print one JSON document (for scripts) instead of the readable report.
+    #[arg(long)]
+    pub json: bool,
+    /// A token (or a granted method) not used for this long is reported.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub stale_after: Duration,
+    /// A secret older than this (since `rotated_at`, else `created_at`) is due for rotation.
+    #[arg(long, default_value = "90d", value_parser = parse_duration)]
+    pub rotate_after: Duration,
+    /// Exit 1 when any finding is at or above this severity (`none`: always exit 0).
+    #[arg(long, value_enum, default_value_t = FailOn::None)]
+    pub fail_on: FailOn,
+    /// The usage record to read (default: `<state_dir>/usage.json` of the config).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Evaluate as of this instant (RFC 3339), for reproducible reports.
+    #[arg(long, hide = true)]
+    pub now: Option<String>,
+}
 
-pub fn run(_args: AuditArgs) -> ExitCode {
-    ExitCode::FAILURE
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 30d, 12h)"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FailOn {
+    None,
+    Info,
+    Warning,
+    Critical,
+}
+
+impl FailOn {
+    fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::None => None,
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Warning => Some(Severity::Warning),
+            FailOn::Critical => Some(Severity::Critical),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    AccountNearLimit,
+    LegacyToken,
+    StaleToken,
+    UnusedScopes,
+    RotationOverdue,
+    SecretAgeUnknown,
+    ExpiredToken,
+    MissingDescription,
+    MissingContact,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::AccountNearLimit => "account_near_limit",
+            FindingKind::LegacyToken => "legacy_token",
+            FindingKind::StaleToken => "stale_token",
+            FindingKind::UnusedScopes => "unused_scopes",
+            FindingKind::RotationOverdue => "rotation_overdue",
+            FindingKind::SecretAgeUnknown => "secret_age_unknown",
+            FindingKind::ExpiredToken => "expired_token",
+            FindingKind::MissingDescription => "missing_description",
+            FindingKind::MissingContact => "missing_contact",
+        }
+    }
+}
+
+/// A scope as written in `tokens.yaml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScopeOut {
+    pub api: String,
+    pub methods: Vec<&'static str>,
+}
+
+/// One finding. Kind-specific fields are present only for their kind.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub account: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_name: Option<String>,
+    pub message: String,
+    pub recommendation: String,
+    /// `unused_scopes`: the granted methods not used in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unused: Option<Vec<ScopeOut>>,
+    /// `unused_scopes`: what was used (the scopes to keep); `legacy_token`: the proposed scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<ScopeOut>>,
+    /// `scopes` as a ready-to-paste `scopes:` block for `tokens.yaml`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes_yaml: Option<String>,
+    /// The `scopegate token ...` command that applies the recommendation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// `legacy_token`: requests (in the window) outside the catalog, which no scope covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_of_catalog_requests: Option<u64>,
+    /// Last use of the token (RFC 3339); `null` in a `stale_token` finding: never used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<Option<String>>,
+    /// `stale_token`: days without use; `rotation_overdue`: the secret's age in days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<i64>,
+    /// How many days of usage the record covers for this token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_days: Option<i64>,
+    /// `rotation_overdue`: the field the age is counted from (`rotated_at` or `created_at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_field: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// `account_near_limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_scoped_tokens: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+impl Finding {
+    fn new(
+        kind: FindingKind,
+        severity: Severity,
+        account: &str,
+        token: Option<&TokenSpec>,
+        message: String,
+        recommendation: String,
+    ) -> Finding {
+        Finding {
+            kind,
+            severity,
+            account: account.to_owned(),
+            sid: token.map(|t| t.sid.clone()),
+            token_name: token.map(|t| t.name.clone()),
+            message,
+            recommendation,
+            unused: None,
+            scopes: None,
+            scopes_yaml: None,
+            command: None,
+            out_of_catalog_requests: None,
+            last_used: None,
+            days: None,
+            observed_days: None,
+            since_field: None,
+            since: None,
+            active_scoped_tokens: None,
+            limit: None,
+        }
+    }
+}
+
+/// Where the usage came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct UsageSource {
+    pub path: PathBuf,
+    pub saved_at: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub accounts: usize,
+    pub tokens: usize,
+    pub findings: usize,
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+}
+
+/// The whole report (`--json` prints it as is).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub generated_at: String,
+    pub config: PathBuf,
+    /// `null` when no usage record was available (usage-based findings are skipped).
+    pub usage_record: Option<UsageSource>,
+    pub stale_after_seconds: u64,
+    pub rotate_after_seconds: u64,
+    pub fail_on: FailOn,
+    pub summary: Summary,
+    pub notes: Vec<String>,
+    /// Sorted by account, then account-wide findings before token findings, then SID.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+
+    /// Whether the findings reach `--fail-on`.
+    pub fn fails(&self) -> bool {
+        match (self.fail_on.threshold(), self.max_severity()) {
+            (Some(t), Some(m)) => m >= t,
+            _ => false,
+        }
+    }
+}
+
+/// What to audit against.
+pub struct AuditOptions {
+    pub stale_after: Duration,
+    pub rotate_after: Duration,
+    pub fail_on: FailOn,
+    pub now_unix: i64,
+}
+
+pub fn run(args: AuditArgs) -> ExitCode {
+    let config = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{errors}");
+            eprintln!("scopegate audit: fix the configuration first (see `scopegate check`)");
+            return ExitCode::from(2);
+        }
+    };
+    let now_unix = match &args.now {
+        None => OffsetDateTime::now_utc().unix_timestamp(),
+        Some(s) => match OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+            Ok(t) => t.unix_timestamp(),
+            Err(e) => {
+                eprintln!("scopegate audit: --now: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut notes = Vec::new();
+    let (path, explicit) = match (&args.state, &config.settings.state_dir) {
+        (Some(p), _) => (Some(p.clone()), true),
+        (None, Some(dir)) => (Some(usage::state_path(dir)), false),
+        (None, None) => (None, false),
+    };
+    let state = match &path {
+        None => {
+            notes.push(
+                "no usage record: `state_dir` is not set in the config and --state was not given; \
+                 unused-scope and stale-token findings are skipped"
+                    .to_owned(),
+            );
+            None
+        }
+        Some(p) => match usage::read_state(p) {
+            Ok(s) => Some((p.clone(), s)),
+            Err(StateError::Missing(_)) if !explicit => {
+                notes.push(format!(
+                    "no usage record at {} yet (the gateway writes it every minute and on \
+                     shutdown); unused-scope and stale-token findings are skipped",
+                    p.display()
+                ));
+                None
+            }
+            Err(e) => {
+                eprintln!("scopegate audit: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    notes.push(
+        "usage comes from the gateway's own record; a Prometheus source is not supported yet"
+            .to_owned(),
+    );
+    let options = AuditOptions {
+        stale_after: args.stale_after,
+        rotate_after: args.rotate_after,
+        fail_on: args.fail_on,
+        now_unix,
+    };
+    let mut report = audit(
+        &config,
+        state.as_ref().map(|(p, s)| (p.as_path(), s)),
+        &options,
+    );
+    let mut all_notes = notes;
+    all_notes.append(&mut report.notes);
+    report.notes = all_notes;
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => print_stdout(&format!("{s}\n")),
+            Err(e) => {
+                eprintln!("scopegate audit: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        print_stdout(&render_text(&report, &config));
+    }
+    if report.fails() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Builds the report. Pure: the configuration, the usage record (and its path), the options.
+pub fn audit(config: &Config, usage: Option<(&Path, &UsageState)>, opts: &AuditOptions) -> Report {
+    let now = opts.now_unix;
+    let stale_secs = opts.stale_after.as_secs() as i64;
+    let rotate_secs = opts.rotate_after.as_secs() as i64;
+    let window_start = now - stale_secs;
+    let settings = &config.settings;
+    let mut findings = Vec::new();
+    let mut notes = Vec::new();
+
+    // Accounts near the active-token limit.
+    let limit = settings.max_active_tokens_per_account;
+    for account in &config.accounts {
+        let active = config
+            .tokens
+            .iter()
+            .filter(|t| {
+                t.account == account.id
+                    && t.status == TokenStatus::Active
+                    && t.kind == TokenKind::Scoped
+            })
+            .count();
+        if active * 5 >= limit * 4 {
+            let at_limit = active >= limit;
+            let mut f = Finding::new(
+                FindingKind::AccountNearLimit,
+                if at_limit {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                &account.id,
+                None,
+                format!(
+                    "{active} of {limit} active scoped tokens{}",
+                    if at_limit {
+                        ": no new token can be created or enabled"
+                    } else {
+                        ""
+                    }
+                ),
+                "disable or delete the tokens this account no longer needs (see stale tokens), \
+                 or raise max_active_tokens_per_account"
+                    .into(),
+            );
+            f.active_scoped_tokens = Some(active);
+            f.limit = Some(limit);
+            findings.push(f);
+        }
+    }
+
+    for t in &config.tokens {
+        let record = usage.and_then(|(_, s)| s.tokens.get(&t.sid));
+        let expired = t.expires_at.is_some_and(|e| e.unix_timestamp() <= now);
+        let active = t.status == TokenStatus::Active && !expired;
+
+        if t.description.trim().is_empty() {
+            findings.push(Finding::new(
+                FindingKind::MissingDescription,
+                Severity::Info,
+                &t.account,
+                Some(t),
+                "no description".into(),
+                format!(
+                    "say what the integration does: scopegate token update {} --description '...'",
+                    t.sid
+                ),
+            ));
+        }
+        if t.primary_contact.trim().is_empty() {
+            findings.push(Finding::new(
+                FindingKind::MissingContact,
+                Severity::Info,
+                &t.account,
+                Some(t),
+                "no primary contact".into(),
+                format!(
+                    "name who answers for it: scopegate token update {} --contact team@example.com",
+                    t.sid
+                ),
+            ));
+        }
+        if t.status == TokenStatus::Disabled {
+            continue;
+        }
+        if expired {
+            let mut f = Finding::new(
+                FindingKind::ExpiredToken,
+                Severity::Info,
+                &t.account,
+                Some(t),
+                format!(
+                    "expired on {}",
+                    t.expires_at
+                        .map_or_else(String::new, |e| rfc3339(e.unix_timestamp()))
+                ),
+                format!(
+                    "delete it if it is no longer needed: scopegate token delete {}",
+                    t.sid
+                ),
+            );
+            f.since = t.expires_at.map(|e| rfc3339(e.unix_timestamp()));
+            findings.push(f);
+        }
+        if !active {
+            continue;
+        }
+
+        // Secret age.
+        match (t.rotated_at, t.created_at) {
+            (None, None) => findings.push(Finding::new(
+                FindingKind::SecretAgeUnknown,
+                Severity::Info,
+                &t.account,
+                Some(t),
+                "neither rotated_at nor created_at is set: the secret's age is unknown".into(),
+                format!(
+                    "rotate it to start tracking: scopegate token reset {} --grace 24h",
+                    t.sid
+                ),
+            )),
+            (rotated, created) => {
+                let (field, at) = match rotated {
+                    Some(r) => ("rotated_at", r.unix_timestamp()),
+                    None => ("created_at", created.map_or(now, |c| c.unix_timestamp())),
+                };
+                let age = now - at;
+                if age >= rotate_secs {
+                    let mut f = Finding::new(
+                        FindingKind::RotationOverdue,
+                        if age >= 2 * rotate_secs {
+                            Severity::Critical
+                        } else {
+                            Severity::Warning
+                        },
+                        &t.account,
+                        Some(t),
+                        format!(
+                            "secret is {} days old ({field} {}); rotate at least every {}",
+                            age / DAY,
+                            rfc3339(at),
+                            human(opts.rotate_after)
+                        ),
+                        format!(
+                            "issue a new secret, keeping the old one valid while the integration \
+                             switches: scopegate token reset {} --grace 24h",
+                            t.sid
+                        ),
+                    );
+                    f.days = Some(age / DAY);
+                    f.since_field = Some(field);
+                    f.since = Some(rfc3339(at));
+                    findings.push(f);
+                }
+            }
+        }
+
+        // Usage.
+        let legacy = t.kind == TokenKind::Legacy;
+        let Some((_, state)) = usage else {
+            if legacy {
+                findings.push(legacy_finding(t, None, settings, opts));
+            }
+            continue;
+        };
+        // The record covers this token from the later of its own start and the token's
+        // creation; a token the record does not know was not observed at all.
+        let record_since = record.map_or(state.saved_at, |r| r.since);
+        let observed_since =
+            record_since.max(t.created_at.map_or(i64::MIN, |c| c.unix_timestamp()));
+        let observed_days = (now - observed_since).max(0) / DAY;
+        let full_window = observed_since <= window_start;
+        let last_used = record.and_then(|r| r.last_used());
+        let used = UsedScopes::in_window(record, window_start);
+
+        if legacy {
+            findings.push(legacy_finding(t, Some(&used), settings, opts));
+        }
+
+        let stale = match last_used {
+            Some(last) => last < window_start,
+            None => full_window,
+        };
+        if stale {
+            let idle_from = last_used.unwrap_or(observed_since);
+            let days = (now - idle_from) / DAY;
+            let mut f = Finding::new(
+                FindingKind::StaleToken,
+                Severity::Warning,
+                &t.account,
+                Some(t),
+                match last_used {
+                    Some(last) => format!("not used for {days} days (last used {})", rfc3339(last)),
+                    None => format!(
+                        "never used in the {days} days the usage record covers (since {})",
+                        rfc3339(observed_since)
+                    ),
+                },
+                format!(
+                    "if nothing needs it any more, disable it (scopegate token disable {sid}) and \
+                     delete it once that is confirmed (scopegate token delete {sid})",
+                    sid = t.sid
+                ),
+            );
+            f.last_used = Some(last_used.map(rfc3339));
+            f.days = Some(days);
+            f.observed_days = Some(observed_days);
+            findings.push(f);
+            continue;
+        }
+        if legacy {
+            continue;
+        }
+
+        // Granted but unused methods.
+        let mut unused = Vec::new();
+        let mut keep = Vec::new();
+        for grant in &t.scopes {
+            let api = settings.apis[usize::from(grant.api)].name.as_str();
+            let granted = written_methods(grant.methods);
+            let used_here = normalize_used(used.methods(api), grant.methods);
+            let not_used = granted & !used_here;
+            let kept = granted & used_here;
+            if not_used != 0 {
+                unused.push(scope_out(api, not_used));
+            }
+            if kept != 0 {
+                keep.push(scope_out(api, kept));
+            }
+        }
+        // Nothing of the grants used yet (and not stale): a token still being set up;
+        // narrowing it to nothing would not help.
+        if !unused.is_empty() && !keep.is_empty() {
+            let mut f = Finding::new(
+                FindingKind::UnusedScopes,
+                if full_window {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
+                &t.account,
+                Some(t),
+                format!(
+                    "granted but not used in the last {}: {}{}",
+                    human(opts.stale_after),
+                    scopes_inline(&unused),
+                    if full_window {
+                        String::new()
+                    } else {
+                        format!(" (the usage record covers only {observed_days} days of it)")
+                    }
+                ),
+                "narrow the token to the scopes it used (paste the scopes below into \
+                 tokens.yaml, or run the command); try them first as shadow_scopes to count \
+                 what they would deny without breaking anything"
+                    .into(),
+            );
+            f.scopes_yaml = Some(scopes_yaml(&keep));
+            f.command = Some(update_command(&t.sid, &keep));
+            f.unused = Some(unused);
+            f.scopes = Some(keep);
+            f.last_used = Some(last_used.map(rfc3339));
+            f.observed_days = Some(observed_days);
+            findings.push(f);
+        }
+    }
+
+    if usage.is_some() {
+        let unknown: Vec<&str> = usage
+            .map(|(_, s)| {
+                s.tokens
+                    .keys()
+                    .filter(|sid| !config.tokens.iter().any(|t| &t.sid == *sid))
+                    .map(String::as_str)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !unknown.is_empty() {
+            notes.push(format!(
+                "the usage record holds {} token(s) no longer configured (ignored)",
+                unknown.len()
+            ));
+        }
+    }
+
+    findings.sort_by(|a, b| (&a.account, &a.sid, a.kind).cmp(&(&b.account, &b.sid, b.kind)));
+    let mut summary = Summary {
+        accounts: config.accounts.len(),
+        tokens: config.tokens.len(),
+        findings: findings.len(),
+        ..Summary::default()
+    };
+    for f in &findings {
+        match f.severity {
+            Severity::Critical => summary.critical += 1,
+            Severity::Warning => summary.warning += 1,
+            Severity::Info => summary.info += 1,
+        }
+    }
+    Report {
+        generated_at: rfc3339(now),
+        config: settings.config_path.clone(),
+        usage_record: usage.map(|(p, s)| UsageSource {
+            path: p.to_path_buf(),
+            saved_at: rfc3339(s.saved_at),
+        }),
+        stale_after_seconds: opts.stale_after.as_secs(),
+        rotate_after_seconds: opts.rotate_after.as_secs(),
+        fail_on: opts.fail_on,
+        summary,
+        notes,
+        findings,
+    }
+}
+
+fn legacy_finding(
+    t: &TokenSpec,
+    used: Option<&UsedScopes>,
+    settings: &crate::config::Settings,
+    opts: &AuditOptions,
+) -> Finding {
+    let mut f = Finding::new(
+        FindingKind::LegacyToken,
+        Severity::Critical,
+        &t.account,
+        Some(t),
+        String::new(),
+        String::new(),
+    );
+    let create = |scopes: &[ScopeOut]| {
+        let mut cmd = format!(
+            "scopegate token create --account {} --name {}",
+            t.account,
+            shell_quote(&format!("{} (scoped)", t.name))
+        );
+        for s in scopes {
+            cmd.push_str(&format!(" --scope {}:{}", s.api, s.methods.join(",")));
+        }
+        cmd
+    };
+    match used {
+        None => {
+            f.message = "legacy token: full access to every API and to paths outside the catalog \
+                         (no usage record to propose scopes from)"
+                .into();
+            f.recommendation = "migrate the integration to a scoped token with only the APIs it \
+                                needs, then delete this one"
+                .into();
+        }
+        Some(used) => {
+            let proposed: Vec<ScopeOut> = used
+                .by_api
+                .iter()
+                .filter(|(api, _)| settings.api_id(api).is_some())
+                .filter_map(|(api, bits)| {
+                    let bits = normalize_used(*bits, MethodSet::ALL);
+                    (bits != 0).then(|| scope_out(api, bits))
+                })
+                .collect();
+            let outside = used.out_of_catalog;
+            f.message = format!(
+                "legacy token: full access to every API and to paths outside the catalog; in the \
+                 last {} it used {}{}",
+                human(opts.stale_after),
+                if proposed.is_empty() {
+                    "no catalog API".to_owned()
+                } else {
+                    scopes_inline(&proposed)
+                },
+                if outside > 0 {
+                    format!(" and made {outside} request(s) outside the catalog")
+                } else {
+                    String::new()
+                }
+            );
+            f.recommendation = format!(
+                "create a scoped token with the proposed scopes, move the integration to it, \
+                 then delete this one (scopegate token delete {}){}",
+                t.sid,
+                if outside > 0 {
+                    "; add the out-of-catalog paths it uses to the catalog first, or they will be \
+                     refused"
+                } else {
+                    ""
+                }
+            );
+            f.scopes_yaml = Some(scopes_yaml(&proposed));
+            f.command = Some(create(&proposed));
+            f.scopes = Some(proposed);
+            f.out_of_catalog_requests = Some(outside);
+        }
+    }
+    f
+}
+
+/// Per API, the methods (bit per `KNOWN_METHODS` index) used at or after the window start.
+struct UsedScopes {
+    /// Sorted by catalog name for stable output.
+    by_api: BTreeMap<String, u16>,
+    /// Requests recorded outside the catalog (legacy tokens).
+    out_of_catalog: u64,
+}
+
+impl UsedScopes {
+    fn in_window(record: Option<&usage::TokenRecord>, window_start: i64) -> UsedScopes {
+        let mut by_api: BTreeMap<String, u16> = BTreeMap::new();
+        let mut out_of_catalog = 0;
+        for s in record.map_or(&[][..], |r| &r.scopes) {
+            if s.last_used < window_start {
+                continue;
+            }
+            if s.api == NO_API {
+                // Counts are totals, not per window; a request outside the catalog in the
+                // window is reported with the total seen.
+                out_of_catalog += s.count;
+                continue;
+            }
+            if let Some(i) = method_index(&s.method) {
+                *by_api.entry(s.api.clone()).or_default() |= 1 << i;
+            }
+        }
+        UsedScopes {
+            by_api,
+            out_of_catalog,
+        }
+    }
+
+    fn methods(&self, api: &str) -> u16 {
+        self.by_api.get(api).copied().unwrap_or(0)
+    }
+}
+
+const GET: u16 = 1 << 0;
+const HEAD: u16 = 1 << 1;
+
+fn bits_of(set: MethodSet) -> u16 {
+    set.names()
+        .filter_map(method_index)
+        .fold(0, |acc, i| acc | 1 << i)
+}
+
+/// The methods as one would write them: a GET grant implies HEAD, so HEAD is not repeated.
+fn written_methods(set: MethodSet) -> u16 {
+    let bits = bits_of(set);
+    if bits & GET != 0 {
+        bits & !HEAD
+    } else {
+        bits
+    }
+}
+
+/// A HEAD request is allowed by a GET grant: it counts as use of GET when GET is granted
+/// (or for a proposal).
+fn normalize_used(used: u16, granted: MethodSet) -> u16 {
+    if used & HEAD != 0 && bits_of(granted) & GET != 0 {
+        (used | GET) & !HEAD
+    } else {
+        used
+    }
+}
+
+fn scope_out(api: &str, bits: u16) -> ScopeOut {
+    ScopeOut {
+        api: api.to_owned(),
+        methods: KNOWN_METHODS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, m)| *m)
+            .collect(),
+    }
+}
+
+fn scopes_inline(scopes: &[ScopeOut]) -> String {
+    scopes
+        .iter()
+        .map(|s| format!("{} [{}]", s.api, s.methods.join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A `scopes:` block for `tokens.yaml`, in the flow style the docs use.
+pub fn scopes_yaml(scopes: &[ScopeOut]) -> String {
+    if scopes.is_empty() {
+        return "scopes: []\n".into();
+    }
+    let mut s = String::from("scopes:\n");
+    for scope in scopes {
+        s.push_str(&format!(
+            "  - {{api: {}, methods: [{}]}}\n",
+            scope.api,
+            scope.methods.join(", ")
+        ));
+    }
+    s
+}
+
+fn update_command(sid: &str, scopes: &[ScopeOut]) -> String {
+    let mut cmd = format!("scopegate token update {sid} --clear-scopes");
+    for s in scopes {
+        cmd.push_str(&format!(" --scope {}:{}", s.api, s.methods.join(",")));
+    }
+    cmd
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@/:".contains(&b))
+    {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// `30d`, `12h`, `90s`: the way the options are written.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3_600 == 0 {
+        format!("{}h", s / 3_600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The readable report: findings grouped by account and token.
+pub fn render_text(report: &Report, config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "scopegate audit, {}", report.generated_at);
+    let _ = writeln!(out, "  config        {}", report.config.display());
+    match &report.usage_record {
+        Some(u) => {
+            let _ = writeln!(
+                out,
+                "  usage record  {} (saved {})",
+                u.path.display(),
+                u.saved_at
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  usage record  none");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  thresholds    stale after {}, rotate after {}",
+        human(Duration::from_secs(report.stale_after_seconds)),
+        human(Duration::from_secs(report.rotate_after_seconds))
+    );
+    for n in &report.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
+
+    let mut clean: Vec<&str> = Vec::new();
+    for account in &config.accounts {
+        let account_findings: Vec<&Finding> = report
+            .findings
+            .iter()
+            .filter(|f| f.account == account.id)
+            .collect();
+        let tokens: Vec<&TokenSpec> = config
+            .tokens
+            .iter()
+            .filter(|t| t.account == account.id)
+            .collect();
+        if account_findings.is_empty() {
+            clean.extend(tokens.iter().map(|t| t.sid.as_str()));
+            continue;
+        }
+        let _ = writeln!(out, "\naccount {} ({})", account.id, account.name);
+        for f in account_findings.iter().filter(|f| f.sid.is_none()) {
+            write_finding(&mut out, f, "  ");
+        }
+        for t in tokens {
+            let mine: Vec<&&Finding> = account_findings
+                .iter()
+                .filter(|f| f.sid.as_deref() == Some(t.sid.as_str()))
+                .collect();
+            if mine.is_empty() {
+                clean.push(&t.sid);
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  token {} \"{}\" ({}, {})",
+                t.sid,
+                t.name,
+                t.kind.as_str(),
+                t.status.as_str()
+            );
+            for f in mine {
+                write_finding(&mut out, f, "    ");
+            }
+        }
+    }
+    if !clean.is_empty() {
+        let _ = writeln!(out, "\nno findings: {}", clean.join(", "));
+    }
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "\nsummary: {} critical, {} warning, {} info in {} token(s) of {} account(s) (fail-on: {})",
+        s.critical,
+        s.warning,
+        s.info,
+        s.tokens,
+        s.accounts,
+        match report.fail_on {
+            FailOn::None => "none",
+            FailOn::Info => "info",
+            FailOn::Warning => "warning",
+            FailOn::Critical => "critical",
+        }
+    );
+    out
+}
+
+fn write_finding(out: &mut String, f: &Finding, indent: &str) {
+    use std::fmt::Write;
+    let sev = f.severity.as_str().to_ascii_uppercase();
+    let _ = writeln!(out, "{indent}{sev:<8} {}: {}", f.kind.as_str(), f.message);
+    let pad = format!("{indent}         ");
+    let _ = writeln!(out, "{pad}-> {}", f.recommendation);
+    if let Some(yaml) = &f.scopes_yaml {
+        let label = match f.kind {
+            FindingKind::LegacyToken => "proposed scopes",
+            _ => "narrowed scopes",
+        };
+        let _ = writeln!(out, "{pad}{label}:");
+        for line in yaml.lines() {
+            let _ = writeln!(out, "{pad}    {line}");
+        }
+    }
+    if let Some(cmd) = &f.command {
+        let _ = writeln!(out, "{pad}$ {cmd}");
+    }
 }
