@@ -32,6 +32,7 @@ pub mod model;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
+pub mod redis_limit;
 pub mod reload;
 pub mod request;
 pub mod response;
@@ -69,6 +70,11 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
     )
     .expect("a client with system roots always builds");
     let settings = config.settings.clone();
+    let rate_limits: Option<Box<dyn ratelimit::RateLimitBackend>> =
+        settings.redis_rate_limit.as_ref().map(|redis| {
+            Box::new(redis_limit::RedisBackend::new(redis, &metrics.registry))
+                as Box<dyn ratelimit::RateLimitBackend>
+        });
     let policy = Policy::build(config, 1, &registry, &metrics);
     metrics.generation.set(1);
     metrics.count_reload(true);
@@ -78,7 +84,7 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
         metrics,
         registry,
         client,
-        rate_limits: Box::new(ratelimit::LocalBackend),
+        rate_limits,
         addresses: bruteforce::AddressThrottle::default(),
         tls_clients: Default::default(),
         cert_store: Default::default(),

@@ -32,7 +32,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub registry: RuntimeRegistry,
     pub client: UpstreamClient,
-    pub rate_limits: Box<dyn RateLimitBackend>,
+    /// A shared rate-limit backend (Redis); `None` uses each token's in-process bucket
+    /// directly, without the boxed future a backend call costs.
+    pub rate_limits: Option<Box<dyn RateLimitBackend>>,
     pub addresses: AddressThrottle,
     /// Clients for upstreams with their own TLS settings (private CA, client certificate).
     pub tls_clients: dashmap::DashMap<crate::tls::UpstreamTls, UpstreamClient>,
@@ -327,7 +329,10 @@ async fn run<'p>(
     token.runtime.mark_used(&shared.metrics, now);
     // Phase 5: rate limit. Only authorized requests take from the token's quota.
     let limiter = token.runtime.limiter.load_full();
-    let rate = shared.rate_limits.check(&token.spec.sid, &limiter);
+    let rate = match &shared.rate_limits {
+        None => limiter.check(),
+        Some(backend) => backend.check(&token.spec.sid, &limiter).await,
+    };
     token.runtime.record_rate(rate, limiter.limit.burst);
     if let RateOutcome::Limited { .. } = rate {
         let mut resp = refuse(req, Refusal::RateLimited, settings).await;

@@ -6,7 +6,9 @@
 //! not change a token's limit keeps its bucket; one that does starts a fresh bucket for
 //! that token only.
 
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -35,15 +37,19 @@ pub enum RateOutcome {
 /// Where rate-limit state lives. `local::Local` keeps it in process; a shared
 /// implementation keeps it where every replica sees it.
 pub trait RateLimitBackend: Send + Sync {
-    fn check(&self, sid: &str, limiter: &TokenLimiter) -> RateOutcome;
+    fn check<'a>(&'a self, sid: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a>;
 }
+
+/// A decision in progress: a shared backend asks over the network, so the request path
+/// awaits it instead of blocking a worker thread.
+pub type RateCheck<'a> = Pin<Box<dyn Future<Output = RateOutcome> + Send + 'a>>;
 
 /// The in-process backend: the token's own GCRA bucket.
 pub struct LocalBackend;
 
 impl RateLimitBackend for LocalBackend {
-    fn check(&self, _sid: &str, limiter: &TokenLimiter) -> RateOutcome {
-        limiter.check()
+    fn check<'a>(&'a self, _sid: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
+        Box::pin(std::future::ready(limiter.check()))
     }
 }
 

@@ -384,6 +384,10 @@ pub fn restart_needed(running: &Settings, new: &Settings) -> Vec<&'static str> {
         rt.upstream_connect != nt.upstream_connect,
     );
     check("log_format", running.log_format != new.log_format);
+    check(
+        "rate_limit.backend",
+        running.redis_rate_limit != new.redis_rate_limit,
+    );
     fields
 }
 

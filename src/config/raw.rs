@@ -16,7 +16,7 @@ pub struct RawGateway {
     pub tls: Option<RawTls>,
     pub tokens_file: Option<String>,
     pub state_dir: Option<String>,
-    pub rate_limit: Option<RawRateLimit>,
+    pub rate_limit: Option<RawGatewayRateLimit>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub default_upstream: Option<String>,
@@ -61,6 +61,18 @@ pub struct RawTls {
 pub struct RawRateLimit {
     pub requests_per_second: f64,
     pub burst: Option<u32>,
+}
+
+/// The gateway's `rate_limit`: the default limit, and where limits are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayRateLimit {
+    pub requests_per_second: f64,
+    pub burst: Option<u32>,
+    pub backend: Option<crate::redis_limit::BackendKind>,
+    pub redis_url: Option<String>,
+    pub redis_timeout: Option<String>,
+    pub on_redis_error: Option<crate::redis_limit::OnRedisError>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -113,6 +113,8 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     pub state_dir: Option<PathBuf>,
     pub rate_limit: RateLimit,
+    /// `rate_limit.backend: redis`; `None` keeps limits in process. Read at start only.
+    pub redis_rate_limit: Option<crate::redis_limit::RedisSettings>,
     pub upstreams: Vec<UpstreamSpec>,
     pub default_upstream: Option<usize>,
     pub api_versions: Vec<String>,

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use super::error::ErrorSink;
 use super::raw::{
-    RawAccount, RawBruteForce, RawGateway, RawLimits, RawRateLimit, RawScope, RawTimeouts,
-    RawToken, RawTokensFile,
+    RawAccount, RawBruteForce, RawGateway, RawGatewayRateLimit, RawLimits, RawRateLimit, RawScope,
+    RawTimeouts, RawToken, RawTokensFile,
 };
 use super::settings::*;
 use crate::bruteforce::BruteForceSettings;
@@ -45,9 +45,19 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
     });
     let state_dir = raw.state_dir.map(|s| dir.join(s));
 
+    let redis_rate_limit = raw
+        .rate_limit
+        .as_ref()
+        .and_then(|r| redis_rate_limit(sink, r));
     let rate_limit = raw
         .rate_limit
-        .map(|r| rate_limit(sink, "rate_limit", r))
+        .map(|r| {
+            let limit = RawRateLimit {
+                requests_per_second: r.requests_per_second,
+                burst: r.burst,
+            };
+            rate_limit(sink, "rate_limit", limit)
+        })
         .unwrap_or(RateLimit {
             requests_per_second: 100.0,
             burst: 200,
@@ -247,6 +257,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         tls,
         state_dir,
         rate_limit,
+        redis_rate_limit,
         upstreams,
         default_upstream,
         api_versions: raw.api_versions,
@@ -601,6 +612,42 @@ fn rate_limit(sink: &mut ErrorSink<'_>, field: &str, raw: RawRateLimit) -> RateL
         requests_per_second: raw.requests_per_second,
         burst: burst.max(1),
     }
+}
+
+fn redis_rate_limit(
+    sink: &mut ErrorSink<'_>,
+    raw: &RawGatewayRateLimit,
+) -> Option<crate::redis_limit::RedisSettings> {
+    use crate::redis_limit::{check_url, BackendKind, RedisSettings, DEFAULT_TIMEOUT, DEFAULT_URL};
+    if raw.backend.unwrap_or_default() == BackendKind::Local {
+        if raw.redis_url.is_some() || raw.redis_timeout.is_some() || raw.on_redis_error.is_some() {
+            sink.push(
+                "rate_limit.backend",
+                "redis_url, redis_timeout and on_redis_error only apply to backend: redis",
+                "set backend: redis to share limits across replicas, or remove them",
+            );
+        }
+        return None;
+    }
+    let url = raw.redis_url.as_deref().unwrap_or(DEFAULT_URL).to_owned();
+    if let Err(why) = check_url(&url) {
+        sink.push(
+            "rate_limit.redis_url",
+            format!("invalid Redis URL: {why}"),
+            "write it as redis://[:password@]host:port[/db], e.g. redis://127.0.0.1:6379",
+        );
+    }
+    let timeout = duration_or(
+        sink,
+        "rate_limit.redis_timeout",
+        raw.redis_timeout.as_deref(),
+        DEFAULT_TIMEOUT,
+    );
+    Some(RedisSettings {
+        url,
+        timeout,
+        on_error: raw.on_redis_error.unwrap_or_default(),
+    })
 }
 
 fn timeouts(sink: &mut ErrorSink<'_>, raw: RawTimeouts) -> Timeouts {

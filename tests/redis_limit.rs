@@ -1,0 +1,464 @@
+//! Shared rate limits in Redis (`rate_limit.backend: redis`), through real gateways and a
+//! real `redis-server` that each test starts on a free port (Debian package
+//! `redis-server`; `.ci/install-redis.sh` installs it). Without `redis-server` the tests
+//! print why and pass, except under `CI=true`, where they fail.
+//!
+//! Limits refill once per 5000 s, so the counts are exact without any clock games.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use support::*;
+
+const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
+
+/// A `redis-server` child process on a fixed port, killed on drop.
+struct RedisServer {
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+fn redis_installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts Redis, or says why the test is skipped (outside CI) and returns `None`.
+async fn redis_or_skip(test: &str) -> Option<RedisServer> {
+    if !redis_installed() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: `redis-server` is not installed, and CI=true requires these tests to run: \
+             install it with `bash .ci/install-redis.sh` (Debian package redis-server)"
+        );
+        eprintln!(
+            "SKIPPED {test}: `redis-server` is not installed \
+             (`bash .ci/install-redis.sh` or `apt-get install redis-server`)"
+        );
+        return None;
+    }
+    Some(RedisServer::start().await)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl RedisServer {
+    async fn start() -> RedisServer {
+        // The port is free when picked; another process may take it before Redis binds,
+        // so a server that exits at once is retried on a new port.
+        let mut log = String::new();
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                port: free_port(),
+                dir: TempDir::new(),
+                child: None,
+            };
+            if server.spawn_and_wait().await {
+                return server;
+            }
+            log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
+        }
+        panic!("redis-server exited at start five times; its last log:\n{log}");
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path("redis.log")
+    }
+
+    /// Spawns the server and polls PING until it answers (true), or until the process
+    /// exits or a deadline passes (false).
+    async fn spawn_and_wait(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir.0)
+            .arg("--logfile")
+            .arg(self.log_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if child.try_wait().ok().flatten().is_some() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            if self.ping().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "redis-server on port {} did not answer PING within 10 s; its log:\n{}",
+            self.port,
+            std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn connection(&self) -> Option<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url()).ok()?;
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .ok()?
+        .ok()
+    }
+
+    async fn ping(&self) -> bool {
+        let Some(mut conn) = self.connection().await else {
+            return false;
+        };
+        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        pong.is_ok_and(|p| p == "PONG")
+    }
+
+    /// A token's bucket key and its remaining time to live (ms), if the key exists.
+    async fn bucket_ttl_ms(&self, sid: &str) -> Option<i64> {
+        let mut conn = self.connection().await.expect("Redis is up");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("scopegate:rl:{sid}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        (ttl >= 0).then_some(ttl)
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to the clients) and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a fresh server (empty: nothing is saved) on the same port.
+    async fn restart(&mut self) {
+        self.stop();
+        assert!(
+            self.spawn_and_wait().await,
+            "redis-server did not restart on port {}; its log:\n{}",
+            self.port,
+            std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The gateway's `rate_limit` block for the Redis backend.
+fn redis_yaml(redis: &RedisServer, on_error: &str, timeout: &str) -> String {
+    format!(
+        "rate_limit:\n  requests_per_second: 1000\n  burst: 1000\n  backend: redis\n  \
+         redis_url: {}\n  redis_timeout: {timeout}\n  on_redis_error: {on_error}\n",
+        redis.url()
+    )
+}
+
+/// The fixture tokens, the reader and the writer with `burst` and no refill to speak of.
+fn tokens_with_burst(burst: u32) -> String {
+    let limit = format!("{{requests_per_second: 0.0002, burst: {burst}}}");
+    tokens_yaml()
+        .replace(
+            "        api_version: v15\n",
+            &format!("        api_version: v15\n        rate_limit: {limit}\n"),
+        )
+        .replace(
+            "        name: writer\n",
+            &format!("        name: writer\n        rate_limit: {limit}\n"),
+        )
+}
+
+fn campaigns(gateway: SocketAddr) -> String {
+    format!("http://{gateway}{CAMPAIGNS}")
+}
+
+/// `scopegate_rate_limit_backend_errors_total{backend="redis"}` of one gateway.
+async fn backend_errors(admin: SocketAddr) -> u64 {
+    let text = get(&format!("http://{admin}/metrics"), None).await.text();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("scopegate_rate_limit_backend_errors_total{backend=\"redis\"} ")
+        })
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no Redis backend error counter in:\n{text}"))
+}
+
+/// Sends `n` reader requests alternating between the gateways; returns the 200s per
+/// gateway. Anything but 200 or 429 fails the test.
+async fn alternate(gateways: &[SocketAddr], n: usize, who: &Fixture) -> Vec<usize> {
+    let mut allowed = vec![0; gateways.len()];
+    for i in 0..n {
+        let g = i % gateways.len();
+        let r = get(&campaigns(gateways[g]), Some(who)).await;
+        match r.status {
+            StatusCode::OK => allowed[g] += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!(
+                "request {i} to gateway {g}: unexpected {other}: {}",
+                r.text()
+            ),
+        }
+    }
+    allowed
+}
+
+/// Polls `gateway` with reader requests until one is allowed (the caller arranges that
+/// only Redis can allow it), within a deadline.
+async fn until_allowed(gateway: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = get(&campaigns(gateway), Some(&READER)).await;
+        match r.status {
+            StatusCode::OK => return,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("{what}: unexpected {other}: {}", r.text()),
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_one_budget_per_token() {
+    let Some(redis) = redis_or_skip("two_gateways_share_one_budget_per_token").await else {
+        return;
+    };
+    // A generous timeout: this test is about sharing, not about failures.
+    let h = Harness::start_with(&redis_yaml(&redis, "local", "2s"), &tokens_with_burst(20)).await;
+    let second = start_gateway(&h.config_path).await;
+    let gateways = [h.addr(), second.addr];
+
+    let first = get(&campaigns(gateways[0]), Some(&READER)).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.headers["ratelimit-remaining"], "19");
+    assert_eq!(first.headers["ratelimit-limit"], "20");
+    let allowed = alternate(&gateways, 99, &READER).await;
+    let total = 1 + allowed[0] + allowed[1];
+    assert!(
+        (19..=21).contains(&total),
+        "burst 20 shared by two gateways: {total} allowed ({allowed:?} after the first)"
+    );
+    assert!(
+        allowed.iter().all(|&n| n > 0 && n < 19),
+        "both gateways drew on the one budget: {allowed:?}"
+    );
+    assert_eq!(h.upstream.count(), total, "each 429 reached nothing");
+    let limited = get(&campaigns(gateways[1]), Some(&READER)).await;
+    assert_eq!(limited.status, 429);
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 4000, "one request per 5000 s: retry after {retry}");
+    let ttl = redis
+        .bucket_ttl_ms(READER.sid)
+        .await
+        .expect("the bucket is in Redis");
+    assert!(ttl > 0, "the bucket key expires");
+
+    // Concurrent requests through both gateways at once: the script is atomic.
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let url = campaigns(gateways[i % 2]);
+        tasks.push(tokio::spawn(async move {
+            get(&url, Some(&WRITER)).await.status
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (19..=21).contains(&ok),
+        "writer, 60 concurrent: {ok} allowed"
+    );
+
+    for admin in [h.gateway.admin_addr, second.admin_addr] {
+        assert_eq!(
+            backend_errors(admin).await,
+            0,
+            "every decision came from Redis"
+        );
+    }
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_with_on_redis_error_local_falls_back_per_replica_then_recovers() {
+    let test = "outage_with_on_redis_error_local_falls_back_per_replica_then_recovers";
+    let Some(mut redis) = redis_or_skip(test).await else {
+        return;
+    };
+    let h = Harness::start_with(&redis_yaml(&redis, "local", "500ms"), &tokens_with_burst(5)).await;
+    let second = start_gateway(&h.config_path).await;
+    let (a, b) = (h.addr(), second.addr);
+
+    // Shared: 5 across both gateways, then 429.
+    assert_eq!(
+        alternate(&[a, b], 6, &READER).await.iter().sum::<usize>(),
+        5
+    );
+    assert_eq!(backend_errors(h.gateway.admin_addr).await, 0);
+
+    // Redis goes away: gateway A keeps serving under its own (per-replica) limit.
+    redis.stop();
+    let start = Instant::now();
+    for i in 0..5 {
+        let r = get(&campaigns(a), Some(&READER)).await;
+        assert_eq!(
+            r.status, 200,
+            "request {i} during the outage: local limiter"
+        );
+    }
+    let r = get(&campaigns(a), Some(&READER)).await;
+    assert_eq!(r.status, 429, "the local limiter still limits");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "the outage did not stall requests: {:?}",
+        start.elapsed()
+    );
+    assert!(backend_errors(h.gateway.admin_addr).await >= 6);
+
+    // Redis returns, empty. A's local bucket is spent, so only Redis can allow again.
+    redis.restart().await;
+    until_allowed(a, "gateway A back on Redis").await;
+    assert!(redis.bucket_ttl_ms(READER.sid).await.is_some());
+    // The Redis bucket has 4 left, shared again by both gateways (B's own local bucket
+    // is still full: a B falling back would allow more).
+    let allowed = alternate(&[a, b], 10, &READER).await;
+    assert_eq!(
+        allowed.iter().sum::<usize>(),
+        4,
+        "shared limit after recovery: {allowed:?}"
+    );
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_with_on_redis_error_deny_answers_429_then_recovers() {
+    let test = "outage_with_on_redis_error_deny_answers_429_then_recovers";
+    let Some(mut redis) = redis_or_skip(test).await else {
+        return;
+    };
+    let h = Harness::start_with(&redis_yaml(&redis, "deny", "500ms"), &tokens_with_burst(5)).await;
+    let admin = h.gateway.admin_addr;
+    assert_eq!(get(&h.url(CAMPAIGNS), Some(&READER)).await.status, 200);
+
+    redis.stop();
+    for i in 0..5 {
+        let start = Instant::now();
+        let r = get(&h.url(CAMPAIGNS), Some(&READER)).await;
+        assert_eq!(r.status, 429, "request {i} during the outage: fail closed");
+        assert_eq!(r.headers["retry-after"], "1");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "answered without waiting on Redis: {:?}",
+            start.elapsed()
+        );
+    }
+    // Other tokens are refused too: nothing is decided without Redis.
+    assert_eq!(get(&h.url(CAMPAIGNS), Some(&WRITER)).await.status, 429);
+    assert_eq!(h.upstream.count(), 1, "nothing passed during the outage");
+    assert!(backend_errors(admin).await >= 6);
+
+    // Redis returns, empty: a fresh shared bucket of 5 (the first allowed one included).
+    redis.restart().await;
+    until_allowed(h.addr(), "gateway back on Redis").await;
+    for i in 0..4 {
+        assert_eq!(
+            get(&h.url(CAMPAIGNS), Some(&READER)).await.status,
+            200,
+            "request {i} after recovery"
+        );
+    }
+    assert_eq!(get(&h.url(CAMPAIGNS), Some(&READER)).await.status, 429);
+    assert!(redis.bucket_ttl_ms(READER.sid).await.is_some());
+}
+
+/// The `rate_limit` block's Redis fields are validated with the rest of the file (no
+/// Redis needed).
+#[test]
+fn redis_settings_are_validated() {
+    let parse = |block: &str| {
+        let yaml = format!(
+            "{}rate_limit:\n  requests_per_second: 10\n{block}",
+            gateway_yaml("127.0.0.1:1".parse().unwrap(), "")
+        );
+        scopegate::config::parse_gateway(std::path::Path::new("/c/scopegate.yaml"), &yaml)
+    };
+    let fields = |block: &str| -> Vec<String> {
+        match parse(block) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.field.clone()).collect(),
+        }
+    };
+    assert!(parse("").is_ok());
+    assert!(parse("  backend: local\n").is_ok());
+    assert!(parse("  backend: redis\n").is_ok(), "defaults for the rest");
+    assert!(parse(
+        "  backend: redis\n  redis_url: redis://:pw@redis.internal:6380/2\n  \
+         redis_timeout: 20ms\n  on_redis_error: deny\n"
+    )
+    .is_ok());
+    assert_eq!(
+        fields("  backend: redis\n  redis_url: rediss://redis.internal:6380\n"),
+        ["rate_limit.redis_url"],
+        "no TLS to Redis in this build"
+    );
+    assert_eq!(
+        fields("  backend: redis\n  redis_url: http://x\n"),
+        ["rate_limit.redis_url"]
+    );
+    assert_eq!(
+        fields("  backend: redis\n  redis_timeout: 0s\n"),
+        ["rate_limit.redis_timeout"]
+    );
+    assert_eq!(
+        fields("  redis_url: redis://127.0.0.1:6379\n"),
+        ["rate_limit.backend"],
+        "a Redis URL without backend: redis would silently limit per replica"
+    );
+    let err = parse("  backend: redis\n  on_redis_error: maybe\n").unwrap_err();
+    assert!(err.to_string().contains("maybe"), "{err}");
+    assert!(parse("  backend: memcached\n").is_err());
+}
