@@ -2,20 +2,37 @@
 //!
 //! Label values only ever come from configuration (SID, account, catalog API name) or from
 //! small fixed sets (`unknown`, `none`, `other`, decisions, status classes): nothing a client
-//! sends can create a series. Per-token counter handles are cached on the token's runtime
-//! state, so the hot path pays a short scan instead of prometheus' label hashing.
+//! sends can create a series.
+//!
+//! Hot path: every per-request handle (request counter, upstream-response counter, latency
+//! histogram, last-use gauge) is resolved once and cached on the token's [`TokenSeries`],
+//! which lives in the token's runtime state. Reading the cache is lock-free (an `ArcSwap`
+//! snapshot and a short scan of the few combinations one token uses); prometheus' label
+//! hashing and its `RwLock` are only paid the first time a combination is seen.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use arc_swap::ArcSwap;
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Label used for the token and account of requests that named no configured token.
 pub const UNKNOWN: &str = "unknown";
 /// Label used for requests that matched no catalog API.
 pub const NO_API: &str = "none";
+/// Label used for a method that is not one of the standard methods.
+pub const OTHER_METHOD: &str = "other";
+/// Token statuses, always exported per account (at 0 when no token has that status).
+const TOKEN_STATUSES: [&str; 2] = ["active", "disabled"];
+/// Buckets of `scopegate_request_duration_seconds`.
+const DURATION_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// What happened to a request, as counted in `scopegate_requests_total{decision}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,23 +70,79 @@ impl DecisionLabel {
     }
 }
 
+/// The status class of an upstream response, the `code` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusClass {
+    Informational,
+    Success,
+    Redirection,
+    ClientError,
+    ServerError,
+}
+
+impl StatusClass {
+    pub const ALL: [StatusClass; 5] = [
+        StatusClass::Informational,
+        StatusClass::Success,
+        StatusClass::Redirection,
+        StatusClass::ClientError,
+        StatusClass::ServerError,
+    ];
+
+    pub fn of(status: http::StatusCode) -> StatusClass {
+        match status.as_u16() {
+            100..=199 => StatusClass::Informational,
+            200..=299 => StatusClass::Success,
+            300..=399 => StatusClass::Redirection,
+            400..=499 => StatusClass::ClientError,
+            _ => StatusClass::ServerError,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusClass::Informational => "1xx",
+            StatusClass::Success => "2xx",
+            StatusClass::Redirection => "3xx",
+            StatusClass::ClientError => "4xx",
+            StatusClass::ServerError => "5xx",
+        }
+    }
+}
+
+/// Start-up choices that change label sets (fixed for the life of the process: a metric's
+/// label set cannot change under a running Prometheus).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetricsOptions {
+    /// Adds a `token` label to `scopegate_request_duration_seconds` (SPEC §5: "and `token`
+    /// where configured"). Off by default: a histogram per token is 18 series per token
+    /// and API.
+    pub duration_by_token: bool,
+}
+
 /// All scopegate metrics.
 pub struct Metrics {
     pub registry: Registry,
     requests: IntCounterVec,
     upstream_responses: IntCounterVec,
     duration: HistogramVec,
+    duration_by_token: bool,
+    /// Per-token rate-limit gauges; the limiter resolves its handles once per token.
     pub rate_limit_remaining: IntGaugeVec,
     pub rate_limit_utilization: GaugeVec,
     last_used: GaugeVec,
     tokens: IntGaugeVec,
+    /// (account, status) pairs currently exported by `scopegate_tokens`.
+    token_count_keys: Mutex<HashSet<(String, String)>>,
     reloads: IntCounterVec,
+    /// Unix time of the last successful (re)load; set by the loader.
     pub last_reload_success: Gauge,
+    last_reload_successful: IntGauge,
     pub generation: IntGauge,
     shadow_denied: IntCounterVec,
     pub throttled: IntCounterVec,
     /// Handles for requests without a configured token (bounded: decisions x methods).
-    anonymous: SeriesCache,
+    anonymous: TokenSeries,
 }
 
 fn build<T: prometheus::core::Collector + Clone + 'static>(
@@ -85,14 +158,19 @@ fn build<T: prometheus::core::Collector + Clone + 'static>(
 }
 
 impl Metrics {
+    /// The metrics with default options.
     pub fn new() -> Arc<Metrics> {
+        Metrics::with_options(MetricsOptions::default())
+    }
+
+    pub fn with_options(options: MetricsOptions) -> Arc<Metrics> {
         let registry = Registry::new();
         let requests = build(
             &registry,
             IntCounterVec::new(
                 Opts::new(
                     "scopegate_requests_total",
-                    "Requests by token, API, method and decision.",
+                    "Requests by account, token, API, method and decision.",
                 ),
                 &["account", "token", "api", "method", "decision"],
             ),
@@ -102,23 +180,25 @@ impl Metrics {
             IntCounterVec::new(
                 Opts::new(
                     "scopegate_upstream_responses_total",
-                    "Upstream responses by token, API and status class.",
+                    "Upstream responses by account, token, API and status class.",
                 ),
                 &["account", "token", "api", "code"],
             ),
         );
+        let duration_labels: &[&str] = if options.duration_by_token {
+            &["api", "token"]
+        } else {
+            &["api"]
+        };
         let duration = build(
             &registry,
             HistogramVec::new(
                 HistogramOpts::new(
                     "scopegate_request_duration_seconds",
-                    "Time from request to upstream response headers, by API.",
+                    "Time from receiving a forwarded request to the upstream's response headers.",
                 )
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0, 30.0,
-                ]),
-                &["api"],
+                .buckets(DURATION_BUCKETS.to_vec()),
+                duration_labels,
             ),
         );
         let rate_limit_remaining = build(
@@ -146,7 +226,7 @@ impl Metrics {
             GaugeVec::new(
                 Opts::new(
                     "scopegate_token_last_used_timestamp_seconds",
-                    "Unix time of the token's last authenticated request.",
+                    "Unix time of the token's last allowed request.",
                 ),
                 &["token"],
             ),
@@ -166,7 +246,7 @@ impl Metrics {
             IntCounterVec::new(
                 Opts::new(
                     "scopegate_config_reloads_total",
-                    "Configuration reloads by result.",
+                    "Configuration loads by result (the start-up load counts as a success).",
                 ),
                 &["result"],
             ),
@@ -176,6 +256,13 @@ impl Metrics {
             Gauge::new(
                 "scopegate_config_last_reload_success_timestamp_seconds",
                 "Unix time of the last successful configuration load.",
+            ),
+        );
+        let last_reload_successful = build(
+            &registry,
+            IntGauge::new(
+                "scopegate_config_last_reload_successful",
+                "1 if the last configuration load attempt succeeded, 0 if it was rejected.",
             ),
         );
         let generation = build(
@@ -205,6 +292,21 @@ impl Metrics {
                 &["kind"],
             ),
         );
+        let build_info = build(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "scopegate_build_info",
+                    "Always 1; the labels tell the running scopegate version.",
+                ),
+                &["version"],
+            ),
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        // Both results exist from the start, so `increase(...{result="error"}[15m])` sees
+        // the first failure.
         for result in ["success", "error"] {
             reloads.with_label_values(&[result]);
         }
@@ -219,20 +321,25 @@ impl Metrics {
             requests,
             upstream_responses,
             duration,
+            duration_by_token: options.duration_by_token,
             rate_limit_remaining,
             rate_limit_utilization,
             last_used,
             tokens,
+            token_count_keys: Mutex::default(),
             reloads,
             last_reload_success,
+            last_reload_successful,
             generation,
             shadow_denied,
             throttled,
-            anonymous: SeriesCache::default(),
+            anonymous: TokenSeries::new(UNKNOWN, UNKNOWN),
         })
     }
 
-    /// Counts one request. `token` is `None` when no configured token was named.
+    /// Counts one request. `token` is `None` when no configured token was named (or its
+    /// secret was not verified): it is then counted under `token="unknown"`.
+    /// `method` is a standard method name or `other` (`model::method_label`).
     pub fn count_request(
         &self,
         token: Option<&TokenSeries>,
@@ -240,67 +347,148 @@ impl Metrics {
         method: &'static str,
         decision: DecisionLabel,
     ) {
-        match token {
-            Some(t) => t
-                .cache
-                .counter(&self.requests, &t.account, &t.sid, api, method, decision)
-                .inc(),
-            None => self
-                .anonymous
-                .counter(&self.requests, UNKNOWN, UNKNOWN, api, method, decision)
-                .inc(),
+        let t = token.unwrap_or(&self.anonymous);
+        let labels = |api| [&*t.account, &*t.sid, api, method, decision.as_str()];
+        let cached = t.requests.with(
+            |k| k.decision == decision && k.method == method && &*k.api == api,
+            || {
+                let key = RequestKey {
+                    api: Arc::from(api),
+                    method,
+                    decision,
+                };
+                (key, self.requests.with_label_values(&labels(api)))
+            },
+            |c| c.inc(),
+        );
+        if cached == Cached::Inserted && t.is_forgotten() {
+            // Raced with `forget_token`: the labels carry the account, so this removes
+            // only the old state's series, never one of a re-created token.
+            let _ = self.requests.remove_label_values(&labels(api));
         }
     }
 
+    /// Counts an upstream response by status class.
     pub fn count_upstream(&self, token: &TokenSeries, api: &str, status: http::StatusCode) {
-        let class = match status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        self.upstream_responses
-            .with_label_values(&[&token.account, &token.sid, api, class])
-            .inc();
+        let class = StatusClass::of(status);
+        let labels = |api| [&*token.account, &*token.sid, api, class.as_str()];
+        let cached = token.upstream.with(
+            |(a, c)| *c == class && &**a == api,
+            || {
+                let c = self.upstream_responses.with_label_values(&labels(api));
+                ((Arc::from(api), class), c)
+            },
+            |c| c.inc(),
+        );
+        if cached == Cached::Inserted && token.is_forgotten() {
+            let _ = self.upstream_responses.remove_label_values(&labels(api));
+        }
     }
 
+    /// Observes a forwarded request's duration (from receiving it to the upstream's
+    /// response headers) through the token's cached handle, with a `token` label when
+    /// [`MetricsOptions::duration_by_token`] is on.
+    pub fn observe_token_duration(&self, token: &TokenSeries, api: &str, seconds: f64) {
+        if self.duration_by_token && token.is_forgotten() {
+            return;
+        }
+        token.durations.with(
+            |a| &**a == api,
+            || {
+                let h = if self.duration_by_token {
+                    self.duration.with_label_values(&[api, &token.sid])
+                } else {
+                    self.duration.with_label_values(&[api])
+                };
+                (Arc::from(api), h)
+            },
+            |h| h.observe(seconds),
+        );
+    }
+
+    /// Observes a duration by API only (cached per API). With `duration_by_token` on this
+    /// records `token="unknown"`: prefer [`Metrics::observe_token_duration`].
     pub fn observe_duration(&self, api: &str, seconds: f64) {
-        self.duration.with_label_values(&[api]).observe(seconds);
+        self.observe_token_duration(&self.anonymous, api, seconds);
     }
 
+    /// Sets the token's last-use gauge (the caller throttles this to once per second).
     pub fn mark_used(&self, token: &TokenSeries, unix_seconds: f64) {
-        self.last_used
-            .with_label_values(&[&token.sid])
-            .set(unix_seconds);
+        if let Some(g) = token.last_used.get() {
+            g.set(unix_seconds);
+        } else if !token.is_forgotten() {
+            token
+                .last_used
+                .get_or_init(|| self.last_used.with_label_values(&[&token.sid]))
+                .set(unix_seconds);
+        }
     }
 
+    /// Counts a request that `shadow_scopes` would deny. `method` is a standard method or
+    /// `other`; `sid` a configured SID.
     pub fn count_shadow_denied(&self, sid: &str, api: &str, method: &str) {
         self.shadow_denied
             .with_label_values(&[sid, api, method])
             .inc();
     }
 
+    /// Counts one configuration load attempt and sets `scopegate_config_last_reload_successful`.
     pub fn count_reload(&self, ok: bool) {
         self.reloads
             .with_label_values(&[if ok { "success" } else { "error" }])
             .inc();
+        self.set_last_reload_ok(ok);
     }
 
-    /// Replaces the `scopegate_tokens` gauge with the counts of a new configuration.
+    /// Sets `scopegate_config_last_reload_successful` (1 or 0).
+    pub fn set_last_reload_ok(&self, ok: bool) {
+        self.last_reload_successful.set(i64::from(ok));
+    }
+
+    /// Replaces the `scopegate_tokens` gauge with the counts of a new configuration. Every
+    /// account gets both statuses (0 when none); pairs that disappeared are removed. The
+    /// gauge is never reset as a whole, so a scrape during a reload sees no gap.
     pub fn set_token_counts<'a>(&self, counts: impl Iterator<Item = (&'a str, &'a str, i64)>) {
-        self.tokens.reset();
+        let mut next: std::collections::HashMap<(String, String), i64> = Default::default();
         for (account, status, n) in counts {
-            self.tokens.with_label_values(&[account, status]).set(n);
+            for s in TOKEN_STATUSES {
+                next.entry((account.to_owned(), s.to_owned())).or_insert(0);
+            }
+            *next
+                .entry((account.to_owned(), status.to_owned()))
+                .or_insert(0) += n;
         }
+        let Ok(mut current) = self.token_count_keys.lock() else {
+            return;
+        };
+        for ((account, status), n) in &next {
+            self.tokens.with_label_values(&[account, status]).set(*n);
+        }
+        for key in current.iter() {
+            if !next.contains_key(key) {
+                let _ = self.tokens.remove_label_values(&[&key.0, &key.1]);
+            }
+        }
+        *current = next.into_keys().collect();
     }
 
     /// Drops every series of a token that a reload removed, so dashboards stop showing it
-    /// and the registry does not grow with token churn.
+    /// and the registry does not grow with token churn. A request still in flight with the
+    /// old state cannot bring the series back: its cached handles are detached, a request
+    /// or upstream series it creates afterwards is removed again, and it creates no
+    /// last-use or per-token latency series at all.
+    ///
+    /// The `token`-only series (last use, rate-limit gauges) are removed by SID: when a
+    /// token is re-created under another account, forget the old state *before* building
+    /// the new one, or the new one's pre-resolved gauges are detached with the old ones.
     pub fn forget_token(&self, token: &TokenSeries) {
+        if std::ptr::eq(token, &self.anonymous) {
+            return;
+        }
+        token.forgotten.store(true, Ordering::SeqCst);
         let sid = token.sid.as_str();
         let account = token.account.as_str();
-        for key in token.cache.keys() {
+        for (key, _) in token.requests.snapshot().iter() {
             let _ = self.requests.remove_label_values(&[
                 account,
                 sid,
@@ -309,11 +497,34 @@ impl Metrics {
                 key.decision.as_str(),
             ]);
         }
-        for api in token.cache.apis() {
-            for class in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
-                let _ = self
-                    .upstream_responses
-                    .remove_label_values(&[account, sid, &api, class]);
+        for ((api, class), _) in token.upstream.snapshot().iter() {
+            let _ =
+                self.upstream_responses
+                    .remove_label_values(&[account, sid, api, class.as_str()]);
+        }
+        if self.duration_by_token {
+            for (api, _) in token.durations.snapshot().iter() {
+                let _ = self.duration.remove_label_values(&[api, sid]);
+            }
+        }
+        // Shadow series are few (only tokens under evaluation): find them by label.
+        for family in self.shadow_denied.collect() {
+            for metric in family.get_metric() {
+                let labels = metric.get_label();
+                let value = |name: &str| {
+                    labels
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_owned())
+                        .unwrap_or_default()
+                };
+                if value("token") == sid {
+                    let _ = self.shadow_denied.remove_label_values(&[
+                        sid,
+                        &value("api"),
+                        &value("method"),
+                    ]);
+                }
             }
         }
         let _ = self.last_used.remove_label_values(&[sid]);
@@ -335,7 +546,12 @@ impl Metrics {
 pub struct TokenSeries {
     pub sid: String,
     pub account: String,
-    cache: SeriesCache,
+    requests: HandleCache<RequestKey, IntCounter>,
+    upstream: HandleCache<(Arc<str>, StatusClass), IntCounter>,
+    durations: HandleCache<Arc<str>, Histogram>,
+    last_used: OnceLock<Gauge>,
+    /// Set by [`Metrics::forget_token`]; a handle resolved afterwards is dropped again.
+    forgotten: AtomicBool,
 }
 
 impl TokenSeries {
@@ -343,69 +559,159 @@ impl TokenSeries {
         TokenSeries {
             sid: sid.to_owned(),
             account: account.to_owned(),
-            cache: SeriesCache::default(),
+            requests: HandleCache::default(),
+            upstream: HandleCache::default(),
+            durations: HandleCache::default(),
+            last_used: OnceLock::new(),
+            forgotten: AtomicBool::new(false),
         }
+    }
+
+    /// Checked only after resolving a new handle (ordered against `forget_token`, which
+    /// sets the flag before reading the caches).
+    fn is_forgotten(&self) -> bool {
+        self.forgotten.load(Ordering::SeqCst)
     }
 }
 
 #[derive(Clone, PartialEq, Eq)]
-struct SeriesKey {
+struct RequestKey {
     api: Arc<str>,
     method: &'static str,
     decision: DecisionLabel,
 }
 
-/// A small per-token list of resolved counters. A token uses few (API, method, decision)
-/// combinations, so a linear scan under a read lock beats hashing five label values.
-#[derive(Default)]
-struct SeriesCache {
-    entries: RwLock<Vec<(SeriesKey, IntCounter)>>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cached {
+    Hit,
+    Inserted,
 }
 
-impl SeriesCache {
-    fn counter(
+/// A small per-token list of resolved handles. A token uses few (API, method, decision)
+/// combinations, and the set is bounded by configuration, so a linear scan of an
+/// immutable snapshot beats hashing label values. Reads take no lock (`ArcSwap::load`);
+/// the list is copied on the rare insert.
+struct HandleCache<K, H> {
+    entries: ArcSwap<Vec<(K, H)>>,
+}
+
+impl<K, H> Default for HandleCache<K, H> {
+    fn default() -> Self {
+        HandleCache {
+            entries: ArcSwap::from_pointee(Vec::new()),
+        }
+    }
+}
+
+impl<K: Clone, H: Clone> HandleCache<K, H> {
+    /// Runs `f` on the cached handle matching `matches`, resolving it with `resolve` (and
+    /// caching it) on first use.
+    fn with(
         &self,
-        vec: &IntCounterVec,
-        account: &str,
-        sid: &str,
-        api: &str,
-        method: &'static str,
-        decision: DecisionLabel,
-    ) -> IntCounter {
-        let matches =
-            |k: &SeriesKey| k.decision == decision && k.method == method && &*k.api == api;
-        if let Ok(entries) = self.entries.read() {
-            if let Some((_, c)) = entries.iter().find(|(k, _)| matches(k)) {
-                return c.clone();
+        matches: impl Fn(&K) -> bool,
+        resolve: impl FnOnce() -> (K, H),
+        f: impl FnOnce(&H),
+    ) -> Cached {
+        {
+            let entries = self.entries.load();
+            if let Some((_, h)) = entries.iter().find(|(k, _)| matches(k)) {
+                f(h);
+                return Cached::Hit;
             }
         }
-        let counter = vec.with_label_values(&[account, sid, api, method, decision.as_str()]);
-        if let Ok(mut entries) = self.entries.write() {
-            if !entries.iter().any(|(k, _)| matches(k)) {
-                entries.push((
-                    SeriesKey {
-                        api: Arc::from(api),
-                        method,
-                        decision,
-                    },
-                    counter.clone(),
-                ));
+        let (key, handle) = resolve();
+        self.entries.rcu(|current| {
+            if current.iter().any(|(k, _)| matches(k)) {
+                Arc::clone(current)
+            } else {
+                let mut next = Vec::with_capacity(current.len() + 1);
+                next.extend(current.iter().cloned());
+                next.push((key.clone(), handle.clone()));
+                Arc::new(next)
             }
+        });
+        f(&handle);
+        Cached::Inserted
+    }
+
+    fn snapshot(&self) -> Arc<Vec<(K, H)>> {
+        self.entries.load_full()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(m: &Metrics) -> String {
+        String::from_utf8(m.render()).unwrap()
+    }
+
+    #[test]
+    fn cached_handles_count_the_same_series() {
+        let m = Metrics::new();
+        let t = TokenSeries::new("SGa", "IRacme");
+        for _ in 0..3 {
+            m.count_request(Some(&t), "campaigns", "GET", DecisionLabel::Allowed);
+            m.count_upstream(&t, "campaigns", http::StatusCode::CREATED);
+            m.observe_token_duration(&t, "campaigns", 0.01);
         }
-        counter
+        m.count_request(None, NO_API, "other", DecisionLabel::BadRequest);
+        let out = text(&m);
+        assert!(out.contains(
+            "scopegate_requests_total{account=\"IRacme\",api=\"campaigns\",decision=\"allowed\",method=\"GET\",token=\"SGa\"} 3"
+        ), "{out}");
+        assert!(out.contains(
+            "scopegate_upstream_responses_total{account=\"IRacme\",api=\"campaigns\",code=\"2xx\",token=\"SGa\"} 3"
+        ));
+        assert!(out.contains("scopegate_request_duration_seconds_count{api=\"campaigns\"} 3"));
+        assert!(out.contains(
+            "scopegate_requests_total{account=\"unknown\",api=\"none\",decision=\"bad_request\",method=\"other\",token=\"unknown\"} 1"
+        ));
+        assert_eq!(t.requests.snapshot().len(), 1);
     }
 
-    fn keys(&self) -> Vec<SeriesKey> {
-        self.entries
-            .read()
-            .map(|e| e.iter().map(|(k, _)| k.clone()).collect())
-            .unwrap_or_default()
+    #[test]
+    fn forget_drops_every_series_of_the_token_and_late_handles_too() {
+        let m = Metrics::with_options(MetricsOptions {
+            duration_by_token: true,
+        });
+        let t = TokenSeries::new("SGgone", "IRacme");
+        m.count_request(Some(&t), "campaigns", "GET", DecisionLabel::Allowed);
+        m.count_upstream(&t, "campaigns", http::StatusCode::OK);
+        m.observe_token_duration(&t, "campaigns", 0.01);
+        m.mark_used(&t, 1.0);
+        m.count_shadow_denied("SGgone", "campaigns", "GET");
+        assert!(text(&m).contains("SGgone"));
+        m.forget_token(&t);
+        assert!(!text(&m).contains("SGgone"), "{}", text(&m));
+        // A request still holding the old state resolves a new combination: not exported.
+        m.count_request(Some(&t), "reports", "POST", DecisionLabel::DeniedScope);
+        m.mark_used(&t, 2.0);
+        assert!(!text(&m).contains("SGgone"), "{}", text(&m));
     }
 
-    fn apis(&self) -> Vec<Arc<str>> {
-        let mut apis: Vec<Arc<str>> = self.keys().into_iter().map(|k| k.api).collect();
-        apis.sort();
-        apis.dedup();
-        apis
+    #[test]
+    fn reload_gauges_and_token_counts() {
+        let m = Metrics::new();
+        let out = text(&m);
+        assert!(out.contains("scopegate_config_reloads_total{result=\"success\"} 0"));
+        assert!(out.contains("scopegate_config_reloads_total{result=\"error\"} 0"));
+        m.count_reload(true);
+        assert!(text(&m).contains("scopegate_config_last_reload_successful 1"));
+        m.count_reload(false);
+        assert!(text(&m).contains("scopegate_config_last_reload_successful 0"));
+        m.set_last_reload_ok(true);
+        assert!(text(&m).contains("scopegate_config_last_reload_successful 1"));
+
+        m.set_token_counts([("IRa", "active", 2), ("IRb", "disabled", 1)].into_iter());
+        let out = text(&m);
+        assert!(out.contains("scopegate_tokens{account=\"IRa\",status=\"active\"} 2"));
+        assert!(out.contains("scopegate_tokens{account=\"IRa\",status=\"disabled\"} 0"));
+        assert!(out.contains("scopegate_tokens{account=\"IRb\",status=\"active\"} 0"));
+        m.set_token_counts([("IRa", "active", 1)].into_iter());
+        let out = text(&m);
+        assert!(out.contains("scopegate_tokens{account=\"IRa\",status=\"active\"} 1"));
+        assert!(!out.contains("IRb"), "{out}");
     }
 }

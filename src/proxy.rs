@@ -434,9 +434,11 @@ async fn run<'p>(
     let sent = Instant::now();
     let result = tokio::time::timeout(upstream.response_timeout, client.request(req)).await;
     let upstream_secs = sent.elapsed().as_secs_f64();
-    shared
-        .metrics
-        .observe_duration(api_name, start.elapsed().as_secs_f64());
+    shared.metrics.observe_token_duration(
+        &token.runtime.series,
+        api_name,
+        start.elapsed().as_secs_f64(),
+    );
     match result {
         Ok(Ok(mut resp)) => {
             forward::clean_response(&mut resp);

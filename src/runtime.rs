@@ -33,13 +33,16 @@ pub struct TokenRuntime {
 
 impl TokenRuntime {
     fn new(sid: &str, account: &str, limit: RateLimit, metrics: &Metrics) -> TokenRuntime {
+        let remaining_gauge = metrics.rate_limit_remaining.with_label_values(&[sid]);
+        // An unused token has its whole burst left, not zero.
+        remaining_gauge.set(i64::from(limit.burst));
         TokenRuntime {
             series: TokenSeries::new(sid, account),
             last_used: AtomicI64::new(0),
             limiter: ArcSwap::from_pointee(TokenLimiter::new(limit)),
             failures: SidFailures::default(),
             usage: crate::usage::TokenUsage::default(),
-            remaining_gauge: metrics.rate_limit_remaining.with_label_values(&[sid]),
+            remaining_gauge,
             utilization_gauge: metrics.rate_limit_utilization.with_label_values(&[sid]),
         }
     }
@@ -94,14 +97,18 @@ impl RuntimeRegistry {
             if existing.series.account == account {
                 if existing.limiter.load().limit != limit {
                     existing.limiter.store(Arc::new(TokenLimiter::new(limit)));
+                    existing.remaining_gauge.set(i64::from(limit.burst));
+                    existing.utilization_gauge.set(0.0);
                 }
                 return existing.clone();
             }
         }
-        let fresh = Arc::new(TokenRuntime::new(sid, account, limit, metrics));
-        if let Some(old) = self.tokens.insert(sid.to_owned(), fresh.clone()) {
+        // Forget the old state first: its series share the SID label with the new one's.
+        if let Some((_, old)) = self.tokens.remove(sid) {
             metrics.forget_token(&old.series);
         }
+        let fresh = Arc::new(TokenRuntime::new(sid, account, limit, metrics));
+        self.tokens.insert(sid.to_owned(), fresh.clone());
         fresh
     }
 

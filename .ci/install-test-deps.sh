@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs the programs the test suite runs besides cargo, when they are missing:
+#
+#   prometheus, promtool   Debian package `prometheus`  (tests/metrics.rs: a real Prometheus
+#                          scrapes the gateway; `promtool check metrics` on /metrics)
+#   curl                   Debian package `curl`        (tests/tls.rs: a real client over TLS)
+#
+#   bash .ci/install-test-deps.sh      # .ci/test runs it before `cargo test`
+#
+# Idempotent: when everything is on PATH it installs nothing and does not touch apt.
+# It only installs packages: it starts, stops and disables no service. (On a host running
+# systemd, Debian's `prometheus` package enables its own prometheus.service on :9090; the
+# tests never use it, they start their own Prometheus on a free loopback port.)
+#
+# With CI=true a failed install is an error. Elsewhere it is a warning, and the tests that
+# need the missing program skip with a message saying so.
+set -euo pipefail
+
+missing=()
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  missing+=(prometheus)
+fi
+if ! command -v curl >/dev/null 2>&1; then
+  missing+=(curl)
+fi
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "test deps: prometheus, promtool and curl are installed"
+  exit 0
+fi
+
+fail() {
+  echo "test deps: $*" >&2
+  if [ "${CI:-}" = "true" ]; then
+    exit 1
+  fi
+  echo "test deps: continuing; tests that need ${missing[*]} will be skipped" >&2
+  exit 0
+}
+
+command -v apt-get >/dev/null 2>&1 || fail "cannot install ${missing[*]}: apt-get not available"
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || fail "cannot install ${missing[*]}: not root and no sudo"
+  as_root=(sudo -n)
+fi
+
+echo "test deps: installing Debian packages: ${missing[*]}"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; fail "apt-get update failed"; }
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1 \
+  || { tail -n 30 "$log" >&2; fail "apt-get install ${missing[*]} failed"; }
+
+for tool in prometheus promtool curl; do
+  command -v "$tool" >/dev/null 2>&1 || fail "$tool is still not on PATH after installing ${missing[*]}"
+done
+echo "test deps: $(prometheus --version 2>&1 | head -n 1)"
