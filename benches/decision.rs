@@ -21,7 +21,7 @@ const APIS: usize = 24;
 
 fn gateway_yaml() -> String {
     let mut s = String::from(
-        "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstreams: {main: {url: 'http://127.0.0.1:9'}}\napi_versions: [v1]\napis:\n",
+        "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nrate_limit: {requests_per_second: 1000000000, burst: 1000000000}\nupstreams: {main: {url: 'http://127.0.0.1:9'}}\napi_versions: [v1]\napis:\n",
     );
     for i in 0..APIS {
         s.push_str(&format!(
@@ -80,6 +80,30 @@ fn bench_decision(c: &mut Criterion) {
             HeaderValue::from_str(&format!("Basic {cred}")).unwrap(),
         );
         let get = method_index("GET");
+        let token = policy.tokens.get(&sid).unwrap().clone();
+        group.bench_with_input(BenchmarkId::new("allowed+limiter", n), &n, |b, _| {
+            b.iter(|| {
+                let target = canonicalize(black_box(&path)).unwrap();
+                let creds = parse_basic(black_box(&headers)).unwrap();
+                let ask = Ask {
+                    method: get,
+                    overrides: &[],
+                    path: &target.path,
+                };
+                let allowed = decide(&policy, &creds, &ask, 1_800_000_000).unwrap();
+                let limiter = allowed.token.runtime.limiter.load_full();
+                let rate = limiter.check();
+                allowed.token.runtime.record_rate(rate, limiter.limit.burst);
+                metrics.count_request(
+                    Some(&allowed.token.runtime.series),
+                    policy.api_name(allowed.api.unwrap()),
+                    "GET",
+                    DecisionLabel::Allowed,
+                );
+                black_box(rate)
+            })
+        });
+        drop(token);
         group.bench_with_input(BenchmarkId::new("allowed", n), &n, |b, _| {
             b.iter(|| {
                 let target = canonicalize(black_box(&path)).unwrap();
