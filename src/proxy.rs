@@ -44,11 +44,16 @@ pub struct Shared {
 
 impl Shared {
     /// The client for an upstream: the shared one, or the one built for its TLS settings.
-    pub fn client_for(&self, upstream: &crate::config::UpstreamSpec) -> Option<UpstreamClient> {
+    pub fn client_for(
+        &self,
+        upstream: &crate::config::UpstreamSpec,
+    ) -> Option<std::borrow::Cow<'_, UpstreamClient>> {
         if upstream.tls.is_default() {
-            return Some(self.client.clone());
+            return Some(std::borrow::Cow::Borrowed(&self.client));
         }
-        self.tls_clients.get(&upstream.tls).map(|c| c.clone())
+        self.tls_clients
+            .get(&upstream.tls)
+            .map(|c| std::borrow::Cow::Owned(c.clone()))
     }
 
     /// Builds the clients for every custom upstream TLS setting not seen before. Reads

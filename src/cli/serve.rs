@@ -31,7 +31,18 @@ pub fn log_format(arg: Option<LogFormatArg>, config: Option<LogFormat>) -> LogFo
     }
 }
 
+/// The tokio runtime. `TOKIO_WORKER_THREADS=1` selects the single-threaded scheduler,
+/// which skips the work-stealing machinery a lone worker has no use for; otherwise one
+/// worker per core (or `TOKIO_WORKER_THREADS`).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if workers == Some(1) {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
