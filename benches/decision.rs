@@ -93,7 +93,10 @@ fn bench_decision(c: &mut Criterion) {
                 let allowed = decide(&policy, &creds, &ask, 1_800_000_000).unwrap();
                 let limiter = allowed.token.runtime.limiter.load_full();
                 let rate = limiter.check();
-                allowed.token.runtime.record_rate(rate, limiter.limit.burst);
+                allowed
+                    .token
+                    .runtime
+                    .record_rate(&metrics, rate, limiter.limit.burst);
                 metrics.count_request(
                     Some(&allowed.token.runtime.series),
                     policy.api_name(allowed.api.unwrap()),

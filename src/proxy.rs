@@ -338,7 +338,9 @@ async fn run<'p>(
         None => limiter.check(),
         Some(backend) => backend.check(&token.spec.sid, &limiter).await,
     };
-    token.runtime.record_rate(rate, limiter.limit.burst);
+    token
+        .runtime
+        .record_rate(&shared.metrics, rate, limiter.limit.burst);
     if let RateOutcome::Limited { .. } = rate {
         let mut resp = refuse(req, Refusal::RateLimited, settings).await;
         ratelimit::set_headers(resp.headers_mut(), &limiter, rate);

@@ -6,7 +6,7 @@
 //! not reset by an unrelated edit.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
@@ -27,23 +27,20 @@ pub struct TokenRuntime {
     pub failures: SidFailures,
     /// Per-scope usage for `scopegate audit`.
     pub usage: crate::usage::TokenUsage,
-    remaining_gauge: IntGauge,
-    utilization_gauge: Gauge,
+    /// Created on the token's first rate-limit decision: 100,000 configured tokens
+    /// would otherwise mean 200,000 gauge series (and hundreds of megabytes) at start-up.
+    rate_gauges: OnceLock<(IntGauge, Gauge)>,
 }
 
 impl TokenRuntime {
-    fn new(sid: &str, account: &str, limit: RateLimit, metrics: &Metrics) -> TokenRuntime {
-        let remaining_gauge = metrics.rate_limit_remaining.with_label_values(&[sid]);
-        // An unused token has its whole burst left, not zero.
-        remaining_gauge.set(i64::from(limit.burst));
+    fn new(sid: &str, account: &str, limit: RateLimit) -> TokenRuntime {
         TokenRuntime {
             series: TokenSeries::new(sid, account),
             last_used: AtomicI64::new(0),
             limiter: ArcSwap::from_pointee(TokenLimiter::new(limit)),
             failures: SidFailures::default(),
             usage: crate::usage::TokenUsage::default(),
-            remaining_gauge,
-            utilization_gauge: metrics.rate_limit_utilization.with_label_values(&[sid]),
+            rate_gauges: OnceLock::new(),
         }
     }
 
@@ -64,15 +61,21 @@ impl TokenRuntime {
 
     /// Updates the rate-limit gauges after a decision (pre-resolved handles: no label
     /// lookup on the hot path).
-    pub fn record_rate(&self, outcome: RateOutcome, burst: u32) {
+    pub fn record_rate(&self, metrics: &Metrics, outcome: RateOutcome, burst: u32) {
         let remaining = match outcome {
             RateOutcome::Allowed { remaining, .. } => remaining,
             RateOutcome::Limited { .. } => 0,
         };
-        self.remaining_gauge.set(i64::from(remaining));
+        let (remaining_gauge, utilization_gauge) = self.rate_gauges.get_or_init(|| {
+            let sid = self.series.sid.as_str();
+            (
+                metrics.rate_limit_remaining.with_label_values(&[sid]),
+                metrics.rate_limit_utilization.with_label_values(&[sid]),
+            )
+        });
+        remaining_gauge.set(i64::from(remaining));
         let burst = f64::from(burst.max(1));
-        self.utilization_gauge
-            .set((burst - f64::from(remaining)) / burst);
+        utilization_gauge.set((burst - f64::from(remaining)) / burst);
     }
 }
 
@@ -97,8 +100,10 @@ impl RuntimeRegistry {
             if existing.series.account == account {
                 if existing.limiter.load().limit != limit {
                     existing.limiter.store(Arc::new(TokenLimiter::new(limit)));
-                    existing.remaining_gauge.set(i64::from(limit.burst));
-                    existing.utilization_gauge.set(0.0);
+                    if let Some((remaining, utilization)) = existing.rate_gauges.get() {
+                        remaining.set(i64::from(limit.burst));
+                        utilization.set(0.0);
+                    }
                 }
                 return existing.clone();
             }
@@ -107,7 +112,7 @@ impl RuntimeRegistry {
         if let Some((_, old)) = self.tokens.remove(sid) {
             metrics.forget_token(&old.series);
         }
-        let fresh = Arc::new(TokenRuntime::new(sid, account, limit, metrics));
+        let fresh = Arc::new(TokenRuntime::new(sid, account, limit));
         self.tokens.insert(sid.to_owned(), fresh.clone());
         fresh
     }

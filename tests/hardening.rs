@@ -235,26 +235,8 @@ async fn secrets_never_reach_logs_or_metrics() {
     let upstream = Upstream::start().await;
     let dir = TempDir::new();
     dir.write("tokens.yaml", &tokens_yaml());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let yaml = gateway_yaml(upstream.addr, "")
-        .replace(
-            "admin_listen: 127.0.0.1:0",
-            &format!("admin_listen: 127.0.0.1:{admin}"),
-        )
-        .replacen(
-            "listen: 127.0.0.1:0",
-            &format!("listen: 127.0.0.1:{port}"),
-            1,
-        );
+    let (port, admin) = (free_port(), free_port());
+    let yaml = with_ports(&gateway_yaml(upstream.addr, ""), port, admin);
     let cfg = dir.write("scopegate.yaml", &yaml);
     let log_path = dir.path("gateway.log");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -269,15 +251,7 @@ async fn secrets_never_reach_logs_or_metrics() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let admin_base = format!("http://127.0.0.1:{admin}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", admin)).await {
-            drop(s);
-            break;
-        }
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_ready(admin).await;
     let guess = "guessed-secret-value-1234";
     let query_secret = "api_key=query-secret-5678";
     for _ in 0..3 {

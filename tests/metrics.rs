@@ -1159,11 +1159,6 @@ async fn promtool_check_metrics(promtool: &Path, text: &str) -> std::process::Ou
     .unwrap()
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// A real Prometheus scrapes the running gateway's admin listener; its HTTP API then
 /// returns the per-token series with the right value, the repository's recording rules
 /// evaluate on them, and `promtool check metrics` accepts the scraped text.

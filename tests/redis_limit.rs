@@ -50,14 +50,6 @@ async fn redis_or_skip(test: &str) -> Option<RedisServer> {
     Some(RedisServer::start().await)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl RedisServer {
     async fn start() -> RedisServer {
         // The port is free when picked; another process may take it before Redis binds,

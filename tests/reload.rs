@@ -596,15 +596,6 @@ async fn fifty_reloads_under_load_fail_no_request() {
 // ---------------------------------------------------------------------------------------
 // The built binary: signals and process lifecycle
 
-/// A port that was free a moment ago (the binary needs fixed ports in its config).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Process {
     child: Child,
     addr: SocketAddr,

@@ -377,16 +377,11 @@ async fn curl_http1_and_http2_against_the_binary() {
     dir.write("tokens.yaml", &tokens_yaml());
     let port = free_port();
     let admin = free_port();
-    let yaml = gateway_yaml(upstream.addr, "tls:\n  cert: cert.pem\n  key: key.pem\n")
-        .replace(
-            "admin_listen: 127.0.0.1:0",
-            &format!("admin_listen: 127.0.0.1:{admin}"),
-        )
-        .replacen(
-            "listen: 127.0.0.1:0",
-            &format!("listen: 127.0.0.1:{port}"),
-            1,
-        );
+    let yaml = with_ports(
+        &gateway_yaml(upstream.addr, "tls:\n  cert: cert.pem\n  key: key.pem\n"),
+        port,
+        admin,
+    );
     let cfg = dir.write("scopegate.yaml", &yaml);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
         .args(["serve", "--config"])
@@ -425,34 +420,4 @@ async fn curl_http1_and_http2_against_the_binary() {
     }
     assert_eq!(upstream.count(), 2);
     let _ = child.kill().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_ready(admin: u16) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", admin)).await {
-            let _ = s
-                .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await;
-            if let Some(r) = read_response(&mut s).await {
-                if r.status == 200 {
-                    return;
-                }
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gateway did not become ready"
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }

@@ -64,23 +64,36 @@ impl ConfigErrors {
 /// Collects errors for one file, resolving field paths to line numbers.
 pub struct ErrorSink<'a> {
     file: &'a Path,
-    spans: &'a SpanIndex,
+    src: &'a str,
+    /// Built on the first error only: indexing every node of a 100,000-token file costs
+    /// seconds and hundreds of megabytes that a valid file never needs.
+    spans: std::cell::OnceCell<Option<SpanIndex>>,
     pub errors: Vec<ConfigError>,
 }
 
 impl<'a> ErrorSink<'a> {
-    pub fn new(file: &'a Path, spans: &'a SpanIndex) -> Self {
+    pub fn new(file: &'a Path, src: &'a str) -> Self {
         ErrorSink {
             file,
-            spans,
+            src,
+            spans: std::cell::OnceCell::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// The line of a field path; 0 when the file's YAML could not be indexed (its syntax
+    /// error is reported on its own).
+    fn line_of(&self, field: &str) -> usize {
+        self.spans
+            .get_or_init(|| SpanIndex::build(self.src).ok())
+            .as_ref()
+            .map_or(0, |s| s.line_of(field))
     }
 
     pub fn push(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.to_path_buf(),
-            line: self.spans.line_of(field),
+            line: self.line_of(field),
             field: field.to_owned(),
             message: message.into(),
             hint: hint.into(),

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors};
 pub use settings::*;
 
-use crate::yamlsrc::spans::SpanIndex;
 use error::ErrorSink;
 
 /// Reads and validates `scopegate.yaml` and the tokens file it names.
@@ -38,16 +37,14 @@ pub fn load_from_sources(
         None => read(&settings.tokens_path)?,
     };
     let tokens_path = settings.tokens_path.clone();
-    let spans = spans(&tokens_path, &tokens_src)?;
-    let mut sink = ErrorSink::new(&tokens_path, &spans);
-    let raw: raw::RawTokensFile = match parse_yaml(&tokens_src) {
-        Ok(r) => r,
-        Err(e) => {
-            sink.push_serde("", &e);
-            return Err(ConfigErrors(sink.errors));
+    let mut sink = ErrorSink::new(&tokens_path, &tokens_src);
+    let (inputs, deleted) = match fast_tokens(&tokens_src) {
+        Some(typed) => typed.into_inputs(),
+        None => {
+            parse_yaml::<raw::RawTokensFile>(&tokens_path, &tokens_src, &mut sink)?.into_inputs()
         }
     };
-    let (accounts, tokens, deleted_sids) = validate::tokens(raw, &settings, &mut sink);
+    let (accounts, tokens, deleted_sids) = validate::tokens(inputs, deleted, &settings, &mut sink);
     if !sink.errors.is_empty() {
         return Err(ConfigErrors(sink.errors));
     }
@@ -61,15 +58,8 @@ pub fn load_from_sources(
 
 /// Reads and validates `scopegate.yaml` alone.
 pub fn parse_gateway(config_path: &Path, src: &str) -> Result<Settings, ConfigErrors> {
-    let spans = spans(config_path, src)?;
-    let mut sink = ErrorSink::new(config_path, &spans);
-    let raw: raw::RawGateway = match parse_yaml(src) {
-        Ok(r) => r,
-        Err(e) => {
-            sink.push_serde("", &e);
-            return Err(ConfigErrors(sink.errors));
-        }
-    };
+    let mut sink = ErrorSink::new(config_path, src);
+    let raw: raw::RawGateway = parse_yaml(config_path, src, &mut sink)?;
     let settings = validate::gateway(raw, config_path, &mut sink);
     if sink.errors.is_empty() {
         Ok(settings)
@@ -78,24 +68,47 @@ pub fn parse_gateway(config_path: &Path, src: &str) -> Result<Settings, ConfigEr
     }
 }
 
-/// An empty file is an empty mapping, not an error: a fresh tokens file starts empty.
-fn parse_yaml<T: serde::de::DeserializeOwned + Default>(src: &str) -> Result<T, serde_yaml::Error> {
-    let value: serde_yaml::Value = serde_yaml::from_str(src)?;
+/// The typed single pass over a tokens file (serde-saphyr streams the document instead of
+/// buffering every parser event first, which matters at 100,000 tokens); `None` sends the
+/// file to the value-by-value path that reports every error.
+fn fast_tokens(src: &str) -> Option<raw::TypedTokensFile> {
+    if src.trim().is_empty() {
+        return None;
+    }
+    // The tokens file is the operator's own (not client input) and legitimately large:
+    // no node budget (the default stops at 250,000 nodes, about 20,000 tokens).
+    let mut options = serde_saphyr::Options::default();
+    options.budget = None;
+    serde_saphyr::from_str_with_options::<raw::TypedTokensFile>(src, options).ok()
+}
+
+/// Parses a file in two steps, so a syntax error (with serde_yaml's line) is told apart
+/// from a value of the wrong type. An empty file is an empty mapping, not an error: a
+/// fresh tokens file starts empty.
+fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
+    file: &Path,
+    src: &str,
+    sink: &mut ErrorSink<'_>,
+) -> Result<T, ConfigErrors> {
+    let value: serde_yaml::Value = serde_yaml::from_str(src).map_err(|e| {
+        let message = e.to_string();
+        ConfigErrors::single(ConfigError {
+            file: file.to_path_buf(),
+            line: e.location().map_or(0, |l| l.line()),
+            field: String::new(),
+            message: format!(
+                "YAML syntax error: {}",
+                message.split(" at line ").next().unwrap_or(&message)
+            ),
+            hint: "fix the YAML syntax at that line".into(),
+        })
+    })?;
     if value.is_null() {
         return Ok(T::default());
     }
-    serde_yaml::from_value(value)
-}
-
-fn spans(file: &Path, src: &str) -> Result<SpanIndex, ConfigErrors> {
-    SpanIndex::build(src).map_err(|e| {
-        ConfigErrors::single(ConfigError {
-            file: file.to_path_buf(),
-            line: e.line,
-            field: String::new(),
-            message: format!("YAML syntax error: {}", e.message),
-            hint: "fix the YAML syntax at that line".into(),
-        })
+    serde_yaml::from_value(value).map_err(|e| {
+        sink.push_serde("", &e);
+        ConfigErrors(std::mem::take(&mut sink.errors))
     })
 }
 

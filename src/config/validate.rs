@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use super::error::ErrorSink;
 use super::raw::{
-    RawAccount, RawBruteForce, RawGateway, RawGatewayRateLimit, RawLimits, RawRateLimit, RawScope,
-    RawTimeouts, RawToken, RawTokensFile,
+    AccountInput, RawBruteForce, RawGateway, RawGatewayRateLimit, RawLimits, RawRateLimit,
+    RawScope, RawTimeouts, RawToken,
 };
 use super::settings::*;
 use crate::bruteforce::BruteForceSettings;
@@ -305,20 +305,21 @@ fn bruteforce(sink: &mut ErrorSink<'_>, raw: RawBruteForce) -> BruteForceSetting
 
 /// Validates `tokens.yaml` against the validated gateway settings.
 pub fn tokens(
-    raw: RawTokensFile,
+    inputs: Vec<AccountInput>,
+    deleted_sids: Vec<String>,
     settings: &Settings,
     sink: &mut ErrorSink<'_>,
 ) -> (Vec<AccountSpec>, Vec<TokenSpec>, Vec<String>) {
-    let deleted: HashSet<&str> = raw.deleted_sids.iter().map(String::as_str).collect();
+    let deleted: HashSet<&str> = deleted_sids.iter().map(String::as_str).collect();
     let mut accounts = Vec::new();
     let mut tokens = Vec::new();
     let mut sid_seen: HashMap<String, String> = HashMap::new();
     let mut account_seen = HashSet::new();
 
-    for (ai, value) in raw.accounts.into_iter().enumerate() {
+    for (ai, input) in inputs.into_iter().enumerate() {
         let afield = format!("accounts[{ai}]");
-        let account: RawAccount = match serde_yaml::from_value(value) {
-            Ok(a) => a,
+        let account = match input.header {
+            Ok((id, name)) => AccountHeader { id, name },
             Err(e) => {
                 sink.push_serde(&afield, &e);
                 continue;
@@ -339,9 +340,9 @@ pub fn tokens(
             );
         }
         let mut active_scoped = 0usize;
-        for (ti, value) in account.tokens.into_iter().enumerate() {
+        for (ti, parsed) in input.tokens.into_iter().enumerate() {
             let tfield = format!("{afield}.tokens[{ti}]");
-            let raw_token: RawToken = match serde_yaml::from_value(value) {
+            let raw_token: RawToken = match parsed {
                 Ok(t) => t,
                 Err(e) => {
                     sink.push_serde(&tfield, &e);
@@ -387,7 +388,12 @@ pub fn tokens(
             id: account.id,
         });
     }
-    (accounts, tokens, raw.deleted_sids)
+    (accounts, tokens, deleted_sids)
+}
+
+struct AccountHeader {
+    id: String,
+    name: Option<String>,
 }
 
 fn token(

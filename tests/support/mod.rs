@@ -418,3 +418,47 @@ pub async fn metrics(h: &Harness) -> String {
     let url = format!("http://{}/metrics", h.gateway.admin_addr);
     get(&url, None).await.text()
 }
+
+/// A port that was free a moment ago (the built binary needs fixed ports in its config).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The harness config with fixed ports instead of port 0, for the built binary.
+pub fn with_ports(yaml: &str, port: u16, admin: u16) -> String {
+    yaml.replace(
+        "admin_listen: 127.0.0.1:0",
+        &format!("admin_listen: 127.0.0.1:{admin}"),
+    )
+    .replacen(
+        "listen: 127.0.0.1:0",
+        &format!("listen: 127.0.0.1:{port}"),
+        1,
+    )
+}
+
+/// Polls the admin `/readyz` of a gateway process until it answers 200 (bounded).
+pub async fn wait_ready(admin: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", admin)).await {
+            let _ = s
+                .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+            if let Some(r) = read_response(&mut s).await {
+                if r.status == 200 {
+                    return;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway did not become ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
