@@ -27,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod decision;
 pub mod forward;
+pub mod framing;
 pub mod metrics;
 pub mod model;
 pub mod policy;

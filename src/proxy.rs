@@ -80,6 +80,9 @@ pub struct ConnInfo {
     pub tls: bool,
     /// `remote`'s IP rendered for `X-Forwarded-For`, once per connection.
     pub forwarded_for: http::HeaderValue,
+    /// One flag per HTTP/1.1 request head: did it carry both `Content-Length` and
+    /// `Transfer-Encoding` (which hyper resolves before the service sees it)?
+    pub framing: Option<Arc<crate::framing::FramingFlags>>,
 }
 
 impl ConnInfo {
@@ -90,6 +93,7 @@ impl ConnInfo {
             remote,
             tls,
             forwarded_for,
+            framing: None,
         }
     }
 }
@@ -157,7 +161,17 @@ async fn run<'p>(
         reason,
     };
 
-    // Phase 1: framing, Host, target form.
+    // Phase 1: framing, Host, target form. The framing flag is taken for every HTTP/1
+    // request, first, so the queue stays in step with the requests.
+    if req.version() < Version::HTTP_2
+        && conn.framing.as_ref().is_some_and(|f| f.next_is_ambiguous())
+    {
+        return (
+            refusal(Refusal::BadRequest, true),
+            bad(BadRequest::LengthAndChunked.as_str()),
+            None,
+        );
+    }
     let host = match request::check(req.method(), req.uri(), req.version(), req.headers()) {
         Ok(h) => h,
         Err(why) => {

@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
+use crate::framing::FramingWatch;
 use crate::proxy::{self, ConnInfo, Shared};
 
 /// The HTTP settings every client connection gets. Fixed at start-up: changing them
@@ -81,11 +82,14 @@ pub async fn serve_main(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn_info = ConnInfo::new(remote, tls.is_some());
+        let mut conn_info = ConnInfo::new(remote, tls.is_some());
         let shared = shared.clone();
-        let service = service_fn(move |req| proxy::handle(shared.clone(), conn_info.clone(), req));
         match &tls {
             None => {
+                let (stream, flags) = FramingWatch::new(stream);
+                conn_info.framing = Some(flags);
+                let service =
+                    service_fn(move |req| proxy::handle(shared.clone(), conn_info.clone(), req));
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
@@ -121,6 +125,11 @@ pub async fn serve_main(
                             return;
                         }
                     };
+                    let (stream, flags) = FramingWatch::new(stream);
+                    conn_info.framing = Some(flags);
+                    let service = service_fn(move |req| {
+                        proxy::handle(shared.clone(), conn_info.clone(), req)
+                    });
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {

@@ -215,6 +215,7 @@ async fn smuggling_framings_are_refused_and_closed() {
     let auth = basic(&WRITER);
     for req in [
         format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+        format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: gzip\r\n\r\nabc"),
         format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
         format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 3, 4\r\n\r\nabcd"),

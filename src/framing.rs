@@ -1,0 +1,329 @@
+//! Request-framing watch for HTTP/1.1 connections: flags every request head that carries
+//! both `Content-Length` and `Transfer-Encoding`.
+//!
+//! hyper resolves such a request itself (RFC 9112 §6.3: the length is dropped, the body
+//! read as chunked, the connection closed afterwards), so the service never sees the
+//! conflict. SPEC §3 wants these requests refused with 400 and never forwarded, since a
+//! peer that reads them the other way is how request smuggling works. This wrapper sits
+//! between the socket and hyper, follows the message boundaries of the byte stream
+//! (heads, `Content-Length` bodies, chunked bodies) and queues one flag per request head,
+//! in order; the service takes one flag per HTTP/1.1 request.
+//!
+//! It never changes a byte. When it cannot follow the stream (HTTP/2 preface, a head it
+//! cannot parse, a framing hyper will reject anyway, an upgrade), it stops watching and
+//! queues nothing more: hyper then answers or closes the connection on its own.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Longest request head followed; longer ones are hyper's to refuse (431).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The per-connection queue of "ambiguous framing" flags, one per request head.
+#[derive(Debug, Default)]
+pub struct FramingFlags(Mutex<VecDeque<bool>>);
+
+impl FramingFlags {
+    /// The flag of the next request, `false` when nothing was queued.
+    pub fn next_is_ambiguous(&self) -> bool {
+        self.0
+            .lock()
+            .map(|mut q| q.pop_front().unwrap_or(false))
+            .unwrap_or(false)
+    }
+
+    fn push(&self, ambiguous: bool) {
+        if let Ok(mut q) = self.0.lock() {
+            q.push_back(ambiguous);
+        }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Body(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkDataEnd,
+    Trailers,
+    Off,
+}
+
+/// Follows HTTP/1.1 message boundaries in the bytes a client sends.
+#[derive(Debug)]
+struct Tracker {
+    state: State,
+    /// Bytes of an incomplete head or chunk-size/trailer line.
+    partial: Vec<u8>,
+    flags: Arc<FramingFlags>,
+    seen_any: bool,
+}
+
+impl Tracker {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        if !self.seen_any && !bytes.is_empty() {
+            self.seen_any = true;
+            if bytes.starts_with(b"PRI * HTTP/2.0") {
+                self.state = State::Off;
+            }
+        }
+        while !bytes.is_empty() {
+            match self.state {
+                State::Off => return,
+                State::Head => bytes = self.head(bytes),
+                State::Body(n) => {
+                    let take = n.min(bytes.len() as u64);
+                    bytes = &bytes[take as usize..];
+                    self.state = if n == take {
+                        State::Head
+                    } else {
+                        State::Body(n - take)
+                    };
+                }
+                State::ChunkSize | State::ChunkDataEnd | State::Trailers => {
+                    bytes = self.line(bytes)
+                }
+                State::ChunkData(n) => {
+                    let take = n.min(bytes.len() as u64);
+                    bytes = &bytes[take as usize..];
+                    self.state = if n == take {
+                        State::ChunkDataEnd
+                    } else {
+                        State::ChunkData(n - take)
+                    };
+                }
+            }
+        }
+    }
+
+    /// Consumes bytes of a request head; returns the rest.
+    fn head<'b>(&mut self, bytes: &'b [u8]) -> &'b [u8] {
+        // Blank lines before a request are allowed (RFC 9112 §2.2).
+        if self.partial.is_empty() {
+            let skip = bytes
+                .iter()
+                .take_while(|b| **b == b'\r' || **b == b'\n')
+                .count();
+            if skip == bytes.len() {
+                return &[];
+            }
+        }
+        let start = self.partial.len();
+        self.partial.extend_from_slice(bytes);
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut headers);
+        let parsed = {
+            let buf = &self.partial[..];
+            let leading = buf
+                .iter()
+                .take_while(|b| **b == b'\r' || **b == b'\n')
+                .count();
+            req.parse(&buf[leading..]).map(|s| match s {
+                httparse::Status::Complete(n) => httparse::Status::Complete(n + leading),
+                httparse::Status::Partial => httparse::Status::Partial,
+            })
+        };
+        match parsed {
+            Ok(httparse::Status::Complete(len)) => {
+                let mut content_length = None;
+                let mut lengths = 0;
+                let mut chunked = None;
+                let mut upgrade = false;
+                for h in req.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        lengths += 1;
+                        content_length = std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.trim().parse::<u64>().ok());
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(b"");
+                        chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                    } else if h.name.eq_ignore_ascii_case("upgrade") {
+                        upgrade = true;
+                    }
+                }
+                self.flags.push(lengths > 0 && chunked.is_some());
+                self.state = match (chunked, content_length) {
+                    _ if upgrade => State::Off,
+                    (Some(true), _) => State::ChunkSize,
+                    (Some(false), _) => State::Off, // hyper refuses it
+                    (None, _) if lengths > 1 => State::Off,
+                    (None, Some(n)) if n > 0 => State::Body(n),
+                    (None, Some(_)) => State::Head,
+                    (None, None) if lengths > 0 => State::Off, // unparsable length
+                    (None, None) => State::Head,
+                };
+                let consumed_from_bytes = len.saturating_sub(start);
+                self.partial.clear();
+                &bytes[consumed_from_bytes.min(bytes.len())..]
+            }
+            Ok(httparse::Status::Partial) if self.partial.len() <= MAX_HEAD => &[],
+            _ => {
+                self.state = State::Off;
+                self.partial.clear();
+                &[]
+            }
+        }
+    }
+
+    /// Consumes one CRLF-terminated line of chunked framing; returns the rest.
+    fn line<'b>(&mut self, bytes: &'b [u8]) -> &'b [u8] {
+        let Some(end) = bytes.iter().position(|b| *b == b'\n') else {
+            self.partial.extend_from_slice(bytes);
+            if self.partial.len() > 4096 {
+                self.state = State::Off;
+            }
+            return &[];
+        };
+        self.partial.extend_from_slice(&bytes[..end]);
+        let line = std::mem::take(&mut self.partial);
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        self.state = match self.state {
+            State::ChunkSize => {
+                let size = line.split(|b| *b == b';').next().unwrap_or(b"");
+                match std::str::from_utf8(size)
+                    .ok()
+                    .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+                {
+                    Some(0) => State::Trailers,
+                    Some(n) => State::ChunkData(n),
+                    None => State::Off,
+                }
+            }
+            State::ChunkDataEnd if line.is_empty() => State::ChunkSize,
+            State::Trailers if line.is_empty() => State::Head,
+            State::Trailers => State::Trailers,
+            _ => State::Off,
+        };
+        &bytes[end + 1..]
+    }
+}
+
+pin_project! {
+    /// A client connection's byte stream, watched for ambiguous request framing.
+    pub struct FramingWatch<IO> {
+        #[pin]
+        io: IO,
+        tracker: Tracker,
+    }
+}
+
+impl<IO> FramingWatch<IO> {
+    pub fn new(io: IO) -> (FramingWatch<IO>, Arc<FramingFlags>) {
+        let flags = Arc::new(FramingFlags::default());
+        let tracker = Tracker {
+            state: State::Head,
+            partial: Vec::new(),
+            flags: flags.clone(),
+            seen_any: false,
+        };
+        (FramingWatch { io, tracker }, flags)
+    }
+}
+
+impl<IO: AsyncRead> AsyncRead for FramingWatch<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let result = this.io.poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result {
+            if !matches!(this.tracker.state, State::Off) {
+                this.tracker.feed(&buf.filled()[before..]);
+            }
+        }
+        result
+    }
+}
+
+impl<IO: AsyncWrite> AsyncWrite for FramingWatch<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags_for(chunks: &[&[u8]]) -> Vec<bool> {
+        let flags = Arc::new(FramingFlags::default());
+        let mut t = Tracker {
+            state: State::Head,
+            partial: Vec::new(),
+            flags: flags.clone(),
+            seen_any: false,
+        };
+        for c in chunks {
+            t.feed(c);
+        }
+        let q = flags.0.lock().unwrap();
+        q.iter().copied().collect()
+    }
+
+    #[test]
+    fn flags_only_heads_with_both_framings() {
+        let stream: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\
+POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
+GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(flags_for(&[stream]), vec![false, false, false, true, false]);
+        // Byte by byte gives the same answer.
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(flags_for(&bytes), vec![false, false, false, true, false]);
+    }
+
+    #[test]
+    fn bodies_that_look_like_heads_are_skipped() {
+        let body = b"GET /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut stream = format!(
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        stream.extend_from_slice(body);
+        stream.extend_from_slice(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(flags_for(&[&stream]), vec![false, false]);
+    }
+
+    #[test]
+    fn http2_and_garbage_stop_the_watch() {
+        assert!(flags_for(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]).is_empty());
+        assert!(flags_for(&[b"\x00\x01garbage\r\n\r\n"]).is_empty());
+    }
+}
