@@ -333,3 +333,39 @@ async fn secrets_never_reach_logs_or_metrics() {
         assert!(!metrics.contains(secret.as_str()), "metrics leak {secret}");
     }
 }
+
+/// A POST whose upstream connection dies before any response is answered 502 and is
+/// never replayed on another connection: non-idempotent requests are not retried.
+#[tokio::test]
+async fn a_failed_post_is_not_retried() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                if s.read(&mut buf).await.unwrap_or(0) > 0 {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                drop(s); // close without answering
+            });
+        }
+    });
+    let (gw, _dir) = gateway_for(up).await;
+    let r = send(
+        "POST",
+        &format!("http://{}{CAMPAIGNS}", gw.addr),
+        &[("authorization", &basic(&WRITER))],
+        "{\"charge\":1}",
+    )
+    .await;
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the POST reached the upstream exactly once"
+    );
+}
