@@ -89,6 +89,11 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
         addresses: bruteforce::AddressThrottle::default(),
         tls_clients: Default::default(),
         cert_store: Default::default(),
+        id: {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        },
+        connect_timeout: settings.timeouts.upstream_connect,
     });
     if let Err(e) = shared.prepare_clients(&settings) {
         tracing::error!(error = %e, "upstream TLS settings unusable; requests to that upstream get 502");
@@ -125,6 +130,8 @@ pub struct Running {
     main_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
     usage_task: JoinHandle<()>,
+    /// Completion signals of the extra worker threads (see [`start_workers`]).
+    workers: Vec<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Running {
@@ -149,6 +156,9 @@ impl Running {
     /// Waits for the drain, then stops the admin listener.
     pub async fn wait(self) {
         let _ = self.main_task.await;
+        for worker in self.workers {
+            let _ = worker.await;
+        }
         let _ = self.stop.send(2);
         let _ = self.admin_task.await;
         self.usage_task.abort();
@@ -161,6 +171,20 @@ pub fn start(
     shared: Arc<Shared>,
     main: TcpListener,
     admin: TcpListener,
+) -> std::io::Result<Running> {
+    start_workers(shared, main, admin, 1)
+}
+
+/// Like [`start`], with `workers` accept loops: the caller's runtime serves one, and each
+/// further worker is an OS thread with its own single-threaded tokio runtime accepting on
+/// the same listening socket (the nginx model). On a small machine this beats one
+/// multi-threaded runtime, whose work stealing and cross-thread wake-ups cost more than
+/// they bring to a proxy whose requests are short and independent.
+pub fn start_workers(
+    shared: Arc<Shared>,
+    main: TcpListener,
+    admin: TcpListener,
+    workers: usize,
 ) -> std::io::Result<Running> {
     let addr = main.local_addr()?;
     let admin_addr = admin.local_addr()?;
@@ -184,6 +208,38 @@ pub fn start(
     };
     usage::load(&shared);
     let usage_task = usage::spawn_persister(shared.clone(), usage::DEFAULT_SAVE_INTERVAL);
+    let mut worker_done = Vec::new();
+    let main = if workers > 1 {
+        let std_listener = main.into_std()?;
+        for index in 1..workers {
+            let listener = std_listener.try_clone()?;
+            let (done, done_rx) = tokio::sync::oneshot::channel();
+            let shared = shared.clone();
+            let tls = tls.clone();
+            let stop = until_stage(stop_rx.clone(), 1);
+            std::thread::Builder::new()
+                .name(format!("scopegate-worker-{index}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match rt {
+                        Ok(rt) => rt.block_on(async move {
+                            match TcpListener::from_std(listener) {
+                                Ok(l) => server::serve_main(shared, l, tls, stop).await,
+                                Err(e) => tracing::error!(error = %e, "worker cannot listen"),
+                            }
+                        }),
+                        Err(e) => tracing::error!(error = %e, "worker runtime failed to start"),
+                    }
+                    let _ = done.send(());
+                })?;
+            worker_done.push(done_rx);
+        }
+        TcpListener::from_std(std_listener)?
+    } else {
+        main
+    };
     let main_task = tokio::spawn(server::serve_main(
         shared.clone(),
         main,
@@ -205,5 +261,6 @@ pub fn start(
         main_task,
         admin_task,
         usage_task,
+        workers: worker_done,
     })
 }

@@ -40,6 +40,9 @@ pub struct Shared {
     pub tls_clients: dashmap::DashMap<crate::tls::UpstreamTls, UpstreamClient>,
     /// The listener's certificate, when TLS is on; replaced on reload.
     pub cert_store: std::sync::OnceLock<Arc<crate::tls::CertStore>>,
+    /// Process-unique id, keying the per-thread upstream clients.
+    pub id: u64,
+    pub connect_timeout: std::time::Duration,
 }
 
 impl Shared {
@@ -49,11 +52,35 @@ impl Shared {
         upstream: &crate::config::UpstreamSpec,
     ) -> Option<std::borrow::Cow<'_, UpstreamClient>> {
         if upstream.tls.is_default() {
-            return Some(std::borrow::Cow::Borrowed(&self.client));
+            return Some(self.thread_client());
         }
         self.tls_clients
             .get(&upstream.tls)
             .map(|c| std::borrow::Cow::Owned(c.clone()))
+    }
+
+    /// The default client of the calling thread. Each worker runtime keeps its own pool,
+    /// so an upstream connection is driven by the thread whose requests use it; a pool
+    /// shared between workers hands connections across threads on every request.
+    fn thread_client(&self) -> std::borrow::Cow<'_, UpstreamClient> {
+        thread_local! {
+            static CLIENTS: std::cell::RefCell<Vec<(u64, UpstreamClient)>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let found = CLIENTS.with(|c| {
+            let mut clients = c.borrow_mut();
+            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
+                return Some(client.clone());
+            }
+            let client =
+                forward::client(self.connect_timeout, &crate::tls::UpstreamTls::default()).ok()?;
+            clients.push((self.id, client.clone()));
+            Some(client)
+        });
+        match found {
+            Some(client) => std::borrow::Cow::Owned(client),
+            None => std::borrow::Cow::Borrowed(&self.client),
+        }
     }
 
     /// Builds the clients for every custom upstream TLS setting not seen before. Reads

@@ -670,3 +670,31 @@ async fn content_length_with_chunked_is_refused_and_nothing_is_forwarded() {
     assert_eq!(seen[0].body.as_ref(), b"abc");
     assert_eq!(seen[1].body.as_ref(), b"hi");
 }
+
+/// Several workers (one single-threaded runtime per OS thread, one accepting socket):
+/// every connection is served whichever worker accepts it, and shutdown waits for all.
+#[tokio::test]
+async fn several_workers_serve_and_drain() {
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new();
+    dir.write("tokens.yaml", &tokens_yaml());
+    let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream.addr, ""));
+    let config = scopegate::config::load(&cfg).unwrap();
+    let shared = scopegate::build_shared(config);
+    let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = scopegate::start_workers(shared, main, admin, 3).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let url = format!("http://{}{CAMPAIGNS}", gw.addr);
+        tasks.push(tokio::spawn(async move {
+            get(&url, Some(&READER)).await.status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(upstream.count(), 30);
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), gw.shutdown()).await;
+    assert!(stopped.is_ok(), "all workers drained and stopped");
+}

@@ -31,19 +31,21 @@ pub fn log_format(arg: Option<LogFormatArg>, config: Option<LogFormat>) -> LogFo
     }
 }
 
-/// The tokio runtime. `TOKIO_WORKER_THREADS=1` selects the single-threaded scheduler,
-/// which skips the work-stealing machinery a lone worker has no use for; otherwise one
-/// worker per core (or `TOKIO_WORKER_THREADS`).
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let workers = std::env::var("TOKIO_WORKER_THREADS")
+/// How many workers serve proxied traffic: `TOKIO_WORKER_THREADS` when set (the name
+/// tokio users know), else one per core.
+pub fn worker_count() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
         .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if workers == Some(1) {
-        return tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-    }
-    tokio::runtime::Builder::new_multi_thread()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The main runtime: single-threaded. It runs one worker's accept loop plus the admin
+/// listener, reloads and signals; further workers get runtimes of their own
+/// (`crate::start_workers`).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
 }
@@ -93,7 +95,7 @@ pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
         // Watches are in place before the listeners serve, so no change after start-up is
         // missed.
         let reloader = crate::reload::spawn_watchers(shared.clone(), config_path);
-        let running = match crate::start(shared.clone(), main, admin) {
+        let running = match crate::start_workers(shared.clone(), main, admin, worker_count()) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("scopegate: cannot start: {e}");
