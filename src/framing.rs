@@ -1,5 +1,5 @@
 //! Request-framing watch for HTTP/1.1 connections: flags every request head that carries
-//! both `Content-Length` and `Transfer-Encoding`.
+//! both `Content-Length` and `Transfer-Encoding`, or a raw `#` in its target.
 //!
 //! hyper resolves such a request itself (RFC 9112 §6.3: the length is dropped, the body
 //! read as chunked, the connection closed afterwards), so the service never sees the
@@ -149,7 +149,11 @@ impl Tracker {
                         upgrade = true;
                     }
                 }
-                self.flags.push(lengths > 0 && chunked.is_some());
+                // A `#` in the target is a fragment the `http` crate drops silently; SPEC §3
+                // refuses it like the other ambiguous spellings.
+                let fragment = req.path.is_some_and(|p| p.contains('#'));
+                self.flags
+                    .push((lengths > 0 && chunked.is_some()) || fragment);
                 self.state = match (chunked, content_length) {
                     _ if upgrade => State::Off,
                     (Some(true), _) => State::ChunkSize,
@@ -303,6 +307,10 @@ POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r
 POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
 GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(flags_for(&[stream]), vec![false, false, false, true, false]);
+        assert_eq!(
+            flags_for(&[b"GET /a#/../b HTTP/1.1\r\nHost: x\r\n\r\n"]),
+            vec![true]
+        );
         // Byte by byte gives the same answer.
         let bytes: Vec<&[u8]> = stream.chunks(1).collect();
         assert_eq!(flags_for(&bytes), vec![false, false, false, true, false]);

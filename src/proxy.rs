@@ -195,7 +195,7 @@ async fn run<'p>(
     {
         return (
             refusal(Refusal::BadRequest, true),
-            bad(BadRequest::LengthAndChunked.as_str()),
+            bad("ambiguous_framing_or_fragment"),
             None,
         );
     }

@@ -458,6 +458,8 @@ async fn raw_smuggling_and_host_attempts_are_refused() {
         (format!("GET /Mediapartners/IRacme/Campaigns/caf\u{e9} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"), 400),
         (format!("GET /Mediapartners/IRacme/Campaigns/a^b HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"), 400),
         (format!("OPTIONS * HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"), 403),
+        (format!("GET {CAMPAIGNS}#/../Secrets HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"), 400),
+        (format!("GET {CAMPAIGNS}?a=1#frag HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"), 400),
     ];
     for (req, want) in cases {
         let reply = raw(h.addr(), req.as_bytes()).await;
