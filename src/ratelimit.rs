@@ -34,7 +34,7 @@ pub enum RateOutcome {
     },
 }
 
-/// Where rate-limit state lives. `local::Local` keeps it in process; a shared
+/// Where rate-limit state lives. [`LocalBackend`] keeps it in process; a shared
 /// implementation keeps it where every replica sees it.
 pub trait RateLimitBackend: Send + Sync {
     fn check<'a>(&'a self, sid: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a>;
@@ -44,7 +44,9 @@ pub trait RateLimitBackend: Send + Sync {
 /// awaits it instead of blocking a worker thread.
 pub type RateCheck<'a> = Pin<Box<dyn Future<Output = RateOutcome> + Send + 'a>>;
 
-/// The in-process backend: the token's own GCRA bucket.
+/// The in-process backend: the token's own GCRA bucket. The proxy calls the bucket
+/// directly when no shared backend is configured (no boxed future per request); this type
+/// is the same behaviour behind the trait, for callers that want one code path.
 pub struct LocalBackend;
 
 impl RateLimitBackend for LocalBackend {
