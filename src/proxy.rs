@@ -142,8 +142,8 @@ pub async fn handle(
     let start = Instant::now();
     let policy = shared.policy.load_full();
     let method = method_label(req.method());
-    let uri = req.uri().clone();
-    let path_for_log = uri.path();
+    // Kept only for the access log (a cheap clone, skipped when the log is off).
+    let logged_uri = policy.settings.access_log.then(|| req.uri().clone());
 
     let (resp, outcome, upstream_secs) = run(&shared, &policy, conn, req, start).await;
     let status = resp.status();
@@ -154,7 +154,7 @@ pub async fn handle(
         method,
         outcome.decision,
     );
-    if policy.settings.access_log {
+    if let Some(uri) = &logged_uri {
         // Path without the query string: queries may carry secrets.
         tracing::info!(
             target: "scopegate::access",
@@ -162,7 +162,7 @@ pub async fn handle(
             account = outcome.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.account.as_str()),
             api = outcome.api,
             method,
-            path = if outcome.decision == DecisionLabel::BadRequest { "-" } else { path_for_log },
+            path = if outcome.decision == DecisionLabel::BadRequest { "-" } else { uri.path() },
             status = status.as_u16(),
             decision = outcome.decision.as_str(),
             reason = outcome.reason,
@@ -263,7 +263,7 @@ async fn run<'p>(
 
     // Phase 4: decision, behind the failed-authentication throttle: a throttled address or
     // SID gets 429 before its secret is even checked.
-    let mono_now = Instant::now();
+    let mono_now = start;
     let client_ip = conn.remote.ip();
     let throttled = if shared.addresses.is_blocked(client_ip, mono_now) {
         Some("address")
