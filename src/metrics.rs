@@ -131,6 +131,8 @@ pub struct Metrics {
     pub rate_limit_remaining: IntGaugeVec,
     pub rate_limit_utilization: GaugeVec,
     last_used: GaugeVec,
+    /// Last use per token and scope, for `scopegate audit --prometheus`.
+    scope_last_used: GaugeVec,
     tokens: IntGaugeVec,
     /// (account, status) pairs currently exported by `scopegate_tokens`.
     token_count_keys: Mutex<HashSet<(String, String)>>,
@@ -231,6 +233,17 @@ impl Metrics {
                 &["token"],
             ),
         );
+        let scope_last_used = build(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "scopegate_scope_last_used_timestamp_seconds",
+                    "Unix time of the token's last allowed request per scope (catalog API and \
+                     method); `scopegate audit --prometheus` reads its maximum over replicas.",
+                ),
+                &["token", "api", "method"],
+            ),
+        );
         let tokens = build(
             &registry,
             IntGaugeVec::new(
@@ -325,6 +338,7 @@ impl Metrics {
             rate_limit_remaining,
             rate_limit_utilization,
             last_used,
+            scope_last_used,
             tokens,
             token_count_keys: Mutex::default(),
             reloads,
@@ -424,6 +438,17 @@ impl Metrics {
         }
     }
 
+    /// Sets the last-use gauge of one scope (the caller calls it only when the second
+    /// changes). `api` is a catalog name or `none`, `method` a standard method or `other`.
+    pub fn mark_scope_used(&self, token: &TokenSeries, api: &str, method: &str, unix: i64) {
+        if token.is_forgotten() {
+            return;
+        }
+        self.scope_last_used
+            .with_label_values(&[&token.sid, api, method])
+            .set(unix as f64);
+    }
+
     /// Counts a request that `shadow_scopes` would deny. `method` is a standard method or
     /// `other`; `sid` a configured SID.
     pub fn count_shadow_denied(&self, sid: &str, api: &str, method: &str) {
@@ -520,6 +545,25 @@ impl Metrics {
                 };
                 if value("token") == sid {
                     let _ = self.shadow_denied.remove_label_values(&[
+                        sid,
+                        &value("api"),
+                        &value("method"),
+                    ]);
+                }
+            }
+        }
+        for family in self.scope_last_used.collect() {
+            for metric in family.get_metric() {
+                let labels = metric.get_label();
+                let value = |name: &str| {
+                    labels
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_owned())
+                        .unwrap_or_default()
+                };
+                if value("token") == sid {
+                    let _ = self.scope_last_used.remove_label_values(&[
                         sid,
                         &value("api"),
                         &value("method"),

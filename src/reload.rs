@@ -784,6 +784,8 @@ mod tests {
             scopes,
             shadow_scopes: None,
             rate_limit: None,
+            quota: None,
+            scope_limits: Vec::new(),
         }
     }
 

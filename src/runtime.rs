@@ -6,7 +6,8 @@
 //! not reset by an unrelated edit.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
@@ -30,6 +31,16 @@ pub struct TokenRuntime {
     /// Created on the token's first rate-limit decision: 100,000 configured tokens
     /// would otherwise mean 200,000 gauge series (and hundreds of megabytes) at start-up.
     rate_gauges: OnceLock<(IntGauge, Gauge)>,
+    /// Buckets of the scopes with a `rate_limit` of their own, by API name (API ids may
+    /// change with a reload; names are what the operator wrote).
+    scope_limiters: Mutex<HashMap<String, Arc<ScopeLimiter>>>,
+}
+
+/// A scope's own rate limit: its bucket here, and its key in a shared backend.
+pub struct ScopeLimiter {
+    /// `SID:api`: SIDs never contain `:`, so this cannot collide with a token's bucket.
+    pub bucket: String,
+    pub limiter: TokenLimiter,
 }
 
 impl TokenRuntime {
@@ -41,7 +52,28 @@ impl TokenRuntime {
             failures: SidFailures::default(),
             usage: crate::usage::TokenUsage::default(),
             rate_gauges: OnceLock::new(),
+            scope_limiters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The scopes' own limiters for a new snapshot: a scope whose limit did not change
+    /// keeps its bucket, scopes no longer limited are forgotten.
+    pub fn scope_limiters(&self, limits: &[(&str, RateLimit)]) -> Vec<Arc<ScopeLimiter>> {
+        let mut map = self.scope_limiters.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|api, l| limits.iter().any(|(a, lim)| a == api && l.limiter.limit == *lim));
+        limits
+            .iter()
+            .map(|(api, limit)| {
+                map.entry((*api).to_owned())
+                    .or_insert_with(|| {
+                        Arc::new(ScopeLimiter {
+                            bucket: format!("{}:{api}", self.series.sid),
+                            limiter: TokenLimiter::named(*limit, &format!("scope-{api}")),
+                        })
+                    })
+                    .clone()
+            })
+            .collect()
     }
 
     /// Records a use; the metric gauge is only touched when the second changes, which keeps

@@ -295,21 +295,32 @@ pub fn all_tokens(root: &Value) -> Vec<TokenView> {
 }
 
 /// Last use per SID from the gateway's usage record, when `state_dir` is configured and
-/// the record exists. Usage is advisory: an unreadable record is a warning.
+/// the record exists, merged with the fleet record in Redis when `usage.backend: redis`
+/// (the later use wins). Usage is advisory: an unreadable record is a warning.
 pub fn last_used(settings: &Settings) -> HashMap<String, i64> {
-    let Some(dir) = &settings.state_dir else {
-        return HashMap::new();
-    };
-    match usage::read_state(&usage::state_path(dir)) {
-        Ok(state) => state
-            .tokens
-            .iter()
-            .filter_map(|(sid, r)| Some((sid.clone(), r.last_used()?)))
-            .collect(),
-        Err(usage::StateError::Missing(_)) => HashMap::new(),
-        Err(e) => {
-            eprintln!("warning: last-used times unavailable: {e}");
-            HashMap::new()
+    let mut out = HashMap::new();
+    if let Some(dir) = &settings.state_dir {
+        match usage::read_state(&usage::state_path(dir)) {
+            Ok(state) => merge_last_used(&mut out, &state),
+            Err(usage::StateError::Missing(_)) => {}
+            Err(e) => eprintln!("warning: last-used times unavailable: {e}"),
+        }
+    }
+    if let Some(redis) = &settings.usage_redis {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        match crate::usage_redis::read_fleet_blocking(redis, now) {
+            Ok(state) => merge_last_used(&mut out, &state),
+            Err(e) => eprintln!("warning: fleet last-used times unavailable: {e}"),
+        }
+    }
+    out
+}
+
+fn merge_last_used(out: &mut HashMap<String, i64>, state: &usage::UsageState) {
+    for (sid, r) in &state.tokens {
+        if let Some(t) = r.last_used() {
+            let e = out.entry(sid.clone()).or_insert(t);
+            *e = (*e).max(t);
         }
     }
 }
