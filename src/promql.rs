@@ -149,18 +149,23 @@ impl Prometheus {
         Ok(answer.data.map(|d| d.result).unwrap_or_default())
     }
 
-    /// An instant query at `time` (Unix seconds).
-    async fn query(&self, promql: &str, time: i64) -> Result<Vec<Series>, String> {
-        self.get(&format!(
-            "/api/v1/query?query={}&time={time}",
-            urlencode(promql)
-        ))
-        .await
+    /// An instant query at `time` (Unix seconds), or at Prometheus' own now.
+    async fn query(&self, promql: &str, time: Option<i64>) -> Result<Vec<Series>, String> {
+        let at = time.map(|t| format!("&time={t}")).unwrap_or_default();
+        self.get(&format!("/api/v1/query?query={}{at}", urlencode(promql)))
+            .await
     }
 
-    /// The fleet's usage over the `window_secs` before `now_unix`, as a usage record.
-    pub async fn usage(&self, now_unix: i64, window_secs: u64) -> Result<UsageState, String> {
+    /// The fleet's usage over the `window_secs` before `at` (Unix seconds; `None`: now on
+    /// Prometheus' clock, which also sees a scrape made a fraction of a second ago), as a
+    /// usage record.
+    pub async fn usage(&self, at: Option<i64>, window_secs: u64) -> Result<UsageState, String> {
         let window_secs = window_secs.max(1);
+        let now_unix = at.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
         let mut scopes: BTreeMap<(String, String, String), ScopeRecord> = BTreeMap::new();
         let key = |s: &Series| {
             let label = |n: &str| s.metric.get(n).cloned().unwrap_or_default();
@@ -169,7 +174,7 @@ impl Prometheus {
         let value = |s: &Series| -> Option<f64> {
             s.value.as_ref().and_then(|(_, v)| v.parse::<f64>().ok())
         };
-        for s in self.query(&last_used_query(window_secs), now_unix).await? {
+        for s in self.query(&last_used_query(window_secs), at).await? {
             let k = key(&s);
             let Some(v) = value(&s).filter(|v| v.is_finite() && *v > 0.0) else {
                 continue;
@@ -184,7 +189,7 @@ impl Prometheus {
                 },
             );
         }
-        for s in self.query(&count_query(window_secs), now_unix).await? {
+        for s in self.query(&count_query(window_secs), at).await? {
             if let (Some(rec), Some(v)) = (scopes.get_mut(&key(&s)), value(&s)) {
                 rec.count = if v.is_finite() && v > 0.0 { v as u64 } else { 0 };
             }
@@ -244,12 +249,16 @@ fn urlencode(s: &str) -> String {
 }
 
 /// [`Prometheus::usage`] for a synchronous caller (the CLI).
-pub fn usage_blocking(base: &str, now_unix: i64, window_secs: u64) -> Result<UsageState, String> {
+pub fn usage_blocking(
+    base: &str,
+    at: Option<i64>,
+    window_secs: u64,
+) -> Result<UsageState, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(async { Prometheus::new(base)?.usage(now_unix, window_secs).await })
+    rt.block_on(async { Prometheus::new(base)?.usage(at, window_secs).await })
 }
 
 #[cfg(test)]

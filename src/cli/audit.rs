@@ -370,7 +370,9 @@ fn fleet_usage(
     now_unix: i64,
 ) -> Result<Option<(String, UsageState, String)>, String> {
     if let Some(url) = &args.prometheus {
-        let state = crate::promql::usage_blocking(url, now_unix, args.stale_after.as_secs())?;
+        // Without --now, Prometheus' own clock (a scrape a moment ago is then inside).
+        let at = args.now.is_some().then_some(now_unix);
+        let state = crate::promql::usage_blocking(url, at, args.stale_after.as_secs())?;
         return Ok(Some((
             url.clone(),
             state,
