@@ -80,9 +80,9 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
         .as_ref()
         .map(|redis| redis_limit::RedisBackend::new(redis, &metrics.registry));
     // Quotas count on the rate limits' Redis and follow its on_redis_error.
-    let quotas = redis.as_ref().map(|r| {
-        quota::QuotaBackend::new(r.conn().clone(), r.on_error(), &metrics.registry)
-    });
+    let quotas = redis
+        .as_ref()
+        .map(|r| quota::QuotaBackend::new(r.conn().clone(), r.on_error(), &metrics.registry));
     let rate_limits = redis.map(|r| Box::new(r) as Box<dyn ratelimit::RateLimitBackend>);
     let usage_writer = settings
         .usage_redis

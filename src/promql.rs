@@ -93,12 +93,17 @@ impl Prometheus {
             .map_err(|e| format!("--prometheus {base}: {e}"))?;
         match uri.scheme_str() {
             Some("http") | Some("https") => {}
-            _ => return Err(format!("--prometheus {base}: use an http:// or https:// URL")),
+            _ => {
+                return Err(format!(
+                    "--prometheus {base}: use an http:// or https:// URL"
+                ))
+            }
         }
         if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-            return Err(format!(
+            return Err(
                 "--prometheus: credentials in the URL are not supported (put a proxy in front)"
-            ));
+                    .into(),
+            );
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -137,7 +142,10 @@ impl Prometheus {
             .await
             .map_err(|_| format!("{}: no answer within {QUERY_TIMEOUT:?}", self.base))??;
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
-            format!("{}: HTTP {status}, not a Prometheus API answer: {e}", self.base)
+            format!(
+                "{}: HTTP {status}, not a Prometheus API answer: {e}",
+                self.base
+            )
         })?;
         if answer.status != "success" {
             return Err(format!(
@@ -191,7 +199,11 @@ impl Prometheus {
         }
         for s in self.query(&count_query(window_secs), at).await? {
             if let (Some(rec), Some(v)) = (scopes.get_mut(&key(&s)), value(&s)) {
-                rec.count = if v.is_finite() && v > 0.0 { v as u64 } else { 0 };
+                rec.count = if v.is_finite() && v > 0.0 {
+                    v as u64
+                } else {
+                    0
+                };
             }
         }
         let since = self.coverage_start(now_unix, window_secs).await?;
@@ -231,7 +243,9 @@ impl Prometheus {
             .iter()
             .filter_map(|s| s.values.first().map(|(t, _)| *t as i64))
             .min()
-            .map_or(now_unix, |t| t.saturating_sub(i64::try_from(step).unwrap_or(0))))
+            .map_or(now_unix, |t| {
+                t.saturating_sub(i64::try_from(step).unwrap_or(0))
+            }))
     }
 }
 
@@ -249,11 +263,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// [`Prometheus::usage`] for a synchronous caller (the CLI).
-pub fn usage_blocking(
-    base: &str,
-    at: Option<i64>,
-    window_secs: u64,
-) -> Result<UsageState, String> {
+pub fn usage_blocking(base: &str, at: Option<i64>, window_secs: u64) -> Result<UsageState, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

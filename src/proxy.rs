@@ -410,21 +410,21 @@ async fn run<'p>(
         };
         return (resp, outcome, None);
     }
-    let quota_states = match crate::quota_gate::check(shared, token, allowed.api, api_name, now).await
-    {
-        Ok(states) => states,
-        Err(refused) => {
-            let mut resp = refuse(req, Refusal::RateLimited, settings).await;
-            crate::quota::set_refusal_headers(resp.headers_mut(), refused.state.as_ref());
-            let outcome = Outcome {
-                token: Some(token),
-                api: api_name,
-                decision: DecisionLabel::RateLimited,
-                reason: refused.reason,
-            };
-            return (resp, outcome, None);
-        }
-    };
+    let quota_states =
+        match crate::quota_gate::check(shared, token, allowed.api, api_name, now).await {
+            Ok(states) => states,
+            Err(refused) => {
+                let mut resp = refuse(req, Refusal::RateLimited, settings).await;
+                crate::quota::set_refusal_headers(resp.headers_mut(), refused.state.as_ref());
+                let outcome = Outcome {
+                    token: Some(token),
+                    api: api_name,
+                    decision: DecisionLabel::RateLimited,
+                    reason: refused.reason,
+                };
+                return (resp, outcome, None);
+            }
+        };
     if decision::shadow_denies(policy, token, &ask) == Some(true) {
         shared
             .metrics

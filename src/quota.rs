@@ -59,7 +59,12 @@ pub fn period(per: QuotaPeriod, now_unix: i64) -> (String, i64, i64) {
         QuotaPeriod::Day => {
             let start = date.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp();
             (
-                format!("{:04}-{:02}-{:02}", date.year(), date.month() as u8, date.day()),
+                format!(
+                    "{:04}-{:02}-{:02}",
+                    date.year(),
+                    date.month() as u8,
+                    date.day()
+                ),
                 start,
                 start + 86_400,
             )
@@ -377,12 +382,18 @@ mod tests {
     #[test]
     fn headers_name_the_quota_policy() {
         let mut h = HeaderMap::new();
-        h.insert(RATELIMIT_POLICY, HeaderValue::from_static("\"default\";q=20;w=2"));
+        h.insert(
+            RATELIMIT_POLICY,
+            HeaderValue::from_static("\"default\";q=20;w=2"),
+        );
         h.insert(RATELIMIT, HeaderValue::from_static("\"default\";r=19;t=1"));
         let mut s = state("quota", 100);
         s.remaining = 60;
         append_headers(&mut h, &[s.clone()]);
-        assert_eq!(h[RATELIMIT_POLICY], "\"default\";q=20;w=2, \"quota\";q=100;w=86400");
+        assert_eq!(
+            h[RATELIMIT_POLICY],
+            "\"default\";q=20;w=2, \"quota\";q=100;w=86400"
+        );
         assert_eq!(h[RATELIMIT], "\"default\";r=19;t=1, \"quota\";r=60;t=10");
 
         let mut h = HeaderMap::new();

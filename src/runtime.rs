@@ -5,8 +5,8 @@
 //! that still exists to the new snapshot and forgets the rest, so counters and buckets are
 //! not reset by an unrelated edit.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -59,8 +59,15 @@ impl TokenRuntime {
     /// The scopes' own limiters for a new snapshot: a scope whose limit did not change
     /// keeps its bucket, scopes no longer limited are forgotten.
     pub fn scope_limiters(&self, limits: &[(&str, RateLimit)]) -> Vec<Arc<ScopeLimiter>> {
-        let mut map = self.scope_limiters.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|api, l| limits.iter().any(|(a, lim)| a == api && l.limiter.limit == *lim));
+        let mut map = self
+            .scope_limiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.retain(|api, l| {
+            limits
+                .iter()
+                .any(|(a, lim)| a == api && l.limiter.limit == *lim)
+        });
         limits
             .iter()
             .map(|(api, limit)| {

@@ -116,8 +116,11 @@ impl UsageWriter {
 
     /// Takes the current record as the baseline for counts: what this process restored
     /// from `usage.json` was counted by an earlier run, so only its last uses are sent.
-    pub async fn start_baseline(&self, shared: &Shared) {
-        let mut written = self.written.lock().await;
+    /// Called once at start-up, before any flush (so the lock is free).
+    pub fn start_baseline(&self, shared: &Shared) {
+        let Ok(mut written) = self.written.try_lock() else {
+            return;
+        };
         shared.registry.for_each(|sid, rt| {
             for s in rt.usage.snapshot().scopes {
                 written.insert((sid.to_owned(), s.api, s.method), (s.count, 0));
@@ -150,17 +153,24 @@ impl UsageWriter {
             let hash = key(&sid);
             let result = self
                 .conn
-                .call("the usage record", "keep and retry", |mut conn: ConnectionManager| {
-                    let mut invocation = self.script.key(&hash);
-                    invocation.key(INDEX_KEY).arg(&sid).arg(record.since);
-                    for ((_, api, method), _, last, add) in &changes {
-                        invocation.arg(format!("{api}:{method}")).arg(*last).arg(*add);
-                    }
-                    async move {
-                        let _: i64 = invocation.invoke_async(&mut conn).await?;
-                        Ok(())
-                    }
-                })
+                .call(
+                    "the usage record",
+                    "keep and retry",
+                    |mut conn: ConnectionManager| {
+                        let mut invocation = self.script.key(&hash);
+                        invocation.key(INDEX_KEY).arg(&sid).arg(record.since);
+                        for ((_, api, method), _, last, add) in &changes {
+                            invocation
+                                .arg(format!("{api}:{method}"))
+                                .arg(*last)
+                                .arg(*add);
+                        }
+                        async move {
+                            let _: i64 = invocation.invoke_async(&mut conn).await?;
+                            Ok(())
+                        }
+                    },
+                )
                 .await;
             match result {
                 Ok(()) => {
@@ -179,12 +189,12 @@ impl UsageWriter {
 /// Writes every `interval` until aborted (the shutdown then calls [`UsageWriter::flush`]
 /// once more).
 pub fn spawn_writer(shared: Arc<Shared>) -> Option<tokio::task::JoinHandle<()>> {
-    shared.usage_writer.as_ref()?;
+    // Before the first request: counts restored from `usage.json` are not sent again.
+    shared.usage_writer.as_ref()?.start_baseline(&shared);
     Some(tokio::spawn(async move {
         let Some(writer) = shared.usage_writer.as_ref() else {
             return;
         };
-        writer.start_baseline(&shared).await;
         let mut tick = tokio::time::interval(writer.interval.max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
@@ -198,14 +208,20 @@ pub fn spawn_writer(shared: Arc<Shared>) -> Option<tokio::task::JoinHandle<()>> 
 /// Reads the whole fleet record (for the CLI and the admin console). Bounded: every call
 /// waits at most the configured timeout (at least 2 s), and the record holds one hash per
 /// token that was ever used.
-pub async fn read_fleet(settings: &UsageRedisSettings, now_unix: i64) -> Result<UsageState, String> {
+pub async fn read_fleet(
+    settings: &UsageRedisSettings,
+    now_unix: i64,
+) -> Result<UsageState, String> {
     let client = redis::Client::open(settings.url.as_str()).map_err(|e| e.to_string())?;
     let target = client.get_connection_info().addr().to_string();
     let bound = settings.timeout.max(Duration::from_secs(2));
     let within = |what: &'static str| {
         let target = target.clone();
         move |_: tokio::time::error::Elapsed| {
-            format!("Redis at {target}: no answer within {} ms ({what})", bound.as_millis())
+            format!(
+                "Redis at {target}: no answer within {} ms ({what})",
+                bound.as_millis()
+            )
         }
     };
     let mut conn = tokio::time::timeout(bound, client.get_multiplexed_async_connection())

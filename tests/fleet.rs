@@ -148,7 +148,11 @@ fn unused_findings(report: &Value) -> BTreeMap<String, (Vec<String>, Vec<String>
         let mut out = Vec::new();
         for s in v.as_array().into_iter().flatten() {
             for m in s["methods"].as_array().into_iter().flatten() {
-                out.push(format!("{}:{}", s["api"].as_str().unwrap(), m.as_str().unwrap()));
+                out.push(format!(
+                    "{}:{}",
+                    s["api"].as_str().unwrap(),
+                    m.as_str().unwrap()
+                ));
             }
         }
         out.sort();
@@ -196,7 +200,13 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
     }
     expect(&fleet.url(0, REPORTS), &WRITER, "GET", StatusCode::OK).await;
     // Refused requests are no use of a scope.
-    expect(&fleet.url(1, CAMPAIGNS), &READER, "POST", StatusCode::FORBIDDEN).await;
+    expect(
+        &fleet.url(1, CAMPAIGNS),
+        &READER,
+        "POST",
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     assert_eq!(fleet.upstream.count(), 7);
     let traffic_done = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -259,10 +269,7 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
         (
             run_audit(&config, &["--json", "--prometheus", &base]),
             run_audit(&config, &["--json"]),
-            run_audit(
-                &config,
-                &["--json", "--state", "/nonexistent/usage.json"],
-            ),
+            run_audit(&config, &["--json", "--state", "/nonexistent/usage.json"]),
         )
     })
     .await
@@ -285,12 +292,38 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
         );
         let notes = report["notes"].to_string();
         assert!(
-            notes.contains(if what == "redis" { "Redis" } else { "Prometheus" }),
+            notes.contains(if what == "redis" {
+                "Redis"
+            } else {
+                "Prometheus"
+            }),
             "{notes}"
         );
     }
     // A named record that does not exist is an error, not an empty report.
     assert_eq!(by_local.0, 2, "{}", by_local.2);
+
+    // `token show` reads the fleet record too: replica A saved nothing yet (its own
+    // record is written once a minute), yet the writer's last use (on B) is shown.
+    let last = want[WRITER.sid].iter().map(|s| s.last_used).max().unwrap();
+    let config = fleet.configs[0].clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+            .args(["token", "show", WRITER.sid, "--json", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown_at = time::OffsetDateTime::parse(
+        shown["last_used"].as_str().expect("last_used from Redis"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(shown_at.unix_timestamp(), last);
 }
 
 /// The gateway's `rate_limit` block with the Redis backend and plenty of room.
@@ -340,9 +373,15 @@ async fn a_quota_holds_across_two_replicas() {
         }
     }
     let total = allowed[0] + allowed[1];
-    assert!((198..=202).contains(&total), "within 1% of 200: {allowed:?}");
+    assert!(
+        (198..=202).contains(&total),
+        "within 1% of 200: {allowed:?}"
+    );
     assert_eq!(total, 200, "the count is atomic in Redis: exact");
-    assert!(allowed[0] > 50 && allowed[1] > 50, "both replicas served: {allowed:?}");
+    assert!(
+        allowed[0] > 50 && allowed[1] > 50,
+        "both replicas served: {allowed:?}"
+    );
     assert_eq!(
         fleet.upstream.count(),
         200,
@@ -353,7 +392,10 @@ async fn a_quota_holds_across_two_replicas() {
     let ratelimit = r.headers["ratelimit"].to_str().unwrap();
     assert!(ratelimit.starts_with("\"quota\";r=0;t="), "{ratelimit}");
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=86_400).contains(&retry), "until the UTC day ends: {retry}");
+    assert!(
+        (1..=86_400).contains(&retry),
+        "until the UTC day ends: {retry}"
+    );
     // Other tokens are not touched by the reader's quota.
     expect(&fleet.url(0, CAMPAIGNS), &WRITER, "GET", StatusCode::OK).await;
 }
@@ -378,7 +420,10 @@ async fn per_scope_limits_hold_across_two_replicas() {
         match r.status {
             StatusCode::OK => ok += 1,
             StatusCode::TOO_MANY_REQUESTS => {
-                assert_eq!(r.headers["ratelimit-policy"], "\"scope-campaigns\";q=5;w=25000");
+                assert_eq!(
+                    r.headers["ratelimit-policy"],
+                    "\"scope-campaigns\";q=5;w=25000"
+                );
             }
             other => panic!("{other}"),
         }
@@ -416,8 +461,17 @@ async fn per_scope_rate_limit_with_the_local_limiter() {
     for _ in 0..2 {
         expect(&h.url(REPORTS), &WRITER, "GET", StatusCode::OK).await;
     }
-    let r = expect(&h.url(REPORTS), &WRITER, "GET", StatusCode::TOO_MANY_REQUESTS).await;
-    assert_eq!(r.headers["ratelimit-policy"], "\"scope-reports\";q=2;w=10000");
+    let r = expect(
+        &h.url(REPORTS),
+        &WRITER,
+        "GET",
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    assert_eq!(
+        r.headers["ratelimit-policy"],
+        "\"scope-reports\";q=2;w=10000"
+    );
     assert!(r.headers.contains_key("retry-after"));
     // The token's other scope keeps the token's (default) limit.
     for _ in 0..5 {
@@ -445,7 +499,11 @@ async fn redis_killed_mid_run_follows_the_configured_mode() {
         "usage:\n  backend: redis\n  redis_url: {}\n  interval: 200ms\n  redis_timeout: 200ms\n",
         redis.url()
     );
-    let open = Fleet::start(&format!("{}{usage}", redis_limits(&redis, "local")), &tokens).await;
+    let open = Fleet::start(
+        &format!("{}{usage}", redis_limits(&redis, "local")),
+        &tokens,
+    )
+    .await;
     let closed_dir = TempDir::new();
     closed_dir.write("tokens.yaml", &tokens);
     let closed_cfg = closed_dir.write(
@@ -472,13 +530,19 @@ async fn redis_killed_mid_run_follows_the_configured_mode() {
             r.headers["ratelimit-policy"].to_str().unwrap() == "\"default\";q=10000;w=1",
             "uncounted: no quota item while Redis is down"
         );
-        assert!(started.elapsed() < Duration::from_secs(3), "request {i} hung");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "request {i} hung"
+        );
 
         let started = Instant::now();
         let r = get(&format!("http://{}{CAMPAIGNS}", closed.addr), Some(&READER)).await;
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "fail-closed");
         assert_eq!(r.headers["retry-after"], "1");
-        assert!(started.elapsed() < Duration::from_secs(3), "request {i} hung");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "request {i} hung"
+        );
     }
     assert!(
         metric(admin, quota_errors).await >= before + 5.0,
@@ -524,7 +588,10 @@ async fn redis_killed_mid_run_follows_the_configured_mode() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "the usage record did not catch up");
+        assert!(
+            Instant::now() < deadline,
+            "the usage record did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     closed.shutdown().await;
@@ -561,7 +628,10 @@ fn limits_and_usage_settings_are_validated() {
         "a quota needs Redis"
     );
     let zero = quota.replace("requests: 10", "requests: 0");
-    assert_eq!(fields(redis, &zero), ["accounts[0].tokens[0].quota.requests"]);
+    assert_eq!(
+        fields(redis, &zero),
+        ["accounts[0].tokens[0].quota.requests"]
+    );
     let week = quota.replace("per: day", "per: week");
     assert!(load(redis, &week).is_err());
     let scope = |extra: &str| {
@@ -590,19 +660,32 @@ fn limits_and_usage_settings_are_validated() {
         "reader",
         "        shadow_scopes: [{api: campaigns, methods: [GET], rate_limit: {requests_per_second: 1}}]\n",
     );
-    assert_eq!(fields("", &shadow), ["accounts[0].tokens[0].shadow_scopes[0]"]);
+    assert_eq!(
+        fields("", &shadow),
+        ["accounts[0].tokens[0].shadow_scopes[0]"]
+    );
 
-    assert!(load("usage:\n  backend: redis\n  interval: 30s\n", &tokens_yaml()).is_ok());
+    assert!(load(
+        "usage:\n  backend: redis\n  interval: 30s\n",
+        &tokens_yaml()
+    )
+    .is_ok());
     assert_eq!(
         fields("usage:\n  backend: redis\n  interval: 0s\n", &tokens_yaml()),
         ["usage.interval"]
     );
     assert_eq!(
-        fields("usage:\n  backend: redis\n  redis_url: http://x\n", &tokens_yaml()),
+        fields(
+            "usage:\n  backend: redis\n  redis_url: http://x\n",
+            &tokens_yaml()
+        ),
         ["usage.redis_url"]
     );
     assert_eq!(
-        fields("usage:\n  redis_url: redis://127.0.0.1:6379\n", &tokens_yaml()),
+        fields(
+            "usage:\n  redis_url: redis://127.0.0.1:6379\n",
+            &tokens_yaml()
+        ),
         ["usage.backend"]
     );
 }

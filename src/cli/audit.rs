@@ -382,7 +382,11 @@ fn fleet_usage(
             ),
         )));
     }
-    let Some(redis) = config.settings.usage_redis.as_ref().filter(|_| args.state.is_none())
+    let Some(redis) = config
+        .settings
+        .usage_redis
+        .as_ref()
+        .filter(|_| args.state.is_none())
     else {
         return Ok(None);
     };

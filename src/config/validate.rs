@@ -300,7 +300,12 @@ fn usage(
             "write it as redis://[:password@]host:port[/db], e.g. redis://127.0.0.1:6379",
         );
     }
-    let interval = duration_or(sink, "usage.interval", raw.interval.as_deref(), DEFAULT_INTERVAL);
+    let interval = duration_or(
+        sink,
+        "usage.interval",
+        raw.interval.as_deref(),
+        DEFAULT_INTERVAL,
+    );
     let timeout = duration_or(
         sink,
         "usage.redis_timeout",

@@ -169,7 +169,6 @@ pub async fn promtool_check_metrics(promtool: &Path, text: &str) -> std::process
     .unwrap()
 }
 
-
 /// A Prometheus server scraping `targets` (admin listeners) every second, stopped on drop.
 pub struct PrometheusServer {
     pub base: String,
@@ -203,7 +202,10 @@ impl PrometheusServer {
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -219,17 +221,22 @@ impl PrometheusServer {
         let url = format!("{}/-/ready", server.base);
         let log_path = server.log_path.clone();
         let child = &mut server.child;
-        poll("prometheus ready", Duration::from_secs(30), &log_path, || {
-            let exited = child.0.try_wait().ok().flatten();
-            let url = url.clone();
-            async move {
-                if let Some(status) = exited {
-                    return Err(format!("prometheus exited: {status}"));
+        poll(
+            "prometheus ready",
+            Duration::from_secs(30),
+            &log_path,
+            || {
+                let exited = child.0.try_wait().ok().flatten();
+                let url = url.clone();
+                async move {
+                    if let Some(status) = exited {
+                        return Err(format!("prometheus exited: {status}"));
+                    }
+                    let (status, _) = http_get(&url).await?;
+                    Ok((status == StatusCode::OK).then_some(()))
                 }
-                let (status, _) = http_get(&url).await?;
-                Ok((status == StatusCode::OK).then_some(()))
-            }
-        })
+            },
+        )
         .await;
         server
     }

@@ -162,4 +162,3 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
-
