@@ -16,6 +16,11 @@
 //! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
 //! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
 //! [`admin`] (Prometheus registry and the admin listener), [`cli`] (the commands).
+//!
+//! Fleet-wide state: [`redis_limit`] (the Redis connection and shared rate limits),
+//! [`quota`] (day/month quotas counted in Redis), [`usage`] (each replica's usage record)
+//! and [`usage_redis`] (the fleet's, in Redis), [`promql`] (the fleet's usage read back
+//! from Prometheus for `scopegate audit --prometheus`).
 
 #![forbid(unsafe_code)]
 

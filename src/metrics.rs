@@ -449,6 +449,20 @@ impl Metrics {
             .set(unix as f64);
     }
 
+    /// Drops a token's per-scope last-use series (`scopes`: the (API, method) pairs its
+    /// usage record holds, which are exactly the series it set).
+    pub fn forget_scopes<'a>(
+        &self,
+        token: &TokenSeries,
+        scopes: impl Iterator<Item = (&'a str, &'a str)>,
+    ) {
+        for (api, method) in scopes {
+            let _ = self
+                .scope_last_used
+                .remove_label_values(&[&token.sid, api, method]);
+        }
+    }
+
     /// Counts a request that `shadow_scopes` would deny. `method` is a standard method or
     /// `other`; `sid` a configured SID.
     pub fn count_shadow_denied(&self, sid: &str, api: &str, method: &str) {
@@ -545,25 +559,6 @@ impl Metrics {
                 };
                 if value("token") == sid {
                     let _ = self.shadow_denied.remove_label_values(&[
-                        sid,
-                        &value("api"),
-                        &value("method"),
-                    ]);
-                }
-            }
-        }
-        for family in self.scope_last_used.collect() {
-            for metric in family.get_metric() {
-                let labels = metric.get_label();
-                let value = |name: &str| {
-                    labels
-                        .iter()
-                        .find(|l| l.name() == name)
-                        .map(|l| l.value().to_owned())
-                        .unwrap_or_default()
-                };
-                if value("token") == sid {
-                    let _ = self.scope_last_used.remove_label_values(&[
                         sid,
                         &value("api"),
                         &value("method"),

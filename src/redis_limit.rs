@@ -16,6 +16,10 @@
 //! outage costs the hot path nothing; the connection manager reconnects in the background
 //! and the first successful probe restores shared limits. Failures are logged once when
 //! they start, then at most once per [`LOG_INTERVAL`], and the recovery once.
+//!
+//! The connection handling (lazy connect, per-call timeout, one retry on a dead
+//! connection, skipping Redis while it is down) is [`RedisConn`], which quotas
+//! ([`crate::quota`]) share and the fleet usage record ([`crate::usage_redis`]) reuses.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};

@@ -405,6 +405,7 @@ pub fn restart_needed(running: &Settings, new: &Settings) -> Vec<&'static str> {
         "rate_limit.backend",
         running.redis_rate_limit != new.redis_rate_limit,
     );
+    check("usage.backend", running.usage_redis != new.usage_redis);
     fields
 }
 

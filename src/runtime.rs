@@ -83,6 +83,18 @@ impl TokenRuntime {
             .collect()
     }
 
+    /// Drops every metric series of this token (it was removed, or changed account).
+    fn forget(&self, metrics: &Metrics) {
+        metrics.forget_token(&self.series);
+        let used = self.usage.snapshot();
+        metrics.forget_scopes(
+            &self.series,
+            used.scopes
+                .iter()
+                .map(|s| (s.api.as_str(), s.method.as_str())),
+        );
+    }
+
     /// Records a use; the metric gauge is only touched when the second changes, which keeps
     /// a busy token from hashing labels on every request.
     pub fn mark_used(&self, metrics: &Metrics, now_unix: i64) {
@@ -149,7 +161,7 @@ impl RuntimeRegistry {
         }
         // Forget the old state first: its series share the SID label with the new one's.
         if let Some((_, old)) = self.tokens.remove(sid) {
-            metrics.forget_token(&old.series);
+            old.forget(metrics);
         }
         let fresh = Arc::new(TokenRuntime::new(sid, account, limit));
         self.tokens.insert(sid.to_owned(), fresh.clone());
@@ -167,7 +179,7 @@ impl RuntimeRegistry {
             stay
         });
         for rt in gone {
-            metrics.forget_token(&rt.series);
+            rt.forget(metrics);
         }
     }
 

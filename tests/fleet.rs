@@ -316,7 +316,11 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     let shown_at = time::OffsetDateTime::parse(
         shown["last_used"].as_str().expect("last_used from Redis"),
