@@ -454,6 +454,75 @@ async fn per_scope_limits_hold_across_two_replicas() {
     assert_eq!(fleet.upstream.count(), 5 + 3 + 10);
 }
 
+/// A token quota and a scope quota together: a request takes from both or from none, so
+/// requests refused by the scope's quota leave the token's untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_scope_quotas_take_all_or_nothing() {
+    let Some(redis) = redis_or_skip("token_and_scope_quotas_take_all_or_nothing").await else {
+        return;
+    };
+    let tokens = with_token_lines(
+        &tokens_yaml(),
+        "writer",
+        "        quota: {requests: 4, per: day}\n",
+    )
+    .replace(
+        "          - {api: reports, methods: [GET]}\n",
+        "          - {api: reports, methods: [GET], quota: {requests: 2, per: day}}\n",
+    );
+    let fleet = Fleet::start(&redis_limits(&redis, "local"), &tokens).await;
+    let ok = expect(&fleet.url(0, REPORTS), &WRITER, "GET", StatusCode::OK).await;
+    // Each policy's remaining units, by name, from the `RateLimit` list.
+    let remaining: Vec<(String, String)> = ok.headers["ratelimit"]
+        .to_str()
+        .unwrap()
+        .split(", ")
+        .map(|item| {
+            let (name, params) = item.split_once(';').unwrap();
+            let r = params
+                .split(';')
+                .find_map(|p| p.strip_prefix("r="))
+                .unwrap();
+            (name.to_owned(), r.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        remaining[1..],
+        [
+            ("\"quota\"".to_owned(), "3".to_owned()),
+            ("\"quota-reports\"".to_owned(), "1".to_owned())
+        ],
+        "both quotas are reported: {remaining:?}"
+    );
+    expect(&fleet.url(1, REPORTS), &WRITER, "GET", StatusCode::OK).await;
+    for i in 0..3 {
+        let r = expect(
+            &fleet.url(i % 2, REPORTS),
+            &WRITER,
+            "GET",
+            StatusCode::TOO_MANY_REQUESTS,
+        )
+        .await;
+        let policy = r.headers["ratelimit-policy"].to_str().unwrap();
+        assert!(
+            policy.starts_with("\"quota-reports\";q=2;w=86400"),
+            "{policy}"
+        );
+    }
+    // The refused reports requests did not count against the token: 2 of 4 left.
+    expect(&fleet.url(0, CAMPAIGNS), &WRITER, "GET", StatusCode::OK).await;
+    expect(&fleet.url(1, CAMPAIGNS), &WRITER, "GET", StatusCode::OK).await;
+    let r = expect(
+        &fleet.url(0, CAMPAIGNS),
+        &WRITER,
+        "GET",
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    assert_eq!(r.headers["ratelimit-policy"], "\"quota\";q=4;w=86400");
+    assert_eq!(fleet.upstream.count(), 4);
+}
+
 /// Without Redis, a scope's `rate_limit` is enforced by the replica's own bucket.
 #[tokio::test]
 async fn per_scope_rate_limit_with_the_local_limiter() {
