@@ -782,3 +782,56 @@ fn audit_prometheus_unreachable_is_an_error() {
     let (code, _, stderr) = run_audit(&cfg, &["--prometheus", "ftp://x"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// `token show` shows the token's quota and its scopes' own limits.
+#[test]
+fn token_show_lists_quota_and_scope_limits() {
+    let dir = TempDir::new();
+    let cfg = dir.write(
+        "scopegate.yaml",
+        &gateway_yaml(
+            "127.0.0.1:1".parse().unwrap(),
+            "rate_limit:\n  requests_per_second: 10\n  backend: redis\n",
+        ),
+    );
+    let tokens = with_token_lines(
+        &tokens_yaml(),
+        "writer",
+        "        quota: {requests: 1000, per: month}\n",
+    )
+    .replace(
+        "          - {api: reports, methods: [GET]}\n",
+        "          - {api: reports, methods: [GET], rate_limit: {requests_per_second: 1, burst: 3}, quota: {requests: 50, per: day}}\n",
+    );
+    dir.write("tokens.yaml", &tokens);
+    let show = |json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"));
+        cmd.args(["token", "show", WRITER.sid, "--config"])
+            .arg(&cfg);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let card = show(false);
+    assert!(card.contains("1000 requests per month (UTC)"), "{card}");
+    assert!(
+        card.contains("reports rate limit: 1 requests/s, burst 3"),
+        "{card}"
+    );
+    assert!(
+        card.contains("reports quota: 50 requests per day (UTC)"),
+        "{card}"
+    );
+    let v: Value = serde_json::from_str(&show(true)).unwrap();
+    assert_eq!(v["quota"]["requests"], 1000);
+    assert_eq!(v["scope_limits"][0]["api"], "reports");
+    assert_eq!(v["scope_limits"][0]["quota"]["per"], "day");
+    assert_eq!(v["scope_limits"][0]["rate_limit"]["burst"], 3);
+}
