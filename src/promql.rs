@@ -166,8 +166,12 @@ impl Prometheus {
 
     /// The fleet's usage over the `window_secs` before `at` (Unix seconds; `None`: now on
     /// Prometheus' clock, which also sees a scrape made a fraction of a second ago), as a
-    /// usage record.
-    pub async fn usage(&self, at: Option<i64>, window_secs: u64) -> Result<UsageState, String> {
+    /// usage record, and since when Prometheus has data of the fleet (in the window).
+    pub async fn usage(
+        &self,
+        at: Option<i64>,
+        window_secs: u64,
+    ) -> Result<(UsageState, i64), String> {
         let window_secs = window_secs.max(1);
         let now_unix = at.unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -221,11 +225,14 @@ impl Prometheus {
                 .scopes
                 .push(rec);
         }
-        Ok(UsageState {
-            version: STATE_VERSION,
-            saved_at: now_unix,
-            tokens,
-        })
+        Ok((
+            UsageState {
+                version: STATE_VERSION,
+                saved_at: now_unix,
+                tokens,
+            },
+            since,
+        ))
     }
 
     /// The first instant in the window at which any replica had been scraped (to the
@@ -263,7 +270,11 @@ fn urlencode(s: &str) -> String {
 }
 
 /// [`Prometheus::usage`] for a synchronous caller (the CLI).
-pub fn usage_blocking(base: &str, at: Option<i64>, window_secs: u64) -> Result<UsageState, String> {
+pub fn usage_blocking(
+    base: &str,
+    at: Option<i64>,
+    window_secs: u64,
+) -> Result<(UsageState, i64), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -41,6 +41,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The set of SIDs with a record.
 pub const INDEX_KEY: &str = "scopegate:usage:tokens";
+/// Since when the fleet record exists (the first writer's start; set once, `NX`): a
+/// configured token without a record was unused at least since then.
+pub const SINCE_KEY: &str = "scopegate:usage:since";
 
 /// Validated `usage` settings for the Redis backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +85,10 @@ pub struct UsageWriter {
     script: Script,
     errors: IntCounter,
     written: tokio::sync::Mutex<Written>,
+    /// Whether [`SINCE_KEY`] was set (or found set) by this writer.
+    since_written: std::sync::atomic::AtomicBool,
+    /// This writer's start, Unix seconds.
+    started: i64,
     pub interval: Duration,
 }
 
@@ -110,6 +117,10 @@ impl UsageWriter {
             script: Script::new(MERGE),
             errors,
             written: tokio::sync::Mutex::new(Written::new()),
+            since_written: std::sync::atomic::AtomicBool::new(false),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
             interval: settings.interval,
         }
     }
@@ -137,6 +148,33 @@ impl UsageWriter {
         });
         // One flush at a time: the baseline below must match what Redis received.
         let mut written = self.written.lock().await;
+        if !self
+            .since_written
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let started = self.started;
+            let set = self
+                .conn
+                .call(
+                    "the usage record",
+                    "keep and retry",
+                    |mut conn: ConnectionManager| {
+                        let mut cmd = redis::cmd("SET");
+                        cmd.arg(SINCE_KEY).arg(started).arg("NX");
+                        async move {
+                            let _: Option<String> = cmd.query_async(&mut conn).await?;
+                            Ok(())
+                        }
+                    },
+                )
+                .await;
+            match set {
+                Ok(()) => self
+                    .since_written
+                    .store(true, std::sync::atomic::Ordering::Relaxed),
+                Err(_) => self.errors.inc(),
+            }
+        }
         let mut sent = 0;
         for (sid, record) in records {
             let mut changes = Vec::new();
@@ -207,11 +245,21 @@ pub fn spawn_writer(shared: Arc<Shared>) -> Option<tokio::task::JoinHandle<()>> 
 
 /// Reads the whole fleet record (for the CLI and the admin console). Bounded: every call
 /// waits at most the configured timeout (at least 2 s), and the record holds one hash per
-/// token that was ever used.
+/// token that was ever used. Tokens never used have no record; [`read_fleet_since`] says
+/// since when that means "unused".
 pub async fn read_fleet(
     settings: &UsageRedisSettings,
     now_unix: i64,
 ) -> Result<UsageState, String> {
+    Ok(read_fleet_since(settings, now_unix).await?.0)
+}
+
+/// [`read_fleet`], plus since when the fleet record exists (`now_unix` when no replica
+/// has written yet).
+pub async fn read_fleet_since(
+    settings: &UsageRedisSettings,
+    now_unix: i64,
+) -> Result<(UsageState, i64), String> {
     let client = redis::Client::open(settings.url.as_str()).map_err(|e| e.to_string())?;
     let target = client.get_connection_info().addr().to_string();
     let bound = settings.timeout.max(Duration::from_secs(2));
@@ -235,6 +283,13 @@ pub async fn read_fleet(
     .await
     .map_err(within("SMEMBERS"))?
     .map_err(|e| format!("Redis at {target}: {e}"))?;
+    let since: Option<i64> = tokio::time::timeout(
+        bound,
+        redis::cmd("GET").arg(SINCE_KEY).query_async(&mut conn),
+    )
+    .await
+    .map_err(within("GET"))?
+    .map_err(|e| format!("Redis at {target}: {e}"))?;
     let mut tokens = BTreeMap::new();
     for chunk in sids.chunks(500) {
         let mut pipe = redis::pipe();
@@ -252,23 +307,26 @@ pub async fn read_fleet(
             }
         }
     }
-    Ok(UsageState {
-        version: STATE_VERSION,
-        saved_at: now_unix,
-        tokens,
-    })
+    Ok((
+        UsageState {
+            version: STATE_VERSION,
+            saved_at: now_unix,
+            tokens,
+        },
+        since.unwrap_or(now_unix),
+    ))
 }
 
-/// [`read_fleet`] for a synchronous caller (the CLI).
+/// [`read_fleet_since`] for a synchronous caller (the CLI).
 pub fn read_fleet_blocking(
     settings: &UsageRedisSettings,
     now_unix: i64,
-) -> Result<UsageState, String> {
+) -> Result<(UsageState, i64), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    rt.block_on(read_fleet(settings, now_unix))
+    rt.block_on(read_fleet_since(settings, now_unix))
 }
 
 /// One token's hash as a record; fields that did not come from a gateway are ignored.

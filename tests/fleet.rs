@@ -258,7 +258,8 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
         .unwrap()
         .usage(None, 3600)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(scopes_of(&from_prom), want, "Prometheus' view");
 
     // The audit, both ways: the writer's GET and DELETE on campaigns are unused; the
@@ -302,6 +303,25 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
     }
     // A named record that does not exist is an error, not an empty report.
     assert_eq!(by_local.0, 2, "{}", by_local.2);
+
+    // A token the fleet never used is observed (unused) since the fleet record began,
+    // not since the audit: with a 1 s window it is stale.
+    let config = fleet.configs[0].clone();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        run_audit(&config, &["--json", "--stale-after", "1s"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "stale_token" && f["sid"] == OTHER.sid),
+        "{stdout}"
+    );
 
     // `token show` reads the fleet record too: replica A saved nothing yet (its own
     // record is written once a minute), yet the writer's last use (on B) is shown.

@@ -372,7 +372,9 @@ fn fleet_usage(
     if let Some(url) = &args.prometheus {
         // Without --now, Prometheus' own clock (a scrape a moment ago is then inside).
         let at = args.now.is_some().then_some(now_unix);
-        let state = crate::promql::usage_blocking(url, at, args.stale_after.as_secs())?;
+        let (mut state, since) =
+            crate::promql::usage_blocking(url, at, args.stale_after.as_secs())?;
+        cover_configured(&mut state, config, since);
         return Ok(Some((
             url.clone(),
             state,
@@ -390,8 +392,9 @@ fn fleet_usage(
     else {
         return Ok(None);
     };
-    let state = crate::usage_redis::read_fleet_blocking(redis, now_unix)
+    let (mut state, since) = crate::usage_redis::read_fleet_blocking(redis, now_unix)
         .map_err(|e| format!("{e} (the fleet usage record; --state FILE reads a replica's own)"))?;
+    cover_configured(&mut state, config, since);
     let target = redis::Client::open(redis.url.as_str())
         .map(|c| c.get_connection_info().addr().to_string())
         .unwrap_or_default();
@@ -404,6 +407,21 @@ fn fleet_usage(
             human(redis.interval)
         ),
     )))
+}
+
+/// A fleet source only lists tokens that were used; every other configured token was
+/// observed, unused, since the source's data begins (a replica's own record lists every
+/// token it serves, so the audit treats both alike).
+fn cover_configured(state: &mut UsageState, config: &Config, since: i64) {
+    for t in &config.tokens {
+        state
+            .tokens
+            .entry(t.sid.clone())
+            .or_insert_with(|| usage::TokenRecord {
+                since,
+                scopes: Vec::new(),
+            });
+    }
 }
 
 /// The replica's own record: `--state`, else `<state_dir>/usage.json`.

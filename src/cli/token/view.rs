@@ -367,7 +367,7 @@ pub fn last_used(settings: &Settings) -> HashMap<String, i64> {
     if let Some(redis) = &settings.usage_redis {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         match crate::usage_redis::read_fleet_blocking(redis, now) {
-            Ok(state) => merge_last_used(&mut out, &state),
+            Ok((state, _)) => merge_last_used(&mut out, &state),
             Err(e) => eprintln!("warning: fleet last-used times unavailable: {e}"),
         }
     }
