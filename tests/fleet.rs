@@ -307,11 +307,10 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
     // A token the fleet never used is observed (unused) since the fleet record began,
     // not since the audit: with a 1 s window it is stale.
     let config = fleet.configs[0].clone();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_audit(&config, &["--json", "--stale-after", "1s"])
-    })
-    .await
-    .unwrap();
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || run_audit(&config, &["--json", "--stale-after", "1s"]))
+            .await
+            .unwrap();
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert!(
@@ -714,7 +713,11 @@ fn limits_and_usage_settings_are_validated() {
         "reader",
         "        quota: {requests: 10, per: day}\n",
     );
-    assert!(load(redis, &quota).is_ok());
+    let summary = scopegate::cli::check::summary(&load(redis, &quota).unwrap());
+    assert!(
+        summary.contains("rate limits shared in Redis, 1 quota(s); usage record per replica"),
+        "{summary}"
+    );
     assert_eq!(
         fields("", &quota),
         ["accounts[0].tokens[0].quota"],
