@@ -37,7 +37,9 @@ pub enum RateOutcome {
 /// Where rate-limit state lives. [`LocalBackend`] keeps it in process; a shared
 /// implementation keeps it where every replica sees it.
 pub trait RateLimitBackend: Send + Sync {
-    fn check<'a>(&'a self, sid: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a>;
+    /// Takes one request from `bucket`: a token's SID, or `SID:api` for a scope with a
+    /// `rate_limit` of its own.
+    fn check<'a>(&'a self, bucket: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a>;
 }
 
 /// A decision in progress: a shared backend asks over the network, so the request path
@@ -50,7 +52,7 @@ pub type RateCheck<'a> = Pin<Box<dyn Future<Output = RateOutcome> + Send + 'a>>;
 pub struct LocalBackend;
 
 impl RateLimitBackend for LocalBackend {
-    fn check<'a>(&'a self, _sid: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
+    fn check<'a>(&'a self, _bucket: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
         Box::pin(std::future::ready(limiter.check()))
     }
 }

@@ -91,9 +91,9 @@ pub fn check_url(url: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// The Redis key of a token's bucket.
-pub fn key(sid: &str) -> String {
-    format!("scopegate:rl:{sid}")
+/// The Redis key of a bucket (a token's SID, or `SID:api` for a scope's own limit).
+pub fn key(bucket: &str) -> String {
+    format!("scopegate:rl:{bucket}")
 }
 
 /// GCRA in one atomic step, on the server's clock.
@@ -354,8 +354,8 @@ impl RedisBackend {
 }
 
 impl RateLimitBackend for RedisBackend {
-    fn check<'a>(&'a self, sid: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
-        Box::pin(self.check_shared(sid, limiter))
+    fn check<'a>(&'a self, bucket: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
+        Box::pin(self.check_shared(bucket, limiter))
     }
 }
 

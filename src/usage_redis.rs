@@ -175,6 +175,12 @@ impl UsageWriter {
                 Err(_) => self.errors.inc(),
             }
         }
+        // Forget what was written for tokens no longer configured.
+        {
+            let live: std::collections::HashSet<&str> =
+                records.iter().map(|(sid, _)| sid.as_str()).collect();
+            written.retain(|(sid, _, _), _| live.contains(sid.as_str()));
+        }
         let mut sent = 0;
         for (sid, record) in records {
             let mut changes = Vec::new();
