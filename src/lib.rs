@@ -24,34 +24,20 @@
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod auth;
-pub mod body;
-pub mod bruteforce;
 pub mod cli;
 pub mod config;
-pub mod decision;
-pub mod forward;
-pub mod framing;
-pub mod metrics;
-pub mod model;
-pub mod policy;
-pub mod promql;
-pub mod proxy;
-pub mod quota;
-mod quota_gate;
-pub mod ratelimit;
-pub mod redis_limit;
-pub mod reload;
-pub mod request;
-pub mod response;
-pub mod runtime;
-pub mod scope;
-pub mod server;
-pub mod tls;
-pub mod usage;
-pub mod usage_redis;
-pub mod yamlsrc;
+pub mod domain;
+pub mod gateway;
+
+// Old module paths, kept while branches cut from the flat layout are merged.
+pub use cli::promql;
+pub use config::yamlsrc;
+pub use domain::{auth, bruteforce, decision, model, policy, ratelimit, request, scope};
+pub use gateway::{
+    admin, body, forward, framing, metrics, proxy, quota, redis_limit, reload, response,
+    runtime, server, tls, usage, usage_redis,
+};
+pub(crate) use gateway::quota_gate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod check;
 pub mod demo;
 pub mod explain;
+pub mod promql;
 pub mod secrets;
 pub mod serve;
 pub mod token;

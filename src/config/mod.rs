@@ -8,6 +8,7 @@ pub mod error;
 pub mod raw;
 pub mod settings;
 pub mod validate;
+pub mod yamlsrc;
 
 use std::path::{Path, PathBuf};
 

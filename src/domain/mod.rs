@@ -1,0 +1,11 @@
+//! The gateway's rules, free of I/O: tokens and their secrets, scopes and canonical
+//! targets, request classification, decisions, rate-limit and throttle arithmetic.
+
+pub mod auth;
+pub mod bruteforce;
+pub mod decision;
+pub mod model;
+pub mod policy;
+pub mod ratelimit;
+pub mod request;
+pub mod scope;

@@ -1,0 +1,19 @@
+//! The running process: listeners, the per-request service, forwarding, TLS, the admin
+//! listener and metrics, reloads, Redis-backed limits and quotas, and the usage record.
+
+pub mod admin;
+pub mod body;
+pub mod forward;
+pub mod framing;
+pub mod metrics;
+pub mod proxy;
+pub mod quota;
+pub(crate) mod quota_gate;
+pub mod redis_limit;
+pub mod reload;
+pub mod response;
+pub mod runtime;
+pub mod server;
+pub mod tls;
+pub mod usage;
+pub mod usage_redis;
