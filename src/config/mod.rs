@@ -6,7 +6,7 @@
 
 pub mod error;
 pub mod raw;
-pub mod settings;
+pub use crate::domain::settings;
 pub mod validate;
 pub mod yamlsrc;
 

@@ -9,3 +9,4 @@ pub mod policy;
 pub mod ratelimit;
 pub mod request;
 pub mod scope;
+pub mod settings;
