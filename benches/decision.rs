@@ -59,7 +59,7 @@ fn policy(n: usize, metrics: &Metrics) -> Policy {
         Some(&tokens_yaml(n)),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    Policy::build(config, 1, &RuntimeRegistry::default(), metrics)
+    scopegate::gateway::snapshot::build(config, 1, &RuntimeRegistry::default(), metrics)
 }
 
 fn bench_decision(c: &mut Criterion) {

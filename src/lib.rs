@@ -32,7 +32,8 @@ pub mod gateway;
 // Old module paths, kept while branches cut from the flat layout are merged.
 pub use cli::promql;
 pub use config::yamlsrc;
-pub use domain::{auth, bruteforce, decision, model, policy, ratelimit, request, scope};
+pub use domain::{auth, bruteforce, decision, model, ratelimit, request, scope};
+pub use gateway::snapshot as policy;
 pub use gateway::{
     admin, body, forward, framing, metrics, proxy, quota, redis_limit, reload, response,
     runtime, server, tls, usage, usage_redis,
@@ -50,7 +51,6 @@ use tokio::task::JoinHandle;
 use crate::admin::Readiness;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::policy::Policy;
 use crate::proxy::Shared;
 use crate::runtime::RuntimeRegistry;
 
@@ -79,7 +79,7 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
         .usage_redis
         .as_ref()
         .map(|u| usage_redis::UsageWriter::new(u, &metrics.registry));
-    let policy = Policy::build(config, 1, &registry, &metrics);
+    let policy = gateway::snapshot::build(config, 1, &registry, &metrics);
     metrics.generation.set(1);
     metrics.count_reload(true);
     metrics.last_reload_success.set(reload::unix_now_f64());

@@ -558,7 +558,7 @@ async fn shadow_scopes_count_what_they_would_deny_and_serve_it() {
 
     // `explain` says the same.
     let config = scopegate::config::load(&h.config_path).unwrap();
-    let policy = scopegate::policy::Policy::build(
+    let policy = scopegate::gateway::snapshot::build(
         config,
         1,
         &scopegate::runtime::RuntimeRegistry::default(),

@@ -538,7 +538,7 @@ async fn gateway_decision(h: &Harness, case: &Case) -> (String, String, u16) {
 
 fn policy(h: &Harness) -> Policy {
     let config = scopegate::config::load(&h.config_path).unwrap();
-    Policy::build(config, 1, &RuntimeRegistry::default(), &Metrics::new())
+    scopegate::gateway::snapshot::build(config, 1, &RuntimeRegistry::default(), &Metrics::new())
 }
 
 fn explain_case(policy: &Policy, case: &Case) -> Explanation {

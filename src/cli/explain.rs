@@ -15,11 +15,10 @@ use serde::Serialize;
 
 use crate::config::{self, ScopeGrant, Settings};
 use crate::decision::{self, Ask, Denial, ScopeFailure, SecretUsed};
-use crate::metrics::{DecisionLabel, Metrics, NO_API};
+use crate::domain::labels::{DecisionLabel, NO_API};
 use crate::model::{method_index, MethodSet, TokenStatus, KNOWN_METHODS};
-use crate::policy::{Policy, Token};
+use crate::domain::policy::{Policy, Token};
 use crate::request;
-use crate::runtime::RuntimeRegistry;
 use crate::scope::canonicalize;
 use crate::scope::catalog::ApiId;
 
@@ -137,7 +136,7 @@ pub fn run(args: ExplainArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let policy = Policy::build(config, 1, &RuntimeRegistry::default(), &Metrics::new());
+    let policy = Policy::detached(config, 1);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let e = match explain(
         &policy,
@@ -186,8 +185,8 @@ pub fn parse_headers(lines: &[String]) -> Result<HeaderMap, UsageError> {
 
 /// Explains one request. Pure: the policy, the SID, the method and target as sent, the
 /// request headers, and the time (for expiry).
-pub fn explain(
-    policy: &Policy,
+pub fn explain<R>(
+    policy: &Policy<R>,
     sid: &str,
     method: &str,
     target: &str,
@@ -314,7 +313,7 @@ pub fn explain(
         }
         return Ok(e);
     };
-    let token: &Token = token;
+    let token: &Token<R> = token;
     e.matching_apis = matching_apis(policy, token, path);
     let ask = Ask {
         method: method_index(wire.as_str()),
@@ -403,10 +402,10 @@ pub fn explain(
     Ok(e)
 }
 
-fn explain_scope_denial(
+fn explain_scope_denial<R>(
     e: &mut Explanation,
-    policy: &Policy,
-    token: &Token,
+    policy: &Policy<R>,
+    token: &Token<R>,
     ask: &Ask<'_>,
     method: &str,
     reason: ScopeFailure,
@@ -540,7 +539,7 @@ fn explain_scope_denial(
 
 /// Whether some API of the token that matches the path grants the method (the rule
 /// `decision::authorize` applies to overrides).
-fn granted_on_path(policy: &Policy, token: &Token, path: &str, method: u8) -> bool {
+fn granted_on_path<R>(policy: &Policy<R>, token: &Token<R>, path: &str, method: u8) -> bool {
     let mut granted = false;
     policy
         .catalog
@@ -556,7 +555,7 @@ fn granted_on_path(policy: &Policy, token: &Token, path: &str, method: u8) -> bo
 }
 
 /// The catalog APIs matching the path for the token's account, most specific first.
-fn matching_apis(policy: &Policy, token: &Token, path: &str) -> Vec<ApiMatch> {
+fn matching_apis<R>(policy: &Policy<R>, token: &Token<R>, path: &str) -> Vec<ApiMatch> {
     let settings = &policy.settings;
     let mut found = Vec::new();
     policy

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod raw;
+pub mod redis_url;
 pub use crate::domain::settings;
 pub mod validate;
 pub mod yamlsrc;

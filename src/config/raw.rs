@@ -44,7 +44,7 @@ pub struct RawGateway {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUsage {
-    pub backend: Option<crate::redis_limit::BackendKind>,
+    pub backend: Option<crate::domain::backends::BackendKind>,
     pub redis_url: Option<String>,
     pub interval: Option<String>,
     pub redis_timeout: Option<String>,
@@ -81,10 +81,10 @@ pub struct RawRateLimit {
 pub struct RawGatewayRateLimit {
     pub requests_per_second: f64,
     pub burst: Option<u32>,
-    pub backend: Option<crate::redis_limit::BackendKind>,
+    pub backend: Option<crate::domain::backends::BackendKind>,
     pub redis_url: Option<String>,
     pub redis_timeout: Option<String>,
-    pub on_redis_error: Option<crate::redis_limit::OnRedisError>,
+    pub on_redis_error: Option<crate::domain::backends::OnRedisError>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,7 +259,7 @@ pub struct RawToken {
 #[serde(deny_unknown_fields)]
 pub struct RawQuota {
     pub requests: u64,
-    pub per: crate::quota::QuotaPeriod,
+    pub per: crate::domain::backends::QuotaPeriod,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

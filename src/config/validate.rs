@@ -77,7 +77,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
             up.response_timeout.as_deref(),
             timeouts.upstream_response,
         );
-        let mut tls = crate::tls::UpstreamTls::default();
+        let mut tls = crate::domain::backends::UpstreamTls::default();
         if let Some(t) = &up.tls {
             tls.ca = t.ca.as_ref().map(|p| dir.join(p));
             match (&t.client_cert, &t.client_key) {
@@ -279,9 +279,13 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
 fn usage(
     sink: &mut ErrorSink<'_>,
     raw: RawUsage,
-) -> Option<crate::usage_redis::UsageRedisSettings> {
-    use crate::redis_limit::{check_url, BackendKind, DEFAULT_URL};
-    use crate::usage_redis::{UsageRedisSettings, DEFAULT_INTERVAL, DEFAULT_TIMEOUT};
+) -> Option<crate::domain::backends::UsageRedisSettings> {
+    use super::redis_url::check_url;
+    use crate::domain::backends::{BackendKind, DEFAULT_URL};
+    use crate::domain::backends::{
+        UsageRedisSettings, DEFAULT_USAGE_INTERVAL as DEFAULT_INTERVAL,
+        DEFAULT_USAGE_TIMEOUT as DEFAULT_TIMEOUT,
+    };
     if raw.backend.unwrap_or_default() == BackendKind::Local {
         if raw.redis_url.is_some() || raw.redis_timeout.is_some() || raw.interval.is_some() {
             sink.push(
@@ -653,7 +657,7 @@ fn quota(
     field: &str,
     raw: RawQuota,
     settings: &Settings,
-) -> crate::quota::Quota {
+) -> crate::domain::backends::Quota {
     if raw.requests == 0 {
         sink.push(
             &format!("{field}.requests"),
@@ -670,7 +674,7 @@ fn quota(
              by the number of replicas",
         );
     }
-    crate::quota::Quota {
+    crate::domain::backends::Quota {
         requests: raw.requests,
         per: raw.per,
     }
@@ -760,8 +764,9 @@ fn rate_limit(sink: &mut ErrorSink<'_>, field: &str, raw: RawRateLimit) -> RateL
 fn redis_rate_limit(
     sink: &mut ErrorSink<'_>,
     raw: &RawGatewayRateLimit,
-) -> Option<crate::redis_limit::RedisSettings> {
-    use crate::redis_limit::{check_url, BackendKind, RedisSettings, DEFAULT_TIMEOUT, DEFAULT_URL};
+) -> Option<crate::domain::backends::RedisSettings> {
+    use super::redis_url::check_url;
+    use crate::domain::backends::{BackendKind, RedisSettings, DEFAULT_TIMEOUT, DEFAULT_URL};
     if raw.backend.unwrap_or_default() == BackendKind::Local {
         if raw.redis_url.is_some() || raw.redis_timeout.is_some() || raw.on_redis_error.is_some() {
             sink.push(

@@ -4,11 +4,11 @@
 //! The gateway and `scopegate explain` both call [`decide`], so what `explain` prints is
 //! what the gateway does.
 
-use crate::auth::Credentials;
-use crate::metrics::DecisionLabel;
-use crate::model::TokenStatus;
-use crate::policy::{Policy, Token};
-use crate::scope::catalog::{ApiId, Match};
+use crate::domain::auth::Credentials;
+use crate::domain::labels::DecisionLabel;
+use crate::domain::model::TokenStatus;
+use crate::domain::policy::{Policy, Token};
+use crate::domain::scope::catalog::{ApiId, Match};
 
 /// Why credentials were not accepted. The client is never told which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,20 +33,45 @@ pub enum ScopeFailure {
     Override { api: Option<ApiId> },
 }
 
-/// A refusal, with the token when one was identified (for metrics and logs).
-#[derive(Debug, Clone, Copy)]
-pub enum Denial<'p> {
+/// A refusal, with the token when one was identified (for metrics and logs). `R` is the
+/// per-token runtime state the gateway attaches (`()` for `explain`).
+pub enum Denial<'p, R> {
     Credentials {
-        token: Option<&'p Token>,
+        token: Option<&'p Token<R>>,
         reason: CredentialFailure,
     },
     Scope {
-        token: &'p Token,
+        token: &'p Token<R>,
         reason: ScopeFailure,
     },
 }
 
-impl Denial<'_> {
+// Manual impls: a derive would require `R: Clone`/`R: Debug` of the runtime state, which
+// only sits behind a reference here.
+impl<R> Clone for Denial<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<R> Copy for Denial<'_, R> {}
+impl<R> std::fmt::Debug for Denial<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Denial::Credentials { token, reason } => f
+                .debug_struct("Credentials")
+                .field("token", token)
+                .field("reason", reason)
+                .finish(),
+            Denial::Scope { token, reason } => f
+                .debug_struct("Scope")
+                .field("token", token)
+                .field("reason", reason)
+                .finish(),
+        }
+    }
+}
+
+impl<R> Denial<'_, R> {
     pub fn label(&self) -> DecisionLabel {
         match self {
             Denial::Credentials {
@@ -76,7 +101,7 @@ impl Denial<'_> {
     }
 }
 
-impl std::fmt::Debug for Token {
+impl<R> std::fmt::Debug for Token<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Token")
             .field("sid", &self.spec.sid)
@@ -93,9 +118,8 @@ pub enum SecretUsed {
 }
 
 /// An allowed request.
-#[derive(Debug, Clone, Copy)]
-pub struct Allowed<'p> {
-    pub token: &'p Token,
+pub struct Allowed<'p, R> {
+    pub token: &'p Token<R>,
     /// The most specific matching API among the token's scopes; `None` for a legacy
     /// token's request outside the catalog.
     pub api: Option<ApiId>,
@@ -103,6 +127,13 @@ pub struct Allowed<'p> {
     pub upstream: usize,
     pub secret: SecretUsed,
 }
+
+impl<R> Clone for Allowed<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<R> Copy for Allowed<'_, R> {}
 
 /// What is being asked: standard-method indexes (see `model::KNOWN_METHODS`).
 pub struct Ask<'a> {
@@ -115,11 +146,11 @@ pub struct Ask<'a> {
 }
 
 /// Checks the credentials: known, not deleted, right secret, active, not expired.
-pub fn authenticate<'p>(
-    policy: &'p Policy,
+pub fn authenticate<'p, R>(
+    policy: &'p Policy<R>,
     creds: &Credentials,
     now_unix: i64,
-) -> Result<(&'p Token, SecretUsed), Denial<'p>> {
+) -> Result<(&'p Token<R>, SecretUsed), Denial<'p, R>> {
     let deny = |token, reason| Denial::Credentials { token, reason };
     let Some(token) = policy.tokens.get(creds.sid()) else {
         let reason = if policy.deleted.contains(creds.sid()) {
@@ -129,7 +160,7 @@ pub fn authenticate<'p>(
         };
         return Err(deny(None, reason));
     };
-    let token: &Token = token;
+    let token: &Token<R> = token;
     let secret = if token.spec.hash.verify(creds.secret()) {
         SecretUsed::Current
     } else {
@@ -153,12 +184,12 @@ pub fn authenticate<'p>(
 }
 
 /// Checks the request against the token's scopes and picks the API and upstream.
-pub fn authorize<'p>(
-    policy: &'p Policy,
-    token: &'p Token,
+pub fn authorize<'p, R>(
+    policy: &'p Policy<R>,
+    token: &'p Token<R>,
     secret: SecretUsed,
     ask: &Ask<'_>,
-) -> Result<Allowed<'p>, Denial<'p>> {
+) -> Result<Allowed<'p, R>, Denial<'p, R>> {
     let deny = |reason| Denial::Scope { token, reason };
     let account = token.spec.account.as_str();
 
@@ -238,19 +269,19 @@ pub fn authorize<'p>(
 }
 
 /// Both steps, as the gateway runs them.
-pub fn decide<'p>(
-    policy: &'p Policy,
+pub fn decide<'p, R>(
+    policy: &'p Policy<R>,
     creds: &Credentials,
     ask: &Ask<'_>,
     now_unix: i64,
-) -> Result<Allowed<'p>, Denial<'p>> {
+) -> Result<Allowed<'p, R>, Denial<'p, R>> {
     let (token, secret) = authenticate(policy, creds, now_unix)?;
     authorize(policy, token, secret, ask)
 }
 
 /// For a request allowed under `scopes`: would the token's `shadow_scopes` (a proposed
 /// narrower set) deny it? `None` when the token has no shadow set.
-pub fn shadow_denies(policy: &Policy, token: &Token, ask: &Ask<'_>) -> Option<bool> {
+pub fn shadow_denies<R>(policy: &Policy<R>, token: &Token<R>, ask: &Ask<'_>) -> Option<bool> {
     let shadow = token.spec.shadow_scopes.as_ref()?;
     let grant = |api: ApiId| {
         shadow

@@ -2,8 +2,10 @@
 //! targets, request classification, decisions, rate-limit and throttle arithmetic.
 
 pub mod auth;
+pub mod backends;
 pub mod bruteforce;
 pub mod decision;
+pub mod labels;
 pub mod model;
 pub mod policy;
 pub mod ratelimit;

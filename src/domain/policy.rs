@@ -6,16 +6,16 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::config::{Config, ScopeGrant, Settings, TokenSpec};
-use crate::metrics::Metrics;
-use crate::model::{TokenKind, TokenStatus};
-use crate::runtime::{RuntimeRegistry, TokenRuntime};
-use crate::scope::catalog::{ApiId, Catalog, CatalogBuilder};
+use crate::domain::model::{TokenKind, TokenStatus};
+use crate::domain::ratelimit::TokenLimiter;
+use crate::domain::scope::catalog::{ApiId, Catalog, CatalogBuilder};
+use crate::domain::settings::{Config, RateLimit, ScopeGrant, Settings, TokenSpec};
 
-/// A token as the request path sees it: the validated spec plus its runtime state.
-pub struct Token {
+/// A token as the request path sees it: the validated spec plus its runtime state `R`
+/// (the gateway's metric handles and buckets; `()` where nothing runs, as in `explain`).
+pub struct Token<R> {
     pub spec: TokenSpec,
-    pub runtime: Arc<TokenRuntime>,
+    pub runtime: Arc<R>,
     /// `expires_at` as Unix seconds, compared on every request.
     pub expires_unix: Option<i64>,
     /// End of the previous secret's grace period as Unix seconds.
@@ -25,10 +25,24 @@ pub struct Token {
     pub sid_header: Option<http::HeaderValue>,
     pub account_header: Option<http::HeaderValue>,
     /// The scopes with a `rate_limit` of their own, sorted by API.
-    pub scope_limiters: Vec<(ApiId, Arc<crate::runtime::ScopeLimiter>)>,
+    pub scope_limiters: Vec<(ApiId, Arc<ScopeLimiter>)>,
 }
 
-impl Token {
+/// A scope's own rate limit: its bucket here, and its key in a shared backend.
+pub struct ScopeLimiter {
+    /// `SID:api`: SIDs never contain `:`, so this cannot collide with a token's bucket.
+    pub bucket: String,
+    pub limiter: TokenLimiter,
+}
+
+/// What a token gets attached when a snapshot is built: its runtime state and the
+/// limiters of its scopes that have a `rate_limit` of their own.
+pub struct Attached<R> {
+    pub runtime: Arc<R>,
+    pub scope_limiters: Vec<Arc<ScopeLimiter>>,
+}
+
+impl<R> Token<R> {
     /// The grant for an API, if any (scopes are sorted by API id).
     pub fn grant(&self, api: ApiId) -> Option<&ScopeGrant> {
         self.spec
@@ -39,7 +53,7 @@ impl Token {
     }
 
     /// The limiter of the scope for `api`, when that scope has its own `rate_limit`.
-    pub fn scope_limiter(&self, api: ApiId) -> Option<&crate::runtime::ScopeLimiter> {
+    pub fn scope_limiter(&self, api: ApiId) -> Option<&ScopeLimiter> {
         self.scope_limiters
             .binary_search_by_key(&api, |(a, _)| *a)
             .ok()
@@ -52,26 +66,39 @@ impl Token {
 }
 
 /// One immutable generation of the whole configuration.
-pub struct Policy {
+pub struct Policy<R> {
     pub generation: u64,
     pub settings: Settings,
     pub catalog: Catalog,
     /// Lookup by SID. The snapshot is immutable, so a plain map read by many threads at
-    /// once needs no lock; the concurrent map lives in [`RuntimeRegistry`].
-    pub tokens: HashMap<String, Arc<Token>>,
+    /// once needs no lock; the gateway keeps its state across snapshots elsewhere.
+    pub tokens: HashMap<String, Arc<Token<R>>>,
     pub deleted: HashSet<String>,
     /// Account display names by id.
     pub accounts: HashMap<String, String>,
 }
 
-impl Policy {
-    /// Compiles a validated configuration into a snapshot, attaching runtime state.
+impl Policy<()> {
+    /// A snapshot with no runtime state, for commands that decide without serving
+    /// (`explain`, the benchmarks).
+    pub fn detached(config: Config, generation: u64) -> Policy<()> {
+        let unit = Arc::new(());
+        Policy::build(config, generation, |_, _, _| Attached {
+            runtime: unit.clone(),
+            scope_limiters: Vec::new(),
+        })
+    }
+}
+
+impl<R> Policy<R> {
+    /// Compiles a validated configuration into a snapshot. `attach` gives each token its
+    /// runtime state, from its spec, its rate limit and its scopes' own limits (by API
+    /// name); the snapshot itself touches no registry and no metric.
     pub fn build(
         config: Config,
         generation: u64,
-        registry: &RuntimeRegistry,
-        metrics: &Metrics,
-    ) -> Policy {
+        mut attach: impl FnMut(&TokenSpec, RateLimit, &[(&str, RateLimit)]) -> Attached<R>,
+    ) -> Policy<R> {
         let mut builder = CatalogBuilder::new();
         for (api_index, api) in config.settings.apis.iter().enumerate() {
             for (pattern_index, (_, pattern)) in api.patterns.iter().enumerate() {
@@ -83,8 +110,7 @@ impl Policy {
         let mut tokens = HashMap::with_capacity(config.tokens.len());
         for spec in config.tokens {
             let limit = spec.rate_limit.unwrap_or(config.settings.rate_limit);
-            let runtime = registry.attach(&spec.sid, &spec.account, limit, metrics);
-            let limited: Vec<(ApiId, &str, crate::config::RateLimit)> = spec
+            let limited: Vec<(ApiId, &str, RateLimit)> = spec
                 .scope_limits
                 .iter()
                 .filter_map(|l| {
@@ -92,12 +118,14 @@ impl Policy {
                     Some((l.api, api.name.as_str(), l.rate_limit?))
                 })
                 .collect();
-            let by_name: Vec<(&str, crate::config::RateLimit)> =
+            let by_name: Vec<(&str, RateLimit)> =
                 limited.iter().map(|(_, n, l)| (*n, *l)).collect();
+            let attached = attach(&spec, limit, &by_name);
+            let runtime = attached.runtime;
             let scope_limiters = limited
                 .iter()
                 .map(|(id, _, _)| *id)
-                .zip(runtime.scope_limiters(&by_name))
+                .zip(attached.scope_limiters)
                 .collect();
             let token = Token {
                 scope_limiters,
@@ -110,16 +138,6 @@ impl Policy {
             };
             tokens.insert(token.spec.sid.clone(), Arc::new(token));
         }
-        registry.retain(|sid| tokens.contains_key(sid), metrics);
-
-        let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
-        for t in tokens.values() {
-            *counts
-                .entry((t.spec.account.as_str(), t.spec.status.as_str()))
-                .or_default() += 1;
-        }
-        metrics.set_token_counts(counts.iter().map(|((a, s), n)| (*a, *s, *n)));
-
         Policy {
             generation,
             catalog,
@@ -139,7 +157,7 @@ impl Policy {
             .apis
             .get(usize::from(api))
             .map(|a| a.name.as_str())
-            .unwrap_or(crate::metrics::NO_API)
+            .unwrap_or(crate::domain::labels::NO_API)
     }
 
     /// Active scoped tokens per account, for the CLI's limit checks.
@@ -152,5 +170,16 @@ impl Policy {
                     && t.spec.kind == TokenKind::Scoped
             })
             .count()
+    }
+
+    /// Tokens per (account, status), for the token-count gauges.
+    pub fn token_counts(&self) -> HashMap<(&str, &str), i64> {
+        let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
+        for t in self.tokens.values() {
+            *counts
+                .entry((t.spec.account.as_str(), t.spec.status.as_str()))
+                .or_default() += 1;
+        }
+        counts
     }
 }

@@ -17,7 +17,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
-use crate::config::RateLimit;
+use crate::domain::settings::RateLimit;
 
 /// What the limiter decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,7 +40,7 @@ pub struct UpstreamSpec {
     /// Path prefix of the upstream URL without a trailing slash (often empty).
     pub base_path: String,
     pub response_timeout: Duration,
-    pub tls: crate::tls::UpstreamTls,
+    pub tls: crate::domain::backends::UpstreamTls,
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     pub rate_limit: RateLimit,
     /// `rate_limit.backend: redis`; `None` keeps limits in process. Read at start only.
-    pub redis_rate_limit: Option<crate::redis_limit::RedisSettings>,
+    pub redis_rate_limit: Option<crate::domain::backends::RedisSettings>,
     pub upstreams: Vec<UpstreamSpec>,
     pub default_upstream: Option<usize>,
     pub api_versions: Vec<String>,
@@ -129,7 +129,7 @@ pub struct Settings {
     pub limits: Limits,
     pub bruteforce: crate::bruteforce::BruteForceSettings,
     /// `usage.backend: redis`: the fleet-wide usage record. Read at start only.
-    pub usage_redis: Option<crate::usage_redis::UsageRedisSettings>,
+    pub usage_redis: Option<crate::domain::backends::UsageRedisSettings>,
 }
 
 impl Settings {
@@ -171,7 +171,7 @@ pub struct TokenSpec {
     pub shadow_scopes: Option<Vec<ScopeGrant>>,
     pub rate_limit: Option<RateLimit>,
     /// The token's own quota (all its requests).
-    pub quota: Option<crate::quota::Quota>,
+    pub quota: Option<crate::domain::backends::Quota>,
     /// Per-scope overrides, sorted by API: a scope's `rate_limit` replaces the token's
     /// for requests recorded under that API; a scope's `quota` counts them on its own.
     pub scope_limits: Vec<ScopeLimits>,
@@ -182,7 +182,7 @@ pub struct TokenSpec {
 pub struct ScopeLimits {
     pub api: ApiId,
     pub rate_limit: Option<RateLimit>,
-    pub quota: Option<crate::quota::Quota>,
+    pub quota: Option<crate::domain::backends::Quota>,
 }
 
 impl TokenSpec {

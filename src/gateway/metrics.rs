@@ -21,10 +21,7 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// Label used for the token and account of requests that named no configured token.
-pub const UNKNOWN: &str = "unknown";
-/// Label used for requests that matched no catalog API.
-pub const NO_API: &str = "none";
+pub use crate::domain::labels::{DecisionLabel, NO_API, UNKNOWN};
 /// Label used for a method that is not one of the standard methods.
 pub const OTHER_METHOD: &str = "other";
 /// Token statuses, always exported per account (at 0 when no token has that status).
@@ -33,42 +30,6 @@ const TOKEN_STATUSES: [&str; 2] = ["active", "disabled"];
 const DURATION_BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-
-/// What happened to a request, as counted in `scopegate_requests_total{decision}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DecisionLabel {
-    Allowed,
-    DeniedScope,
-    DeniedCredentials,
-    DeniedDisabled,
-    Unauthenticated,
-    RateLimited,
-    BadRequest,
-}
-
-impl DecisionLabel {
-    pub const ALL: [DecisionLabel; 7] = [
-        DecisionLabel::Allowed,
-        DecisionLabel::DeniedScope,
-        DecisionLabel::DeniedCredentials,
-        DecisionLabel::DeniedDisabled,
-        DecisionLabel::Unauthenticated,
-        DecisionLabel::RateLimited,
-        DecisionLabel::BadRequest,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DecisionLabel::Allowed => "allowed",
-            DecisionLabel::DeniedScope => "denied_scope",
-            DecisionLabel::DeniedCredentials => "denied_credentials",
-            DecisionLabel::DeniedDisabled => "denied_disabled",
-            DecisionLabel::Unauthenticated => "unauthenticated",
-            DecisionLabel::RateLimited => "rate_limited",
-            DecisionLabel::BadRequest => "bad_request",
-        }
-    }
-}
 
 /// The status class of an upstream response, the `code` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,6 +14,7 @@ pub mod reload;
 pub mod response;
 pub mod runtime;
 pub mod server;
+pub mod snapshot;
 pub mod tls;
 pub mod usage;
 pub mod usage_redis;

@@ -22,34 +22,11 @@ use std::sync::Arc;
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use prometheus::{IntCounter, Registry};
 use redis::Script;
-use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime, Time};
 
 use crate::redis_limit::{OnRedisError, RedisConn};
 
-/// `quota.per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QuotaPeriod {
-    Day,
-    Month,
-}
-
-impl QuotaPeriod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QuotaPeriod::Day => "day",
-            QuotaPeriod::Month => "month",
-        }
-    }
-}
-
-/// A validated quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Quota {
-    pub requests: u64,
-    pub per: QuotaPeriod,
-}
+pub use crate::domain::backends::{Quota, QuotaPeriod};
 
 /// The UTC period containing `now_unix`: (label used in the key, start, end) in Unix seconds.
 pub fn period(per: QuotaPeriod, now_unix: i64) -> (String, i64, i64) {

@@ -28,15 +28,11 @@ use std::time::{Duration, Instant};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, RedisResult, Script};
-use serde::Deserialize;
 
 use crate::config::RateLimit;
 use crate::ratelimit::{RateCheck, RateLimitBackend, RateOutcome, TokenLimiter};
 
-/// `rate_limit.redis_url` when not set.
-pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
-/// `rate_limit.redis_timeout` when not set: the most a request waits for Redis.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+pub use crate::domain::backends::{DEFAULT_TIMEOUT, DEFAULT_URL};
 /// Failed calls in a row after which Redis is only probed, not called on every request.
 pub const TRIP_AFTER: u32 = 3;
 /// How often a replica probes Redis while it is known to be down.
@@ -44,52 +40,9 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// At most one log line per this period while Redis stays unavailable.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// `rate_limit.backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// Each replica limits on its own (the default).
-    #[default]
-    Local,
-    /// Replicas share one budget per token in Redis.
-    Redis,
-}
+pub use crate::domain::backends::{BackendKind, OnRedisError, RedisSettings};
 
-/// `rate_limit.on_redis_error`: how a request is decided when Redis cannot answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnRedisError {
-    /// Fail open to the token's in-process limiter (per replica).
-    #[default]
-    Local,
-    /// Fail closed: 429 with `Retry-After: 1`.
-    Deny,
-}
-
-impl OnRedisError {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnRedisError::Local => "local",
-            OnRedisError::Deny => "deny",
-        }
-    }
-}
-
-/// Validated settings of the Redis backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisSettings {
-    pub url: String,
-    pub timeout: Duration,
-    pub on_error: OnRedisError,
-}
-
-/// Checks a Redis URL without connecting. `redis://host:port/db` and `redis+unix:///path`
-/// are accepted; `rediss://` is not (this build has no TLS to Redis).
-pub fn check_url(url: &str) -> Result<(), String> {
-    redis::Client::open(url)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
+pub use crate::config::redis_url::check_url;
 
 /// The Redis key of a bucket (a token's SID, or `SID:api` for a scope's own limit).
 pub fn key(bucket: &str) -> String {

@@ -49,7 +49,7 @@ pub fn swap(shared: &Shared, config: Config) -> Swapped {
     let _guard = SWAP_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let old = shared.policy.load_full();
     let generation = old.generation + 1;
-    let new = Arc::new(Policy::build(
+    let new = Arc::new(crate::gateway::snapshot::build(
         config,
         generation,
         &shared.registry,

@@ -36,12 +36,7 @@ pub struct TokenRuntime {
     scope_limiters: Mutex<HashMap<String, Arc<ScopeLimiter>>>,
 }
 
-/// A scope's own rate limit: its bucket here, and its key in a shared backend.
-pub struct ScopeLimiter {
-    /// `SID:api`: SIDs never contain `:`, so this cannot collide with a token's bucket.
-    pub bucket: String,
-    pub limiter: TokenLimiter,
-}
+pub use crate::domain::policy::ScopeLimiter;
 
 impl TokenRuntime {
     fn new(sid: &str, account: &str, limit: RateLimit) -> TokenRuntime {

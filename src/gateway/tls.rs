@@ -113,20 +113,7 @@ pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, rustls:
     Ok(Arc::new(config))
 }
 
-/// TLS settings of one upstream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct UpstreamTls {
-    /// PEM bundle of CAs to trust instead of the system roots.
-    pub ca: Option<PathBuf>,
-    /// Client certificate chain and key, for mutual TLS to the upstream.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
-}
-
-impl UpstreamTls {
-    pub fn is_default(&self) -> bool {
-        self.ca.is_none() && self.client_cert.is_none()
-    }
-}
+pub use crate::domain::backends::UpstreamTls;
 
 /// A client config for upstream connections. SNI comes from the upstream URL's host.
 pub fn client_config(tls: &UpstreamTls) -> Result<ClientConfig, TlsError> {

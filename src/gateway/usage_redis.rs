@@ -34,24 +34,16 @@ use crate::proxy::Shared;
 use crate::redis_limit::RedisConn;
 use crate::usage::{ScopeRecord, TokenRecord, UsageState, STATE_VERSION};
 
-/// `usage.interval` when not set.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
-/// `usage.redis_timeout` when not set: writes happen off the request path, so this can be
-/// more generous than the rate limit's.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
+pub use crate::domain::backends::{
+    DEFAULT_USAGE_INTERVAL as DEFAULT_INTERVAL, DEFAULT_USAGE_TIMEOUT as DEFAULT_TIMEOUT,
+};
 /// The set of SIDs with a record.
 pub const INDEX_KEY: &str = "scopegate:usage:tokens";
 /// Since when the fleet record exists (the first writer's start; set once, `NX`): a
 /// configured token without a record was unused at least since then.
 pub const SINCE_KEY: &str = "scopegate:usage:since";
 
-/// Validated `usage` settings for the Redis backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageRedisSettings {
-    pub url: String,
-    pub interval: Duration,
-    pub timeout: Duration,
-}
+pub use crate::domain::backends::UsageRedisSettings;
 
 /// The hash of one token's fleet record.
 pub fn key(sid: &str) -> String {
