@@ -1,9 +1,9 @@
 //! `scopegate explain`: why a token may or may not make a request.
 //!
 //! Runs the gateway's own steps in the gateway's order, with the gateway's functions:
-//! [`request::check`] (framing, `Host`), the target-length limit, [`canonicalize`],
-//! [`request::method_overrides`] and [`decision::authorize`] against a [`Policy`] built
-//! from the configuration. The only step it cannot run is the secret check (it does not
+//! [`classify`] (framing, `Host`, the target-length limit, the canonical target, method
+//! overrides) and [`decision::authorize`] against a [`Policy`] built from the
+//! configuration. The only step it cannot run is the secret check (it does not
 //! know the secret): it reports unknown, deleted, disabled and expired SIDs in the order
 //! [`decision::authenticate`] does. The rate limit is not evaluated.
 
@@ -18,8 +18,7 @@ use crate::decision::{self, Ask, Denial, ScopeFailure, SecretUsed};
 use crate::domain::labels::{DecisionLabel, NO_API};
 use crate::model::{method_index, MethodSet, TokenStatus, KNOWN_METHODS};
 use crate::domain::policy::{Policy, Token};
-use crate::request;
-use crate::scope::canonicalize;
+use crate::domain::classify::{classify, Unclassified};
 use crate::scope::catalog::ApiId;
 
 #[derive(clap::Args, Debug)]
@@ -255,47 +254,27 @@ pub fn explain<R>(
             headers.insert(http::header::HOST, v);
         }
     }
-    if let Err(why) = request::check(&wire, &uri, Version::HTTP_11, &headers) {
-        bad(&mut e, why.as_str(), why.as_str().replace('_', " "));
-        return Ok(e);
-    }
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    if path_and_query.len() > settings.limits.max_target_length {
-        bad(
-            &mut e,
-            "target_too_long",
-            format!(
-                "the target is longer than limits.max_target_length ({})",
-                settings.limits.max_target_length
-            ),
-        );
-        return Ok(e);
-    }
-
-    // Phase 2: the canonical target.
-    let target = if path_and_query == "*" {
-        None
-    } else {
-        match canonicalize(path_and_query) {
-            Ok(t) => Some(t),
-            Err(err) => {
-                bad(
-                    &mut e,
-                    request::BadRequest::BadTarget.as_str(),
-                    err.reason().into(),
-                );
-                return Ok(e);
-            }
+    // Phases 1 and 2: the gateway's classification (request line and headers, target
+    // length, canonical target, method overrides).
+    let classified = match classify(&wire, &uri, Version::HTTP_11, &headers, settings) {
+        Ok(c) => c,
+        Err(why) => {
+            let detail = match why {
+                Unclassified::Request(r) => r.as_str().replace('_', " "),
+                Unclassified::TargetTooLong => format!(
+                    "the target is longer than limits.max_target_length ({})",
+                    settings.limits.max_target_length
+                ),
+                Unclassified::Target(err) => err.reason().into(),
+            };
+            bad(&mut e, why.as_str(), detail);
+            return Ok(e);
         }
     };
-    let (path, query) = match &target {
-        Some(t) => (t.path.as_ref(), t.query),
-        None => ("*", None),
-    };
+    let (path, query) = (classified.path(), classified.query());
     e.canonical_path = Some(path.to_owned());
     e.has_query = query.is_some();
-    let mut overrides = Vec::new();
-    request::method_overrides(&headers, query, &mut overrides);
+    let overrides = &classified.overrides;
     e.overrides = overrides
         .iter()
         .map(|o| o.map_or("unknown", |i| KNOWN_METHODS[usize::from(i)]))
@@ -317,7 +296,7 @@ pub fn explain<R>(
     e.matching_apis = matching_apis(policy, token, path);
     let ask = Ask {
         method: method_index(wire.as_str()),
-        overrides: &overrides,
+        overrides,
         path,
     };
     let credential_failure = if token.spec.status == TokenStatus::Disabled {

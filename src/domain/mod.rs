@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod backends;
 pub mod bruteforce;
+pub mod classify;
 pub mod decision;
 pub mod labels;
 pub mod model;

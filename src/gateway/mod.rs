@@ -10,6 +10,7 @@ pub mod proxy;
 pub mod quota;
 pub(crate) mod quota_gate;
 pub mod redis_limit;
+pub mod refused;
 pub mod reload;
 pub mod response;
 pub mod runtime;

@@ -1,6 +1,8 @@
 //! The per-request service. It loads the current policy snapshot once, then runs the
-//! phases in a fixed order: check the request, canonicalize the target, read the
-//! credentials, decide, forward. Every refusal is built by `response::refusal`.
+//! phases in a fixed order, each a function returning `Result<_, Refused>` and filling in
+//! a per-request context: classify -> authenticate -> authorize -> limit -> forward.
+//! [`handle`] is the one exit: it turns any [`Refused`] into its response, and every
+//! request into its metrics and its access-log line.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,19 +14,20 @@ use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::auth::{self, AuthError};
+use crate::auth;
 use crate::body::{BodyError, RequestBody};
 use crate::bruteforce::AddressThrottle;
-use crate::decision::{self, Ask, Denial, SecretUsed};
+use crate::decision::{self, Allowed, Ask, Denial, SecretUsed};
+use crate::domain::classify::{self, Classified};
+use crate::domain::settings::Settings;
 use crate::forward::{self, Identity, UpstreamClient};
+use crate::gateway::refused::{self, Refused, Throttle};
 use crate::metrics::{DecisionLabel, Metrics, NO_API};
 use crate::model::{method_index, method_label};
-use crate::policy::Policy;
-use crate::ratelimit::{self, RateLimitBackend, RateOutcome};
-use crate::request::{self, BadRequest};
+use crate::policy::{Policy, Token};
+use crate::ratelimit::{self, RateLimitBackend, RateOutcome, TokenLimiter};
 use crate::response::{refusal, GatewayBody, Refusal};
-use crate::runtime::RuntimeRegistry;
-use crate::scope::target::canonicalize;
+use crate::runtime::{RuntimeRegistry, TokenRuntime};
 
 /// State shared by every connection.
 pub struct Shared {
@@ -130,15 +133,55 @@ impl ConnInfo {
     }
 }
 
-/// The outcome of a request, for the access log and metrics.
-struct Outcome<'p> {
-    token: Option<&'p crate::policy::Token>,
+/// What the phases learn about a request, filled in as they run. The exit reads it for
+/// the metrics and the access-log line, whichever phase ended the request.
+struct Ctx<'p> {
+    policy: &'p Policy,
+    settings: &'p Settings,
+    conn: ConnInfo,
+    /// When the request arrived: the monotonic clock of durations and the throttle.
+    start: Instant,
+    /// Unix seconds, read once per request (expiry, usage, quotas).
+    now: i64,
+    /// The token the request is attributed to in metrics and the log: set once its
+    /// secret is proven (an unknown SID or a wrong secret is counted under `unknown`).
+    token: Option<&'p Token>,
+    /// The API the request is counted under.
     api: &'p str,
-    decision: DecisionLabel,
-    reason: &'static str,
+    /// Seconds the upstream took to answer, once the request was sent.
+    upstream_secs: Option<f64>,
 }
 
-/// Serves one request. Never fails: every problem becomes a response.
+/// A request that passed every check before forwarding.
+struct Admitted<'p, 'r> {
+    classified: Classified<'r>,
+    allowed: Allowed<'p, TokenRuntime>,
+    /// The limiter the request was counted on and its outcome, for the response fields.
+    limiter: LimiterRef<'p>,
+    rate: RateOutcome,
+    quota_states: Vec<crate::quota::QuotaState>,
+}
+
+/// The rate limiter a request took from: the token's (loaded per request, as a reload may
+/// swap it) or its scope's own.
+enum LimiterRef<'p> {
+    Token(Arc<TokenLimiter>),
+    Scope(&'p crate::runtime::ScopeLimiter),
+}
+
+impl std::ops::Deref for LimiterRef<'_> {
+    type Target = TokenLimiter;
+    fn deref(&self) -> &TokenLimiter {
+        match self {
+            LimiterRef::Token(l) => l,
+            LimiterRef::Scope(s) => &s.limiter,
+        }
+    }
+}
+
+/// Serves one request. Never fails: every problem becomes a response. This is the one
+/// exit of the request path: whatever phase ended the request, its response, its metrics
+/// and its access-log line are made here.
 pub async fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
@@ -149,246 +192,244 @@ pub async fn handle(
     let method = method_label(req.method());
     // Kept only for the access log (a cheap clone, skipped when the log is off).
     let logged_uri = policy.settings.access_log.then(|| req.uri().clone());
+    let mut ctx = Ctx {
+        policy: &policy,
+        settings: &policy.settings,
+        conn,
+        start,
+        now: unix_now(),
+        token: None,
+        api: NO_API,
+        upstream_secs: None,
+    };
 
-    let (resp, outcome, upstream_secs) = run(&shared, &policy, conn, req, start).await;
+    let (resp, decision, reason) = match run(&shared, &mut ctx, req).await {
+        Ok((resp, secret)) => {
+            let reason = match secret {
+                SecretUsed::Previous => "previous_secret",
+                SecretUsed::Current => "in_scope",
+            };
+            (resp, DecisionLabel::Allowed, reason)
+        }
+        Err((mut refused, req)) => {
+            if let Refused::Throttled(kind) = refused {
+                shared
+                    .metrics
+                    .throttled
+                    .with_label_values(&[kind.label()])
+                    .inc();
+            }
+            let kind = refused.kind(ctx.settings);
+            let close = refused.closes_connection();
+            let mut resp = match req {
+                Some(req) if !close => refuse(req, kind, ctx.settings).await,
+                _ => refusal(kind, close),
+            };
+            if let Some(headers) = refused.take_headers(ctx.settings) {
+                resp.headers_mut().extend(headers);
+            }
+            (resp, refused.decision(), refused.reason())
+        }
+    };
     let status = resp.status();
 
     shared.metrics.count_request(
-        outcome.token.map(|t| &t.runtime.series),
-        outcome.api,
+        ctx.token.map(|t| &t.runtime.series),
+        ctx.api,
         method,
-        outcome.decision,
+        decision,
     );
     if let Some(uri) = &logged_uri {
         // Path without the query string: queries may carry secrets.
         tracing::info!(
             target: "scopegate::access",
-            token = outcome.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.sid.as_str()),
-            account = outcome.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.account.as_str()),
-            api = outcome.api,
+            token = ctx.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.sid.as_str()),
+            account = ctx.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.account.as_str()),
+            api = ctx.api,
             method,
-            path = if outcome.decision == DecisionLabel::BadRequest { "-" } else { uri.path() },
+            path = if decision == DecisionLabel::BadRequest { "-" } else { uri.path() },
             status = status.as_u16(),
-            decision = outcome.decision.as_str(),
-            reason = outcome.reason,
+            decision = decision.as_str(),
+            reason,
             duration_ms = start.elapsed().as_secs_f64() * 1e3,
-            upstream_ms = upstream_secs.map(|s| s * 1e3),
+            upstream_ms = ctx.upstream_secs.map(|s| s * 1e3),
         );
     }
     Ok(resp)
 }
 
+/// A refusal and the request, when it was not sent on (its body may need draining).
+type Exit<'p> = (Refused<'p>, Option<Request<Incoming>>);
+
+/// The phases in order: classify -> authenticate -> authorize -> limit -> forward.
+/// Returns the upstream's response and which secret the request was allowed with.
 async fn run<'p>(
     shared: &Shared,
-    policy: &'p Policy,
-    conn: ConnInfo,
-    mut req: Request<Incoming>,
-    start: Instant,
-) -> (Response<GatewayBody>, Outcome<'p>, Option<f64>) {
-    let settings = &policy.settings;
-    let bad = |reason: &'static str| Outcome {
-        token: None,
-        api: NO_API,
-        decision: DecisionLabel::BadRequest,
-        reason,
-    };
-
-    // Phase 1: framing, Host, target form. The framing flag is taken for every HTTP/1
-    // request, first, so the queue stays in step with the requests.
-    if req.version() < Version::HTTP_2
-        && conn.framing.as_ref().is_some_and(|f| f.next_is_ambiguous())
-    {
-        return (
-            refusal(Refusal::BadRequest, true),
-            bad("ambiguous_framing_or_fragment"),
-            None,
-        );
-    }
-    let host = match request::check(req.method(), req.uri(), req.version(), req.headers()) {
-        Ok(h) => h,
-        Err(why) => {
-            let close = why.poisons_connection();
-            let resp = if close {
-                refusal(Refusal::BadRequest, true)
-            } else {
-                refuse(req, Refusal::BadRequest, settings).await
-            };
-            return (resp, bad(why.as_str()), None);
-        }
-    };
+    ctx: &mut Ctx<'p>,
+    req: Request<Incoming>,
+) -> Result<(Response<GatewayBody>, SecretUsed), Exit<'p>> {
+    // The classified target borrows the URI; the request itself is rewritten to forward.
     let uri = req.uri().clone();
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    if path_and_query.len() > settings.limits.max_target_length {
-        let resp = refuse(req, Refusal::TargetTooLong, settings).await;
-        return (resp, bad("target_too_long"), None);
+    let admitted = match admit(shared, ctx, &req, &uri).await {
+        Ok(a) => a,
+        Err(refused) => return Err((refused, Some(req))),
+    };
+    note_allowed(shared, ctx, &req, &admitted);
+    let secret = admitted.allowed.secret;
+    match forward(shared, ctx, req, admitted).await {
+        Ok(resp) => Ok((resp, secret)),
+        Err(refused) => Err((refused, None)),
     }
+}
 
-    // Phase 2: canonical target. `OPTIONS *` has no path to authorize: it is refused by
-    // authorization below (it matches no API).
-    let target = if path_and_query == "*" {
-        None
-    } else {
-        match canonicalize(path_and_query) {
-            Ok(t) => Some(t),
-            Err(_) => {
-                let resp = refuse(req, Refusal::BadRequest, settings).await;
-                return (resp, bad(BadRequest::BadTarget.as_str()), None);
-            }
-        }
-    };
-    let (path, query) = match &target {
-        Some(t) => (t.path.as_ref(), t.query),
-        None => ("*", None),
-    };
+/// Every check before forwarding, each phase a function of its own.
+async fn admit<'p, 'r>(
+    shared: &Shared,
+    ctx: &mut Ctx<'p>,
+    req: &Request<Incoming>,
+    uri: &'r http::Uri,
+) -> Result<Admitted<'p, 'r>, Refused<'p>> {
+    let classified = classify(ctx, req, uri)?;
+    let (token, secret) = authenticate(shared, ctx, req)?;
+    let allowed = authorize(shared, ctx, token, secret, &classified, req)?;
+    let (limiter, rate, quota_states) = limit(shared, ctx, &allowed).await?;
+    Ok(Admitted {
+        classified,
+        allowed,
+        limiter,
+        rate,
+        quota_states,
+    })
+}
 
-    // Phase 3: credentials.
-    let creds = match auth::parse_basic(req.headers()) {
-        Ok(c) => c,
-        Err(AuthError::Ambiguous) => {
-            let resp = refuse(req, Refusal::BadRequest, settings).await;
-            return (resp, bad(BadRequest::SeveralAuthorizations.as_str()), None);
-        }
-        Err(e) => {
-            let resp = refuse(req, Refusal::Unauthenticated, settings).await;
-            let reason = match e {
-                AuthError::Missing => "no_credentials",
-                AuthError::NotBasic => "not_basic",
-                AuthError::TooLong => "credentials_too_long",
-                _ => "malformed_credentials",
-            };
-            let outcome = Outcome {
-                token: None,
-                api: NO_API,
-                decision: DecisionLabel::Unauthenticated,
-                reason,
-            };
-            return (resp, outcome, None);
-        }
-    };
+/// Phase 1: framing, `Host`, target form and length, the canonical target and the method
+/// overrides ([`classify::classify`], shared with `explain`). The framing flag is taken
+/// for every HTTP/1 request, first, so the queue stays in step with the requests.
+fn classify<'r>(
+    ctx: &Ctx<'_>,
+    req: &Request<Incoming>,
+    uri: &'r http::Uri,
+) -> Result<Classified<'r>, Refused<'static>> {
+    if req.version() < Version::HTTP_2
+        && ctx
+            .conn
+            .framing
+            .as_ref()
+            .is_some_and(|f| f.next_is_ambiguous())
+    {
+        return Err(Refused::AmbiguousFraming);
+    }
+    classify::classify(req.method(), uri, req.version(), req.headers(), ctx.settings)
+        .map_err(Refused::Unclassified)
+}
 
-    // Phase 4: decision, behind the failed-authentication throttle: a throttled address or
-    // SID gets 429 before its secret is even checked.
-    let mono_now = start;
-    let client_ip = conn.remote.ip();
-    let throttled = if shared.addresses.is_blocked(client_ip, mono_now) {
-        Some("address")
-    } else if policy
+/// Phase 2: the credentials, behind the failed-authentication throttle (a throttled
+/// address or SID gets 429 before its secret is even checked), then the secret and the
+/// token's state ([`decision::authenticate`]). Unproven secrets feed the throttle.
+fn authenticate<'p>(
+    shared: &Shared,
+    ctx: &mut Ctx<'p>,
+    req: &Request<Incoming>,
+) -> Result<(&'p Token, SecretUsed), Refused<'p>> {
+    let creds = auth::parse_basic(req.headers()).map_err(Refused::Unauthenticated)?;
+    let client_ip = ctx.conn.remote.ip();
+    if shared.addresses.is_blocked(client_ip, ctx.start) {
+        return Err(Refused::Throttled(Throttle::Address));
+    }
+    if ctx
+        .policy
         .tokens
         .get(creds.sid())
-        .is_some_and(|t| t.runtime.failures.is_blocked(mono_now))
+        .is_some_and(|t| t.runtime.failures.is_blocked(ctx.start))
     {
-        Some("sid")
-    } else {
-        None
-    };
-    if let Some(kind) = throttled {
-        shared.metrics.throttled.with_label_values(&[kind]).inc();
-        drop(creds);
-        let mut resp = refuse(req, Refusal::RateLimited, settings).await;
-        resp.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from(settings.bruteforce.cooloff.as_secs().max(1)),
-        );
-        let outcome = Outcome {
-            token: None,
-            api: NO_API,
-            decision: DecisionLabel::RateLimited,
-            reason: if kind == "sid" {
-                "bruteforce_sid"
-            } else {
-                "bruteforce_address"
-            },
-        };
-        return (resp, outcome, None);
+        return Err(Refused::Throttled(Throttle::Sid));
     }
-    let mut overrides = Vec::new();
-    request::method_overrides(req.headers(), query, &mut overrides);
-    let ask = Ask {
-        method: method_index(req.method().as_str()),
-        overrides: &overrides,
-        path,
-    };
-    let now = unix_now();
-    let allowed = match decision::decide(policy, &creds, &ask, now) {
-        Ok(a) => a,
+    let result = decision::authenticate(ctx.policy, &creds, ctx.now);
+    drop(creds);
+    match result {
+        Ok((token, secret)) => {
+            ctx.token = Some(token);
+            Ok((token, secret))
+        }
         Err(denial) => {
-            if let Denial::Credentials {
-                token: failed,
-                reason:
-                    decision::CredentialFailure::WrongSecret
-                    | decision::CredentialFailure::UnknownSid
-                    | decision::CredentialFailure::Deleted,
-            } = denial
-            {
-                let bf = &settings.bruteforce;
-                shared.addresses.record_failure(client_ip, mono_now, bf);
-                if let Some(t) = failed {
-                    if t.runtime.failures.record_failure(mono_now, bf) {
-                        tracing::warn!(
-                            target: "scopegate::auth",
-                            token = t.spec.sid.as_str(),
-                            "too many failed secrets; token throttled for the cooling-off period"
-                        );
+            if let Denial::Credentials { token, reason } = denial {
+                if refused::unproven(reason) {
+                    let bf = &ctx.settings.bruteforce;
+                    shared.addresses.record_failure(client_ip, ctx.start, bf);
+                    if let Some(t) = token {
+                        if t.runtime.failures.record_failure(ctx.start, bf) {
+                            tracing::warn!(
+                                target: "scopegate::auth",
+                                token = t.spec.sid.as_str(),
+                                "too many failed secrets; token throttled for the cooling-off period"
+                            );
+                        }
                     }
+                } else {
+                    ctx.token = token;
                 }
             }
-            let kind = match denial {
-                Denial::Credentials { .. } => {
-                    Refusal::InvalidCredentials(settings.invalid_credentials_status)
-                }
-                Denial::Scope { .. } => Refusal::AccessDenied,
-            };
-            let (token, api) = match denial {
-                Denial::Credentials { token, .. } => (token, NO_API),
-                Denial::Scope { token, reason } => {
-                    let api = match reason {
-                        decision::ScopeFailure::Method { api } => policy.api_name(api),
-                        decision::ScopeFailure::Override { api: Some(api) } => policy.api_name(api),
-                        _ => NO_API,
-                    };
-                    (Some(token), api)
-                }
-            };
-            // Only a token whose secret was verified is attributed by SID in metrics: an
-            // unknown SID or a wrong secret is counted under `unknown`.
-            let token = token.filter(|_| {
-                !matches!(
-                    denial,
-                    Denial::Credentials {
-                        reason: decision::CredentialFailure::WrongSecret
-                            | decision::CredentialFailure::UnknownSid
-                            | decision::CredentialFailure::Deleted,
-                        ..
-                    }
-                )
-            });
-            let outcome = Outcome {
-                token,
-                api,
-                decision: denial.label(),
-                reason: denial.reason(),
-            };
-            drop(creds);
-            let resp = refuse(req, kind, settings).await;
-            return (resp, outcome, None);
+            Err(Refused::Denied(denial))
         }
+    }
+}
+
+/// Phase 3: the method(s) and canonical path against the token's scopes
+/// ([`decision::authorize`]); picks the API and the upstream.
+fn authorize<'p>(
+    shared: &Shared,
+    ctx: &mut Ctx<'p>,
+    token: &'p Token,
+    secret: SecretUsed,
+    classified: &Classified<'_>,
+    req: &Request<Incoming>,
+) -> Result<Allowed<'p, TokenRuntime>, Refused<'p>> {
+    let ask = Ask {
+        method: method_index(req.method().as_str()),
+        overrides: &classified.overrides,
+        path: classified.path(),
     };
-    drop(creds);
+    match decision::authorize(ctx.policy, token, secret, &ask) {
+        Ok(allowed) => {
+            ctx.api = allowed.api.map_or(NO_API, |a| ctx.policy.api_name(a));
+            token.runtime.failures.record_success(ctx.start);
+            token.runtime.mark_used(&shared.metrics, ctx.now);
+            Ok(allowed)
+        }
+        Err(denial) => {
+            if let Denial::Scope { reason, .. } = denial {
+                ctx.api = match reason {
+                    decision::ScopeFailure::Method { api }
+                    | decision::ScopeFailure::Override { api: Some(api) } => {
+                        ctx.policy.api_name(api)
+                    }
+                    _ => NO_API,
+                };
+            }
+            Err(Refused::Denied(denial))
+        }
+    }
+}
+
+/// Phase 4: the rate limit, then quotas. Only authorized requests take from them; a
+/// scope with a `rate_limit` of its own is limited by it instead of the token's.
+async fn limit<'p>(
+    shared: &Shared,
+    ctx: &Ctx<'p>,
+    allowed: &Allowed<'p, TokenRuntime>,
+) -> Result<(LimiterRef<'p>, RateOutcome, Vec<crate::quota::QuotaState>), Refused<'p>> {
     let token = allowed.token;
-    let api_name = allowed.api.map_or(NO_API, |a| policy.api_name(a));
-    token.runtime.failures.record_success(mono_now);
-    token.runtime.mark_used(&shared.metrics, now);
-    // Phase 5: rate limit, then quotas. Only authorized requests take from them; a
-    // scope with a `rate_limit` of its own is limited by it instead of the token's.
-    let token_limiter = token.runtime.limiter.load_full();
     let scope_limiter = allowed.api.and_then(|a| token.scope_limiter(a));
     let (limiter, bucket) = match scope_limiter {
-        Some(s) => (&s.limiter, s.bucket.as_str()),
-        None => (&*token_limiter, token.spec.sid.as_str()),
+        Some(s) => (LimiterRef::Scope(s), s.bucket.as_str()),
+        None => (
+            LimiterRef::Token(token.runtime.limiter.load_full()),
+            token.spec.sid.as_str(),
+        ),
     };
     let rate = match &shared.rate_limits {
         None => limiter.check(),
-        Some(backend) => backend.check(bucket, limiter).await,
+        Some(backend) => backend.check(bucket, &limiter).await,
     };
     if scope_limiter.is_none() {
         token
@@ -396,36 +437,44 @@ async fn run<'p>(
             .record_rate(&shared.metrics, rate, limiter.limit.burst);
     }
     if let RateOutcome::Limited { .. } = rate {
-        let mut resp = refuse(req, Refusal::RateLimited, settings).await;
-        ratelimit::set_headers(resp.headers_mut(), limiter, rate);
-        let outcome = Outcome {
-            token: Some(token),
-            api: api_name,
-            decision: DecisionLabel::RateLimited,
-            reason: if scope_limiter.is_some() {
-                "scope_rate_limit"
-            } else {
-                "token_rate_limit"
-            },
-        };
-        return (resp, outcome, None);
+        let mut headers = http::HeaderMap::new();
+        ratelimit::set_headers(&mut headers, &limiter, rate);
+        return Err(Refused::RateLimited {
+            scope: scope_limiter.is_some(),
+            headers,
+        });
     }
-    let quota_states =
-        match crate::quota_gate::check(shared, token, allowed.api, api_name, now).await {
-            Ok(states) => states,
-            Err(refused) => {
-                let mut resp = refuse(req, Refusal::RateLimited, settings).await;
-                crate::quota::set_refusal_headers(resp.headers_mut(), refused.state.as_ref());
-                let outcome = Outcome {
-                    token: Some(token),
-                    api: api_name,
-                    decision: DecisionLabel::RateLimited,
-                    reason: refused.reason,
-                };
-                return (resp, outcome, None);
-            }
-        };
-    if decision::shadow_denies(policy, token, &ask) == Some(true) {
+    match crate::quota_gate::check(shared, token, allowed.api, ctx.api, ctx.now).await {
+        Ok(states) => Ok((limiter, rate, states)),
+        Err(over) => {
+            let mut headers = http::HeaderMap::new();
+            crate::quota::set_refusal_headers(&mut headers, over.state.as_ref());
+            Err(Refused::OverQuota {
+                reason: over.reason,
+                headers,
+            })
+        }
+    }
+}
+
+/// Bookkeeping for an admitted request: the shadow-scope comparison, the grace-period
+/// note, and usage for the audit (the wire method and every override it carried: a POST
+/// overriding to DELETE uses DELETE).
+fn note_allowed(
+    shared: &Shared,
+    ctx: &Ctx<'_>,
+    req: &Request<Incoming>,
+    admitted: &Admitted<'_, '_>,
+) {
+    let token = admitted.allowed.token;
+    let api_name = ctx.api;
+    let path = admitted.classified.path();
+    let ask = Ask {
+        method: method_index(req.method().as_str()),
+        overrides: &admitted.classified.overrides,
+        path,
+    };
+    if decision::shadow_denies(ctx.policy, token, &ask) == Some(true) {
         shared
             .metrics
             .count_shadow_denied(&token.spec.sid, api_name, method_label(req.method()));
@@ -438,46 +487,44 @@ async fn run<'p>(
             "request allowed by scopes would be denied by shadow_scopes"
         );
     }
-    if allowed.secret == SecretUsed::Previous {
+    if admitted.allowed.secret == SecretUsed::Previous {
         tracing::info!(
             target: "scopegate::auth",
             token = token.spec.sid.as_str(),
             "request authenticated with the previous secret (grace period)"
         );
     }
-    let mut outcome = Outcome {
-        token: Some(token),
-        api: api_name,
-        decision: DecisionLabel::Allowed,
-        reason: if allowed.secret == SecretUsed::Previous {
-            "previous_secret"
-        } else {
-            "in_scope"
-        },
-    };
-
-    // Usage for the audit, counted once the request passed the rate limit: the wire
-    // method and every override it carried (a POST overriding to DELETE uses DELETE).
     let record = |method: &'static str| {
-        if token.runtime.usage.record(api_name, method, now) {
+        if token.runtime.usage.record(api_name, method, ctx.now) {
             shared
                 .metrics
-                .mark_scope_used(&token.runtime.series, api_name, method, now);
+                .mark_scope_used(&token.runtime.series, api_name, method, ctx.now);
         }
     };
     record(method_label(req.method()));
-    for o in ask.overrides.iter().flatten() {
+    for o in admitted.classified.overrides.iter().flatten() {
         record(crate::model::KNOWN_METHODS[usize::from(*o)]);
     }
+}
 
-    // Phase 6: forward.
-    let upstream = &settings.upstreams[allowed.upstream];
+/// Phase 5: rewrite the request for its upstream, send it, and hand back the response
+/// with the rate-limit and quota fields.
+async fn forward<'p>(
+    shared: &Shared,
+    ctx: &mut Ctx<'p>,
+    mut req: Request<Incoming>,
+    admitted: Admitted<'p, '_>,
+) -> Result<Response<GatewayBody>, Refused<'p>> {
+    let settings = ctx.settings;
+    let token = admitted.allowed.token;
+    let api_name = ctx.api;
+    let upstream = &settings.upstreams[admitted.allowed.upstream];
     let identity = Identity {
         sid: token.sid_header.as_ref(),
         account: token.account_header.as_ref(),
-        client_addr: &conn.forwarded_for,
-        tls: conn.tls,
-        host,
+        client_addr: &ctx.conn.forwarded_for,
+        tls: ctx.conn.tls,
+        host: admitted.classified.host.clone(),
         keep_authorization: settings.forward_authorization,
         upgrade: forward::upgrade_request(&req),
     };
@@ -485,11 +532,10 @@ async fn run<'p>(
         .upgrade
         .is_some()
         .then(|| hyper::upgrade::on(&mut req));
+    let (path, query) = (admitted.classified.path(), admitted.classified.query());
     if forward::prepare(&mut req, upstream, path, query, &identity).is_err() {
         // The canonical path is valid by construction; treat a failure as a bad target.
-        outcome.decision = DecisionLabel::BadRequest;
-        outcome.reason = "unforwardable_target";
-        return (refusal(Refusal::BadRequest, true), outcome, None);
+        return Err(Refused::Unforwardable);
     }
     let Some(client) = shared.client_for(upstream) else {
         tracing::error!(
@@ -497,8 +543,7 @@ async fn run<'p>(
             upstream = upstream.name.as_str(),
             "no TLS client for this upstream (its CA or client certificate could not be loaded)"
         );
-        outcome.reason = "upstream_tls_unavailable";
-        return (refusal(Refusal::BadGateway, false), outcome, None);
+        return Err(Refused::UpstreamTlsUnavailable);
     };
     if let Some(max) = settings.limits.max_body_bytes {
         let declared = req
@@ -507,24 +552,23 @@ async fn run<'p>(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max) {
-            outcome.reason = "body_too_large";
-            return (refusal(Refusal::PayloadTooLarge, true), outcome, None);
+            return Err(Refused::BodyTooLarge);
         }
     }
     let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes));
     let sent = Instant::now();
     let result = tokio::time::timeout(upstream.response_timeout, client.request(req)).await;
-    let upstream_secs = sent.elapsed().as_secs_f64();
+    ctx.upstream_secs = Some(sent.elapsed().as_secs_f64());
     shared.metrics.observe_token_duration(
         &token.runtime.series,
         api_name,
-        start.elapsed().as_secs_f64(),
+        ctx.start.elapsed().as_secs_f64(),
     );
     match result {
         Ok(Ok(mut resp)) => {
             forward::clean_response(&mut resp);
-            ratelimit::set_headers(resp.headers_mut(), limiter, rate);
-            crate::quota::append_headers(resp.headers_mut(), &quota_states);
+            ratelimit::set_headers(resp.headers_mut(), &admitted.limiter, admitted.rate);
+            crate::quota::append_headers(resp.headers_mut(), &admitted.quota_states);
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                 if let Some(client_side) = client_upgrade {
                     splice_upgrade(client_side, hyper::upgrade::on(&mut resp));
@@ -536,21 +580,10 @@ async fn run<'p>(
             let deadline = settings
                 .timeouts
                 .request
-                .map(|total| total.saturating_sub(start.elapsed()));
-            (
-                resp.map(|b| GatewayBody::upstream(b, deadline)),
-                outcome,
-                Some(upstream_secs),
-            )
+                .map(|total| total.saturating_sub(ctx.start.elapsed()));
+            Ok(resp.map(|b| GatewayBody::upstream(b, deadline)))
         }
-        Ok(Err(e)) if BodyError::is_too_large(&e) => {
-            outcome.reason = "body_too_large";
-            (
-                refusal(Refusal::PayloadTooLarge, true),
-                outcome,
-                Some(upstream_secs),
-            )
-        }
+        Ok(Err(e)) if BodyError::is_too_large(&e) => Err(Refused::BodyTooLarge),
         Ok(Err(e)) => {
             tracing::warn!(
                 target: "scopegate::upstream",
@@ -559,12 +592,7 @@ async fn run<'p>(
                 connect = e.is_connect(),
                 "upstream request failed"
             );
-            outcome.reason = "upstream_error";
-            (
-                refusal(Refusal::BadGateway, false),
-                outcome,
-                Some(upstream_secs),
-            )
+            Err(Refused::UpstreamFailed)
         }
         Err(_) => {
             tracing::warn!(
@@ -572,12 +600,7 @@ async fn run<'p>(
                 upstream = upstream.name.as_str(),
                 "upstream response timed out"
             );
-            outcome.reason = "upstream_timeout";
-            (
-                refusal(Refusal::GatewayTimeout, false),
-                outcome,
-                Some(upstream_secs),
-            )
+            Err(Refused::UpstreamTimeout)
         }
     }
 }
