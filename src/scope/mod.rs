@@ -15,7 +15,7 @@ pub mod target;
 mod proptests;
 
 pub use catalog::{ApiId, Catalog, CatalogBuilder, Match};
-pub use pattern::{parse_pattern, Pattern, PatternError, Segment};
+pub use pattern::{parse_pattern, Affix, Pattern, PatternError, Segment};
 pub use target::{canonicalize, Target, TargetError};
 
 /// Deepest path, in segments, that patterns may describe and the matcher will look at.
