@@ -159,7 +159,13 @@ impl TokenView {
     pub fn to_json(&self, now: OffsetDateTime) -> serde_json::Value {
         let scopes = |s: &[ScopeView]| {
             s.iter()
-                .map(|s| json!({"api": s.api, "methods": s.methods}))
+                .map(|s| {
+                    json!({
+                        "api": s.api,
+                        "methods": s.methods,
+                        "expanded_methods": crate::shorthand::expand_all(&s.methods),
+                    })
+                })
                 .collect::<Vec<_>>()
         };
         json!({
@@ -257,7 +263,8 @@ impl TokenView {
             out.push_str("  (none: every request is refused)\n");
         }
         for s in &self.scopes {
-            out.push_str(&format!("  {}: {}\n", s.api, s.methods.join(", ")));
+            let methods = crate::shorthand::describe(&s.methods);
+            out.push_str(&format!("  {}: {methods}\n", s.api));
         }
         if let Some(shadow) = &self.shadow_scopes {
             out.push_str("shadow scopes (proposed; requests they would deny are counted):\n");
@@ -265,7 +272,8 @@ impl TokenView {
                 out.push_str("  (none)\n");
             }
             for s in shadow {
-                out.push_str(&format!("  {}: {}\n", s.api, s.methods.join(", ")));
+                let methods = crate::shorthand::describe(&s.methods);
+                out.push_str(&format!("  {}: {methods}\n", s.api));
             }
         }
         out
