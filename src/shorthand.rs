@@ -78,7 +78,10 @@ mod tests {
     #[test]
     fn shorthands_expand() {
         assert_eq!(expand("read"), Some(&["GET", "HEAD"][..]));
-        assert_eq!(expand("write"), Some(&["POST", "PUT", "PATCH", "DELETE"][..]));
+        assert_eq!(
+            expand("write"),
+            Some(&["POST", "PUT", "PATCH", "DELETE"][..])
+        );
         assert_eq!(expand("all"), Some(&KNOWN_METHODS[..]));
         assert_eq!(expand("PATCH"), Some(&["PATCH"][..]));
         for bad in ["get", "Read", "READ", "ALL", "", "BREW", "read ", "reads"] {
@@ -108,6 +111,9 @@ mod tests {
             ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
         );
         assert_eq!(describe(&["GET", "POST"]), "GET, POST");
-        assert_eq!(describe(&["read", "POST"]), "GET, HEAD, POST (written: read, POST)");
+        assert_eq!(
+            describe(&["read", "POST"]),
+            "GET, HEAD, POST (written: read, POST)"
+        );
     }
 }

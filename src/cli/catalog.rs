@@ -81,7 +81,11 @@ impl DocumentArgs {
             }
         }
         if let Some(u) = &self.upstream {
-            if u.is_empty() || !u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if u.is_empty()
+                || !u
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err(format!("--upstream `{u}` is not a valid upstream name"));
             }
         }
@@ -110,8 +114,8 @@ pub fn run(cmd: CatalogCommand) -> ExitCode {
 fn load(args: &DocumentArgs) -> Result<(Options, openapi::Import), String> {
     let options = args.options()?;
     let text = read(&args.file)?;
-    let imported = openapi::import(&text, &options)
-        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let imported =
+        openapi::import(&text, &options).map_err(|e| format!("{}: {e}", args.file.display()))?;
     Ok((options, imported))
 }
 
@@ -137,7 +141,10 @@ fn import(args: &DocumentArgs) -> ExitCode {
         }
     };
     for s in &imported.skipped {
-        eprintln!("warning: not imported: {} {}: {}", s.method, s.path, s.reason);
+        eprintln!(
+            "warning: not imported: {} {}: {}",
+            s.method, s.path, s.reason
+        );
     }
     for note in &imported.notes {
         eprintln!("note: {note}");

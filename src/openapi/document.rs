@@ -80,9 +80,11 @@ impl Document {
             Some(Value::String(v)) => v.clone(),
             Some(Value::Number(n)) => n.to_string(),
             _ if root.get("swagger").is_some() => {
-                return Err("this is a Swagger 2.0 document: convert it to OpenAPI 3 first \
+                return Err(
+                    "this is a Swagger 2.0 document: convert it to OpenAPI 3 first \
                      (e.g. with swagger2openapi)"
-                    .into())
+                        .into(),
+                )
             }
             _ => return Err("not an OpenAPI document: no `openapi` version field".into()),
         };
@@ -307,9 +309,7 @@ fn servers_base(servers: Option<&Value>) -> Result<String, String> {
             .and_then(|v| v.get(name))
             .and_then(|v| v.get("default"))
             .and_then(scalar_text)
-            .ok_or_else(|| {
-                format!("server URL `{url}`: variable `{name}` has no default value")
-            })?;
+            .ok_or_else(|| format!("server URL `{url}`: variable `{name}` has no default value"))?;
         expanded.push_str(&default);
         rest = &rest[open + close + 1..];
     }
@@ -368,8 +368,14 @@ mod tests {
             let v: Value = serde_yaml::from_str(yaml).unwrap_or(Value::Null);
             servers_base(Some(&v))
         };
-        assert_eq!(base("[{url: 'https://api.example.com'}]"), Ok(String::new()));
-        assert_eq!(base("[{url: 'https://api.example.com/'}]"), Ok(String::new()));
+        assert_eq!(
+            base("[{url: 'https://api.example.com'}]"),
+            Ok(String::new())
+        );
+        assert_eq!(
+            base("[{url: 'https://api.example.com/'}]"),
+            Ok(String::new())
+        );
         assert_eq!(base("[{url: 'https://x.io/v2/'}]"), Ok("/v2".into()));
         assert_eq!(base("[{url: '/api/v3'}]"), Ok("/api/v3".into()));
         assert_eq!(base("[{url: 'v1'}]"), Ok("/v1".into()));
@@ -403,16 +409,23 @@ mod tests {
             Value::from("#/components/parameters/Loop"),
         )]));
         assert!(doc.resolve(&looped).is_err());
-        assert!(doc.pointer("other.yaml#/x").unwrap_err().contains("outside"));
+        assert!(doc
+            .pointer("other.yaml#/x")
+            .unwrap_err()
+            .contains("outside"));
     }
 
     #[test]
     fn refuses_what_is_not_openapi_3() {
-        assert!(Document::parse("swagger: '2.0'\n").unwrap_err().contains("Swagger 2.0"));
+        assert!(Document::parse("swagger: '2.0'\n")
+            .unwrap_err()
+            .contains("Swagger 2.0"));
         assert!(Document::parse("openapi: 2.5\n").is_err());
         assert!(Document::parse("- a\n").is_err());
         assert!(Document::parse("a: [\n").unwrap_err().contains("YAML"));
-        assert!(Document::parse("{\"openapi\": ").unwrap_err().contains("JSON"));
+        assert!(Document::parse("{\"openapi\": ")
+            .unwrap_err()
+            .contains("JSON"));
         assert!(Document::parse("{\"openapi\": \"3.1.0\", \"paths\": {}}").is_ok());
     }
 }

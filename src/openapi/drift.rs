@@ -137,8 +137,7 @@ pub fn compare(
     let mut extra_grants = Vec::new();
     for token in tokens.iter().filter(|t| t.kind != TokenKind::Legacy) {
         for grant in &token.scopes {
-            let Some((_, used)) = reached.iter().find(|(i, _)| *i == usize::from(grant.api))
-            else {
+            let Some((_, used)) = reached.iter().find(|(i, _)| *i == usize::from(grant.api)) else {
                 continue;
             };
             let methods: Vec<&'static str> = grant

@@ -262,7 +262,8 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
         });
     }
     for api in &mut apis {
-        api.methods.sort_by_key(|m| KNOWN_METHODS.iter().position(|k| k == m));
+        api.methods
+            .sort_by_key(|m| KNOWN_METHODS.iter().position(|k| k == m));
     }
     notes.extend(overlap_notes(&apis, &operations));
     Ok(Import {
@@ -299,7 +300,11 @@ fn overlap_notes(apis: &[ImportedApi], operations: &[Operation]) -> Vec<String> 
                 found.push(format!(
                     "{} {} (API `{}`) and {} (API `{}`) may match the same requests: a token \
                      granted {} on either API can make them",
-                    a.method, a.pattern_text, apis[a.api].name, b.pattern_text, apis[b.api].name,
+                    a.method,
+                    a.pattern_text,
+                    apis[a.api].name,
+                    b.pattern_text,
+                    apis[b.api].name,
                     a.method
                 ));
             }
@@ -328,7 +333,11 @@ fn join(base: &str, path: &str) -> String {
 
 /// The document's top-level tags: (name, description).
 fn doc_tags(doc: &Document) -> Vec<(String, String)> {
-    let Some(tags) = doc.root.get("tags").and_then(serde_yaml::Value::as_sequence) else {
+    let Some(tags) = doc
+        .root
+        .get("tags")
+        .and_then(serde_yaml::Value::as_sequence)
+    else {
         return Vec::new();
     };
     tags.iter()

@@ -116,7 +116,10 @@ mod tests {
             serde_yaml::from_str(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         let apis = value.get("apis").and_then(|a| a.as_mapping()).cloned();
         assert_eq!(apis.map(|a| a.len()), Some(1), "{block}");
-        assert!(value.get("x").is_none() && value.get("a").is_none(), "{block}");
+        assert!(
+            value.get("x").is_none() && value.get("a").is_none(),
+            "{block}"
+        );
         assert_eq!(imported.skipped.len(), 1, "{block}");
     }
 }

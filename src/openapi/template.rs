@@ -48,8 +48,8 @@ pub fn to_pattern(template: &str, account_param: Option<&str>) -> Result<Convert
             text.push_str(&segment_pattern(segment, account_param)?);
         }
     }
-    let pattern = parse_pattern(&text)
-        .map_err(|e| format!("the pattern `{text}` would be refused: {e}"))?;
+    let pattern =
+        parse_pattern(&text).map_err(|e| format!("the pattern `{text}` would be refused: {e}"))?;
     Ok(Converted {
         text,
         pattern,
@@ -158,7 +158,10 @@ mod tests {
                 "/2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json",
                 "/2010-04-01/Accounts/{account}/Calls/*.json",
             ),
-            ("/2010-04-01/Accounts/{AccountSid}.json", "/2010-04-01/Accounts/{account}.json"),
+            (
+                "/2010-04-01/Accounts/{AccountSid}.json",
+                "/2010-04-01/Accounts/{account}.json",
+            ),
             ("/v{version}/x", "/v*/x"),
             ("/files/{name}..", "/files/*.."),
             ("/caf\u{e9} au lait", "/caf%C3%A9%20au%20lait"),

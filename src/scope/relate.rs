@@ -25,10 +25,9 @@ fn segment_covers(outer: &Segment, inner: &Segment) -> bool {
         (Segment::Account, Segment::Account) => true,
         (Segment::AffixedAccount(a), Segment::AffixedAccount(b)) => a == b,
         (Segment::AffixedStar(a), Segment::Literal(text)) => a.matches_star(text),
-        (
-            Segment::AffixedStar(a),
-            Segment::AffixedStar(b) | Segment::AffixedAccount(b),
-        ) => b.prefix.starts_with(&*a.prefix) && b.suffix.ends_with(&*a.suffix),
+        (Segment::AffixedStar(a), Segment::AffixedStar(b) | Segment::AffixedAccount(b)) => {
+            b.prefix.starts_with(&*a.prefix) && b.suffix.ends_with(&*a.suffix)
+        }
         _ => false,
     }
 }
@@ -103,7 +102,10 @@ mod tests {
             ("/a", "/a/b"),
             ("/a/b/**", "/a"),
         ] {
-            assert!(!covers(&p(outer), &p(inner)), "{outer} does not cover {inner}");
+            assert!(
+                !covers(&p(outer), &p(inner)),
+                "{outer} does not cover {inner}"
+            );
         }
     }
 
