@@ -22,6 +22,7 @@ const METHOD_KEYS: [&str; 8] = [
 ];
 
 /// A parsed document and what the catalog needs from its header.
+#[derive(Debug)]
 pub struct Document {
     pub root: Value,
     /// The `openapi` field, e.g. `3.0.4` or `3.1.0`.

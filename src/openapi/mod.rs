@@ -131,6 +131,12 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             )));
             continue;
         };
+        if !op.path.starts_with('/') {
+            skipped.push(skip(
+                "the path does not start with `/` (OpenAPI requires it)".into(),
+            ));
+            continue;
+        }
         let base = match (&base_override, &op.base_path) {
             (Some(b), _) => b.clone(),
             (None, Ok(b)) => b.clone(),
@@ -176,7 +182,14 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
         }
     } else if let Some(name) = converted
         .iter()
-        .flat_map(|(op, ..)| op.path_params.iter())
+        .flat_map(|(op, ..)| {
+            let in_template = op
+                .path
+                .split('{')
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name));
+            op.path_params.iter().map(String::as_str).chain(in_template)
+        })
         .find(|n| n.to_ascii_lowercase().contains("account"))
     {
         notes.push(format!(
@@ -382,4 +395,198 @@ pub fn demo_apis() -> Result<serde_yaml::Value, String> {
         .get("apis")
         .cloned()
         .ok_or_else(|| "demo catalog: no apis".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A document with the awkward things real ones contain.
+    const AWKWARD: &str = r##"
+openapi: 3.0.3
+info: {title: Awkward, version: "2", x-logo: {url: x}}
+x-top: 1
+servers: [{url: "https://api.example.com/v1/"}]
+tags:
+  - {name: Pet, description: "Pets\nsecond line"}
+  - {name: pet}
+  - {name: unused}
+components:
+  parameters:
+    Acct: {name: accountId, in: path, required: true}
+  pathItems:
+    Shared:
+      get: {tags: [pet], x-internal: true}
+x-common: &common
+  tags: [Pet, pet]
+paths:
+  x-extension: {get: {}}
+  /accounts/{accountId}/pets/:
+    parameters: [{$ref: "#/components/parameters/Acct"}]
+    get: *common
+    post: {<<: *common, operationId: add}
+    x-ignored: {}
+  /accounts/{accountId}/pets:
+    put: {tags: [Pet]}
+  /accounts/{accountId}/pets/{id}.json:
+    $ref: "#/components/pathItems/Shared"
+    summary: beside the $ref
+  /alias:
+    $ref: "#/paths/~1accounts~1{accountId}~1pets"
+  /untagged/{id}:
+    delete: {}
+  /café au lait: {get: {tags: [Pet]}}
+  /x;y: {get: {}}
+  /files/{name}.{ext}: {get: {}}
+  /files/*: {get: {}}
+  /double//slash: {get: {}}
+  relative: {get: {}}
+  /external: {$ref: "other.yaml#/paths/~1x"}
+  /search: {query: {}, get: {parameters: [{$ref: "#/components/parameters/Missing"}]}}
+"##;
+
+    fn awkward(options: &Options) -> Import {
+        import(AWKWARD, options).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn awkward_document_imports_what_it_can_and_says_why_not() {
+        let options = Options {
+            account_param: Some("accountId".into()),
+            ..Options::default()
+        };
+        let got = awkward(&options);
+        let names: Vec<&str> = got.apis.iter().map(|a| a.name.as_str()).collect();
+        // Tag list order first, `Pet` and `pet` kept apart, untagged operations in `default`.
+        assert_eq!(names, ["pet", "pet_2", "default"]);
+        assert_eq!(got.apis[0].description, "Pets");
+        let pet = &got.apis[0];
+        assert_eq!(
+            pet.patterns,
+            [
+                "/v1/accounts/{account}/pets",
+                "/v1/alias",
+                "/v1/caf%C3%A9%20au%20lait"
+            ]
+        );
+        assert_eq!(pet.methods, ["GET", "POST", "PUT"]);
+        assert_eq!(got.apis[1].patterns, ["/v1/accounts/{account}/pets/*.json"]);
+        let skipped: Vec<(&str, &str)> = got
+            .skipped
+            .iter()
+            .map(|s| (s.method.as_str(), s.path.as_str()))
+            .collect();
+        for expected in [
+            ("GET", "/x;y"),
+            ("GET", "/files/{name}.{ext}"),
+            ("GET", "/files/*"),
+            ("GET", "/double//slash"),
+            ("GET", "relative"),
+            ("", "/external"),
+            ("QUERY", "/search"),
+        ] {
+            assert!(skipped.contains(&expected), "{expected:?} in {skipped:?}");
+        }
+        let reason = |path: &str| {
+            got.skipped
+                .iter()
+                .find(|s| s.path == path)
+                .map(|s| s.reason.clone())
+                .unwrap_or_default()
+        };
+        assert!(reason("/external").contains("outside the document"));
+        assert!(reason("/x;y").contains("raw `;`"));
+        assert!(reason("/files/{name}.{ext}").contains("more than one parameter"));
+        // The `/alias` path item is the `/accounts/{accountId}/pets` one: its PUT.
+        assert!(got
+            .operations
+            .iter()
+            .any(|o| o.path == "/alias" && o.method == "PUT" && o.pattern_text == "/v1/alias"));
+        // `/search` GET survives its broken parameter `$ref` (parameters feed notes only).
+        assert!(got.operations.iter().any(|o| o.path == "/search"));
+        // Every emitted pattern is valid, and the block loads as YAML.
+        let block = render::yaml_block(&got, &options, "awkward.yaml");
+        let value: serde_yaml::Value = serde_yaml::from_str(&block).unwrap_or_default();
+        assert_eq!(
+            value
+                .get("apis")
+                .and_then(|a| a.as_mapping())
+                .map(|m| m.len()),
+            Some(3),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn prefix_and_base_path_flags() {
+        let strip = Options {
+            strip_prefix: Some("/v1/accounts".into()),
+            ..Options::default()
+        };
+        let got = awkward(&strip);
+        assert!(got
+            .operations
+            .iter()
+            .any(|o| o.pattern_text == "/*/pets/*.json"));
+        assert!(got
+            .skipped
+            .iter()
+            .any(|s| s.path == "/untagged/{id}" && s.reason.contains("--strip-prefix")));
+        let base = Options {
+            base_path: Some("/".into()),
+            ..Options::default()
+        };
+        assert!(awkward(&base)
+            .operations
+            .iter()
+            .any(|o| o.pattern_text == "/untagged/*"));
+        // Without --account-param the importer points at the likely account parameter.
+        assert!(awkward(&base)
+            .notes
+            .iter()
+            .any(|n| n.contains("--account-param accountId")));
+    }
+
+    #[test]
+    fn group_by_path_names_by_first_literal_segment() {
+        let options = Options {
+            group_by: GroupBy::Path,
+            base_path: Some("/".into()),
+            ..Options::default()
+        };
+        let got = awkward(&options);
+        let names: Vec<&str> = got.apis.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["accounts", "alias", "untagged", "caf_au_lait", "search"]
+        );
+    }
+
+    #[test]
+    fn demo_catalog_comes_from_the_shipped_document() {
+        let apis = demo_apis().unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = apis
+            .as_mapping()
+            .map(|m| m.keys().filter_map(|k| k.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["campaigns", "reports", "actions", "catalogs"]);
+        let campaigns = apis.get("campaigns").and_then(|c| c.get("paths"));
+        let paths: Vec<&str> = campaigns
+            .and_then(|p| p.as_sequence())
+            .map(|s| s.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert!(paths.contains(&"/Mediapartners/{account}/Campaigns"));
+        let reports = apis.get("reports").and_then(|c| c.get("paths"));
+        assert!(format!("{reports:?}").contains("/Mediapartners/{account}/Reports/*.json"));
+    }
+
+    #[test]
+    fn unreadable_documents_are_refused() {
+        assert!(import("swagger: '2.0'", &Options::default()).is_err());
+        assert!(import(
+            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\n",
+            &Options::default()
+        )
+        .is_ok_and(|i| i.operations.is_empty() && i.apis.is_empty()));
+    }
 }
