@@ -43,20 +43,16 @@ pub fn is_shorthand(name: &str) -> bool {
     SHORTHANDS.iter().any(|(short, _)| *short == name)
 }
 
-/// The standard methods a list of names stands for, in [`KNOWN_METHODS`] order, each once;
-/// unknown names are left out (validation reports them).
+/// The standard methods a list of names grants, in [`KNOWN_METHODS`] order, each once (GET
+/// brings HEAD, as in every grant); unknown names are left out (validation reports them).
 pub fn expand_all<S: AsRef<str>>(names: &[S]) -> Vec<&'static str> {
-    let wanted: Vec<&str> = names
-        .iter()
-        .filter_map(|n| expand(n.as_ref()))
-        .flatten()
-        .copied()
-        .collect();
-    KNOWN_METHODS
-        .iter()
-        .copied()
-        .filter(|m| wanted.contains(m))
-        .collect()
+    let mut set = MethodSet::EMPTY;
+    for granted in names.iter().filter_map(|n| method_set(n.as_ref())) {
+        for idx in granted.names().filter_map(method_index) {
+            set.grant(idx);
+        }
+    }
+    set.names().collect()
 }
 
 /// A scope's methods for people: `GET, POST`, or with shorthands the expansion followed by
@@ -110,6 +106,7 @@ mod tests {
             expand_all(&["DELETE", "read", "GET", "write"]),
             ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
         );
+        assert_eq!(expand_all(&["GET", "BREW"]), ["GET", "HEAD"]);
         assert_eq!(describe(&["GET", "POST"]), "GET, POST");
         assert_eq!(
             describe(&["read", "POST"]),
