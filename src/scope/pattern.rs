@@ -56,9 +56,14 @@ impl Affix {
         if !segment.ends_with(&*self.suffix) {
             return false;
         }
-        let middle = &segment.as_bytes()[p..segment.len() - s];
-        let n = middle.len();
-        !(middle[n - 1] == b'%' || (n >= 2 && middle[n - 2] == b'%'))
+        // The middle is non-empty (length checked above); `get` keeps this panic-free on
+        // request input regardless.
+        let middle = segment.as_bytes().get(p..segment.len() - s).unwrap_or_default();
+        match middle {
+            [.., b'%'] | [.., b'%', _] => false,
+            [_, ..] => true,
+            [] => false,
+        }
     }
 
     /// Whether `segment` is exactly `prefix` + `account` + `suffix` (an empty account never
