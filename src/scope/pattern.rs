@@ -58,7 +58,10 @@ impl Affix {
         }
         // The middle is non-empty (length checked above); `get` keeps this panic-free on
         // request input regardless.
-        let middle = segment.as_bytes().get(p..segment.len() - s).unwrap_or_default();
+        let middle = segment
+            .as_bytes()
+            .get(p..segment.len() - s)
+            .unwrap_or_default();
         match middle {
             [.., b'%'] | [.., b'%', _] => false,
             [_, ..] => true,
