@@ -66,13 +66,13 @@ impl Document {
         }
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let root: Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?
+            // JSON, or YAML written in flow style: JSON's error is the one worth showing.
+            match serde_json::from_str(text) {
+                Ok(root) => root,
+                Err(e) => read_yaml(text).map_err(|_| format!("not valid JSON: {e}"))?,
+            }
         } else {
-            let mut root: Value =
-                serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
-            root.apply_merge()
-                .map_err(|e| format!("bad YAML merge key (`<<`): {e}"))?;
-            root
+            read_yaml(text)?
         };
         if !root.is_mapping() {
             return Err("not an OpenAPI document: the top level is not a mapping".into());
@@ -269,6 +269,14 @@ impl Document {
     }
 }
 
+/// YAML text to a value, with `<<` merge keys applied.
+fn read_yaml(text: &str) -> Result<Value, String> {
+    let mut root: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    root.apply_merge()
+        .map_err(|e| format!("bad YAML merge key (`<<`): {e}"))?;
+    Ok(root)
+}
+
 /// The (method, operation) entries of a path item: the fixed method fields, then OpenAPI
 /// 3.2's `query` and `additionalOperations` (kept so that they are reported, not lost).
 fn operation_entries(item: &Mapping) -> Vec<(String, &Value)> {
@@ -428,5 +436,7 @@ mod tests {
             .unwrap_err()
             .contains("JSON"));
         assert!(Document::parse("{\"openapi\": \"3.1.0\", \"paths\": {}}").is_ok());
+        assert!(Document::parse("{openapi: 3.1.0, paths: {}}").is_ok());
+        assert!(Document::parse("\u{feff}openapi: 3.0.0\n").is_ok());
     }
 }

@@ -160,11 +160,12 @@ impl TokenView {
         let scopes = |s: &[ScopeView]| {
             s.iter()
                 .map(|s| {
-                    json!({
-                        "api": s.api,
-                        "methods": s.methods,
-                        "expanded_methods": crate::shorthand::expand_all(&s.methods),
-                    })
+                    let mut scope = json!({"api": s.api, "methods": s.methods});
+                    // Only where a shorthand was written: plain lists keep their shape.
+                    if s.methods.iter().any(|m| crate::shorthand::is_shorthand(m)) {
+                        scope["expanded_methods"] = json!(crate::shorthand::expand_all(&s.methods));
+                    }
+                    scope
                 })
                 .collect::<Vec<_>>()
         };
