@@ -409,3 +409,64 @@ fn shorthands_on_the_command_line_and_in_token_show() {
         "{err}"
     );
 }
+
+/// `prefix*suffix` and `prefix{account}suffix` segments at the gateway: exact matching, and
+/// the most specific API recorded when a token holds several overlapping ones.
+#[tokio::test]
+async fn affixed_patterns_at_the_gateway_most_specific_wins() {
+    let apis = "  docs_any:\n    paths: [\"/docs/*\"]\n  docs_json:\n    paths: [\"/docs/*.json\"]\n  docs_own:\n    paths: [\"/docs/{account}.json\"]\n";
+    let tokens = format!(
+        r#"accounts:
+  - id: {ACCOUNT}
+    tokens:
+      - sid: SGboth
+        name: b
+        auth_token_hash: "{}"
+        scopes: [{{api: docs_any, methods: [read]}}, {{api: docs_json, methods: [read]}}, {{api: docs_own, methods: [read]}}]
+      - sid: SGjson
+        name: j
+        auth_token_hash: "{}"
+        scopes: [{{api: docs_json, methods: [GET]}}]
+"#,
+        hash("b"),
+        hash("j")
+    );
+    let h = Harness::start_with(apis, &tokens).await;
+    let both = basic_raw("SGboth", "b");
+    let json = basic_raw("SGjson", "j");
+    for (auth, path, status) in [
+        (&both, "/docs/x.json", 200),
+        (&both, "/docs/IRacme.json", 200),
+        (&both, "/docs/x", 200),
+        (&json, "/docs/x.json", 200),
+        (&json, "/docs/%C3%A9.json", 200),
+        (&json, "/docs/x.json/", 200),
+        (&json, "/docs/x", 403),
+        (&json, "/docs/.json", 403),
+        (&json, "/docs/x.jsonx", 403),
+        (&json, "/docs/x.json/y", 403),
+        (&json, "/docs/a/b.json", 403),
+        (&json, "/docs/a%2Fb.json", 400),
+        (&json, "/docs/..json", 200),
+    ] {
+        let before = h.upstream.count();
+        let reply = send("GET", &h.url(path), &[("authorization", auth)], "").await;
+        assert_eq!(reply.status, status, "{path}");
+        assert_eq!(
+            h.upstream.count(),
+            before + usize::from(status == 200),
+            "{path}"
+        );
+        if status == 200 {
+            let seen = h.upstream.last().expect("forwarded");
+            assert_eq!(seen.target, path);
+        }
+    }
+    let text = metrics(&h).await;
+    for api in ["docs_json", "docs_own", "docs_any"] {
+        let line = format!(
+            "scopegate_requests_total{{account=\"IRacme\",api=\"{api}\",decision=\"allowed\",method=\"GET\",token=\"SGboth\"}} 1\n"
+        );
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+}
