@@ -346,9 +346,9 @@ pub fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Decodes `%XX` in a `$ref` fragment (URI fragment encoding, RFC 6901 §6); malformed
-/// escapes are kept as written.
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` (a `$ref` fragment is URI-encoded, RFC 6901 §6; path segments are named
+/// after their decoded text); malformed escapes are kept as written.
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -6,6 +6,7 @@
 //! `pet` when every path starts with `/api/v3`), with a file extension dropped
 //! (`Calls.json` -> `calls`).
 
+use super::document::percent_decode;
 use crate::scope::{Pattern, Segment};
 
 /// The API name given to untagged operations when grouping by tag.
@@ -47,7 +48,7 @@ pub fn path_keys(patterns: &[&Pattern], depth: usize) -> Vec<String> {
                 .iter()
                 .skip(common.len())
                 .filter_map(|s| match s {
-                    Segment::Literal(text) => Some(decoded(strip_extension(text))),
+                    Segment::Literal(text) => Some(percent_decode(strip_extension(text))),
                     _ => None,
                 })
                 .take(depth.max(1))
@@ -55,33 +56,12 @@ pub fn path_keys(patterns: &[&Pattern], depth: usize) -> Vec<String> {
             if after.is_empty() {
                 common
                     .last()
-                    .map_or_else(|| "root".to_owned(), |s| decoded(strip_extension(s)))
+                    .map_or_else(|| "root".to_owned(), |s| percent_decode(strip_extension(s)))
             } else {
                 after.join("_")
             }
         })
         .collect()
-}
-
-/// A canonical literal with its `%XX` escapes decoded (lossily), for naming only.
-fn decoded(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = |k: usize| bytes.get(k).and_then(|&h| char::from(h).to_digit(16));
-        match (b, hex(i + 1), hex(i + 2)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'_'));
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `Calls.json` -> `Calls`; a leading dot or a dot-only name is kept.
