@@ -293,39 +293,41 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
 /// Most notes listed about APIs that overlap.
 const MAX_OVERLAP_NOTES: usize = 10;
 
-/// Operations of different APIs whose patterns may match a common path with the same
-/// method: a request is allowed when any of the token's scopes matches (SPEC §2), so a token
-/// of either API may call both. OpenAPI's rule that `/pets/mine` wins over `/pets/{id}`
-/// cannot be written as a pattern; the operator should know.
+/// Patterns of different APIs that may match a common path: a request is allowed when any of
+/// the token's scopes matches (SPEC §2), so a token of either API may call both paths with the
+/// methods it holds. OpenAPI's rule that `/pets/mine` wins over `/pets/{id}` cannot be
+/// written as a pattern; the operator should know.
 fn overlap_notes(apis: &[ImportedApi], operations: &[Operation]) -> Vec<String> {
+    // Each (API, pattern) once, in document order.
+    let mut entries: Vec<(usize, &str, &Pattern)> = Vec::new();
+    for op in operations {
+        if !entries
+            .iter()
+            .any(|(api, text, _)| *api == op.api && *text == op.pattern_text)
+        {
+            entries.push((op.api, &op.pattern_text, &op.pattern));
+        }
+    }
     let mut found: Vec<String> = Vec::new();
     let mut total = 0usize;
-    for (i, a) in operations.iter().enumerate() {
-        for b in &operations[i + 1..] {
-            if a.api == b.api || a.method != b.method || a.pattern_text == b.pattern_text {
-                continue;
-            }
-            if !crate::scope::relate::overlaps(&a.pattern, &b.pattern) {
+    for (i, (a_api, a_text, a)) in entries.iter().enumerate() {
+        for (b_api, b_text, b) in &entries[i + 1..] {
+            if a_api == b_api || !crate::scope::relate::overlaps(a, b) {
                 continue;
             }
             total += 1;
             if found.len() < MAX_OVERLAP_NOTES {
                 found.push(format!(
-                    "{} {} (API `{}`) and {} (API `{}`) may match the same requests: a token \
-                     granted {} on either API can make them",
-                    a.method,
-                    a.pattern_text,
-                    apis[a.api].name,
-                    b.pattern_text,
-                    apis[b.api].name,
-                    a.method
+                    "{a_text} (API `{}`) and {b_text} (API `{}`) may match the same requests: \
+                     a token of either API can call both with the methods it is granted",
+                    apis[*a_api].name, apis[*b_api].name
                 ));
             }
         }
     }
     if total > found.len() {
         found.push(format!(
-            "... and {} more overlapping operation pairs",
+            "... and {} more overlapping pattern pairs",
             total - found.len()
         ));
     }
@@ -578,6 +580,22 @@ paths:
         assert!(paths.contains(&"/Mediapartners/{account}/Campaigns"));
         let reports = apis.get("reports").and_then(|c| c.get("paths"));
         assert!(format!("{reports:?}").contains("/Mediapartners/{account}/Reports/*.json"));
+    }
+
+    #[test]
+    fn overlapping_apis_are_noted() {
+        let doc = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n  /pets/{id}: {get: {tags: [a]}}\n  /pets/mine: {get: {tags: [b]}}\n  /pets: {get: {tags: [a]}, post: {tags: [b]}}\n  /cats: {get: {tags: [b]}}\n";
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let notes = got.notes.join("\n");
+        assert!(
+            notes.contains("/pets/* (API `a`) and /pets/mine (API `b`)"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("/pets (API `a`) and /pets (API `b`)"),
+            "{notes}"
+        );
+        assert!(!notes.contains("/cats"), "{notes}");
     }
 
     #[test]
