@@ -30,19 +30,17 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;
-pub mod openapi;
-pub mod shorthand;
 
 // Old module paths, kept while branches cut from the flat layout are merged.
 pub use cli::promql;
-pub use config::yamlsrc;
-pub use domain::{auth, bruteforce, decision, model, ratelimit, request, scope};
+pub use config::{openapi, yamlsrc};
+pub use domain::{auth, bruteforce, decision, model, ratelimit, request, scope, shorthand};
+pub(crate) use gateway::quota_gate;
 pub use gateway::snapshot as policy;
 pub use gateway::{
-    admin, body, forward, framing, metrics, proxy, quota, redis_limit, reload, response,
-    runtime, server, tls, usage, usage_redis,
+    admin, body, forward, framing, metrics, proxy, quota, redis_limit, reload, response, runtime,
+    server, tls, usage, usage_redis,
 };
-pub(crate) use gateway::quota_gate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

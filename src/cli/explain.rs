@@ -15,10 +15,10 @@ use serde::Serialize;
 
 use crate::config::{self, ScopeGrant, Settings};
 use crate::decision::{self, Ask, Denial, ScopeFailure, SecretUsed};
-use crate::domain::labels::{DecisionLabel, NO_API};
-use crate::model::{method_index, MethodSet, TokenStatus, KNOWN_METHODS};
-use crate::domain::policy::{Policy, Token};
 use crate::domain::classify::{classify, Unclassified};
+use crate::domain::labels::{DecisionLabel, NO_API};
+use crate::domain::policy::{Policy, Token};
+use crate::model::{method_index, MethodSet, TokenStatus, KNOWN_METHODS};
 use crate::scope::catalog::ApiId;
 
 #[derive(clap::Args, Debug)]

@@ -5,6 +5,7 @@
 //! `spawn_blocking` on a running server.
 
 pub mod error;
+pub mod openapi;
 pub mod raw;
 pub mod redis_url;
 pub use crate::domain::settings;

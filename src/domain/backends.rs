@@ -101,4 +101,3 @@ impl UpstreamTls {
         self.ca.is_none() && self.client_cert.is_none()
     }
 }
-

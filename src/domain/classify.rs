@@ -79,7 +79,11 @@ pub fn classify<'r>(
         Some(canonicalize(path_and_query).map_err(Unclassified::Target)?)
     };
     let mut overrides = Vec::new();
-    request::method_overrides(headers, target.as_ref().and_then(|t| t.query), &mut overrides);
+    request::method_overrides(
+        headers,
+        target.as_ref().and_then(|t| t.query),
+        &mut overrides,
+    );
     Ok(Classified {
         host,
         target,

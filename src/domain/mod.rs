@@ -13,3 +13,4 @@ pub mod ratelimit;
 pub mod request;
 pub mod scope;
 pub mod settings;
+pub mod shorthand;

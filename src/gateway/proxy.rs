@@ -319,8 +319,14 @@ fn classify<'r>(
     {
         return Err(Refused::AmbiguousFraming);
     }
-    classify::classify(req.method(), uri, req.version(), req.headers(), ctx.settings)
-        .map_err(Refused::Unclassified)
+    classify::classify(
+        req.method(),
+        uri,
+        req.version(),
+        req.headers(),
+        ctx.settings,
+    )
+    .map_err(Refused::Unclassified)
 }
 
 /// Phase 2: the credentials, behind the failed-authentication throttle (a throttled

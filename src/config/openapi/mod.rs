@@ -15,7 +15,7 @@ use crate::scope::Pattern;
 pub use document::Document;
 
 /// The demo's OpenAPI document, shipped in `config/`.
-pub const DEMO_DOCUMENT: &str = include_str!("../../config/demo-openapi.yaml");
+pub const DEMO_DOCUMENT: &str = include_str!("../../../config/demo-openapi.yaml");
 
 /// How operations are grouped into APIs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
