@@ -6,6 +6,7 @@
 //! yaml-rust2's marked event stream, never on re-serialisation.
 
 pub mod edit;
+pub mod render;
 pub mod spans;
 
 pub use edit::{flow_map, flow_seq, flow_seq_rendered, quote_scalar, EditError, TokensDoc};
