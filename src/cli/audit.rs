@@ -66,7 +66,7 @@ pub(crate) fn print_stdout(text: &str) {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 30d, 12h)"))?;
+    let d = crate::duration::parse(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be longer than zero".into());
     }

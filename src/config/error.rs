@@ -12,7 +12,8 @@ use crate::yamlsrc::spans::SpanIndex;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
-    /// 1-based; 0 when the file could not be read at all.
+    /// 1-based; 0 when no line applies (the file could not be read at all), and then
+    /// none is printed.
     pub line: usize,
     /// Field path such as `accounts[0].tokens[2].scopes[1].api`; empty for the whole file.
     pub field: String,
@@ -22,7 +23,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)?;
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
         if !self.field.is_empty() {
             write!(f, ": {}", self.field)?;
         }

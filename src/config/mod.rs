@@ -114,12 +114,26 @@ fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
 
 pub fn read(path: &Path) -> Result<String, ConfigErrors> {
     std::fs::read_to_string(path).map_err(|e| {
+        let (message, hint) = match e.kind() {
+            std::io::ErrorKind::NotFound => (
+                "file not found".to_owned(),
+                "check the path (relative paths in scopegate.yaml are relative to it)",
+            ),
+            std::io::ErrorKind::PermissionDenied => (
+                "permission denied".to_owned(),
+                "let the user running scopegate read the file",
+            ),
+            _ => (
+                format!("cannot read the file: {e}"),
+                "check the path and its permissions",
+            ),
+        };
         ConfigErrors::single(ConfigError {
             file: path.to_path_buf(),
             line: 0,
             field: String::new(),
-            message: format!("cannot read the file: {e}"),
-            hint: "check the path and its permissions".into(),
+            message,
+            hint: hint.into(),
         })
     })
 }

@@ -725,7 +725,7 @@ fn duration_or(
 ) -> Duration {
     match value {
         None => default,
-        Some(v) => match humantime::parse_duration(v) {
+        Some(v) => match crate::duration::parse(v) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
                 sink.push(
@@ -736,11 +736,7 @@ fn duration_or(
                 default
             }
             Err(e) => {
-                sink.push(
-                    field,
-                    format!("bad duration `{v}`: {e}"),
-                    "write durations like 10s, 500ms, 2m",
-                );
+                sink.push(field, e.to_string(), "");
                 default
             }
         },
