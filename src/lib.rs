@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod body;
@@ -44,6 +45,7 @@ pub mod runtime;
 pub mod scope;
 pub mod server;
 pub mod tls;
+pub mod upstream_error;
 pub mod usage;
 pub mod yamlsrc;
 

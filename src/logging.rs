@@ -101,18 +101,17 @@ where
         let timestamp = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let mut line = serde_json::Map::new();
-        line.insert("timestamp".into(), timestamp.into());
-        line.insert("level".into(), meta.level().as_str().into());
-        line.insert("target".into(), meta.target().into());
-        line.insert(
-            "message".into(),
-            fields.message.unwrap_or_else(|| meta.name().to_owned()).into(),
-        );
-        // Fields after the fixed ones, in the order the event gave them (serde_json's map
-        // is sorted, so the object is written by hand).
+        let message = fields.message.unwrap_or_else(|| meta.name().to_owned());
+        let fixed: [(&str, serde_json::Value); 4] = [
+            ("timestamp", timestamp.into()),
+            ("level", meta.level().as_str().into()),
+            ("target", meta.target().into()),
+            ("message", message.into()),
+        ];
+        // Written by hand: the fixed keys first, then the event's fields in their order
+        // (serde_json's map would sort them).
         let mut out = String::from("{");
-        for (i, (k, v)) in line.iter().enumerate() {
+        for (i, (k, v)) in fixed.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }

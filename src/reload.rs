@@ -840,7 +840,7 @@ mod tests {
         let d = diff_tokens(&old, APIS, &[rotated], APIS);
         assert_eq!(d.rotated, refs(&["SGa"]));
         assert!(d.other_changed.is_empty(), "{:?}", d.other_changed);
-        let text = format!("{d:?} {}", RefList(&d.rotated));
+        let text = format!("{d:?} {}", List(d.rotated.iter(), MAX_LISTED));
         assert!(!text.contains("secret"), "{text}");
         assert!(!text.contains(&hex_of("new-secret")), "{text}");
     }
@@ -880,9 +880,12 @@ mod tests {
                 name: String::new(),
             })
             .collect();
-        let text = RefList(&many).to_string();
-        assert!(text.ends_with(", ... 10 more]"), "{text}");
-        assert_eq!(RefList(&refs(&["SGa"])).to_string(), "[SGa (SGa-name)]");
+        let text = List(many.iter(), MAX_LISTED).to_string();
+        assert!(text.ends_with(r#", "... 10 more"]"#), "{text}");
+        assert_eq!(
+            List(refs(&["SGa"]).iter(), MAX_LISTED).to_string(),
+            r#"["SGa (SGa-name)"]"#
+        );
     }
 
     /// Settings as the validator builds them (a literal would break whenever a field is

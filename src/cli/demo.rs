@@ -301,13 +301,13 @@ fn print_guide(running: &crate::Running, folder: &Folder, creds: &[Credential], 
     line(&format!(
         "scopegate demo is running on {base} (admin on http://{admin}); Ctrl-C stops it."
     ));
+    let dir = shell_quote(&folder.path.display().to_string());
     line(&format!(
-        "Config folder: {} ({})",
-        folder.path.display(),
+        "Config folder: {dir} ({})",
         if folder.temporary {
-            "temporary: removed when the demo stops; use --dir DIR to keep one"
+            "temporary: removed when the demo stops; `demo --dir DIR` keeps one".to_owned()
         } else {
-            "kept; `scopegate demo --dir` on it serves it again"
+            format!("kept; `{prog} demo --dir {dir}` serves it again")
         }
     ));
     line("The gateway forwards allowed requests to a built-in echo upstream that shows what it received.");

@@ -70,9 +70,10 @@ enum Command {
         /// Admin listener [default: 127.0.0.1:9901, or the folder's config].
         #[arg(long, value_name = "ADDR")]
         admin_listen: Option<SocketAddr>,
-        /// Where the built-in echo upstream of a new folder listens (port 0: any free port).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-        upstream_listen: SocketAddr,
+        /// Where the built-in echo upstream of a new folder listens [default: any free
+        /// port; with --dir 127.0.0.1:3000, where `scopegate echo` serves it later].
+        #[arg(long, value_name = "ADDR")]
+        upstream_listen: Option<SocketAddr>,
         #[arg(long, value_enum)]
         log_format: Option<LogFormatArg>,
         /// Serve HTTPS with a freshly generated self-signed certificate (for localhost).
@@ -122,10 +123,13 @@ pub fn main() -> ExitCode {
             tls,
         } => demo::run(demo::DemoArgs {
             example: config,
-            dir,
             listen,
             admin_listen,
-            upstream_listen,
+            upstream_listen: upstream_listen.unwrap_or_else(|| {
+                let port = if dir.is_some() { 3000 } else { 0 };
+                SocketAddr::from(([127, 0, 0, 1], port))
+            }),
+            dir,
             log_format,
             tls,
         }),
