@@ -50,11 +50,16 @@ pub struct AccessRecord {
 
 impl AccessRecord {
     /// Starts the record of a request: what is known before any phase ran.
-    pub fn begin(req: &http::Request<hyper::body::Incoming>, client: SocketAddr, start: Instant) -> AccessRecord {
+    pub fn begin(
+        req: &http::Request<hyper::body::Incoming>,
+        client: SocketAddr,
+        start: Instant,
+    ) -> AccessRecord {
         let headers = req.headers();
-        let user_agent = headers
-            .get(http::header::USER_AGENT)
-            .map_or_else(|| "-".to_owned(), |v| printable(v.as_bytes(), MAX_USER_AGENT));
+        let user_agent = headers.get(http::header::USER_AGENT).map_or_else(
+            || "-".to_owned(),
+            |v| printable(v.as_bytes(), MAX_USER_AGENT),
+        );
         let declared_request_bytes = headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -113,8 +118,9 @@ impl AccessRecord {
 }
 
 /// Text a client sent, made safe for a log line: at most `max` characters, control
-/// characters, quotes, backslashes and non-ASCII escaped (`\u{..}`, `\x..` for bytes that
-/// are not UTF-8), so that nothing can forge a line or a field.
+/// characters and non-ASCII escaped (`\u{..}`, `\x..` for bytes that are not UTF-8), so
+/// that nothing can forge a line or hide behind look-alike characters. Quotes and
+/// backslashes are left to the log format, which escapes them in its own way.
 pub fn printable(bytes: &[u8], max: usize) -> String {
     let mut out = String::new();
     let mut count = 0usize;
@@ -125,7 +131,7 @@ pub fn printable(bytes: &[u8], max: usize) -> String {
                 return out;
             }
             count += 1;
-            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+            if c.is_ascii_graphic() || c == ' ' {
                 out.push(c);
             } else {
                 out.extend(c.escape_default());
@@ -208,7 +214,7 @@ mod tests {
     #[test]
     fn escapes_and_bounds_client_text() {
         assert_eq!(printable(b"curl/8.5.0", 200), "curl/8.5.0");
-        assert_eq!(printable(b"a\"b\\c\nd", 200), "a\\\"b\\\\c\\nd");
+        assert_eq!(printable(b"a\"b\\c\nd", 200), "a\"b\\c\\nd");
         assert_eq!(printable(b"x\x1b[31m", 200), "x\\u{1b}[31m");
         assert_eq!(printable(b"\xff\xfeok", 200), "\\xff\\xfeok");
         assert_eq!(printable("é".as_bytes(), 200), "\\u{e9}");

@@ -59,7 +59,10 @@ impl RequestBody {
     }
 
     /// Adds the size of every data frame forwarded to `counter`.
-    pub fn counting(mut self, counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>) -> RequestBody {
+    pub fn counting(
+        mut self,
+        counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    ) -> RequestBody {
         self.counted = counter;
         self
     }

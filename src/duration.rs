@@ -13,7 +13,8 @@ use std::time::Duration;
 pub const MAX: Duration = Duration::from_secs(3650 * 86_400);
 
 /// The accepted form, quoted in every error.
-pub const FORM: &str = "a whole number and a unit: ms, s, m, h or d, like 30s, 500ms, 5m, 1h30m, 7d";
+pub const FORM: &str =
+    "a whole number and a unit: ms, s, m, h or d, like 30s, 500ms, 5m, 1h30m, 7d";
 
 /// Why a text is not a duration. `Display` is the full message, naming the text and the
 /// accepted form.
@@ -180,7 +181,11 @@ fn respell(text: &str) -> Option<String> {
 
 /// The text as it may be quoted in a message: control characters escaped, long input cut.
 fn printable(text: &str) -> String {
-    let mut out: String = text.chars().take(40).flat_map(char::escape_default).collect();
+    let mut out: String = text
+        .chars()
+        .take(40)
+        .flat_map(char::escape_default)
+        .collect();
     if text.chars().count() > 40 {
         out.push_str("...");
     }

@@ -163,8 +163,14 @@ pub async fn handle(
     );
     if let Some(r) = record.as_mut() {
         let unknown = crate::metrics::UNKNOWN;
-        r.token = outcome.token.map_or(unknown, |t| t.spec.sid.as_str()).to_owned();
-        r.account = outcome.token.map_or(unknown, |t| t.spec.account.as_str()).to_owned();
+        r.token = outcome
+            .token
+            .map_or(unknown, |t| t.spec.sid.as_str())
+            .to_owned();
+        r.account = outcome
+            .token
+            .map_or(unknown, |t| t.spec.account.as_str())
+            .to_owned();
         r.api = outcome.api.to_owned();
         r.status = status.as_u16();
         r.decision = outcome.decision.as_str();
@@ -489,7 +495,8 @@ async fn run<'p>(
             return (refusal(Refusal::PayloadTooLarge, true), outcome, None);
         }
     }
-    let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(forwarded_bytes));
+    let req =
+        req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(forwarded_bytes));
     let sent = Instant::now();
     let result = tokio::time::timeout(upstream.response_timeout, client.request(req)).await;
     let upstream_secs = sent.elapsed().as_secs_f64();

@@ -38,10 +38,12 @@ pub fn describe(error: &(dyn StdError + 'static)) -> String {
     }
     if let Some(kind) = io_kind {
         let known = match kind {
-            ErrorKind::ConnectionRefused => {
-                Some("connection refused: nothing listens at that address (is the upstream running?)")
+            ErrorKind::ConnectionRefused => Some(
+                "connection refused: nothing listens at that address (is the upstream running?)",
+            ),
+            ErrorKind::TimedOut => {
+                Some("connect timed out (timeouts.upstream_connect): the host does not answer")
             }
-            ErrorKind::TimedOut => Some("connect timed out (timeouts.upstream_connect): the host does not answer"),
             ErrorKind::ConnectionReset => Some("the upstream reset the connection"),
             ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof => {
                 Some("the upstream closed the connection before answering")

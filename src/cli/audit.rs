@@ -353,7 +353,10 @@ pub fn run(args: AuditArgs) -> ExitCode {
     all_notes.append(&mut report.notes);
     report.notes = all_notes;
     // The suggested commands act on the configuration this audit read.
-    let config_arg = format!("--config {}", shell_quote(&args.config.display().to_string()));
+    let config_arg = format!(
+        "--config {}",
+        shell_quote(&args.config.display().to_string())
+    );
     for f in &mut report.findings {
         f.recommendation = with_config(&f.recommendation, &config_arg);
         if let Some(c) = f.command.as_mut() {

@@ -83,11 +83,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
                 .unwrap_or_else(|_| EXAMPLE_CONFIG.to_owned());
             // Everything is bound before anything is written: a busy port leaves nothing
             // behind.
-            let main = bind(
-                args.listen.unwrap_or(([127, 0, 0, 1], 8080).into()),
-                "",
-            )
-            .await?;
+            let main = bind(args.listen.unwrap_or(([127, 0, 0, 1], 8080).into()), "").await?;
             let admin = bind(
                 args.admin_listen.unwrap_or(([127, 0, 0, 1], 9901).into()),
                 " (admin)",
@@ -101,8 +97,12 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
             };
             tokio::spawn(serve_echo(echo));
             let folder = Folder::create(args.dir.clone())?;
-            let creds = write_folder(&folder.path, &example, addrs, args.tls)
-                .map_err(|e| format!("cannot write the demo folder {}: {e}", folder.path.display()))?;
+            let creds = write_folder(&folder.path, &example, addrs, args.tls).map_err(|e| {
+                format!(
+                    "cannot write the demo folder {}: {e}",
+                    folder.path.display()
+                )
+            })?;
             (folder, creds, main, admin)
         }
     };
@@ -110,9 +110,17 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
     let config = config::load(&config_path).map_err(|e| e.to_string())?;
     init_tracing(log_format(args.log_format, config.settings.log_format));
     let tls = config.settings.tls.is_some();
-    let code = serve_bound(config, config_path, main, admin, termination, 1, |running| {
-        print_guide(running, &folder, &creds, tls);
-    })
+    let code = serve_bound(
+        config,
+        config_path,
+        main,
+        admin,
+        termination,
+        1,
+        |running| {
+            print_guide(running, &folder, &creds, tls);
+        },
+    )
     .await;
     drop(folder);
     Ok(code)
@@ -124,8 +132,7 @@ async fn serve_existing(
     folder: &Folder,
     args: &DemoArgs,
 ) -> Result<(TcpListener, TcpListener), String> {
-    let config =
-        config::load(&folder.path.join("scopegate.yaml")).map_err(|e| e.to_string())?;
+    let config = config::load(&folder.path.join("scopegate.yaml")).map_err(|e| e.to_string())?;
     let s = &config.settings;
     let main = bind(args.listen.unwrap_or(s.listen), "").await?;
     let admin = bind(args.admin_listen.unwrap_or(s.admin_listen), " (admin)").await?;
@@ -324,7 +331,9 @@ fn print_guide(running: &crate::Running, folder: &Folder, creds: &[Credential], 
         line("\n# 200: the reader may GET its own account's campaigns (the echo upstream answers)");
         line(&format!("{curl} -i -u '{reader}' {campaigns}"));
         line("\n# 403: the reader may not POST (outside its scopes)");
-        line(&format!("{curl} -i -u '{reader}' -X POST -d '{{}}' {campaigns}"));
+        line(&format!(
+            "{curl} -i -u '{reader}' -X POST -d '{{}}' {campaigns}"
+        ));
         line("\n# 403: no token may reach another account's resources");
         line(&format!(
             "{curl} -i -u '{writer}' {base}/Mediapartners/IRother/Campaigns"
@@ -352,7 +361,9 @@ fn print_guide(running: &crate::Running, folder: &Folder, creds: &[Credential], 
     // Not `print!`: a closed stdout (`| head`) must not panic the gateway.
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush());
+    let _ = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 /// How to call this binary in a printed command: `scopegate` when that name on `PATH` is
@@ -412,7 +423,10 @@ mod tests {
 
     #[test]
     fn quotes_only_when_needed() {
-        assert_eq!(shell_quote("/tmp/a-b/scopegate.yaml"), "/tmp/a-b/scopegate.yaml");
+        assert_eq!(
+            shell_quote("/tmp/a-b/scopegate.yaml"),
+            "/tmp/a-b/scopegate.yaml"
+        );
         assert_eq!(shell_quote("/tmp/my dir"), "'/tmp/my dir'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");

@@ -86,7 +86,16 @@ pub fn run(path: &Path, format: Option<LogFormatArg>, overrides: ListenOverrides
             }
         };
         let workers = worker_count();
-        serve_bound(config, config_path, main, admin, termination, workers, |_| {}).await
+        serve_bound(
+            config,
+            config_path,
+            main,
+            admin,
+            termination,
+            workers,
+            |_| {},
+        )
+        .await
     })
 }
 

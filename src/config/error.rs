@@ -23,7 +23,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
+        write!(f, "{}", shown_path(&self.file).display())?;
         if self.line > 0 {
             write!(f, ":{}", self.line)?;
         }
@@ -35,6 +35,21 @@ impl fmt::Display for ConfigError {
             write!(f, " (hint: {})", self.hint)?;
         }
         Ok(())
+    }
+}
+
+/// A file as an error names it: relative to the current folder when it is inside it (as
+/// the user most likely typed it), else as it is.
+fn shown_path(file: &Path) -> &Path {
+    let Ok(cwd) = std::env::current_dir() else {
+        return file;
+    };
+    if cwd.parent().is_none() {
+        return file;
+    }
+    match file.strip_prefix(&cwd) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel,
+        _ => file,
     }
 }
 
