@@ -215,7 +215,7 @@ async fn demo_leads_from_its_curl_lines_to_your_own_token() {
 
     // Every printed command names the demo's config.
     let config_arg = format!("--config {}", folder.join("scopegate.yaml").display());
-    let create = line_with(&out, " token create ");
+    let create = line_with(&out, "scopegate token create --config");
     assert!(create.contains(&config_arg), "{create}");
     let (code, created, err) = shell(create);
     assert_eq!(code, 0, "{create}\n{created}{err}");
@@ -225,12 +225,12 @@ async fn demo_leads_from_its_curl_lines_to_your_own_token() {
     assert_eq!(r.status, 200, "{}", demo.stderr());
     assert!(r.text().contains("scopegate demo echo"));
 
-    let explain = line_with(&out, " explain ");
+    let explain = line_with(&out, "scopegate explain --config");
     assert!(explain.contains(&config_arg), "{explain}");
     let (code, text, err) = shell(explain);
     assert_eq!(code, 1, "denied: {text}{err}");
     assert!(text.contains("denied_scope"), "{text}");
-    let audit = line_with(&out, " audit ");
+    let audit = line_with(&out, "scopegate audit --config");
     let (code, text, err) = shell(audit);
     assert_eq!(code, 0, "{text}{err}");
     assert!(
@@ -277,7 +277,7 @@ async fn demo_dir_is_kept_and_served_again() {
     let out = demo.wait_for("scopegate_requests_total", false).await;
     assert_eq!(demo_folder(&out), dir);
     assert!(line_with(&out, "Config folder").contains("kept"), "{out}");
-    let (code, created, err) = shell(line_with(&out, " token create "));
+    let (code, created, err) = shell(line_with(&out, "scopegate token create --config"));
     assert_eq!(code, 0, "{created}{err}");
     demo.signal("INT");
     assert!(demo.exit().await.success());
