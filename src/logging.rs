@@ -59,18 +59,19 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_char('[')?;
-        let mut n = 0usize;
-        for item in self.0.clone() {
+        for (n, item) in self.0.clone().enumerate() {
             if n == self.1 {
                 let more = self.0.clone().count() - n;
-                write!(f, ", {}", json_string(&format!("... {more} more")))?;
+                if n > 0 {
+                    f.write_str(", ")?;
+                }
+                f.write_str(&json_string(&format!("... {more} more")))?;
                 break;
             }
             if n > 0 {
                 f.write_str(", ")?;
             }
             f.write_str(&json_string(&item.to_string()))?;
-            n += 1;
         }
         f.write_char(']')
     }
@@ -191,6 +192,7 @@ mod tests {
             r#"["a", "b\"c", "... 1 more"]"#
         );
         assert_eq!(List(items[..0].iter(), 2).to_string(), "[]");
+        assert_eq!(List(items.iter(), 0).to_string(), r#"["... 3 more"]"#);
         let parsed: serde_json::Value =
             serde_json::from_str(&List(items.iter(), 1).to_string()).unwrap();
         assert_eq!(parsed[1], "... 2 more");

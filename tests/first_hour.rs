@@ -709,3 +709,48 @@ async fn the_example_config_serves_in_front_of_scopegate_echo() {
     assert_eq!(r.status, 200, "{}", p.stderr());
     assert!(r.text().contains("scopegate demo echo"));
 }
+
+/// On a terminal the text log is coloured, unless `NO_COLOR` is set. `script` (util-linux,
+/// essential on Debian) gives the gateway a pseudo-terminal.
+#[tokio::test]
+async fn colour_only_on_a_terminal_and_never_with_no_color() {
+    if Command::new("script").arg("--version").output().is_err() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "`script` (util-linux) is needed for this test"
+        );
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new();
+    let config = dir.write("scopegate.yaml", &gateway_yaml(upstream.addr, ""));
+    dir.write("tokens.yaml", &tokens_yaml());
+    for no_color in [None, Some("1")] {
+        let (port, admin) = (free_port(), free_port());
+        // Start, wait until the admin port accepts, stop: the start and drain lines are
+        // written to the terminal.
+        let inner = format!(
+            "{BIN} serve --config {} --listen 127.0.0.1:{port} --admin-listen 127.0.0.1:{admin} & \
+             pid=$!; n=0; until (exec 3<>/dev/tcp/127.0.0.1/{admin}) 2>/dev/null; do \
+             n=$((n+1)); [ $n -gt 1200 ] && break; sleep 0.05; done; kill -TERM $pid; wait $pid",
+            config.display()
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &format!("bash -c '{inner}'"), "/dev/null"])
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("shutdown requested"), "{text}");
+        assert_eq!(
+            text.contains('\u{1b}'),
+            no_color.is_none(),
+            "NO_COLOR={no_color:?}: {text}"
+        );
+    }
+}
