@@ -166,7 +166,7 @@ pub async fn run_reload(
                 tracing::error!(
                     trigger,
                     file = %e.file.display(),
-                    line = e.line,
+                    line = (e.line > 0).then_some(e.line),
                     field = %e.field,
                     hint = %e.hint,
                     "configuration error: {}",
