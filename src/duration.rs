@@ -38,31 +38,44 @@ enum Problem {
     Other,
 }
 
-impl fmt::Display for DurationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl DurationError {
+    /// What is wrong, naming the text.
+    pub fn message(&self) -> String {
         let text = printable(&self.text);
         match &self.problem {
-            Problem::Empty => write!(f, "empty duration: write {FORM}"),
-            Problem::Spelling(fixed) => {
-                write!(f, "`{text}` is not a duration: write `{fixed}` ({FORM})")
+            Problem::Empty => "empty duration".to_owned(),
+            Problem::NoUnit => format!("`{text}` has no unit"),
+            Problem::Fraction => format!("`{text}` has a fraction"),
+            Problem::UnknownUnit(u) => {
+                format!("`{text}` has an unknown unit `{}`", printable(u))
             }
-            Problem::NoUnit => write!(f, "`{text}` has no unit: write {FORM}"),
-            Problem::Fraction => write!(
-                f,
-                "`{text}` has a fraction: use a smaller unit instead (1500ms, not 1.5s)"
-            ),
-            Problem::UnknownUnit(u) => write!(
-                f,
-                "`{text}` has an unknown unit `{}`: write {FORM}",
-                printable(u)
-            ),
-            Problem::Order => write!(
-                f,
-                "`{text}` is not a duration: write each unit once, largest first (1h30m, not 30m1h)"
-            ),
-            Problem::TooLong => write!(f, "`{text}` is too long: at most 3650d (10 years)"),
-            Problem::Other => write!(f, "`{text}` is not a duration: write {FORM}"),
+            Problem::TooLong => format!("`{text}` is too long"),
+            Problem::Spelling(_) | Problem::Order | Problem::Other => {
+                format!("`{text}` is not a duration")
+            }
         }
+    }
+
+    /// What to write instead.
+    pub fn hint(&self) -> String {
+        match &self.problem {
+            Problem::Spelling(fixed) => format!("write `{fixed}`; a duration is {FORM}"),
+            Problem::NoUnit => format!(
+                "write `{}s` for seconds; a duration is {FORM}",
+                printable(&self.text)
+            ),
+            Problem::Fraction => "use a smaller unit instead (1500ms, not 1.5s)".to_owned(),
+            Problem::Order => "write each unit once, largest first (1h30m, not 30m1h)".to_owned(),
+            Problem::TooLong => "at most 3650d (10 years)".to_owned(),
+            Problem::Empty | Problem::UnknownUnit(_) | Problem::Other => format!("write {FORM}"),
+        }
+    }
+}
+
+/// `message: hint`, for command-line errors.
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.message(), self.hint())
     }
 }
 

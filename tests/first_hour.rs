@@ -387,6 +387,23 @@ async fn bad_durations_are_refused_everywhere_with_a_hint() {
         assert_eq!(code, 2, "{bad}");
         assert!(err.contains(want), "--grace {bad}: {err}");
     }
+    // A bare YAML number is a duration without a unit, not a type error.
+    for bare in ["30", "1.5"] {
+        let dir = TempDir::new();
+        let config = dir.write(
+            "scopegate.yaml",
+            &gateway_yaml(
+                upstream.addr,
+                &format!("timeouts:\n  upstream_response: {bare}\n"),
+            ),
+        );
+        dir.write("tokens.yaml", &tokens_yaml());
+        let (code, out, err) = run(&["check", "--config", &config.display().to_string()]);
+        let all = format!("{out}{err}");
+        assert_eq!(code, 1, "{all}");
+        assert!(all.contains("timeouts.upstream_response: `"), "{all}");
+        assert!(!all.contains("invalid type"), "{all}");
+    }
     // The grammar itself: a combined duration is accepted.
     let dir = TempDir::new();
     let config = dir.write(

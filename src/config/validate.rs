@@ -662,7 +662,7 @@ fn timeouts(sink: &mut ErrorSink<'_>, raw: RawTimeouts) -> Timeouts {
         .request
         .as_deref()
         .map(|v| duration_or(sink, "timeouts.request", Some(v), Duration::from_secs(300)));
-    let mut get = |name: &str, v: Option<String>, default: Duration| {
+    let mut get = |name: &str, v: Option<super::raw::DurationText>, default: Duration| {
         duration_or(sink, &format!("timeouts.{name}"), v.as_deref(), default)
     };
     Timeouts {
@@ -736,7 +736,7 @@ fn duration_or(
                 default
             }
             Err(e) => {
-                sink.push(field, e.to_string(), "");
+                sink.push(field, e.message(), e.hint());
                 default
             }
         },
