@@ -351,7 +351,7 @@ async fn bad_durations_are_refused_everywhere_with_a_hint() {
         ("30 sec", "write `30s`"),
         ("30 secs", "write `30s`"),
         ("5 minutes", "write `5m`"),
-        ("1000000000000d", "too long: at most 3650d"),
+        ("1000000000000d", "at most 3650d"),
         ("30", "has no unit"),
         ("1.5s", "has a fraction"),
         ("10y", "unknown unit `y`"),

@@ -136,11 +136,16 @@ async fn serve_existing(
     let s = &config.settings;
     let main = bind(args.listen.unwrap_or(s.listen), "").await?;
     let admin = bind(args.admin_listen.unwrap_or(s.admin_listen), " (admin)").await?;
-    for up in &s.upstreams {
-        let addr: Option<SocketAddr> = up.authority.as_str().parse().ok();
-        if let Some(addr) = addr.filter(|a| a.ip().is_loopback()) {
-            tokio::spawn(serve_echo(bind(addr, " (demo echo upstream)").await?));
-        }
+    let mut echoes: Vec<SocketAddr> = s
+        .upstreams
+        .iter()
+        .filter_map(|up| up.authority.as_str().parse().ok())
+        .filter(|a: &SocketAddr| a.ip().is_loopback())
+        .collect();
+    echoes.sort();
+    echoes.dedup();
+    for addr in echoes {
+        tokio::spawn(serve_echo(bind(addr, " (demo echo upstream)").await?));
     }
     Ok((main, admin))
 }
