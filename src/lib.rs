@@ -11,12 +11,15 @@
 //! - [`decision`]: authenticate and authorize, pure; shared with `scopegate explain`.
 //! - [`forward`]: request/response rewriting and the pooled upstream client.
 //! - [`response`]: every response the gateway makes up itself.
+//! - [`access_log`]: the access-log line, written when the response body is done;
+//!   [`upstream_error`] says in plain words why an upstream exchange failed.
 //!
 //! Around it: [`config`] (files -> validated settings, all errors at once; [`duration`] is
 //! the one duration grammar), [`policy`] (the
 //! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
 //! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
-//! [`admin`] (Prometheus registry and the admin listener), [`cli`] (the commands).
+//! [`admin`] (Prometheus registry and the admin listener), [`logging`] (text or JSON log
+//! lines), [`cli`] (the commands).
 
 #![forbid(unsafe_code)]
 
