@@ -101,8 +101,20 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// A failed test stops the process with SIGTERM first, so that a demo still removes
+    /// its temporary folder; SIGKILL after 5 s.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -312,6 +324,7 @@ async fn demo_on_a_busy_port_names_it_and_leaves_nothing() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
     assert!(err.contains("already in use"), "{err}");
+    assert!(err.contains("--listen ADDR picks another address"), "{err}");
     assert!(!out.contains("curl"), "{out}");
     assert_eq!(
         demo_temp_folders(),

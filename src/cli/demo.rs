@@ -83,13 +83,18 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
                 .unwrap_or_else(|_| EXAMPLE_CONFIG.to_owned());
             // Everything is bound before anything is written: a busy port leaves nothing
             // behind.
-            let main = bind(args.listen.unwrap_or(([127, 0, 0, 1], 8080).into()), "").await?;
+            let main = bind(args.listen.unwrap_or(([127, 0, 0, 1], 8080).into()), "")
+                .await
+                .map_err(|e| other_address(e, "--listen"))?;
             let admin = bind(
                 args.admin_listen.unwrap_or(([127, 0, 0, 1], 9901).into()),
                 " (admin)",
             )
-            .await?;
-            let echo = bind(args.upstream_listen, " (demo echo upstream)").await?;
+            .await
+            .map_err(|e| other_address(e, "--admin-listen"))?;
+            let echo = bind(args.upstream_listen, " (demo echo upstream)")
+                .await
+                .map_err(|e| other_address(e, "--upstream-listen"))?;
             let addrs = Addrs {
                 main: local(&main)?,
                 admin: local(&admin)?,
@@ -134,8 +139,12 @@ async fn serve_existing(
 ) -> Result<(TcpListener, TcpListener), String> {
     let config = config::load(&folder.path.join("scopegate.yaml")).map_err(|e| e.to_string())?;
     let s = &config.settings;
-    let main = bind(args.listen.unwrap_or(s.listen), "").await?;
-    let admin = bind(args.admin_listen.unwrap_or(s.admin_listen), " (admin)").await?;
+    let main = bind(args.listen.unwrap_or(s.listen), "")
+        .await
+        .map_err(|e| other_address(e, "--listen"))?;
+    let admin = bind(args.admin_listen.unwrap_or(s.admin_listen), " (admin)")
+        .await
+        .map_err(|e| other_address(e, "--admin-listen"))?;
     let mut echoes: Vec<SocketAddr> = s
         .upstreams
         .iter()
@@ -148,6 +157,11 @@ async fn serve_existing(
         tokio::spawn(serve_echo(bind(addr, " (demo echo upstream)").await?));
     }
     Ok((main, admin))
+}
+
+/// A bind error with the flag that picks another address.
+fn other_address(error: String, flag: &str) -> String {
+    format!("{error}\n  {flag} ADDR picks another address (port 0: any free port)")
 }
 
 fn local(l: &TcpListener) -> Result<SocketAddr, String> {
