@@ -14,6 +14,7 @@ use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use crate::access_log::{AccessRecord, Logged};
 use crate::auth;
 use crate::body::{BodyError, RequestBody};
 use crate::bruteforce::AddressThrottle;
@@ -150,6 +151,10 @@ struct Ctx<'p> {
     api: &'p str,
     /// Seconds the upstream took to answer, once the request was sent.
     upstream_secs: Option<f64>,
+    /// The upstream an exchange failed with (502/504), named in the access log.
+    failed_upstream: Option<&'p crate::config::UpstreamSpec>,
+    /// Counts the request body bytes sent upstream, when the access log is on.
+    forwarded_bytes: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// A request that passed every check before forwarding.
@@ -186,12 +191,16 @@ pub async fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
     req: Request<Incoming>,
-) -> Result<Response<GatewayBody>, Infallible> {
+) -> Result<Response<Logged>, Infallible> {
     let start = Instant::now();
     let policy = shared.policy.load_full();
     let method = method_label(req.method());
-    // Kept only for the access log (a cheap clone, skipped when the log is off).
-    let logged_uri = policy.settings.access_log.then(|| req.uri().clone());
+    // The access-log record, only when the log is on (written when the body is done).
+    let mut record = policy
+        .settings
+        .access_log
+        .then(|| Box::new(AccessRecord::begin(&req, conn.remote, start)));
+    let forwarded_bytes = record.as_ref().map(|r| r.forwarded_request_bytes.clone());
     let mut ctx = Ctx {
         policy: &policy,
         settings: &policy.settings,
@@ -201,6 +210,8 @@ pub async fn handle(
         token: None,
         api: NO_API,
         upstream_secs: None,
+        failed_upstream: None,
+        forwarded_bytes,
     };
 
     let (resp, decision, reason) = match run(&shared, &mut ctx, req).await {
@@ -239,23 +250,25 @@ pub async fn handle(
         method,
         decision,
     );
-    if let Some(uri) = &logged_uri {
-        // Path without the query string: queries may carry secrets.
-        tracing::info!(
-            target: "scopegate::access",
-            token = ctx.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.sid.as_str()),
-            account = ctx.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.account.as_str()),
-            api = ctx.api,
-            method,
-            path = if decision == DecisionLabel::BadRequest { "-" } else { uri.path() },
-            status = status.as_u16(),
-            decision = decision.as_str(),
-            reason,
-            duration_ms = start.elapsed().as_secs_f64() * 1e3,
-            upstream_ms = ctx.upstream_secs.map(|s| s * 1e3),
-        );
+    if let Some(r) = record.as_mut() {
+        let unknown = crate::metrics::UNKNOWN;
+        r.token = ctx
+            .token
+            .map_or(unknown, |t| t.spec.sid.as_str())
+            .to_owned();
+        r.account = ctx
+            .token
+            .map_or(unknown, |t| t.spec.account.as_str())
+            .to_owned();
+        r.api = ctx.api.to_owned();
+        r.status = status.as_u16();
+        r.decision = decision.as_str();
+        r.reason = reason;
+        r.forwarded = ctx.upstream_secs.is_some();
+        r.upstream_us = ctx.upstream_secs.map(|s| (s * 1e6) as u64);
+        r.upstream = ctx.failed_upstream.map(|u| u.authority.to_string());
     }
-    Ok(resp)
+    Ok(resp.map(|body| Logged::new(body, record)))
 }
 
 /// A refusal and the request, when it was not sent on (its body may need draining).
@@ -549,6 +562,7 @@ async fn forward<'p>(
             upstream = upstream.name.as_str(),
             "no TLS client for this upstream (its CA or client certificate could not be loaded)"
         );
+        ctx.failed_upstream = Some(upstream);
         return Err(Refused::UpstreamTlsUnavailable);
     };
     if let Some(max) = settings.limits.max_body_bytes {
@@ -561,7 +575,8 @@ async fn forward<'p>(
             return Err(Refused::BodyTooLarge);
         }
     }
-    let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes));
+    let counter = ctx.forwarded_bytes.take();
+    let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(counter));
     let sent = Instant::now();
     let result = tokio::time::timeout(upstream.response_timeout, client.request(req)).await;
     ctx.upstream_secs = Some(sent.elapsed().as_secs_f64());
@@ -591,21 +606,31 @@ async fn forward<'p>(
         }
         Ok(Err(e)) if BodyError::is_too_large(&e) => Err(Refused::BodyTooLarge),
         Ok(Err(e)) => {
+            let cause = crate::upstream_error::describe(&e);
             tracing::warn!(
                 target: "scopegate::upstream",
                 upstream = upstream.name.as_str(),
-                error = %e,
-                connect = e.is_connect(),
-                "upstream request failed"
+                address = %upstream.authority,
+                cause = cause.as_str(),
+                "upstream {} at {} failed: {cause}; answered 502",
+                upstream.name,
+                upstream.authority
             );
+            ctx.failed_upstream = Some(upstream);
             Err(Refused::UpstreamFailed)
         }
         Err(_) => {
             tracing::warn!(
                 target: "scopegate::upstream",
                 upstream = upstream.name.as_str(),
-                "upstream response timed out"
+                address = %upstream.authority,
+                timeout_ms = upstream.response_timeout.as_millis() as u64,
+                "upstream {} at {} sent no response headers within {}; answered 504",
+                upstream.name,
+                upstream.authority,
+                crate::duration::format(upstream.response_timeout)
             );
+            ctx.failed_upstream = Some(upstream);
             Err(Refused::UpstreamTimeout)
         }
     }
