@@ -34,21 +34,18 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;
-// Landed from issue 21 in the flat layout; placed by the next commit.
-pub mod access_log;
-pub mod duration;
-pub mod logging;
-pub mod upstream_error;
 
 // Old module paths, kept while branches cut from the flat layout are merged.
 pub use cli::promql;
 pub use config::{openapi, yamlsrc};
-pub use domain::{auth, bruteforce, decision, model, ratelimit, request, scope, shorthand};
+pub use domain::{
+    auth, bruteforce, decision, duration, model, ratelimit, request, scope, shorthand,
+};
 pub(crate) use gateway::quota_gate;
 pub use gateway::snapshot as policy;
 pub use gateway::{
-    admin, body, forward, framing, metrics, proxy, quota, redis_limit, reload, response, runtime,
-    server, tls, usage, usage_redis,
+    access_log, admin, body, forward, framing, logging, metrics, proxy, quota, redis_limit, reload,
+    response, runtime, server, tls, upstream_error, usage, usage_redis,
 };
 
 use std::net::SocketAddr;

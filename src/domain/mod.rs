@@ -6,6 +6,7 @@ pub mod backends;
 pub mod bruteforce;
 pub mod classify;
 pub mod decision;
+pub mod duration;
 pub mod labels;
 pub mod model;
 pub mod policy;

@@ -1,10 +1,12 @@
 //! The running process: listeners, the per-request service, forwarding, TLS, the admin
 //! listener and metrics, reloads, Redis-backed limits and quotas, and the usage record.
 
+pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod forward;
 pub mod framing;
+pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod quota;
@@ -17,5 +19,6 @@ pub mod runtime;
 pub mod server;
 pub mod snapshot;
 pub mod tls;
+pub mod upstream_error;
 pub mod usage;
 pub mod usage_redis;

@@ -1,4 +1,3 @@
-
 use super::super::spans::tests::TOKENS;
 use super::*;
 use proptest::prelude::*;

@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// The tokens file example from the design notes (also used by `edit`'s tests).
