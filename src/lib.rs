@@ -90,7 +90,9 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
     let policy = gateway::snapshot::build(config, 1, &registry, &metrics);
     metrics.generation.set(1);
     metrics.count_reload(true);
-    metrics.last_reload_success.set(reload::unix_now_f64());
+    metrics
+        .last_reload_success
+        .set(gateway::clock::unix_now_f64());
     let shared = Arc::new(Shared {
         policy: ArcSwap::from_pointee(policy),
         metrics,

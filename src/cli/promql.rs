@@ -173,11 +173,7 @@ impl Prometheus {
         window_secs: u64,
     ) -> Result<(UsageState, i64), String> {
         let window_secs = window_secs.max(1);
-        let now_unix = at.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
-        });
+        let now_unix = at.unwrap_or_else(crate::gateway::clock::unix_now);
         let mut scopes: BTreeMap<(String, String, String), ScopeRecord> = BTreeMap::new();
         let key = |s: &Series| {
             let label = |n: &str| s.metric.get(n).cloned().unwrap_or_default();

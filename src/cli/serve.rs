@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use super::LogFormatArg;
 use crate::config::{self, Config, LogFormat};
+pub use crate::gateway::signals::Termination;
 
 /// Sets up `tracing` (see [`crate::logging`]).
 pub fn init_tracing(format: LogFormat) {
@@ -183,57 +184,5 @@ pub async fn serve_bound(
             tracing::warn!(signal, "second signal; exiting without finishing the drain");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// SIGTERM and SIGINT, registered once so that none is lost between the two waits.
-pub struct Termination {
-    #[cfg(unix)]
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-}
-
-impl Termination {
-    /// Must be called inside the runtime.
-    pub fn new() -> Termination {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            // SIGHUP means "reload" here, never "exit": taking it over at once (tokio keeps
-            // a handler for the life of the process) closes the window before the reload
-            // task listens for it.
-            let _ = signal(SignalKind::hangup());
-            match (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) {
-                (Ok(term), Ok(int)) => Termination {
-                    signals: Some((term, int)),
-                },
-                _ => Termination { signals: None },
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Termination {}
-        }
-    }
-
-    /// Resolves with the signal's name on the next SIGTERM or SIGINT.
-    pub async fn recv(&mut self) -> &'static str {
-        #[cfg(unix)]
-        if let Some((term, int)) = self.signals.as_mut() {
-            return tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-        }
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
-    }
-}
-
-impl Default for Termination {
-    fn default() -> Self {
-        Termination::new()
     }
 }

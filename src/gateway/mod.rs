@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod clock;
 pub mod forward;
 pub mod framing;
 pub mod logging;
@@ -17,6 +18,7 @@ pub mod reload;
 pub mod response;
 pub mod runtime;
 pub mod server;
+pub mod signals;
 pub mod snapshot;
 pub mod tls;
 pub mod upstream_error;

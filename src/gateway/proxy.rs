@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use http::{Request, Response, Version};
@@ -22,6 +22,7 @@ use crate::decision::{self, Allowed, Ask, Denial, SecretUsed};
 use crate::domain::classify::{self, Classified};
 use crate::domain::settings::Settings;
 use crate::forward::{self, Identity, UpstreamClient};
+use crate::gateway::clock::unix_now;
 use crate::gateway::refused::{self, Refused, Throttle};
 use crate::metrics::{DecisionLabel, Metrics, NO_API};
 use crate::model::{method_index, method_label};
@@ -688,10 +689,4 @@ fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::O
             tracing::debug!(error = %e, "upgraded connection ended with an error");
         }
     });
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -110,9 +110,7 @@ impl UsageWriter {
             errors,
             written: tokio::sync::Mutex::new(Written::new()),
             since_written: std::sync::atomic::AtomicBool::new(false),
-            started: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            started: crate::gateway::clock::unix_now(),
             interval: settings.interval,
         }
     }
