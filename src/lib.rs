@@ -16,6 +16,9 @@
 //! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
 //! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
 //! [`admin`] (Prometheus registry and the admin listener), [`cli`] (the commands).
+//!
+//! Token hygiene (SPEC §12): [`secret_format`] (identifiable `sgs_` secrets),
+//! [`token_policy`] (lifetimes) and [`notify`] (telling a token's contacts).
 
 #![forbid(unsafe_code)]
 
@@ -30,6 +33,7 @@ pub mod forward;
 pub mod framing;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
@@ -39,8 +43,10 @@ pub mod request;
 pub mod response;
 pub mod runtime;
 pub mod scope;
+pub mod secret_format;
 pub mod server;
 pub mod tls;
+pub mod token_policy;
 pub mod usage;
 pub mod yamlsrc;
 

@@ -11,10 +11,10 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{ConfigError, ConfigErrors, ErrorSink};
+pub use validate::duration_or;
 pub use settings::*;
 
-use error::ErrorSink;
 
 /// Reads and validates `scopegate.yaml` and the tokens file it names.
 pub fn load(config_path: &Path) -> Result<Config, ConfigErrors> {
