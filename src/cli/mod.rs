@@ -4,6 +4,7 @@ pub mod audit;
 pub mod check;
 pub mod demo;
 pub mod explain;
+pub mod notify;
 pub mod secrets;
 pub mod serve;
 pub mod token;
@@ -70,6 +71,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Explain the decision for one token, method and path.
     Explain(explain::ExplainArgs),
+    /// Send due notifications to token contacts (expiry, rotation, stale; queued changes).
+    Notify(notify::NotifyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Token(cmd) => token::run(cmd),
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Notify(args) => notify::run(args),
     }
 }
 

@@ -91,7 +91,16 @@ pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let notifications = config.settings.notifications.is_some();
         let shared = crate::build_shared(config);
+        if notifications {
+            // Its own thread: deliveries and state writes never touch the workers.
+            let metrics = crate::notify::NotifyMetrics::register(&shared.metrics.registry);
+            if let Err(e) = crate::notify::spawn_periodic(config_path.clone(), metrics) {
+                eprintln!("scopegate: cannot start the notifier: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         // Watches are in place before the listeners serve, so no change after start-up is
         // missed.
         let reloader = crate::reload::spawn_watchers(shared.clone(), config_path);
