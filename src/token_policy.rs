@@ -180,6 +180,9 @@ mod tests {
             require_expiry: true,
         };
         assert!(only_require.check_requested(now, None).is_err());
-        assert_eq!(TokenPolicy::default().check_requested(now, None).unwrap(), None);
+        assert_eq!(
+            TokenPolicy::default().check_requested(now, None).unwrap(),
+            None
+        );
     }
 }

@@ -42,9 +42,14 @@ async fn corrupt_sgs_secrets_are_refused_before_lookup_and_counted() {
     let call = |sid: &'static str, secret: String, path: &'static str| {
         let url = h.url(path);
         async move {
-            send("GET", &url, &[("authorization", &basic_raw(sid, &secret))], "")
-                .await
-                .status
+            send(
+                "GET",
+                &url,
+                &[("authorization", &basic_raw(sid, &secret))],
+                "",
+            )
+            .await
+            .status
         }
     };
 
@@ -68,7 +73,11 @@ async fn corrupt_sgs_secrets_are_refused_before_lookup_and_counted() {
     }
     // The same for an unknown SID: the checksum is checked before the SID is looked up.
     assert_eq!(call("SGnobody", corrupt(&secret), CAMPAIGNS).await, 403);
-    assert_eq!(h.upstream.count(), forwarded, "nothing reached the upstream");
+    assert_eq!(
+        h.upstream.count(),
+        forwarded,
+        "nothing reached the upstream"
+    );
 
     let m = metrics(&h).await;
     assert_eq!(
@@ -101,9 +110,39 @@ fn status_of(cfg: &Path, sid: &str) -> String {
 #[test]
 fn scan_finds_planted_secrets_and_disable_is_exact() {
     let (dir, cfg) = cli_setup("");
-    let (sid_a, secret_a) = create(&cfg, &["--account", ACCOUNT, "--name", "a", "--scope", "campaigns:GET"]);
-    let (sid_b, secret_b) = create(&cfg, &["--account", ACCOUNT, "--name", "b", "--scope", "campaigns:GET"]);
-    let (sid_c, secret_c) = create(&cfg, &["--account", ACCOUNT, "--name", "c", "--scope", "campaigns:GET"]);
+    let (sid_a, secret_a) = create(
+        &cfg,
+        &[
+            "--account",
+            ACCOUNT,
+            "--name",
+            "a",
+            "--scope",
+            "campaigns:GET",
+        ],
+    );
+    let (sid_b, secret_b) = create(
+        &cfg,
+        &[
+            "--account",
+            ACCOUNT,
+            "--name",
+            "b",
+            "--scope",
+            "campaigns:GET",
+        ],
+    );
+    let (sid_c, secret_c) = create(
+        &cfg,
+        &[
+            "--account",
+            ACCOUNT,
+            "--name",
+            "c",
+            "--scope",
+            "campaigns:GET",
+        ],
+    );
     assert!(secret_format::is_valid(secret_a.as_bytes()));
     let stranger = secret_format::generate().unwrap();
 
@@ -138,16 +177,28 @@ fn scan_finds_planted_secrets_and_disable_is_exact() {
 
     let r = run(&cfg, &["token", "scan", tree.to_str().unwrap()]).expect_code(1);
     let out = format!("{}{}", r.stdout, r.stderr);
-    for s in [&secret_a, &secret_b, &secret_c, &stranger.to_string()] {
-        assert!(!out.contains(s.as_str()), "a secret was printed:\n{out}");
+    for s in [&*secret_a, &*secret_b, &*secret_c, &**stranger] {
+        assert!(!out.contains(s), "a secret was printed:\n{out}");
     }
-    let a_line = format!("{}:3: secret of token {sid_a}", tree.join("a/app.env").display());
-    let b_line = format!("{}:2: secret of token {sid_b}", tree.join("b/deep/debug.log").display());
-    let s_line = format!("{}:1: no matching token", tree.join("stranger.md").display());
+    let a_line = format!(
+        "{}:3: secret of token {sid_a}",
+        tree.join("a/app.env").display()
+    );
+    let b_line = format!(
+        "{}:2: secret of token {sid_b}",
+        tree.join("b/deep/debug.log").display()
+    );
+    let s_line = format!(
+        "{}:1: no matching token",
+        tree.join("stranger.md").display()
+    );
     assert!(r.stdout.contains(&a_line), "{out}");
     assert!(r.stdout.contains(&b_line), "{out}");
     assert!(r.stdout.contains(&s_line), "{out}");
-    assert!(!out.contains(&sid_c), "look-alikes and binaries are ignored:\n{out}");
+    assert!(
+        !out.contains(&sid_c),
+        "look-alikes and binaries are ignored:\n{out}"
+    );
     assert!(r.stderr.contains("blob.bin: binary file"), "{out}");
     assert_eq!(r.stdout.matches(": secret of token").count(), 2, "{out}");
 
@@ -175,7 +226,17 @@ fn scan_finds_planted_secrets_and_disable_is_exact() {
 
     // --disable: exactly A and B, in one write; C and the fixtures stay as they were.
     let before = std::fs::read_to_string(dir.path("tokens.yaml")).unwrap();
-    let r = run(&cfg, &["token", "scan", "--disable", "--json", tree.to_str().unwrap()]).expect_code(1);
+    let r = run(
+        &cfg,
+        &[
+            "token",
+            "scan",
+            "--disable",
+            "--json",
+            tree.to_str().unwrap(),
+        ],
+    )
+    .expect_code(1);
     let j = r.json();
     let mut disabled: Vec<String> = j["disabled"]
         .as_array()
@@ -197,13 +258,21 @@ fn scan_finds_planted_secrets_and_disable_is_exact() {
         .zip(after.lines())
         .filter(|(x, y)| x != y)
         .collect();
-    assert_eq!(changed.len(), 2, "only the two status lines changed: {changed:?}");
+    assert_eq!(
+        changed.len(),
+        2,
+        "only the two status lines changed: {changed:?}"
+    );
     assert!(changed.iter().all(|(_, y)| y.trim() == "status: disabled"));
 
     // A clean tree exits 0.
     std::fs::create_dir_all(dir.path("clean")).unwrap();
     std::fs::write(dir.path("clean/readme"), "nothing here sgs_short\n").unwrap();
-    run(&cfg, &["token", "scan", dir.path("clean").to_str().unwrap()]).expect_code(0);
+    run(
+        &cfg,
+        &["token", "scan", dir.path("clean").to_str().unwrap()],
+    )
+    .expect_code(0);
     // A missing path is an error (2), not "clean".
     run(&cfg, &["token", "scan", dir.path("nope").to_str().unwrap()]).expect_code(2);
 }
@@ -212,7 +281,9 @@ fn expires_of(cfg: &Path, sid: &str) -> time::OffsetDateTime {
     let j = run(cfg, &["token", "show", sid, "--json"])
         .expect_code(0)
         .json();
-    let s = j["expires_at"].as_str().unwrap_or_else(|| panic!("no expires_at: {j}"));
+    let s = j["expires_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no expires_at: {j}"));
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
 }
 
@@ -223,7 +294,17 @@ fn token_policy_governs_create_update_reset_and_is_reported() {
     let now = time::OffsetDateTime::now_utc();
 
     // create: a default expiry of now + 90 days.
-    let (sid, _) = create(&cfg, &["--account", ACCOUNT, "--name", "p", "--scope", "campaigns:GET"]);
+    let (sid, _) = create(
+        &cfg,
+        &[
+            "--account",
+            ACCOUNT,
+            "--name",
+            "p",
+            "--scope",
+            "campaigns:GET",
+        ],
+    );
     let exp: time::OffsetDateTime = expires_of(&cfg, &sid);
     let due: time::OffsetDateTime = now + day * 90;
     let off: time::Duration = exp - due;
@@ -232,21 +313,42 @@ fn token_policy_governs_create_update_reset_and_is_reported() {
     // An earlier --expires is kept; a later one is refused and nothing is written.
     let soon: time::OffsetDateTime = now + day * 10;
     let soon = soon.replace_nanosecond(0).unwrap();
-    let soon_s = soon.format(&time::format_description::well_known::Rfc3339).unwrap();
-    let (sid2, _) = create(&cfg, &["--account", ACCOUNT, "--name", "q", "--expires", &soon_s]);
+    let soon_s = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (sid2, _) = create(
+        &cfg,
+        &["--account", ACCOUNT, "--name", "q", "--expires", &soon_s],
+    );
     assert_eq!(expires_of(&cfg, &sid2), soon);
     let before = std::fs::read_to_string(dir.path("tokens.yaml")).unwrap();
     let late: time::OffsetDateTime = now + day * 91;
     let late = late
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let r = run(&cfg, &["token", "create", "--account", ACCOUNT, "--name", "r", "--expires", &late]).expect_code(1);
+    let r = run(
+        &cfg,
+        &[
+            "token",
+            "create",
+            "--account",
+            ACCOUNT,
+            "--name",
+            "r",
+            "--expires",
+            &late,
+        ],
+    )
+    .expect_code(1);
     assert!(r.stderr.contains("max_lifetime"), "{}", r.stderr);
     let r = run(&cfg, &["token", "update", &sid2, "--expires", &late]).expect_code(1);
     assert!(r.stderr.contains("max_lifetime"), "{}", r.stderr);
     let r = run(&cfg, &["token", "update", &sid2, "--no-expiry"]).expect_code(1);
     assert!(r.stderr.contains("require_expiry"), "{}", r.stderr);
-    assert_eq!(std::fs::read_to_string(dir.path("tokens.yaml")).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(dir.path("tokens.yaml")).unwrap(),
+        before
+    );
 
     // reset renews the expiry to a full lifetime.
     run(&cfg, &["token", "reset", &sid2, "--json"]).expect_code(0);
@@ -258,7 +360,10 @@ fn token_policy_governs_create_update_reset_and_is_reported() {
     // per token past the policy, and audit reports them.
     let r = run(&cfg, &["check"]).expect_code(0);
     assert!(
-        r.stderr.contains(&format!("warning: token {} (account {ACCOUNT}) is past token_policy", READER.sid)),
+        r.stderr.contains(&format!(
+            "warning: token {} (account {ACCOUNT}) is past token_policy",
+            READER.sid
+        )),
         "{}",
         r.stderr
     );
@@ -279,6 +384,10 @@ fn token_policy_governs_create_update_reset_and_is_reported() {
 #[test]
 fn require_expiry_without_max_lifetime_needs_an_explicit_expiry() {
     let (_dir, cfg) = cli_setup("token_policy: {require_expiry: true}\n");
-    let r = run(&cfg, &["token", "create", "--account", ACCOUNT, "--name", "x"]).expect_code(1);
+    let r = run(
+        &cfg,
+        &["token", "create", "--account", ACCOUNT, "--name", "x"],
+    )
+    .expect_code(1);
     assert!(r.stderr.contains("require_expiry"), "{}", r.stderr);
 }

@@ -12,9 +12,8 @@ pub mod validate;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, ErrorSink};
-pub use validate::duration_or;
 pub use settings::*;
-
+pub use validate::duration_or;
 
 /// Reads and validates `scopegate.yaml` and the tokens file it names.
 pub fn load(config_path: &Path) -> Result<Config, ConfigErrors> {

@@ -157,7 +157,10 @@ pub fn lifecycle(kind: EventKind, t: &TokenRef<'_>, now: i64) -> Event {
         token_name: t.name.to_owned(),
         recipients: contacts(t.primary_contact, t.developer_emails),
         at: rfc3339(now),
-        summary: format!("Token {} ({}, account {}) {what}.", t.name, t.sid, t.account),
+        summary: format!(
+            "Token {} ({}, account {}) {what}.",
+            t.name, t.sid, t.account
+        ),
         expires_at: t.expires_at.clone(),
     }
 }
@@ -220,7 +223,11 @@ pub fn due(
         };
         let about = match kind {
             EventKind::RotationDue => f.since.clone().unwrap_or_default(),
-            _ => f.last_used.clone().flatten().unwrap_or_else(|| "never".into()),
+            _ => f
+                .last_used
+                .clone()
+                .flatten()
+                .unwrap_or_else(|| "never".into()),
         };
         out.push(event(
             kind,

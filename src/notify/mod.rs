@@ -138,7 +138,11 @@ impl Pass<'_> {
                 email::send(mailer, msg).await
             }
             Channel::Webhook => {
-                let hook = self.settings.webhook.as_ref().ok_or("no webhook settings")?;
+                let hook = self
+                    .settings
+                    .webhook
+                    .as_ref()
+                    .ok_or("no webhook settings")?;
                 let client = self
                     .hook_client
                     .get_or_insert_with(webhook::client)
@@ -207,7 +211,11 @@ impl Pass<'_> {
                 d.status = Status::Sent;
             } else {
                 d.rounds += 1;
-                d.status = if gave_up { Status::GaveUp } else { Status::Failed };
+                d.status = if gave_up {
+                    Status::GaveUp
+                } else {
+                    Status::Failed
+                };
                 d.next_attempt = now + across_pass_backoff(d.rounds - 1);
             }
         })?;
@@ -276,7 +284,11 @@ pub async fn run_pass(
     let mut report = PassReport::default();
     for event in &events {
         for channel in channels(settings, event) {
-            match pass.deliver(channel, event).await.map_err(|e| e.to_string())? {
+            match pass
+                .deliver(channel, event)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 Some(true) => report.sent += 1,
                 Some(false) => report.failed += 1,
                 None => {}
@@ -365,5 +377,3 @@ pub fn spawn_periodic(config_path: PathBuf, metrics: NotifyMetrics) -> std::io::
         })
         .map(drop)
 }
-
-

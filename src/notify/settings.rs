@@ -144,7 +144,11 @@ pub fn from_raw(
             );
         }
         if s.host.trim().is_empty() {
-            sink.push("notifications.smtp.host", "empty SMTP host", "e.g. smtp.example.com");
+            sink.push(
+                "notifications.smtp.host",
+                "empty SMTP host",
+                "e.g. smtp.example.com",
+            );
         }
         if s.password_env.is_some() && s.username.is_none() {
             sink.push(

@@ -187,7 +187,10 @@ mod tests {
         .unwrap();
         let s = file.read().unwrap();
         assert!(!s.may_attempt(&k, 101), "claimed by a running notifier");
-        assert!(s.may_attempt(&k, 100 + LEASE), "the claim of a dead notifier expires");
+        assert!(
+            s.may_attempt(&k, 100 + LEASE),
+            "the claim of a dead notifier expires"
+        );
         file.transact(102, |s| {
             s.deliveries.get_mut(&k).unwrap().status = Status::Sent;
         })

@@ -85,7 +85,10 @@ pub async fn send(
     let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
     let req = http::Request::post(settings.url.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::USER_AGENT, concat!("scopegate/", env!("CARGO_PKG_VERSION")))
+        .header(
+            http::header::USER_AGENT,
+            concat!("scopegate/", env!("CARGO_PKG_VERSION")),
+        )
         .header(TIMESTAMP_HEADER, now.to_string())
         .header(SIGNATURE_HEADER, signature(key.as_bytes(), now, &body))
         .header(EVENT_ID_HEADER, event_id)

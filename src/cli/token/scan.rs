@@ -99,7 +99,10 @@ pub fn run(a: ScanArgs) -> ExitCode {
 
 fn known_hashes(root: &serde_yaml::Value) -> Vec<Known> {
     let mut out = Vec::new();
-    let Some(accounts) = root.get("accounts").and_then(serde_yaml::Value::as_sequence) else {
+    let Some(accounts) = root
+        .get("accounts")
+        .and_then(serde_yaml::Value::as_sequence)
+    else {
         return out;
     };
     for acc in accounts {
@@ -108,7 +111,9 @@ fn known_hashes(root: &serde_yaml::Value) -> Vec<Known> {
             continue;
         };
         for t in tokens {
-            let Some(sid) = str_field(t, "sid") else { continue };
+            let Some(sid) = str_field(t, "sid") else {
+                continue;
+            };
             for (field, which) in [
                 ("auth_token_hash", "current"),
                 ("previous_auth_token_hash", "previous"),
@@ -176,7 +181,9 @@ fn scan(a: ScanArgs) -> Result<bool, Fail> {
             let mut changed = Vec::new();
             for sid in &to_disable {
                 // Deleted in the meantime: nothing left to disable.
-                let Some((ai, ti)) = doc.find_token(sid) else { continue };
+                let Some((ai, ti)) = doc.find_token(sid) else {
+                    continue;
+                };
                 let status = str_field(&doc.value()["accounts"][ai]["tokens"][ti], "status");
                 if status.as_deref() == Some("disabled") {
                     continue;
@@ -236,7 +243,10 @@ fn scan(a: ScanArgs) -> Result<bool, Fail> {
         }
     }
     for sid in &disabled {
-        if let Some(t) = view::all_tokens(doc.value()).into_iter().find(|t| &t.sid == sid) {
+        if let Some(t) = view::all_tokens(doc.value())
+            .into_iter()
+            .find(|t| &t.sid == sid)
+        {
             super::notify_contacts(&store, crate::notify::EventKind::Disabled, &t);
         }
     }
@@ -287,7 +297,8 @@ impl Scanner {
                     return;
                 }
             };
-            let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            let mut children: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             children.sort();
             for child in children {
                 self.walk(&child, depth + 1, false);
@@ -301,8 +312,8 @@ impl Scanner {
                 return;
             }
             let mut buf = Zeroizing::new(Vec::new());
-            let read = std::fs::File::open(path)
-                .and_then(|f| f.take(self.max + 1).read_to_end(&mut buf));
+            let read =
+                std::fs::File::open(path).and_then(|f| f.take(self.max + 1).read_to_end(&mut buf));
             match read {
                 Ok(_) => self.scan_bytes(&shown, &buf),
                 Err(e) => self.skipped.push(Skipped {
@@ -328,7 +339,10 @@ impl Scanner {
             if !c.valid {
                 continue;
             }
-            line += bytes[counted_to..c.start].iter().filter(|&&b| b == b'\n').count();
+            line += bytes[counted_to..c.start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
             counted_to = c.start;
             let secret = &bytes[c.start..c.start + SECRET_LEN];
             let hit = self.known.iter().find(|k| k.hash.verify(secret));
