@@ -541,3 +541,88 @@ async fn retries_back_off_and_are_counted() {
     assert_eq!((r.sent, r.failed), (1, 0));
     assert_eq!(hook.hooks().last().unwrap().body["event"], "deleted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_tokens_are_notified_from_the_usage_record_once() {
+    use scopegate::usage::{ScopeRecord, TokenRecord, UsageState};
+    let dir = TempDir::new();
+    let hook = Receiver::start().await;
+    let extra = format!(
+        "state_dir: state\nnotifications:\n  stale_after: 30d\n  webhook: {{url: \"http://{}/h\", secret: {HOOK_SECRET}}}\n",
+        hook.addr
+    );
+    let cfg = dir.write(
+        "scopegate.yaml",
+        &gateway_yaml("127.0.0.1:9".parse().unwrap(), &extra),
+    );
+    let now = OffsetDateTime::now_utc();
+    let t = now.unix_timestamp();
+    dir.write("tokens.yaml", &tokens(now));
+    let used = |days_ago: i64| TokenRecord {
+        since: t - 60 * 86_400,
+        scopes: vec![ScopeRecord {
+            api: "campaigns".into(),
+            method: "GET".into(),
+            count: 3,
+            last_used: t - days_ago * 86_400,
+        }],
+    };
+    let usage = UsageState {
+        version: 1,
+        saved_at: t - 60 * 86_400,
+        tokens: [
+            ("SGsoon".to_owned(), used(1)),
+            ("SGold".to_owned(), used(1)),
+            ("SGfine".to_owned(), used(40)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    std::fs::create_dir_all(dir.path("state")).unwrap();
+    scopegate::usage::write_state(&dir.path("state/usage.json"), &usage).unwrap();
+
+    let config = scopegate::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    let metrics = scopegate::notify::NotifyMetrics::register(&prometheus::Registry::new());
+    scopegate::notify::run_pass(&config, &metrics, t, false)
+        .await
+        .unwrap();
+    let stale: Vec<_> = hook
+        .hooks()
+        .into_iter()
+        .filter(|h| h.body["event"] == "stale")
+        .collect();
+    assert_eq!(stale.len(), 1, "{stale:#?}");
+    assert_eq!(stale[0].body["sid"], "SGfine");
+    assert!(stale[0].signature_ok);
+    let before = hook.hooks().len();
+    scopegate::notify::run_pass(&config, &metrics, t + 3600, false)
+        .await
+        .unwrap();
+    assert_eq!(hook.hooks().len(), before, "nothing is sent twice");
+}
+
+#[test]
+fn bad_notification_settings_are_reported_by_check() {
+    let dir = TempDir::new();
+    let extra = "notifications:\n  before_expiry: soon\n  smtp: {host: \"\", from: not-an-address}\n  webhook: {url: \"ftp://x\"}\n";
+    let cfg = dir.write(
+        "scopegate.yaml",
+        &gateway_yaml("127.0.0.1:9".parse().unwrap(), extra),
+    );
+    dir.write("tokens.yaml", &tokens_yaml());
+    let r = run(&cfg, &["check"]).expect_code(1);
+    for needle in [
+        "notifications need `state_dir`",
+        "notifications.before_expiry",
+        "`not-an-address` is not an email address",
+        "empty SMTP host",
+        "`ftp://x` is not an http(s) URL",
+        "exactly one of `secret` and `secret_env`",
+    ] {
+        assert!(
+            r.stderr.contains(needle),
+            "missing `{needle}` in:\n{}",
+            r.stderr
+        );
+    }
+}
