@@ -626,3 +626,62 @@ fn bad_notification_settings_are_reported_by_check() {
         );
     }
 }
+
+/// `serve` runs the notifier itself: the due events reach the webhook without any command,
+/// and the gateway's own `/metrics` counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_notifies_on_its_own_and_exports_the_counter() {
+    let dir = TempDir::new();
+    let hook = Receiver::start().await;
+    let extra = format!(
+        "state_dir: state\nnotifications:\n  webhook: {{url: \"http://{}/h\", secret: {HOOK_SECRET}}}\n",
+        hook.addr
+    );
+    let (port, admin) = (free_port(), free_port());
+    let cfg = dir.write(
+        "scopegate.yaml",
+        &with_ports(&gateway_yaml("127.0.0.1:9".parse().unwrap(), &extra), port, admin),
+    );
+    dir.write("tokens.yaml", &tokens(OffsetDateTime::now_utc()));
+    let log = std::fs::File::create(dir.path("gateway.log")).unwrap();
+    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stderr(log.try_clone().unwrap())
+        .stdout(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_ready(admin).await;
+    // The start-up pass delivers both due events; wait for them (bounded), not a timer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while hook.hooks().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notifications from serve: {}",
+            std::fs::read_to_string(dir.path("gateway.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hooks = hook.hooks();
+    assert!(hooks.iter().all(|h| h.signature_ok));
+    let url = format!("http://127.0.0.1:{admin}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = get(&url, None).await.text();
+        let sent = |event: &str| {
+            metric_value(
+                &text,
+                &format!(
+                    "scopegate_notifications_total{{channel=\"webhook\",event=\"{event}\",result=\"sent\"}}"
+                ),
+            )
+        };
+        // The counter moves just after the receiver answered.
+        if sent("before_expiry") == 1.0 && sent("rotation_due") == 1.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -7,7 +7,7 @@
 //! Exit status: 0 nothing found, 1 a secret with a valid checksum was found (whether or
 //! not a token matched), 2 the scan itself failed (unreadable path, bad config).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,11 +64,10 @@ struct Skipped {
     reason: String,
 }
 
-/// A stored hash to compare found secrets with.
+/// The token a stored hash belongs to.
 struct Known {
     sid: String,
     account: String,
-    hash: SecretHash,
     which: &'static str,
 }
 
@@ -77,7 +76,9 @@ struct Scanner {
     findings: Vec<Finding>,
     skipped: Vec<Skipped>,
     visited_dirs: HashSet<(u64, u64)>,
-    known: Vec<Known>,
+    /// By stored hash (`sha256:<hex>`, normalized): a found secret is hashed once and
+    /// looked up, so the cost does not grow with the number of tokens.
+    known: HashMap<String, Known>,
     errors: Vec<String>,
 }
 
@@ -97,8 +98,8 @@ pub fn run(a: ScanArgs) -> ExitCode {
     }
 }
 
-fn known_hashes(root: &serde_yaml::Value) -> Vec<Known> {
-    let mut out = Vec::new();
+fn known_hashes(root: &serde_yaml::Value) -> HashMap<String, Known> {
+    let mut out = HashMap::new();
     let Some(accounts) = root
         .get("accounts")
         .and_then(serde_yaml::Value::as_sequence)
@@ -119,10 +120,9 @@ fn known_hashes(root: &serde_yaml::Value) -> Vec<Known> {
                 ("previous_auth_token_hash", "previous"),
             ] {
                 if let Some(hash) = str_field(t, field).and_then(|h| SecretHash::parse(&h).ok()) {
-                    out.push(Known {
+                    out.entry(hash.to_stored()).or_insert(Known {
                         sid: sid.clone(),
                         account: account.clone(),
-                        hash,
                         which,
                     });
                 }
@@ -345,7 +345,8 @@ impl Scanner {
                 .count();
             counted_to = c.start;
             let secret = &bytes[c.start..c.start + SECRET_LEN];
-            let hit = self.known.iter().find(|k| k.hash.verify(secret));
+            // An offline comparison of a found secret with stored hashes: no timing to hide.
+            let hit = self.known.get(&SecretHash::of_secret(secret).to_stored());
             self.findings.push(Finding {
                 file: name.to_owned(),
                 line,
