@@ -640,7 +640,11 @@ async fn serve_notifies_on_its_own_and_exports_the_counter() {
     let (port, admin) = (free_port(), free_port());
     let cfg = dir.write(
         "scopegate.yaml",
-        &with_ports(&gateway_yaml("127.0.0.1:9".parse().unwrap(), &extra), port, admin),
+        &with_ports(
+            &gateway_yaml("127.0.0.1:9".parse().unwrap(), &extra),
+            port,
+            admin,
+        ),
     );
     dir.write("tokens.yaml", &tokens(OffsetDateTime::now_utc()));
     let log = std::fs::File::create(dir.path("gateway.log")).unwrap();

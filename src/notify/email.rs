@@ -51,7 +51,17 @@ fn subject(e: &Event) -> String {
         super::EventKind::Reset => "had its secret reset",
         super::EventKind::Deleted => "was deleted",
     };
-    format!("[scopegate] token {} ({}) {what}", e.token_name, e.sid)
+    // Names come from a hand-editable file: no control character may reach a header.
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    };
+    format!(
+        "[scopegate] token {} ({}) {what}",
+        clean(&e.token_name),
+        clean(&e.sid)
+    )
 }
 
 /// The message for `e`. `message_id` is stable across retries, so a mail system can

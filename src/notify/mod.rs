@@ -319,19 +319,12 @@ pub fn run_blocking<T>(fut: impl std::future::Future<Output = T>) -> Result<T, S
     Ok(rt.block_on(fut))
 }
 
-/// A command changed a token: queue the event durably and try to deliver it now. What is
-/// not delivered stays queued for the next pass of `serve` or `scopegate notify`. The one
-/// function both the CLI and the admin API call; blocking (run it off async threads).
-///
-/// Returns `Ok(None)` when notifications are not configured.
-pub fn token_changed(
-    config_path: &Path,
-    settings: &Settings,
-    kind: EventKind,
-    token: &TokenRef<'_>,
-) -> Result<Option<PassReport>, String> {
+/// Queues a lifecycle event durably in `<state_dir>/notifications.json`; the next pass
+/// delivers it (`run_pass(.., outbox_only: true)` delivers just the queue). Returns
+/// `Ok(false)` when notifications are not configured. Small blocking file I/O.
+pub fn queue(settings: &Settings, kind: EventKind, token: &TokenRef<'_>) -> Result<bool, String> {
     if settings.notifications.is_none() {
-        return Ok(None);
+        return Ok(false);
     }
     let dir = settings
         .state_dir
@@ -342,9 +335,27 @@ pub fn token_changed(
     StateFile::new(dir)
         .transact(now, |s| s.outbox.push(event))
         .map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+/// A command changed a token: queue the event durably and try to deliver it now. What is
+/// not delivered stays queued for the next pass of `serve` or `scopegate notify`. The one
+/// function both the CLI and the admin API call (an async caller runs it with
+/// `spawn_blocking`, or calls [`queue`] and then awaits [`run_pass`] itself).
+///
+/// Returns `Ok(None)` when notifications are not configured.
+pub fn token_changed(
+    config_path: &Path,
+    settings: &Settings,
+    kind: EventKind,
+    token: &TokenRef<'_>,
+) -> Result<Option<PassReport>, String> {
+    if !queue(settings, kind, token)? {
+        return Ok(None);
+    }
     let config = crate::config::load(config_path).map_err(|e| e.to_string())?;
     let metrics = NotifyMetrics::register(&Registry::new());
-    run_blocking(run_pass(&config, &metrics, now, true))?.map(Some)
+    run_blocking(run_pass(&config, &metrics, wall_clock(), true))?.map(Some)
 }
 
 /// `serve`'s notifier: a pass at start-up, then one every `notifications.interval`, on
