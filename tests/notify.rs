@@ -689,3 +689,66 @@ async fn serve_notifies_on_its_own_and_exports_the_counter() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A notifier that died mid-delivery left a claim (`sending`): a restart within the lease
+/// leaves it alone (its owner may still be delivering), after the lease it is delivered,
+/// once, with the same event id a receiver deduplicates on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_left_by_a_crash_is_delivered_after_the_lease() {
+    use scopegate::notify::state::{self, Delivery, StateFile, Status};
+    let dir = TempDir::new();
+    let hook = Receiver::start().await;
+    let extra = format!(
+        "state_dir: state\nnotifications:\n  webhook: {{url: \"http://{}/h\", secret: {HOOK_SECRET}}}\n",
+        hook.addr
+    );
+    let cfg = dir.write(
+        "scopegate.yaml",
+        &gateway_yaml("127.0.0.1:9".parse().unwrap(), &extra),
+    );
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let t = now.unix_timestamp();
+    dir.write("tokens.yaml", &tokens(now));
+    let exp = t + 10 * 86_400;
+    let key = state::key(&format!("before_expiry/SGsoon/{exp}"), "webhook");
+    StateFile::new(&dir.path("state"))
+        .transact(t, |s| {
+            s.deliveries.insert(
+                key.clone(),
+                Delivery {
+                    status: Status::Sending,
+                    attempts: 1,
+                    rounds: 0,
+                    updated: t,
+                    next_attempt: 0,
+                },
+            );
+        })
+        .unwrap();
+    let config = scopegate::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    let metrics = scopegate::notify::NotifyMetrics::register(&prometheus::Registry::new());
+    let sids = |hooks: Vec<Hook>| -> Vec<String> {
+        hooks
+            .iter()
+            .map(|h| h.body["sid"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+
+    let r = scopegate::notify::run_pass(&config, &metrics, t + 60, false)
+        .await
+        .unwrap();
+    assert_eq!(r.sent, 1);
+    assert_eq!(sids(hook.hooks()), vec!["SGold"], "the claimed event waits");
+
+    let r = scopegate::notify::run_pass(&config, &metrics, t + state::LEASE, false)
+        .await
+        .unwrap();
+    assert_eq!(r.sent, 1);
+    assert_eq!(sids(hook.hooks()), vec!["SGold", "SGsoon"]);
+
+    let r = scopegate::notify::run_pass(&config, &metrics, t + 2 * state::LEASE, false)
+        .await
+        .unwrap();
+    assert_eq!(r.sent, 0);
+    assert_eq!(hook.hooks().len(), 2);
+}

@@ -103,6 +103,20 @@ pub struct WebhookSettings {
 }
 
 const DAY: u64 = 86_400;
+/// The longest SMTP or webhook timeout: one attempt must fit the state's claim lease.
+const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn bounded_timeout(sink: &mut ErrorSink<'_>, field: &str, t: Duration) -> Duration {
+    if t > MAX_TIMEOUT {
+        sink.push(
+            field,
+            "a delivery timeout of at most 2m",
+            "a slower server is retried by later passes instead",
+        );
+        return MAX_TIMEOUT;
+    }
+    t
+}
 
 /// Validates `notifications:`; `has_state_dir` because "each event once" needs a place to
 /// remember what was sent.
@@ -164,7 +178,10 @@ pub fn from_raw(
             password_env: s.password_env,
             from: s.from,
             ca: s.ca.map(|p| dir.join(p)),
-            timeout: d(sink, "smtp.timeout", &s.timeout, 30),
+            timeout: {
+                let t = d(sink, "smtp.timeout", &s.timeout, 30);
+                bounded_timeout(sink, "notifications.smtp.timeout", t)
+            },
             host: s.host,
         }
     });
@@ -197,6 +214,7 @@ pub fn from_raw(
             }
         };
         let timeout = d(sink, "webhook.timeout", &w.timeout, 10);
+        let timeout = bounded_timeout(sink, "notifications.webhook.timeout", timeout);
         Some(WebhookSettings {
             url: url?,
             secret: secret?,

@@ -12,7 +12,7 @@
 //! A restart therefore never loses an event (anything not `sent` is tried again) and never
 //! repeats a delivered one (`sent` is final). The one window left is a crash after the
 //! receiver accepted the message but before `sent` was written: the claim then expires
-//! after [`LEASE`] and the message goes out again with the same event id (webhook header
+//! after [`LEASE`] (an hour) and the message goes out again with the same event id (webhook header
 //! `X-Scopegate-Event-Id`, email `Message-ID`), so a receiver can drop the duplicate. No
 //! sender can close that window without the receiver's help.
 //!
@@ -31,8 +31,10 @@ use super::events::Event;
 pub const STATE_FILE: &str = "notifications.json";
 
 /// How long a claim holds before another pass may assume its notifier died. Longer than
-/// one delivery with all its in-pass retries can take (bounded by the timeouts).
-pub const LEASE: i64 = 15 * 60;
+/// one delivery with all its in-pass retries can take: at most 11 attempts of at most
+/// 2 minutes each (validation bounds `retries` and the timeouts) plus 10 backoffs of at
+/// most a minute.
+pub const LEASE: i64 = 60 * 60;
 /// Passes that may fail before a delivery is given up.
 pub const MAX_ROUNDS: u32 = 8;
 /// Sent records are kept this long, then pruned (the events they are about are long past).
