@@ -693,10 +693,6 @@ fn reset(a: ResetArgs) -> Result<(), Fail> {
             contact,
         ))
     })?;
-    if let Some(t) = &contact {
-        notify_contacts(&store, crate::notify::EventKind::Reset, t);
-    }
-
     let issued = Issued {
         sid: &a.sid,
         secret: &secret,
@@ -705,9 +701,26 @@ fn reset(a: ResetArgs) -> Result<(), Fail> {
         stamp: &stamp,
         grace_until: grace_until.as_deref(),
     };
-    if a.json {
-        return print_secret_json(&issued, "rotated_at");
+    // The secret first: telling the contacts may wait on a slow mail server.
+    let printed = if a.json {
+        print_secret_json(&issued, "rotated_at")
+    } else {
+        print_reset(&store, &a, &issued, legacy, &scopes)
+    };
+    if let Some(t) = &contact {
+        notify_contacts(&store, crate::notify::EventKind::Reset, t);
     }
+    printed
+}
+
+fn print_reset(
+    store: &Store,
+    a: &ResetArgs,
+    issued: &Issued<'_>,
+    legacy: bool,
+    scopes: &[ScopeView],
+) -> Result<(), Fail> {
+    let (account, name, grace_until) = (issued.account, issued.name, issued.grace_until);
     let mut out = secret_buffer(&format!(
         "Reset the secret of token {} (account {account}, name: {name}).\n",
         a.sid
@@ -719,8 +732,8 @@ fn reset(a: ResetArgs) -> Result<(), Fail> {
         )),
         None => out.push_str("The previous secret stops working at the gateway's next reload.\n\n"),
     }
-    let path = example_path(&store.settings, &account, legacy, &scopes);
-    credentials_block(&mut out, &store.settings, &issued, &path);
+    let path = example_path(&store.settings, account, legacy, scopes);
+    credentials_block(&mut out, &store.settings, issued, &path);
     out.push_str(
         "\nThe new secret is shown only this once and cannot be recovered (only its hash is \
          stored).\n",

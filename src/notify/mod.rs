@@ -338,8 +338,8 @@ pub fn queue(settings: &Settings, kind: EventKind, token: &TokenRef<'_>) -> Resu
     Ok(true)
 }
 
-/// A command changed a token: queue the event durably and try to deliver it now. What is
-/// not delivered stays queued for the next pass of `serve` or `scopegate notify`. The one
+/// A command changed a token: queue the event durably and try to deliver it now, one
+/// attempt per channel. What is not delivered stays queued for the next pass of `serve` or `scopegate notify`. The one
 /// function both the CLI and the admin API call (an async caller runs it with
 /// `spawn_blocking`, or calls [`queue`] and then awaits [`run_pass`] itself).
 ///
@@ -353,7 +353,12 @@ pub fn token_changed(
     if !queue(settings, kind, token)? {
         return Ok(None);
     }
-    let config = crate::config::load(config_path).map_err(|e| e.to_string())?;
+    let mut config = crate::config::load(config_path).map_err(|e| e.to_string())?;
+    // One attempt per channel: the command's user should not wait out retries against a
+    // server that is down; the periodic pass retries with backoff.
+    if let Some(n) = config.settings.notifications.as_mut() {
+        n.retries = 0;
+    }
     let metrics = NotifyMetrics::register(&Registry::new());
     run_blocking(run_pass(&config, &metrics, wall_clock(), true))?.map(Some)
 }
