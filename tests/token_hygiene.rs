@@ -391,3 +391,33 @@ fn require_expiry_without_max_lifetime_needs_an_explicit_expiry() {
     .expect_code(1);
     assert!(r.stderr.contains("require_expiry"), "{}", r.stderr);
 }
+
+#[test]
+fn hash_refuses_a_corrupt_sgs_secret_the_gateway_would_refuse() {
+    use std::io::Write;
+    let hash_of = |input: &str| {
+        let mut child = support::cli::bin()
+            .arg("hash")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let good = secret_format::generate().unwrap();
+    let out = hash_of(&good);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hash(&good));
+    let out = hash_of(&corrupt(&good));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid scopegate secret"));
+    assert!(out.stdout.is_empty());
+    assert!(hash_of("an-old-style-secret").status.success());
+}

@@ -108,6 +108,13 @@ fn hash() -> ExitCode {
         eprintln!("error: the secret is empty");
         return ExitCode::FAILURE;
     }
+    if crate::secret_format::shape(secret.as_bytes()) == crate::secret_format::Shape::Corrupt {
+        eprintln!(
+            "error: the secret starts with `sgs_` but is not a valid scopegate secret (length, \
+             characters or checksum); the gateway refuses such secrets: pick another"
+        );
+        return ExitCode::FAILURE;
+    }
     println!(
         "{}",
         crate::model::SecretHash::of_secret(secret.as_bytes()).to_stored()
