@@ -60,6 +60,13 @@ pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
         }
     };
     init_tracing(log_format(format, config.settings.log_format));
+    let past_policy = super::check::policy_warnings(&config).len();
+    if past_policy > 0 {
+        tracing::warn!(
+            tokens = past_policy,
+            "tokens are past token_policy; they keep working until they expire (see `scopegate check`)"
+        );
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
