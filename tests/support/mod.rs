@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod prom;
+pub mod redis_server;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
