@@ -16,7 +16,7 @@ use super::raw::{
 };
 use super::settings::*;
 use crate::bruteforce::BruteForceSettings;
-use crate::model::{method_index, MethodSet, SecretHash, TokenKind, TokenStatus, KNOWN_METHODS};
+use crate::model::{method_index, MethodSet, SecretHash, TokenKind, TokenStatus};
 use crate::scope::pattern::parse_pattern;
 
 pub const DEFAULT_MAX_ACTIVE_TOKENS: usize = 20;
@@ -712,15 +712,16 @@ pub(crate) fn scopes(
         }
         let mut methods = MethodSet::EMPTY;
         for (j, m) in scope.methods.iter().enumerate() {
-            match method_index(m) {
-                Some(idx) => methods.grant(idx),
+            match crate::shorthand::expand(m) {
+                Some(names) => {
+                    for idx in names.iter().filter_map(|n| method_index(n)) {
+                        methods.grant(idx);
+                    }
+                }
                 None => sink.push(
                     &format!("{sfield}.methods[{j}]"),
                     format!("unknown method `{m}`"),
-                    format!(
-                        "use upper-case standard methods: {}",
-                        KNOWN_METHODS.join(", ")
-                    ),
+                    crate::shorthand::HINT,
                 ),
             }
         }
@@ -805,7 +806,7 @@ fn timeouts(sink: &mut ErrorSink<'_>, raw: RawTimeouts) -> Timeouts {
         .request
         .as_deref()
         .map(|v| duration_or(sink, "timeouts.request", Some(v), Duration::from_secs(300)));
-    let mut get = |name: &str, v: Option<String>, default: Duration| {
+    let mut get = |name: &str, v: Option<super::raw::DurationText>, default: Duration| {
         duration_or(sink, &format!("timeouts.{name}"), v.as_deref(), default)
     };
     Timeouts {
@@ -869,7 +870,7 @@ pub fn duration_or(
 ) -> Duration {
     match value {
         None => default,
-        Some(v) => match humantime::parse_duration(v) {
+        Some(v) => match crate::duration::parse(v) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
                 sink.push(
@@ -880,11 +881,7 @@ pub fn duration_or(
                 default
             }
             Err(e) => {
-                sink.push(
-                    field,
-                    format!("bad duration `{v}`: {e}"),
-                    "write durations like 10s, 500ms, 2m",
-                );
+                sink.push(field, e.message(), e.hint());
                 default
             }
         },
