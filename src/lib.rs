@@ -27,6 +27,9 @@
 //! [`quota`] (day/month quotas counted in Redis), [`usage`] (each replica's usage record)
 //! and [`usage_redis`] (the fleet's, in Redis), [`promql`] (the fleet's usage read back
 //! from Prometheus for `scopegate audit --prometheus`).
+//!
+//! Token hygiene (SPEC §12): [`secret_format`] (identifiable `sgs_` secrets),
+//! [`token_policy`] (lifetimes) and [`notify`] (telling a token's contacts).
 
 #![forbid(unsafe_code)]
 
@@ -34,6 +37,10 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;
+// Landed from issue 19a in the flat layout; placed by the next commit.
+pub mod notify;
+pub mod secret_format;
+pub mod token_policy;
 
 // Old module paths, kept while branches cut from the flat layout are merged.
 pub use cli::promql;

@@ -224,12 +224,17 @@ pub async fn handle(
             (resp, DecisionLabel::Allowed, reason)
         }
         Err((mut refused, req)) => {
-            if let Refused::Throttled(kind) = refused {
-                shared
+            match refused {
+                Refused::Throttled(kind) => shared
                     .metrics
                     .throttled
                     .with_label_values(&[kind.label()])
-                    .inc();
+                    .inc(),
+                Refused::Denied(Denial::Credentials {
+                    reason: decision::CredentialFailure::BadChecksum,
+                    ..
+                }) => shared.metrics.secret_checksum_failures.inc(),
+                _ => {}
             }
             let kind = refused.kind(ctx.settings);
             let close = refused.closes_connection();

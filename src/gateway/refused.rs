@@ -165,10 +165,13 @@ impl Refused<'_> {
 
 /// Whether a credential failure counts toward the failed-authentication throttle, and
 /// keeps the request from being attributed to the SID it named: the secret was not
-/// proven (unknown, deleted or wrong).
+/// proven (unknown, deleted, wrong, or an `sgs_` secret with a bad checksum).
 pub fn unproven(reason: CredentialFailure) -> bool {
     matches!(
         reason,
-        CredentialFailure::WrongSecret | CredentialFailure::UnknownSid | CredentialFailure::Deleted
+        CredentialFailure::WrongSecret
+            | CredentialFailure::UnknownSid
+            | CredentialFailure::Deleted
+            | CredentialFailure::BadChecksum
     )
 }
