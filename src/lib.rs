@@ -37,16 +37,13 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;
-// Landed from issue 19a in the flat layout; placed by the next commit.
-pub mod notify;
-pub mod secret_format;
-pub mod token_policy;
 
 // Old module paths, kept while branches cut from the flat layout are merged.
-pub use cli::promql;
+pub use cli::{notifier as notify, promql};
 pub use config::{openapi, yamlsrc};
 pub use domain::{
-    auth, bruteforce, decision, duration, model, ratelimit, request, scope, shorthand,
+    auth, bruteforce, decision, duration, model, ratelimit, request, scope, secret_format,
+    shorthand, token_policy,
 };
 pub(crate) use gateway::quota_gate;
 pub use gateway::snapshot as policy;

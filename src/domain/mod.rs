@@ -13,5 +13,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod request;
 pub mod scope;
+pub mod secret_format;
 pub mod settings;
 pub mod shorthand;
+pub mod token_policy;

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::config::RateLimit;
 use crate::model::{SecretHash, TokenKind};
