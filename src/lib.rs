@@ -120,23 +120,7 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
     shared
 }
 
-/// Re-reads what a reload may have changed outside the policy: the listener's certificate
-/// (a bad new one keeps the old one in use) and clients for new upstream TLS settings.
-/// Reads files: runs on the blocking pool with the rest of a reload.
-pub fn refresh_tls(shared: &Shared, settings: &config::Settings) {
-    if let (Some(store), Some(files)) = (shared.cert_store.get(), &settings.tls) {
-        match store.reload(&files.cert, &files.key) {
-            Ok(()) => tracing::info!(cert = %files.cert.display(), "TLS certificate loaded"),
-            Err(e) => tracing::error!(
-                error = %e,
-                "new TLS certificate rejected; the previous certificate stays in use"
-            ),
-        }
-    }
-    if let Err(e) = shared.prepare_clients(settings) {
-        tracing::error!(error = %e, "upstream TLS settings unusable; requests to that upstream get 502");
-    }
-}
+pub use gateway::reload::refresh_tls;
 
 /// A running gateway: its bound addresses and the means to stop it.
 pub struct Running {

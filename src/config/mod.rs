@@ -5,9 +5,11 @@
 //! `spawn_blocking` on a running server.
 
 pub mod error;
+pub mod notify;
 pub mod openapi;
 pub mod raw;
 pub mod redis_url;
+pub mod token_policy;
 pub use crate::domain::settings;
 pub mod validate;
 pub mod yamlsrc;

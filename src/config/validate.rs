@@ -66,10 +66,10 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
     let timeouts = timeouts(sink, raw.timeouts.unwrap_or_default());
     let limits = limits(sink, raw.limits.unwrap_or_default());
     let bruteforce = bruteforce(sink, raw.bruteforce.unwrap_or_default());
-    let token_policy = crate::token_policy::from_raw(raw.token_policy.unwrap_or_default(), sink);
+    let token_policy = super::token_policy::from_raw(raw.token_policy.unwrap_or_default(), sink);
     let notifications = raw
         .notifications
-        .map(|n| crate::notify::settings::from_raw(n, dir, state_dir.is_some(), sink));
+        .map(|n| super::notify::from_raw(n, dir, state_dir.is_some(), sink));
     let usage_redis = usage(sink, raw.usage.unwrap_or_default());
 
     let mut upstreams = Vec::new();

@@ -9,6 +9,7 @@ pub mod decision;
 pub mod duration;
 pub mod labels;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod ratelimit;
 pub mod request;

@@ -30,6 +30,24 @@ use crate::proxy::Shared;
 
 pub use crate::gateway::clock::unix_now_f64;
 
+/// Re-reads what a reload may have changed outside the policy: the listener's certificate
+/// (a bad new one keeps the old one in use) and clients for new upstream TLS settings.
+/// Reads files: runs on the blocking pool with the rest of a reload.
+pub fn refresh_tls(shared: &Shared, settings: &Settings) {
+    if let (Some(store), Some(files)) = (shared.cert_store.get(), &settings.tls) {
+        match store.reload(&files.cert, &files.key) {
+            Ok(()) => tracing::info!(cert = %files.cert.display(), "TLS certificate loaded"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "new TLS certificate rejected; the previous certificate stays in use"
+            ),
+        }
+    }
+    if let Err(e) = shared.prepare_clients(settings) {
+        tracing::error!(error = %e, "upstream TLS settings unusable; requests to that upstream get 502");
+    }
+}
+
 /// Serializes build-and-store, so that two reloads racing (say a signal and a direct call)
 /// cannot both claim the same generation number.
 static SWAP_LOCK: Mutex<()> = Mutex::new(());
@@ -54,7 +72,7 @@ pub fn swap(shared: &Shared, config: Config) -> Swapped {
         &shared.metrics,
     ));
     shared.policy.store(new.clone());
-    crate::refresh_tls(shared, &new.settings);
+    refresh_tls(shared, &new.settings);
     shared.metrics.generation.set(generation as i64);
     shared.metrics.count_reload(true);
     shared.metrics.last_reload_success.set(unix_now_f64());

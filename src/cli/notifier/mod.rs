@@ -9,7 +9,7 @@
 
 pub mod email;
 pub mod events;
-pub mod settings;
+pub use crate::config::notify as settings;
 pub mod state;
 pub mod webhook;
 

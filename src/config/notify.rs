@@ -1,6 +1,6 @@
 //! `notifications:` in `scopegate.yaml`: the raw form and its validation.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -54,57 +54,11 @@ pub struct RawWebhook {
     pub timeout: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct NotifySettings {
-    pub before_expiry: Duration,
-    pub rotate_after: Duration,
-    pub stale_after: Duration,
-    pub interval: Duration,
-    pub retries: u32,
-    pub retry_backoff: Duration,
-    pub smtp: Option<SmtpSettings>,
-    pub webhook: Option<WebhookSettings>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub starttls: bool,
-    pub username: Option<String>,
-    pub password_env: Option<String>,
-    pub from: String,
-    pub ca: Option<PathBuf>,
-    pub timeout: Duration,
-}
-
-/// Where the key comes from: read when a webhook is signed, so that rotating the variable
-/// needs no config change.
-#[derive(Clone)]
-pub enum SecretSource {
-    Inline(zeroize::Zeroizing<String>),
-    Env(String),
-}
-
-impl std::fmt::Debug for SecretSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretSource::Inline(_) => f.write_str("Inline(<redacted>)"),
-            SecretSource::Env(name) => write!(f, "Env({name})"),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct WebhookSettings {
-    pub url: http::Uri,
-    pub secret: SecretSource,
-    pub timeout: Duration,
-}
-
 const DAY: u64 = 86_400;
 /// The longest SMTP or webhook timeout: one attempt must fit the state's claim lease.
 const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub use crate::domain::notify::*;
 
 fn bounded_timeout(sink: &mut ErrorSink<'_>, field: &str, t: Duration) -> Duration {
     if t > MAX_TIMEOUT {
