@@ -256,7 +256,7 @@ pub fn explain<R>(
     }
     // Phases 1 and 2: the gateway's classification (request line and headers, target
     // length, canonical target, method overrides).
-    let classified = match classify(&wire, &uri, Version::HTTP_11, &headers, settings) {
+    let classified = match classify(&wire, &uri, Version::HTTP_11, &headers, &settings.limits) {
         Ok(c) => c,
         Err(why) => {
             let detail = match why {

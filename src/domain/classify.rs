@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, Method, Uri, Version};
 
 use crate::domain::request::{self, BadRequest};
 use crate::domain::scope::target::{canonicalize, Target, TargetError};
-use crate::domain::settings::Settings;
+use crate::domain::settings::Limits;
 
 /// A request the gateway can go on to authenticate.
 #[derive(Debug)]
@@ -66,11 +66,11 @@ pub fn classify<'r>(
     uri: &'r Uri,
     version: Version,
     headers: &HeaderMap,
-    settings: &Settings,
+    limits: &Limits,
 ) -> Result<Classified<'r>, Unclassified> {
     let host = request::check(method, uri, version, headers).map_err(Unclassified::Request)?;
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-    if path_and_query.len() > settings.limits.max_target_length {
+    if path_and_query.len() > limits.max_target_length {
         return Err(Unclassified::TargetTooLong);
     }
     let target = if path_and_query == "*" {
@@ -89,4 +89,66 @@ pub fn classify<'r>(
         target,
         overrides,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(String, Vec<Option<u8>>), Unclassified> {
+        let uri: Uri = target.parse().expect("test targets parse");
+        let mut map = HeaderMap::new();
+        map.insert(http::header::HOST, HeaderValue::from_static("api.example"));
+        for (k, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("test header names"),
+                HeaderValue::from_str(v).expect("test header values"),
+            );
+        }
+        let method = Method::from_bytes(method.as_bytes()).expect("test methods");
+        let limits = Limits {
+            max_target_length: 64,
+            ..Limits::default()
+        };
+        classify(&method, &uri, Version::HTTP_11, &map, &limits)
+            .map(|c| (c.path().to_owned(), c.overrides.clone()))
+    }
+
+    #[test]
+    fn canonical_path_and_overrides() {
+        let (path, overrides) = run("POST", "/a/%62/d?_method=DELETE", &[]).unwrap();
+        assert_eq!(path, "/a/b/d");
+        assert_eq!(overrides.len(), 1);
+        let (_, overrides) = run("POST", "/x", &[("x-http-method-override", "PATCH")]).unwrap();
+        assert_eq!(overrides.len(), 1);
+    }
+
+    #[test]
+    fn asterisk_form_has_no_path() {
+        let (path, _) = run("OPTIONS", "*", &[]).unwrap();
+        assert_eq!(path, "*");
+    }
+
+    #[test]
+    fn refusals_in_order() {
+        assert_eq!(
+            run(
+                "GET",
+                "/x",
+                &[("content-length", "1"), ("transfer-encoding", "chunked")]
+            ),
+            Err(Unclassified::Request(BadRequest::LengthAndChunked))
+        );
+        assert!(Unclassified::Request(BadRequest::LengthAndChunked).poisons_connection());
+        let long = format!("/{}", "a".repeat(64));
+        assert_eq!(run("GET", &long, &[]), Err(Unclassified::TargetTooLong));
+        assert_eq!(Unclassified::TargetTooLong.as_str(), "target_too_long");
+        let bad = run("GET", "/a/%2e%2e/../../b", &[]);
+        assert!(matches!(bad, Err(Unclassified::Target(_))), "{bad:?}");
+        assert_eq!(bad.unwrap_err().as_str(), "bad_target");
+    }
 }

@@ -343,7 +343,7 @@ fn classify<'r>(
         uri,
         req.version(),
         req.headers(),
-        ctx.settings,
+        &ctx.settings.limits,
     )
     .map_err(Refused::Unclassified)
 }
