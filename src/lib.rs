@@ -20,11 +20,13 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod adminlog;
 pub mod auth;
 pub mod body;
 pub mod bruteforce;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod decision;
 pub mod forward;
 pub mod framing;

@@ -36,6 +36,8 @@ pub struct RawGateway {
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
     pub bruteforce: Option<RawBruteForce>,
+    /// Users of the admin API and console.
+    pub admin: Option<super::admin::RawAdmin>,
 }
 
 /// The failed-authentication throttle.

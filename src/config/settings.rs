@@ -128,6 +128,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub bruteforce: crate::bruteforce::BruteForceSettings,
+    /// `admin.users`; empty turns the admin API and console off (404).
+    pub admin_users: Vec<super::admin::AdminUser>,
 }
 
 impl Settings {
