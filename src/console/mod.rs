@@ -6,7 +6,7 @@
 //!   through the token operations shared with the CLI, on the blocking pool.
 //!
 //! Every answer here carries a strict `Content-Security-Policy` (scripts and styles only
-//! from the embedded files), `X-Frame-Options: DENY`, `nosniff`, `no-referrer`, and
+//! from the embedded files), `X-Frame-Options: DENY`, `nosniff`, `Referrer-Policy: same-origin` (a form post must carry its real `Origin`), and
 //! `Cache-Control: no-store` (every page and API answer shows token data; the ones with a
 //! secret most of all). Only the embedded assets may be cached.
 
@@ -110,7 +110,7 @@ impl Reply {
         );
         h.insert(
             HeaderName::from_static("referrer-policy"),
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
         );
         for (name, value) in self.headers {
             h.append(name, value);

@@ -319,7 +319,7 @@ fn layout(title: &str, user: Option<(&str, &str)>, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · scopegate" }
                 link rel="stylesheet" href=(assets::CSS_PATH);
                 script src=(assets::JS_PATH) defer {}
@@ -374,31 +374,37 @@ fn status_pill(t: &TokenView, now: OffsetDateTime) -> Markup {
     }
 }
 
-fn when(unix: Option<i64>) -> String {
-    match unix {
-        Some(t) => {
-            let now = OffsetDateTime::now_utc().unix_timestamp();
-            let ago = (now - t).max(0);
-            let rel = match ago {
-                0..=59 => "just now".to_owned(),
-                60..=3599 => format!("{} min ago", ago / 60),
-                3600..=86_399 => format!("{} h ago", ago / 3600),
-                _ => format!("{} days ago", ago / 86_400),
-            };
-            format!("{rel} ({})", unix_rfc3339(t))
-        }
-        None => "never".to_owned(),
+/// "just now", "5 min ago", "3 h ago", "12 days ago".
+fn ago(t: i64) -> String {
+    let ago = (OffsetDateTime::now_utc().unix_timestamp() - t).max(0);
+    match ago {
+        0..=59 => "just now".to_owned(),
+        60..=3599 => format!("{} min ago", ago / 60),
+        3600..=86_399 => format!("{} h ago", ago / 3600),
+        _ => format!("{} days ago", ago / 86_400),
     }
 }
 
-fn finding_list(findings: &[&Finding]) -> Markup {
+fn when(unix: Option<i64>) -> Markup {
+    html! {
+        @match unix {
+            Some(t) => span title=(unix_rfc3339(t)) { (ago(t)) },
+            None => span.muted { "never" },
+        }
+    }
+}
+
+fn finding_list(findings: &[&Finding], at_most: usize) -> Markup {
+    let mut sorted: Vec<&&Finding> = findings.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
     html! {
         @if findings.is_empty() {
             span.muted { "No findings" }
         } @else {
-            @for f in findings {
-                div { span class=(f.severity.as_str()) { (f.severity.as_str()) } " " (f.message) }
+            @for f in sorted.iter().take(at_most) {
+                div.finding { span class=(f.severity.as_str()) { (f.severity.as_str()) } " " (f.message) }
             }
+            @if sorted.len() > at_most { div.muted { "+" (sorted.len() - at_most) " more" } }
         }
     }
 }
@@ -489,7 +495,7 @@ async fn cards_page(ctx: &Ctx<'_>, account: Option<String>) -> Reply {
             section.account {
                 div.account-head {
                     h2 { (acc) @if let Some(n) = tokens.first().and_then(|t| t.account_name.as_deref()) { " · " span.muted { (n) } } }
-                    span.count { (tokens.len()) " tokens" }
+                    span.count { (tokens.len()) @if tokens.len() == 1 { " token" } @else { " tokens" } }
                 }
                 div.cards {
                     @for t in tokens {
@@ -509,7 +515,7 @@ async fn cards_page(ctx: &Ctx<'_>, account: Option<String>) -> Reply {
                                     @else { @for s in &t.scopes { span.chip { (s.api) ":" (s.methods.join(",")) } } }
                                 }
                                 dt { "Last used" } dd { (when(t.last_used)) }
-                                dt { "Findings" } dd.findings { (finding_list(&findings)) }
+                                dt { "Findings" } dd.findings { (finding_list(&findings, 2)) }
                             }
                             div.card-foot {
                                 span.muted { (t.primary_contact) }
@@ -873,7 +879,7 @@ async fn edit_page(ctx: &Ctx<'_>, sid: &str) -> Reply {
                             div.field { label { "Auth token" } div {
                                 div.secret-box { span.muted { "Hidden: only a hash is stored (" (t.secret_scheme.as_deref().unwrap_or("none")) ")." } }
                                 @if let Some(until) = t.grace_until(now) { div.hint { "The previous secret stays valid until " (until) "." } }
-                                div.actions style="margin-top:8px" {
+                                div.actions.spaced {
                                     button.btn.danger #reset type="submit" form="reset-form" disabled[!w] data-confirm="Reset the auth token? The current secret stops working immediately and a new one is shown once." { "Reset Token" }
                                 }
                             } }
@@ -916,7 +922,7 @@ async fn edit_page(ctx: &Ctx<'_>, sid: &str) -> Reply {
                         } @else {
                             table.data {
                                 thead { tr { th { "API" } th { "Method" } th { "Requests" } th { "Last use" } } }
-                                tbody { @for u in &d.insight.usage { tr { td { (u.api) } td.mono { (u.method) } td { (u.count) } td { (unix_rfc3339(u.last_used)) } } } }
+                                tbody { @for u in &d.insight.usage { tr { td { (u.api) } td.mono { (u.method) } td { (u.count) } td title=(unix_rfc3339(u.last_used)) { (ago(u.last_used)) } } } }
                             }
                         }
                     }
@@ -961,8 +967,14 @@ async fn edit_page(ctx: &Ctx<'_>, sid: &str) -> Reply {
                 section.panel #findings {
                     header { h2 { "Audit findings" } }
                     div.body.findings {
-                        (finding_list(&findings))
-                        @for f in &findings { @if !f.recommendation.is_empty() { p.muted { (f.recommendation) } } }
+                        @if findings.is_empty() { span.muted { "No findings" } }
+                        @for f in &findings {
+                            div.finding-block {
+                                div { span class=(f.severity.as_str()) { (f.severity.as_str()) } " " (f.message) }
+                                @if !f.recommendation.is_empty() { div.muted { (f.recommendation) } }
+                                @if let Some(cmd) = &f.command { code.cmd { (cmd) } }
+                            }
+                        }
                     }
                 }
                 section.panel #headroom {
@@ -975,9 +987,9 @@ async fn edit_page(ctx: &Ctx<'_>, sid: &str) -> Reply {
                                 @match h.remaining {
                                     None => p.muted { "No request since the gateway started: full burst available." },
                                     Some(r) => {
-                                        @let used = if h.burst == 0 { 0.0 } else { (f64::from(h.burst) - r as f64) / f64::from(h.burst) };
-                                        @let class = if used > 0.8 { "high" } else if used > 0.5 { "mid" } else { "" };
-                                        div.meter { span class=(class) style={ "width:" (format!("{:.0}", used * 100.0)) "%" } {} }
+                                        @let burst = f64::from(h.burst.max(1));
+                                        @let taken = (burst - r as f64).clamp(0.0, burst);
+                                        meter.headroom min="0" max=(burst) value=(taken) low=(burst * 0.5) high=(burst * 0.8) optimum="0" title="burst in use" {}
                                         div.stat { span.muted { "Headroom after the last request" } span { (r) " of " (h.burst) } }
                                     }
                                 }
