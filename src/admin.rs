@@ -75,7 +75,10 @@ fn log_console_state(shared: &Shared, listener: &TcpListener) {
              to the gateway config (make the hash with `scopegate hash --argon2`)"
         );
     } else {
-        tracing::info!(users, "admin console at http://{addr}/console/ and admin API at http://{addr}/api/v1/");
+        tracing::info!(
+            users,
+            "admin console at http://{addr}/console/ and admin API at http://{addr}/api/v1/"
+        );
     }
 }
 

@@ -445,7 +445,11 @@ impl Metrics {
                         .unwrap_or_default()
                 };
                 if label("token") == sid {
-                    out.push((label("api"), label("method"), m.get_counter().value() as u64));
+                    out.push((
+                        label("api"),
+                        label("method"),
+                        m.get_counter().value() as u64,
+                    ));
                 }
             }
         }

@@ -183,7 +183,10 @@ async fn every_endpoint_and_changes_are_enforced_when_the_api_answers() {
         .collect();
     assert_eq!(sids, ["SGother"]);
 
-    assert_eq!(proxy_get(&h, READER.sid, READER.secret, CAMPAIGNS).await, 200);
+    assert_eq!(
+        proxy_get(&h, READER.sid, READER.secret, CAMPAIGNS).await,
+        200
+    );
     let (s, v) = call(&h, "GET", "/tokens/SGreader", None).await;
     assert_eq!(s, 200);
     assert_eq!(v["name"], "reader");
@@ -309,7 +312,10 @@ async fn every_endpoint_and_changes_are_enforced_when_the_api_answers() {
 
     // Disable / enable.
     let (s, v) = call(&h, "POST", &format!("/tokens/{sid}/disable"), None).await;
-    assert_eq!((s, &v["status"], &v["changed"]), (200, &json!("disabled"), &json!(true)));
+    assert_eq!(
+        (s, &v["status"], &v["changed"]),
+        (200, &json!("disabled"), &json!(true))
+    );
     assert_eq!(proxy_get(&h, &sid, &newest, CAMPAIGNS).await, 403);
     let (s, v) = call(&h, "POST", &format!("/tokens/{sid}/disable"), None).await;
     assert_eq!((s, &v["changed"]), (200, &json!(false)));
@@ -352,7 +358,9 @@ async fn every_endpoint_and_changes_are_enforced_when_the_api_answers() {
         actions,
         ["create", "update", "update", "update", "reset", "reset", "disable", "enable", "delete"]
     );
-    assert!(entries.iter().all(|e| e["who"] == ADMIN && e["via"] == "api"));
+    assert!(entries
+        .iter()
+        .all(|e| e["who"] == ADMIN && e["via"] == "api"));
     for s in [&secret, &new_secret, &newest] {
         assert!(!log.contains(s.as_str()));
     }
@@ -375,7 +383,11 @@ async fn bad_input_gives_422_with_the_clis_message_and_nothing_changes() {
     let before = std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap();
     let cases = [
         ("POST", "/tokens", "{not json"),
-        ("POST", "/tokens", r#"{"account":"IRacme","name":"x","surprise":1}"#),
+        (
+            "POST",
+            "/tokens",
+            r#"{"account":"IRacme","name":"x","surprise":1}"#,
+        ),
         ("POST", "/tokens", r#"{"account":"IRacme"}"#),
         (
             "POST",
@@ -387,8 +399,16 @@ async fn bad_input_gives_422_with_the_clis_message_and_nothing_changes() {
             "/tokens",
             r#"{"account":"IRacme","name":"x","scopes":[{"api":"campaigns","methods":[]}]}"#,
         ),
-        ("POST", "/tokens", r#"{"account":"IRacme","name":"x","kind":"root"}"#),
-        ("POST", "/tokens", r#"{"account":"IRacme","name":"x","expires_at":"soon"}"#),
+        (
+            "POST",
+            "/tokens",
+            r#"{"account":"IRacme","name":"x","kind":"root"}"#,
+        ),
+        (
+            "POST",
+            "/tokens",
+            r#"{"account":"IRacme","name":"x","expires_at":"soon"}"#,
+        ),
         ("PATCH", "/tokens/SGreader", r#"{"nme":"typo"}"#),
         ("PATCH", "/tokens/SGreader", r#"{}"#),
         (
@@ -424,7 +444,16 @@ async fn bad_input_gives_422_with_the_clis_message_and_nothing_changes() {
     assert_eq!(s, 422, "{v}");
     let (ok, stderr) = cli(
         &h.config_path,
-        &["token", "create", "--account", "IRacme", "--name", "x", "--api-version", "v99"],
+        &[
+            "token",
+            "create",
+            "--account",
+            "IRacme",
+            "--name",
+            "x",
+            "--api-version",
+            "v99",
+        ],
     );
     assert!(!ok);
     assert_eq!(
@@ -441,12 +470,30 @@ async fn bad_input_gives_422_with_the_clis_message_and_nothing_changes() {
     assert_eq!(s, 422, "{v}");
     assert!(v["message"].as_str().unwrap().contains("nosuchapi"));
     // Wrong methods on an endpoint, unknown endpoints, oversized bodies.
-    let r = send("PUT", &api(&h, "/tokens"), &[("authorization", &admin_auth())], "").await;
+    let r = send(
+        "PUT",
+        &api(&h, "/tokens"),
+        &[("authorization", &admin_auth())],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 405);
-    let r = send("GET", &api(&h, "/nothing"), &[("authorization", &admin_auth())], "").await;
+    let r = send(
+        "GET",
+        &api(&h, "/nothing"),
+        &[("authorization", &admin_auth())],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 404);
     let big = format!(r#"{{"account":"IRacme","name":"{}"}}"#, "x".repeat(70_000));
-    let r = send("POST", &api(&h, "/tokens"), &[("authorization", &admin_auth())], &big).await;
+    let r = send(
+        "POST",
+        &api(&h, "/tokens"),
+        &[("authorization", &admin_auth())],
+        &big,
+    )
+    .await;
     assert_eq!(r.status, 413);
     assert_eq!(
         std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap(),
@@ -483,7 +530,14 @@ async fn the_token_limit_gives_409_with_the_clis_message() {
     assert!(message.contains("already has 20 active scoped tokens (the limit is 20)"));
     let (ok, stderr) = cli(
         &h.config_path,
-        &["token", "create", "--account", "IRacme", "--name", "one-too-many"],
+        &[
+            "token",
+            "create",
+            "--account",
+            "IRacme",
+            "--name",
+            "one-too-many",
+        ],
     );
     assert!(!ok);
     assert_eq!(stderr.trim_end(), format!("error: {message}"));
@@ -523,7 +577,10 @@ async fn cli_changes_are_logged_with_the_os_user() {
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let e = &v["entries"][0];
-    assert_eq!((&e["who"], &e["via"], &e["action"]), (&json!("alice"), &json!("cli"), &json!("disable")));
+    assert_eq!(
+        (&e["who"], &e["via"], &e["action"]),
+        (&json!("alice"), &json!("cli"), &json!("disable"))
+    );
     assert_eq!(e["changes"], json!(["status disabled"]));
 }
 
@@ -553,7 +610,8 @@ async fn a_read_only_tokens_file_gives_409_and_reads_still_work() {
         }
     }
     std::fs::write(ro.join("tokens.yaml"), tokens_yaml()).unwrap();
-    let gateway = gateway_yaml(upstream.addr, &admin_yaml("")).replace("tokens_file: tokens.yaml", "tokens_file: ro/tokens.yaml");
+    let gateway = gateway_yaml(upstream.addr, &admin_yaml(""))
+        .replace("tokens_file: tokens.yaml", "tokens_file: ro/tokens.yaml");
     let config = dir.write("scopegate.yaml", &gateway);
     std::fs::create_dir_all(dir.path("state")).unwrap();
     if root {
@@ -682,7 +740,11 @@ async fn console_forms_need_a_session_and_a_csrf_token() {
     let session = console_login(admin).await;
     // Signed in, but a form post without the session's CSRF token is refused.
     let before = std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap();
-    for body in ["", "csrf=wrong", "op=update&api=campaigns&scope=campaigns%3AGET"] {
+    for body in [
+        "",
+        "csrf=wrong",
+        "op=update&api=campaigns&scope=campaigns%3AGET",
+    ] {
         let r = send(
             "POST",
             &format!("http://{admin}/console/tokens/SGreader/disable"),
@@ -743,6 +805,9 @@ async fn console_forms_need_a_session_and_a_csrf_token() {
     )
     .await;
     assert_eq!(r.status, 303);
-    assert_eq!(proxy_get(&h, READER.sid, READER.secret, CAMPAIGNS).await, 403);
+    assert_eq!(
+        proxy_get(&h, READER.sid, READER.secret, CAMPAIGNS).await,
+        403
+    );
     assert_eq!(h.upstream.count(), 0);
 }

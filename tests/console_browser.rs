@@ -74,7 +74,10 @@ async fn start_driver(chromedriver: &Path) -> Driver {
                 return driver;
             }
         }
-        assert!(Instant::now() < deadline, "chromedriver did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -217,8 +220,14 @@ async fn the_console_in_a_real_browser() {
     let h = Harness::start_with(&extra, &tokens_yaml()).await;
     std::fs::create_dir_all(h.dir.path("state")).unwrap();
     // Some traffic, so the cards and the usage panel have something to show.
-    assert_eq!(proxy_get(&h, READER.sid, READER.secret, CAMPAIGNS).await, 200);
-    assert_eq!(proxy_get(&h, WRITER.sid, WRITER.secret, CAMPAIGNS).await, 200);
+    assert_eq!(
+        proxy_get(&h, READER.sid, READER.secret, CAMPAIGNS).await,
+        200
+    );
+    assert_eq!(
+        proxy_get(&h, WRITER.sid, WRITER.secret, CAMPAIGNS).await,
+        200
+    );
     let console = format!("http://{}/console/", h.gateway.admin_addr);
 
     let driver = start_driver(&chromedriver).await;
@@ -227,8 +236,18 @@ async fn the_console_in_a_real_browser() {
     // Log in.
     c.goto(&console).await.unwrap();
     c.wait().for_element(Locator::Id("user")).await.unwrap();
-    assert!(c.current_url().await.unwrap().path().ends_with("/console/login"));
-    c.find(Locator::Id("user")).await.unwrap().send_keys(ADMIN).await.unwrap();
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/login"));
+    c.find(Locator::Id("user"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN)
+        .await
+        .unwrap();
     c.find(Locator::Id("password"))
         .await
         .unwrap()
@@ -245,7 +264,10 @@ async fn the_console_in_a_real_browser() {
     let cards = c.find_all(Locator::Css("article.card")).await.unwrap();
     assert_eq!(cards.len(), 6, "one card per token");
     let reader_card = text_of(&c, "article.card[data-sid=SGreader]").await;
-    assert!(reader_card.contains("campaigns:GET") && reader_card.contains("just now"), "{reader_card}");
+    assert!(
+        reader_card.contains("campaigns:GET") && reader_card.contains("just now"),
+        "{reader_card}"
+    );
     let shot = screenshot(&c, "cards.png").await;
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     std::fs::create_dir_all(&docs).unwrap();
@@ -253,8 +275,18 @@ async fn the_console_in_a_real_browser() {
 
     // Create a token with campaigns:GET; the secret is shown once.
     click_and_wait(&c, "a.btn.primary[href='/console/new']", false).await;
-    c.find(Locator::Id("account")).await.unwrap().send_keys("IRacme").await.unwrap();
-    c.find(Locator::Id("name")).await.unwrap().send_keys("browser-made").await.unwrap();
+    c.find(Locator::Id("account"))
+        .await
+        .unwrap()
+        .send_keys("IRacme")
+        .await
+        .unwrap();
+    c.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("browser-made")
+        .await
+        .unwrap();
     c.find(Locator::Id("description"))
         .await
         .unwrap()
@@ -272,11 +304,17 @@ async fn the_console_in_a_real_browser() {
         .find(Locator::Css("input[name=scope][value='campaigns:GET']"))
         .await
         .unwrap();
-    assert!(get_box.is_selected().await.unwrap(), "the toggle checks GET");
+    assert!(
+        get_box.is_selected().await.unwrap(),
+        "the toggle checks GET"
+    );
     click_and_wait(&c, "#create", false).await;
     let sid = text_of(&c, "#new-sid").await;
     let secret = text_of(&c, "#new-secret").await;
-    assert!(sid.starts_with("SG") && secret.len() >= 43, "{sid} {secret}");
+    assert!(
+        sid.starts_with("SG") && secret.len() >= 43,
+        "{sid} {secret}"
+    );
     assert!(c.find(Locator::Css("[data-copy=new-secret]")).await.is_ok());
     assert_eq!(proxy_get(&h, &sid, &secret, CAMPAIGNS).await, 200);
     assert_eq!(proxy_get(&h, &sid, &secret, REPORTS).await, 403);
@@ -305,7 +343,9 @@ async fn the_console_in_a_real_browser() {
 
     // Clear All.
     click_and_wait(&c, "#clear-all", true).await;
-    assert!(text_of(&c, ".banner.ok").await.contains("Cleared all scopes"));
+    assert!(text_of(&c, ".banner.ok")
+        .await
+        .contains("Cleared all scopes"));
     assert_eq!(proxy_get(&h, &sid, &secret, REPORTS).await, 403);
     let checked = c
         .find_all(Locator::Css("input[name=scope]:checked"))
@@ -359,7 +399,9 @@ async fn the_console_in_a_real_browser() {
 
     // Who did what is in the admin log, as the console user.
     let log = std::fs::read_to_string(h.dir.path("state/admin-log.jsonl")).unwrap();
-    assert!(log.lines().all(|l| l.contains("\"who\":\"ops\"") && l.contains("\"via\":\"console\"")));
+    assert!(log
+        .lines()
+        .all(|l| l.contains("\"who\":\"ops\"") && l.contains("\"via\":\"console\"")));
     assert!(!log.contains(&secret) && !log.contains(&new_secret));
 
     c.close().await.unwrap();

@@ -87,6 +87,7 @@ fn run_inner(
         m.insert("tokens_file".into(), "tokens.yaml".into());
         m.remove("tls");
         m.remove("state_dir");
+        let demo_admin = crate::console::demo::enable(m)?;
         if tls {
             let cert = rcgen::generate_simple_self_signed(vec![
                 "localhost".to_owned(),
@@ -132,6 +133,7 @@ fn run_inner(
         let running = crate::start(shared, main, admin)?;
         let cacert = tls.then(|| dir.join("cert.pem"));
         print_curl_lines(running.addr, running.admin_addr, &creds, cacert.as_deref());
+        crate::console::demo::print(running.admin_addr, &demo_admin);
         wait_for_termination().await;
         running.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);

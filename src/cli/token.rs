@@ -27,9 +27,9 @@ use zeroize::Zeroizing;
 use crate::adminlog::Actor;
 use crate::config::Settings;
 use crate::model::KNOWN_METHODS;
-use ops::{now_utc, not_found};
 #[cfg(test)]
 use ops::{merge_scopes, render_rate, render_scope_list, rfc3339};
+use ops::{not_found, now_utc};
 use store::{fail, Fail, Store};
 use view::ScopeView;
 

@@ -195,17 +195,25 @@ pub async fn route(
         (&Method::GET, ["catalog"]) => Ok(catalog(shared)),
         (&Method::GET, ["audit"]) => {
             let s = shared.clone();
-            blocking(move || data::audit_report(&s))
-                .await
-                .map(|r| json_reply(StatusCode::OK, &serde_json::to_value(&r).unwrap_or_default()))
+            blocking(move || data::audit_report(&s)).await.map(|r| {
+                json_reply(
+                    StatusCode::OK,
+                    &serde_json::to_value(&r).unwrap_or_default(),
+                )
+            })
         }
-        (_, ["tokens"] | ["tokens", _] | ["tokens", _, "reset" | "disable" | "enable"] | ["catalog"] | ["audit"]) => {
-            Ok(error_reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this method is not allowed on this endpoint",
-            ))
-        }
+        (
+            _,
+            ["tokens"]
+            | ["tokens", _]
+            | ["tokens", _, "reset" | "disable" | "enable"]
+            | ["catalog"]
+            | ["audit"],
+        ) => Ok(error_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this method is not allowed on this endpoint",
+        )),
         _ => Ok(error_reply(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -271,7 +279,9 @@ async fn create(
         Some(other) => return Err(fail(format!("kind `{other}`: use scoped or legacy"))),
     };
     if legacy && !input.scopes.is_empty() {
-        return Err(fail("a legacy token has full access: give no scopes, or kind scoped"));
+        return Err(fail(
+            "a legacy token has full access: give no scopes, or kind scoped",
+        ));
     }
     let rate = input.rate_limit.as_ref().map(rate_of).transpose()?;
     let new = ops::NewToken {
@@ -290,9 +300,10 @@ async fn create(
         expires: input.expires_at.as_deref().map(expiry).transpose()?,
     };
     let (account, name) = (new.account.clone(), new.name.clone());
-    let created =
-        data::write(shared, &console.write_lock, move |store| ops::create(store, &new, &actor))
-            .await?;
+    let created = data::write(shared, &console.write_lock, move |store| {
+        ops::create(store, &new, &actor)
+    })
+    .await?;
     let secret: &str = &created.secret;
     let mut reply = json_reply(
         StatusCode::CREATED,

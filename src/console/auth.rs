@@ -166,7 +166,10 @@ impl AdminAuth {
         let mut sessions = self.sessions.lock().ok()?;
         sessions.retain(|_, s| s.expires > now);
         if sessions.len() >= SESSIONS_MAX {
-            let oldest = sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k);
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| *k);
             if let Some(k) = oldest {
                 sessions.remove(&k);
             }

@@ -81,10 +81,11 @@ pub fn tokens(shared: &Shared, store: &Store) -> Result<Vec<TokenView>, Fail> {
     let mut tokens = view::all_tokens(doc.value());
     let policy = shared.policy.load();
     for t in &mut tokens {
-        t.last_used = policy
-            .tokens
-            .get(&t.sid)
-            .and_then(|p| p.runtime.last_used().or_else(|| p.runtime.usage.last_used()));
+        t.last_used = policy.tokens.get(&t.sid).and_then(|p| {
+            p.runtime
+                .last_used()
+                .or_else(|| p.runtime.usage.last_used())
+        });
     }
     Ok(tokens)
 }
@@ -118,7 +119,10 @@ pub struct Insight {
 
 /// The live usage record (the same data the persister writes to `usage.json`).
 pub fn usage_now(shared: &Shared) -> UsageState {
-    usage::collect(&shared.registry, time::OffsetDateTime::now_utc().unix_timestamp())
+    usage::collect(
+        &shared.registry,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    )
 }
 
 /// The audit report over the configuration in force and the live usage record.

@@ -14,6 +14,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod data;
+pub mod demo;
 pub mod pages;
 
 use std::net::IpAddr;
@@ -79,8 +80,12 @@ impl Reply {
 
     /// 303 to a path of ours.
     pub fn redirect(to: &str) -> Reply {
-        Reply::new(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", Vec::new())
-            .header(http::header::LOCATION, to)
+        Reply::new(
+            StatusCode::SEE_OTHER,
+            "text/plain; charset=utf-8",
+            Vec::new(),
+        )
+        .header(http::header::LOCATION, to)
     }
 
     fn into_response(self) -> Response<Full<Bytes>> {
@@ -178,21 +183,23 @@ async fn serve(
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return too_large(is_api);
     }
-    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect())
-        .await
-    {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return too_large(is_api)
-        }
-        _ => {
-            return Reply::new(
-                StatusCode::BAD_REQUEST,
-                "text/plain; charset=utf-8",
-                b"the request body could not be read\n".to_vec(),
-            )
-        }
-    };
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e))
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return too_large(is_api)
+            }
+            _ => {
+                return Reply::new(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain; charset=utf-8",
+                    b"the request body could not be read\n".to_vec(),
+                )
+            }
+        };
     let req = Incoming2 {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -235,11 +242,12 @@ async fn api_request(console: &Console, shared: &Arc<Shared>, req: Incoming2) ->
     };
     let (users, bruteforce) = {
         let p = shared.policy.load();
-        (p.settings.admin_users.clone(), p.settings.bruteforce.clone())
+        (
+            p.settings.admin_users.clone(),
+            p.settings.bruteforce.clone(),
+        )
     };
-    let password = zeroize::Zeroizing::new(
-        String::from_utf8_lossy(creds.secret()).into_owned(),
-    );
+    let password = zeroize::Zeroizing::new(String::from_utf8_lossy(creds.secret()).into_owned());
     match console
         .auth
         .check(

@@ -264,13 +264,23 @@ async fn login(console: &Console, shared: &Arc<Shared>, req: &Incoming2) -> Repl
     }
     let (users, bruteforce) = {
         let p = shared.policy.load();
-        (p.settings.admin_users.clone(), p.settings.bruteforce.clone())
+        (
+            p.settings.admin_users.clone(),
+            p.settings.bruteforce.clone(),
+        )
     };
     let user = form.get("user").unwrap_or("").to_owned();
     let password = zeroize::Zeroizing::new(form.get("password").unwrap_or("").to_owned());
     match console
         .auth
-        .check(&users, &shared.addresses, &bruteforce, req.peer, &user, password)
+        .check(
+            &users,
+            &shared.addresses,
+            &bruteforce,
+            req.peer,
+            &user,
+            password,
+        )
         .await
     {
         auth::Check::Ok(who) => match console.auth.open_session(&who) {
@@ -286,9 +296,15 @@ async fn login(console: &Console, shared: &Arc<Shared>, req: &Incoming2) -> Repl
                 )
                 .header(
                     SET_COOKIE,
-                    &format!("{LOGIN_COOKIE}=; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=0"),
+                    &format!(
+                        "{LOGIN_COOKIE}=; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=0"
+                    ),
                 ),
-            None => login_page(req, Some("Could not start a session."), StatusCode::INTERNAL_SERVER_ERROR),
+            None => login_page(
+                req,
+                Some("Could not start a session."),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
         },
         auth::Check::Bad => login_page(
             req,
@@ -725,7 +741,9 @@ async fn create(ctx: &Ctx<'_>, form: &Form) -> Reply {
         return back(
             ctx,
             "/console/new",
-            Err(fail("give the token an account and a name; nothing was written")),
+            Err(fail(
+                "give the token an account and a name; nothing was written",
+            )),
         );
     }
     let actor = ctx.actor();
@@ -837,10 +855,11 @@ async fn edit_page(ctx: &Ctx<'_>, sid: &str) -> Reply {
         .flat_map(|g| g.methods.iter().map(move |m| (g.api.clone(), m.clone())))
         .filter(|(api, m)| used_at(Some(&d.insight), api, m).is_none())
         .collect();
-    let any_used = t
-        .scopes
-        .iter()
-        .any(|g| g.methods.iter().any(|m| used_at(Some(&d.insight), &g.api, m).is_some()));
+    let any_used = t.scopes.iter().any(|g| {
+        g.methods
+            .iter()
+            .any(|m| used_at(Some(&d.insight), &g.api, m).is_some())
+    });
     let findings: Vec<&Finding> = d.insight.findings.iter().collect();
     let body = html! {
         div.page-head {
@@ -1076,7 +1095,11 @@ async fn post(ctx: &Ctx<'_>, path: &str, form: &Form) -> Reply {
             } else {
                 "Updated; the gateway enforces the change now."
             };
-            back(ctx, &page, r.map(|u| with_warnings(done.into(), u.warnings)))
+            back(
+                ctx,
+                &page,
+                r.map(|u| with_warnings(done.into(), u.warnings)),
+            )
         }
         "narrow" => {
             let s = sid.clone();

@@ -216,7 +216,9 @@ pub fn update(store: &Store, sid: &str, a: &Change, actor: &Actor) -> Result<Upd
             set(doc, "primary_contact", quote_scalar(c))?;
             changes.push("primary contact");
         }
-        if a.set_developers.is_some() || !a.add_developer.is_empty() || !a.remove_developer.is_empty()
+        if a.set_developers.is_some()
+            || !a.add_developer.is_empty()
+            || !a.remove_developer.is_empty()
         {
             let mut devs = match &a.set_developers {
                 Some(list) => dedup(list),
@@ -400,7 +402,9 @@ pub fn reset(
         ))
     })?;
     let what = match &grace_until {
-        Some(until) => vec![format!("new secret; the previous one is valid until {until}")],
+        Some(until) => vec![format!(
+            "new secret; the previous one is valid until {until}"
+        )],
         None => vec!["new secret; the previous one is revoked".to_owned()],
     };
     adminlog::record(&store.settings, actor, "reset", sid, what, &mut warnings);
@@ -450,7 +454,11 @@ pub fn set_status(
 }
 
 /// Deletes a token for good (tombstoned); returns its name and account.
-pub fn delete(store: &Store, sid: &str, actor: &Actor) -> Result<(String, String, Vec<String>), Fail> {
+pub fn delete(
+    store: &Store,
+    sid: &str,
+    actor: &Actor,
+) -> Result<(String, String, Vec<String>), Fail> {
     let (name, account) = store.transact(|doc| {
         let (ai, ti) = locate(store, doc, sid)?;
         let root = doc.value();
@@ -613,7 +621,9 @@ pub fn not_found(store: &Store, doc: &TokensDoc, sid: &str) -> Fail {
         .and_then(Value::as_sequence)
         .is_some_and(|l| l.iter().any(|s| s.as_str() == Some(sid)));
     let msg = if deleted {
-        format!("token {sid} was deleted (it is listed in deleted_sids); create a new token instead")
+        format!(
+            "token {sid} was deleted (it is listed in deleted_sids); create a new token instead"
+        )
     } else {
         format!(
             "no token with SID {sid} in {}; see `scopegate token list`",

@@ -163,10 +163,10 @@ impl Store {
     }
 
     pub fn edit_fail(&self, e: &EditError) -> Fail {
-        fail_as(FailKind::Internal, format!(
-            "cannot edit {}: {e}; nothing was written",
-            self.display()
-        ))
+        fail_as(
+            FailKind::Internal,
+            format!("cannot edit {}: {e}; nothing was written", self.display()),
+        )
     }
 
     /// Refuses an edit that breaks a validation rule. Errors that the file already had
@@ -232,9 +232,12 @@ impl Store {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let file = options
-            .open(&path)
-            .map_err(|e| read_only_or_internal(&e, format!("cannot open the lock file {}: {e}", path.display())))?;
+        let file = options.open(&path).map_err(|e| {
+            read_only_or_internal(
+                &e,
+                format!("cannot open the lock file {}: {e}", path.display()),
+            )
+        })?;
         lock_file(&file, &path)?;
         Ok(file)
     }
