@@ -811,3 +811,84 @@ async fn console_forms_need_a_session_and_a_csrf_token() {
     );
     assert_eq!(h.upstream.count(), 0);
 }
+
+#[test]
+fn hash_argon2_prints_a_phc_string_the_gateway_accepts() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["hash", "--argon2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret pass\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let phc = String::from_utf8(out.stdout).unwrap();
+    let phc = phc.trim();
+    assert!(phc.starts_with("$argon2id$v=19$"), "{phc}");
+    assert!(!phc.contains("s3cret"));
+    // The trailing newline is not part of the password.
+    let parsed = argon2::PasswordHash::new(phc).unwrap();
+    use argon2::PasswordVerifier;
+    assert!(argon2::Argon2::default()
+        .verify_password(b"s3cret pass", &parsed)
+        .is_ok());
+    // An empty password is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["hash", "--argon2"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn bad_admin_users_are_reported_with_file_line_and_field() {
+    let dir = TempDir::new();
+    let good = scopegate::console::auth::hash_password(b"pw").unwrap();
+    let yaml = gateway_yaml(
+        "127.0.0.1:9".parse().unwrap(),
+        &format!(
+            "admin:\n  users:\n    - name: ops\n      password_hash: \"sha256:abcd\"\n    - name: \"bad name\"\n      password_hash: \"{good}\"\n    - name: dup\n      password_hash: \"{good}\"\n    - name: dup\n      password_hash: \"{good}\"\n    - name: x\n      password_hash: \"$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo\"\n    - name: y\n      pasword_hash: typo\n"
+        ),
+    );
+    let config = dir.write("scopegate.yaml", &yaml);
+    dir.write("tokens.yaml", "accounts: []\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = config.display().to_string();
+    for (line, field) in [
+        (
+            24,
+            "admin.users[0].password_hash: the password hash is not an argon2id PHC string",
+        ),
+        (25, "admin.users[1].name: invalid admin user name"),
+        (29, "admin.users[3].name: duplicate admin user `dup`"),
+        (
+            32,
+            "admin.users[4].password_hash: the password hash uses `argon2i`, not argon2id",
+        ),
+        (
+            34,
+            "admin.users[5].pasword_hash: unknown field `pasword_hash`",
+        ),
+    ] {
+        let want = format!("{file}:{line}: {field}");
+        assert!(err.contains(&want), "missing `{want}` in:\n{err}");
+    }
+    assert!(err.starts_with("5 configuration errors"), "{err}");
+    assert!(err.contains("scopegate hash --argon2"));
+    assert!(!err.contains(&good), "no hash in errors");
+}

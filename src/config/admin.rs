@@ -3,15 +3,9 @@
 //! one); the plain password never appears in the configuration.
 
 use serde::Deserialize;
+use serde_yaml::Value;
 
 use super::error::ErrorSink;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAdmin {
-    #[serde(default)]
-    pub users: Vec<RawAdminUser>,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,12 +33,53 @@ impl std::fmt::Debug for AdminUser {
 const HINT_HASH: &str =
     "make one with `scopegate hash --argon2` (it reads the password on stdin) and paste it here";
 
-/// Validates the admin users: names usable as a Basic-auth user name, unique, and argon2id
-/// hashes that parse.
-pub fn users(sink: &mut ErrorSink<'_>, raw: RawAdmin) -> Vec<AdminUser> {
+/// Validates `admin:`: a mapping with `users`, each user a name usable as a Basic-auth user
+/// name (unique) and an argon2id hash that parses. Every user's errors are reported.
+pub fn users(sink: &mut ErrorSink<'_>, raw: Option<Value>) -> Vec<AdminUser> {
     let mut out: Vec<AdminUser> = Vec::new();
-    for (i, u) in raw.users.into_iter().enumerate() {
+    let list = match raw {
+        None | Some(Value::Null) => return out,
+        Some(Value::Mapping(m)) => {
+            for (k, _) in m.iter() {
+                if k.as_str() != Some("users") {
+                    sink.push(
+                        &format!("admin.{}", k.as_str().unwrap_or("?")),
+                        "unknown field in `admin`",
+                        "`admin` has only `users: [{name, password_hash}]`",
+                    );
+                }
+            }
+            match m.get("users") {
+                None | Some(Value::Null) => return out,
+                Some(Value::Sequence(list)) => list.clone(),
+                Some(_) => {
+                    sink.push(
+                        "admin.users",
+                        "`users` must be a list",
+                        "write users: [{name: ops, password_hash: \"$argon2id$...\"}]",
+                    );
+                    return out;
+                }
+            }
+        }
+        Some(_) => {
+            sink.push(
+                "admin",
+                "`admin` must be a mapping",
+                "write admin: {users: [{name: ops, password_hash: \"$argon2id$...\"}]}",
+            );
+            return out;
+        }
+    };
+    for (i, item) in list.into_iter().enumerate() {
         let field = format!("admin.users[{i}]");
+        let u: RawAdminUser = match serde_yaml::from_value(item) {
+            Ok(u) => u,
+            Err(e) => {
+                sink.push_serde(&field, &e);
+                continue;
+            }
+        };
         let mut ok = true;
         if u.name.is_empty()
             || u.name.len() > 64

@@ -36,8 +36,9 @@ pub struct RawGateway {
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
     pub bruteforce: Option<RawBruteForce>,
-    /// Users of the admin API and console.
-    pub admin: Option<super::admin::RawAdmin>,
+    /// Users of the admin API and console; a raw value, checked user by user in
+    /// [`super::admin::users`] so that each error names its own field.
+    pub admin: Option<serde_yaml::Value>,
 }
 
 /// The failed-authentication throttle.

@@ -66,7 +66,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
     let timeouts = timeouts(sink, raw.timeouts.unwrap_or_default());
     let limits = limits(sink, raw.limits.unwrap_or_default());
     let bruteforce = bruteforce(sink, raw.bruteforce.unwrap_or_default());
-    let admin_users = super::admin::users(sink, raw.admin.unwrap_or_default());
+    let admin_users = super::admin::users(sink, raw.admin);
 
     let mut upstreams = Vec::new();
     for (name, up) in &raw.upstreams {
