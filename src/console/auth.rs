@@ -28,6 +28,10 @@ const CACHE_MAX: usize = 256;
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 /// Console sessions kept at most; the oldest go first.
 const SESSIONS_MAX: usize = 1024;
+/// argon2 runs at once at most (each takes 19 MiB and tens of milliseconds of a core): a
+/// flood of bad logins from many addresses queues here instead of exhausting the blocking
+/// pool and memory.
+const MAX_CONCURRENT_CHECKS: usize = 4;
 
 /// Makes an argon2id PHC string for `scopegate hash --argon2` (the crate's defaults,
 /// OWASP's minimum: 19 MiB, 2 passes).
@@ -68,11 +72,22 @@ pub struct Session {
 }
 
 /// Authentication state of the admin listener.
-#[derive(Default)]
 pub struct AdminAuth {
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     failures: Mutex<HashMap<String, std::sync::Arc<SidFailures>>>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
+    checks: tokio::sync::Semaphore,
+}
+
+impl Default for AdminAuth {
+    fn default() -> Self {
+        AdminAuth {
+            verified: Mutex::default(),
+            failures: Mutex::default(),
+            sessions: Mutex::default(),
+            checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
+        }
+    }
 }
 
 fn digest(parts: &[&[u8]]) -> [u8; 32] {
@@ -113,6 +128,9 @@ impl AdminAuth {
         let ok = if cached {
             true
         } else {
+            let Ok(_permit) = self.checks.acquire().await else {
+                return Check::Bad;
+            };
             let verified = tokio::task::spawn_blocking(move || {
                 PasswordHash::new(&stored).is_ok_and(|h| {
                     Argon2::default()

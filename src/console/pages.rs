@@ -1073,23 +1073,37 @@ async fn post(ctx: &Ctx<'_>, path: &str, form: &Form) -> Reply {
                     Err(f) => return back(ctx, &page, Err(f)),
                 }
             };
-            let change = ops::Change {
+            let wanted = Wanted {
                 name: form.text("name"),
                 description: form.text("description"),
                 contact: form.text("primary_contact"),
-                set_developers: form
+                developers: form
                     .get("developer_emails")
                     .map(|e| emails(Some(e.to_owned()))),
                 api_version: none_if_empty(form.text("api_version")),
-                clear_scopes: true,
                 scopes,
-                ..ops::Change::default()
             };
             let s = sid.clone();
+            let for_op = shared.clone();
             let r = data::write(shared, lock, move |store| {
-                ops::update(store, &s, &change, &actor)
+                let current = data::tokens(&for_op, store)?
+                    .into_iter()
+                    .find(|t| t.sid == s);
+                let Some(current) = current else {
+                    let doc = store.read_doc()?;
+                    return Err(ops::not_found(store, &doc, &s));
+                };
+                match wanted.diff(&current) {
+                    Some(change) => ops::update(store, &s, &change, &actor).map(Some),
+                    None => Ok(None),
+                }
             })
             .await;
+            let r = match r {
+                Ok(None) => return back(ctx, &page, Ok(vec!["Nothing to change.".into()])),
+                Ok(Some(u)) => Ok(u),
+                Err(f) => Err(f),
+            };
             let done = if clear {
                 "Cleared all scopes: the token is refused on every request."
             } else {
@@ -1179,6 +1193,78 @@ async fn post(ctx: &Ctx<'_>, path: &str, form: &Form) -> Reply {
             }
         }
         _ => not_found_page(ctx),
+    }
+}
+
+/// What the edit form asks for; [`Wanted::diff`] keeps only what differs from the file, so
+/// the admin log and the answer name the fields that really changed.
+struct Wanted {
+    name: Option<String>,
+    description: Option<String>,
+    contact: Option<String>,
+    developers: Option<Vec<String>>,
+    api_version: Option<String>,
+    scopes: Vec<ScopeArg>,
+}
+
+impl Wanted {
+    fn diff(self, t: &TokenView) -> Option<ops::Change> {
+        let differs =
+            |want: &Option<String>, have: &str| want.as_deref().is_some_and(|w| w != have);
+        let mut c = ops::Change::default();
+        if differs(&self.name, &t.name) {
+            c.name = self.name;
+        }
+        if differs(&self.description, &t.description) {
+            c.description = self.description;
+        }
+        if differs(&self.contact, &t.primary_contact) {
+            c.contact = self.contact;
+        }
+        if self
+            .developers
+            .as_ref()
+            .is_some_and(|d| *d != t.developer_emails)
+        {
+            c.set_developers = self.developers;
+        }
+        if self.api_version.is_some() && self.api_version != t.api_version {
+            c.api_version = self.api_version;
+        }
+        let norm = |list: Vec<(String, Vec<String>)>| {
+            let mut list: Vec<(String, Vec<String>)> = list
+                .into_iter()
+                .map(|(api, mut m)| {
+                    m.sort();
+                    (api, m)
+                })
+                .collect();
+            list.sort();
+            list
+        };
+        let want = norm(
+            self.scopes
+                .iter()
+                .map(|s| (s.api.clone(), s.methods.clone()))
+                .collect(),
+        );
+        let have = norm(
+            t.scopes
+                .iter()
+                .map(|s| (s.api.clone(), s.methods.clone()))
+                .collect(),
+        );
+        if want != have {
+            c.clear_scopes = true;
+            c.scopes = self.scopes;
+        }
+        let unchanged = c.name.is_none()
+            && c.description.is_none()
+            && c.contact.is_none()
+            && c.set_developers.is_none()
+            && c.api_version.is_none()
+            && !c.clear_scopes;
+        (!unchanged).then_some(c)
     }
 }
 
