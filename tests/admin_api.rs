@@ -197,6 +197,33 @@ async fn every_endpoint_and_changes_are_enforced_when_the_api_answers() {
     assert_eq!(v["rate_limit"]["burst"], 200);
     assert!(!v.to_string().contains("sha256:"));
 
+    // Shadow scopes: the writer keeps its scopes; requests the shadow set would deny are
+    // counted and shown on the token.
+    let (s, v) = call(
+        &h,
+        "PATCH",
+        "/tokens/SGwriter",
+        Some(json!({"shadow_scopes": [{"api": "campaigns", "methods": ["GET"]}]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(proxy_get(&h, WRITER.sid, WRITER.secret, REPORTS).await, 200);
+    let (_, v) = call(&h, "GET", "/tokens/SGwriter", None).await;
+    assert_eq!(
+        v["shadow_denied"],
+        json!([{"api": "reports", "method": "GET", "count": 1}])
+    );
+    let (s, _) = call(
+        &h,
+        "PATCH",
+        "/tokens/SGwriter",
+        Some(json!({"shadow_scopes": null})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, v) = call(&h, "GET", "/tokens/SGwriter", None).await;
+    assert!(v["shadow_scopes"].is_null());
+
     let (s, v) = call(&h, "GET", "/tokens/SGnope", None).await;
     assert_eq!((s, v["error"].as_str()), (404, Some("not_found")));
     assert!(v["message"]

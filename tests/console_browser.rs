@@ -353,10 +353,20 @@ async fn the_console_in_a_real_browser() {
         .unwrap();
     assert!(checked.is_empty());
 
-    // Grant campaigns again, then Reset: the old secret is refused, the new one accepted.
+    // Grant campaigns again, plus `public`, which the integration never uses: "Narrow to
+    // used" takes `public` away again.
     click(&c, ".scope-row[data-api=campaigns] label.switch").await;
+    click(&c, ".scope-row[data-api=public] label.switch").await;
     click_and_wait(&c, "#update", true).await;
     assert_eq!(proxy_get(&h, &sid, &secret, CAMPAIGNS).await, 200);
+    c.refresh().await.unwrap();
+    assert!(text_of(&c, "#unused").await.contains("public:GET"));
+    click_and_wait(&c, "#narrow", true).await;
+    assert!(text_of(&c, ".banner.ok").await.contains("Narrowed"));
+    assert_eq!(proxy_get(&h, &sid, &secret, "/public/x").await, 403);
+    assert_eq!(proxy_get(&h, &sid, &secret, CAMPAIGNS).await, 200);
+
+    // Reset: the old secret is refused, the new one accepted.
     click_and_wait(&c, "#reset", true).await;
     let new_secret = text_of(&c, "#new-secret").await;
     assert_ne!(new_secret, secret);
