@@ -308,7 +308,9 @@ async fn the_console_in_a_real_browser() {
         get_box.is_selected().await.unwrap(),
         "the toggle checks GET"
     );
+    screenshot(&c, "create.png").await;
     click_and_wait(&c, "#create", false).await;
+    screenshot(&c, "secret-once.png").await;
     let sid = text_of(&c, "#new-sid").await;
     let secret = text_of(&c, "#new-secret").await;
     assert!(
