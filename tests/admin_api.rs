@@ -576,6 +576,24 @@ async fn the_token_limit_gives_409_with_the_clis_message() {
         std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap(),
         before
     );
+    // A disabled token does not count: it can be created, but not enabled.
+    let (s, v) = call(
+        &h,
+        "POST",
+        "/tokens",
+        Some(
+            json!({"account": "IRacme", "name": "spare", "status": "disabled",
+                    "shadow_scopes": [{"api": "campaigns", "methods": ["GET"]}]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let spare = v["sid"].as_str().unwrap().to_owned();
+    let (_, shown) = call(&h, "GET", &format!("/tokens/{spare}"), None).await;
+    assert_eq!(shown["status"], "disabled");
+    assert_eq!(shown["shadow_scopes"][0]["api"], "campaigns");
+    let (s, v) = call(&h, "POST", &format!("/tokens/{spare}/enable"), None).await;
+    assert_eq!(s, 409, "{v}");
     // The other account is not affected.
     let (s, _) = call(
         &h,

@@ -333,6 +333,7 @@ fn create(a: CreateArgs) -> Result<(), Fail> {
         rate: a.rate,
         burst: a.burst,
         expires: a.expires,
+        ..ops::NewToken::default()
     };
     let created = ops::create(&store, &new, &Actor::cli())?;
     warn_all(&created.warnings);

@@ -71,6 +71,9 @@ struct CreateIn {
     #[serde(default)]
     scopes: Vec<ScopeIn>,
     kind: Option<String>,
+    status: Option<String>,
+    #[serde(default)]
+    shadow_scopes: Vec<ScopeIn>,
     expires_at: Option<String>,
     rate_limit: Option<RateIn>,
 }
@@ -283,8 +286,15 @@ async fn create(
             "a legacy token has full access: give no scopes, or kind scoped",
         ));
     }
+    let disabled = match input.status.as_deref() {
+        None | Some("active") => false,
+        Some("disabled") => true,
+        Some(other) => return Err(fail(format!("status `{other}`: use active or disabled"))),
+    };
     let rate = input.rate_limit.as_ref().map(rate_of).transpose()?;
     let new = ops::NewToken {
+        disabled,
+        shadow_scopes: scope_args(&input.shadow_scopes)?,
         account: input.account,
         account_name: input.account_name,
         name: input.name,

@@ -38,6 +38,10 @@ pub struct NewToken {
     pub rate: Option<f64>,
     pub burst: Option<u32>,
     pub expires: Option<OffsetDateTime>,
+    /// Create it disabled (not counted against the active-token limit).
+    pub disabled: bool,
+    /// A proposed narrower set, evaluated but not enforced.
+    pub shadow_scopes: Vec<ScopeArg>,
 }
 
 /// A freshly created token: the secret exists only here (zeroized on drop).
@@ -122,7 +126,10 @@ pub fn create(store: &Store, a: &NewToken, actor: &Actor) -> Result<Created, Fai
     if let Some(v) = &a.api_version {
         fields.push(("api_version", quote_scalar(v)));
     }
-    fields.push(("status", "active".into()));
+    fields.push((
+        "status",
+        if a.disabled { "disabled" } else { "active" }.into(),
+    ));
     fields.push(("kind", if a.legacy { "legacy" } else { "scoped" }.into()));
     if let Some(env) = &a.environment {
         fields.push(("environment", quote_scalar(env)));
@@ -137,13 +144,17 @@ pub fn create(store: &Store, a: &NewToken, actor: &Actor) -> Result<Created, Fai
     if !a.legacy {
         fields.push(("scopes", render_scope_list(&scopes)));
     }
+    if !a.shadow_scopes.is_empty() {
+        let shadow = merge_scopes(Vec::new(), &a.shadow_scopes);
+        fields.push(("shadow_scopes", render_scope_list(&shadow)));
+    }
     if let Some(rate) = a.rate {
         fields.push(("rate_limit", render_rate(rate, a.burst)));
     }
 
     store.transact(|doc| {
         let root = doc.value().clone();
-        if !a.legacy {
+        if !a.legacy && !a.disabled {
             check_limit(&root, &store.settings, &a.account, None)?;
         }
         warn_duplicate_name(&mut warnings, &root, &a.account, &a.name, None);
