@@ -81,6 +81,14 @@ pub fn record(
         sid: sid.to_owned(),
         changes,
     };
+    tracing::info!(
+        who = %entry.who,
+        via = %entry.via,
+        action = %entry.action,
+        sid = %entry.sid,
+        changes = %entry.changes.join("; "),
+        "admin change"
+    );
     let path = path(settings);
     if let Err(e) = append(&path, &entry) {
         warnings.push(format!(

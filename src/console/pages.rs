@@ -1303,3 +1303,113 @@ fn used_scopes(
     }
     Ok(keep)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(body: &str) -> Form {
+        Form::parse(body.as_bytes())
+    }
+
+    #[test]
+    fn the_scope_editor_form_maps_to_scopes() {
+        let f = form("api=campaigns&scope=campaigns%3AGET&scope=campaigns%3APOST&scope=reports%3AGET&api=public&scope=public%3Aget");
+        let scopes = scopes_from_form(&f).unwrap();
+        assert_eq!(
+            scopes,
+            vec![
+                ScopeArg {
+                    api: "campaigns".into(),
+                    methods: vec!["GET".into(), "POST".into()],
+                },
+                ScopeArg {
+                    api: "public".into(),
+                    methods: vec!["GET".into()],
+                },
+            ],
+            "a method of a switched-off API is ignored"
+        );
+        let err = scopes_from_form(&form("api=reports")).unwrap_err();
+        assert!(err
+            .message
+            .contains("`reports` is switched on but no method"));
+        let err = scopes_from_form(&form("api=reports&scope=reports%3ABREW")).unwrap_err();
+        assert!(err.message.contains("BREW"));
+        assert!(scopes_from_form(&form("")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unchanged_form_changes_nothing() {
+        let t = TokenView {
+            sid: "SGx".into(),
+            account: "IRacme".into(),
+            account_name: None,
+            name: "n".into(),
+            description: "d".into(),
+            primary_contact: "c@x.example".into(),
+            developer_emails: vec!["a@x.example".into()],
+            api_version: Some("v15".into()),
+            status: "active".into(),
+            kind: "scoped".into(),
+            environment: None,
+            secret_scheme: None,
+            previous_valid_until: None,
+            created_at: None,
+            rotated_at: None,
+            expires_at: None,
+            scopes: vec![ScopeView {
+                api: "campaigns".into(),
+                methods: vec!["GET".into(), "POST".into()],
+            }],
+            shadow_scopes: None,
+            rate_limit: None,
+            last_used: None,
+        };
+        let same = || Wanted {
+            name: Some("n".into()),
+            description: Some("d".into()),
+            contact: Some("c@x.example".into()),
+            developers: Some(vec!["a@x.example".into()]),
+            api_version: Some("v15".into()),
+            scopes: vec![ScopeArg {
+                api: "campaigns".into(),
+                methods: vec!["POST".into(), "GET".into()],
+            }],
+        };
+        assert!(same().diff(&t).is_none());
+        let mut w = same();
+        w.description = Some("new".into());
+        let c = w.diff(&t).unwrap();
+        assert_eq!(c.description.as_deref(), Some("new"));
+        assert!(c.name.is_none() && !c.clear_scopes && c.set_developers.is_none());
+        let mut w = same();
+        w.scopes.clear();
+        let c = w.diff(&t).unwrap();
+        assert!(c.clear_scopes && c.scopes.is_empty());
+    }
+
+    #[test]
+    fn only_same_origin_posts_pass() {
+        let req = |origin: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::HOST, "127.0.0.1:9901".parse().unwrap());
+            if let Some(o) = origin {
+                headers.insert(http::header::ORIGIN, o.parse().unwrap());
+            }
+            Incoming2 {
+                method: Method::POST,
+                path: "/console/new".into(),
+                query: None,
+                headers,
+                body: bytes::Bytes::new(),
+                peer: "127.0.0.1".parse().unwrap(),
+            }
+        };
+        assert!(!cross_origin(&req(None)));
+        assert!(!cross_origin(&req(Some("http://127.0.0.1:9901"))));
+        assert!(cross_origin(&req(Some("http://evil.example"))));
+        assert!(cross_origin(&req(Some("null"))));
+        assert!(cross_origin(&req(Some("http://127.0.0.1:9902"))));
+    }
+}
