@@ -638,7 +638,17 @@ async fn a_read_only_tokens_file_gives_409_and_reads_still_work() {
     let dir = TempDir::new();
     let ro = dir.path("ro");
     std::fs::create_dir(&ro).unwrap();
-    let root = unsafe_is_root();
+    /// Unmounts the tmpfs when the test ends, even on a failed assertion.
+    struct Unmount(std::path::PathBuf, bool);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            if self.1 {
+                let _ = Command::new("umount").arg(&self.0).status();
+            }
+        }
+    }
+    let root = is_root();
+    let mut _unmount = Unmount(ro.clone(), false);
     if root {
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "tmpfs"])
@@ -653,6 +663,7 @@ async fn a_read_only_tokens_file_gives_409_and_reads_still_work() {
             eprintln!("skipping: cannot mount a tmpfs");
             return;
         }
+        _unmount.1 = true;
     }
     std::fs::write(ro.join("tokens.yaml"), tokens_yaml()).unwrap();
     let gateway = gateway_yaml(upstream.addr, &admin_yaml(""))
@@ -670,15 +681,6 @@ async fn a_read_only_tokens_file_gives_409_and_reads_still_work() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
     }
-    struct Unmount(std::path::PathBuf, bool);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            if self.1 {
-                let _ = Command::new("umount").arg(&self.0).status();
-            }
-        }
-    }
-    let _unmount = Unmount(ro.clone(), root);
     let gw = start_gateway(&config).await;
     let url = |p: &str| format!("http://{}/api/v1{p}", gw.admin_addr);
     let auth = admin_auth();
@@ -702,7 +704,7 @@ async fn a_read_only_tokens_file_gives_409_and_reads_still_work() {
     assert!(ok);
 }
 
-fn unsafe_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
