@@ -2,7 +2,7 @@
 //! listener (SPEC §10). Both are off (404) until `admin.users` names a user.
 //!
 //! - [`auth`]: argon2id checks, the verified-credential cache, sessions, CSRF tokens.
-//! - [`api`]: the JSON API; [`pages`]: the console's HTML; [`data`]: reads and writes
+//! - [`api`]: the JSON API; [`pages`]: the console's pages and form posts; [`data`]: reads and writes
 //!   through the token operations shared with the CLI, on the blocking pool.
 //!
 //! Every answer here carries a strict `Content-Security-Policy` (scripts and styles only
