@@ -15,7 +15,9 @@
 //! Around it: [`config`] (files -> validated settings, all errors at once), [`policy`] (the
 //! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
 //! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
-//! [`admin`] (Prometheus registry and the admin listener), [`cli`] (the commands).
+//! [`admin`] (Prometheus registry and the admin listener), [`console`] (the admin API and
+//! web console on that listener), [`adminlog`] (who changed which token), [`cli`] (the
+//! commands; `cli::token::ops` holds the token operations the CLI and the API share).
 
 #![forbid(unsafe_code)]
 
