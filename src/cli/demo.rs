@@ -88,6 +88,8 @@ fn run_inner(
         m.remove("tls");
         m.remove("state_dir");
         let demo_admin = crate::console::demo::enable(m)?;
+        // The catalog comes from the demo API's own OpenAPI document (config/demo-openapi.yaml).
+        m.insert("apis".into(), crate::openapi::demo_apis()?);
         if tls {
             let cert = rcgen::generate_simple_self_signed(vec![
                 "localhost".to_owned(),

@@ -289,6 +289,8 @@ mod tests {
             shadow_scopes: None,
             rate_limit: None,
             last_used: None,
+            quota: None,
+            scope_limits: Vec::new(),
         };
         let same = || Wanted {
             name: Some("n".into()),

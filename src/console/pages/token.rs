@@ -26,11 +26,19 @@ pub(super) fn catalog(shared: &Shared) -> (Vec<CatalogApi>, Vec<String>) {
     )
 }
 
+/// The last use of a granted method (a GET grant covers HEAD; a shorthand such as `read`
+/// covers the methods it expands to).
 pub(super) fn used_at(insight: Option<&Insight>, api: &str, method: &str) -> Option<i64> {
+    let covered = crate::shorthand::expand(method).unwrap_or(&[]);
     insight?
         .usage
         .iter()
-        .filter(|u| u.api == api && (u.method == method || (method == "GET" && u.method == "HEAD")))
+        .filter(|u| {
+            u.api == api
+                && (u.method == method
+                    || covered.contains(&u.method.as_str())
+                    || (method == "GET" && u.method == "HEAD"))
+        })
         .map(|u| u.last_used)
         .max()
 }
