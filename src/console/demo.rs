@@ -11,12 +11,12 @@ use zeroize::Zeroizing;
 /// The demo's admin user name.
 pub const USER: &str = "admin";
 
-pub struct DemoAdmin {
-    pub password: Zeroizing<String>,
-}
+/// The password generated in this process, printed once by [`print`]; kept here so the
+/// demo's own code needs no more than two calls.
+static PASSWORD: std::sync::Mutex<Option<Zeroizing<String>>> = std::sync::Mutex::new(None);
 
 /// Adds `admin.users` with a freshly generated password to the demo's gateway config.
-pub fn enable(config: &mut serde_yaml::Mapping) -> Result<DemoAdmin, String> {
+pub fn enable(config: &mut serde_yaml::Mapping) -> Result<(), String> {
     let mut bytes = Zeroizing::new([0u8; 15]);
     getrandom::fill(bytes.as_mut()).map_err(|e| format!("no randomness: {e}"))?;
     let password = Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()));
@@ -30,19 +30,32 @@ pub fn enable(config: &mut serde_yaml::Mapping) -> Result<DemoAdmin, String> {
         serde_yaml::Value::Sequence(vec![user.into()]),
     );
     config.insert("admin".into(), admin.into());
-    Ok(DemoAdmin { password })
+    if let Ok(mut p) = PASSWORD.lock() {
+        *p = Some(password);
+    }
+    Ok(())
 }
 
-/// Prints the console URL and its credentials.
-pub fn print(admin: SocketAddr, a: &DemoAdmin) {
-    println!("# admin console (user {USER}, password shown once):");
-    println!(
-        "#   http://{admin}/console/   {USER} / {}",
-        a.password.as_str()
-    );
-    println!("# admin API:");
-    println!(
-        "curl -s -u '{USER}:{}' http://{admin}/api/v1/tokens\n",
-        a.password.as_str()
-    );
+/// Prints the console URL and its credentials (the password only in the run that made
+/// it; a demo folder served again keeps its first run's password).
+pub fn print(admin: SocketAddr) {
+    let password = PASSWORD.lock().ok().and_then(|mut p| p.take());
+    match password {
+        Some(password) => {
+            println!("# admin console (user {USER}, password shown once):");
+            println!(
+                "#   http://{admin}/console/   {USER} / {}",
+                password.as_str()
+            );
+            println!("# admin API:");
+            println!(
+                "curl -s -u '{USER}:{}' http://{admin}/api/v1/tokens\n",
+                password.as_str()
+            );
+        }
+        None => println!(
+            "# admin console: http://{admin}/console/ (user {USER}; the password was printed \
+             when this demo folder was made)\n"
+        ),
+    }
 }
