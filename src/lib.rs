@@ -19,9 +19,11 @@
 //! the one duration grammar), [`policy`] (the
 //! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
 //! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
-//! [`admin`] (Prometheus registry and the admin listener), [`logging`] (text or JSON log
-//! lines), [`cli`] (the commands), [`openapi`] (the catalog from an OpenAPI document,
-//! drift checks).
+//! [`admin`] (Prometheus registry and the admin listener), [`console`] (the admin API and
+//! web console on that listener), [`adminlog`] (who changed which token), [`logging`] (text
+//! or JSON log lines), [`cli`] (the commands; `cli::token::ops` holds the token operations
+//! the CLI and the API share), [`openapi`] (the catalog from an OpenAPI document, drift
+//! checks).
 //!
 //! Fleet-wide state: [`redis_limit`] (the Redis connection and shared rate limits),
 //! [`quota`] (day/month quotas counted in Redis), [`usage`] (each replica's usage record)
@@ -37,6 +39,9 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;
+// Landed from issue 17 in the flat layout; placed by the next commit.
+pub mod adminlog;
+pub mod console;
 
 // Old module paths, kept while branches cut from the flat layout are merged.
 pub use cli::{notifier as notify, promql};

@@ -124,6 +124,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
         1,
         |running| {
             print_guide(running, &folder, &creds, tls);
+            crate::console::demo::print(running.admin_addr);
         },
     )
     .await;
@@ -252,6 +253,7 @@ fn write_folder(
     m.insert("tokens_file".into(), "tokens.yaml".into());
     m.remove("tls");
     m.remove("state_dir");
+    crate::console::demo::enable(m)?;
     // The catalog comes from the demo API's own OpenAPI document (config/demo-openapi.yaml).
     m.insert("apis".into(), crate::openapi::demo_apis()?);
     if tls {

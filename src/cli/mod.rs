@@ -89,8 +89,12 @@ enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
     },
-    /// Read a secret on stdin and print its stored form (`sha256:<hex>`).
-    Hash,
+    /// Read a secret on stdin and print its stored form (`sha256:<hex>`); with --argon2,
+    /// read an admin password and print an argon2id PHC string for `admin.users`.
+    Hash {
+        #[arg(long)]
+        argon2: bool,
+    },
     /// Manage tokens in the tokens file: create, list, show, update, reset, disable, enable, delete.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -143,7 +147,7 @@ pub fn main() -> ExitCode {
             tls,
         }),
         Command::Echo { listen } => echo::run(listen),
-        Command::Hash => hash(),
+        Command::Hash { argon2 } => hash(argon2),
         Command::Token(cmd) => token::run(cmd),
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),
@@ -152,7 +156,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn hash() -> ExitCode {
+fn hash(argon2: bool) -> ExitCode {
     use std::io::Read;
     let mut input = zeroize::Zeroizing::new(String::new());
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
@@ -164,6 +168,18 @@ fn hash() -> ExitCode {
     if secret.is_empty() {
         eprintln!("error: the secret is empty");
         return ExitCode::FAILURE;
+    }
+    if argon2 {
+        return match crate::console::auth::hash_password(secret.as_bytes()) {
+            Ok(phc) => {
+                println!("{phc}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if crate::secret_format::shape(secret.as_bytes()) == crate::secret_format::Shape::Corrupt {
         eprintln!(

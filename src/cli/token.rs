@@ -11,25 +11,27 @@
 //! and printed once on stdout after the file is safely written. Only the hash is stored; the
 //! secret never reaches the file, stderr, logs, `list` or `show`.
 
+pub mod ops;
 mod scan;
-mod store;
-mod view;
+pub mod store;
+pub mod view;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_yaml::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::adminlog::Actor;
 use crate::config::Settings;
-use crate::model::{SecretHash, KNOWN_METHODS};
-use crate::yamlsrc::{flow_map, flow_seq, flow_seq_rendered, quote_scalar, TokensDoc};
+#[cfg(test)]
+use ops::{merge_scopes, render_rate, render_scope_list, rfc3339};
+use ops::{not_found, now_utc};
 use store::{fail, Fail, Store};
-use view::{scopes_field, str_field, str_list, ScopeView};
+use view::ScopeView;
 
 /// The longest `reset --grace`: an overlap for a rollout, not a second permanent secret.
 const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -52,6 +54,8 @@ pub enum TokenCommand {
     Enable(SidArgs),
     /// Delete a token for good: its SID is tombstoned and can never authenticate again.
     Delete(DeleteArgs),
+    /// Print the admin log for a token: who changed what, when (never a secret).
+    History(ShowArgs),
     /// Find leaked `sgs_` secrets in files, folders or stdin; name the tokens they belong to.
     Scan(scan::ScanArgs),
 }
@@ -70,7 +74,7 @@ pub enum EnvArg {
 }
 
 impl EnvArg {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             EnvArg::Test => "test",
             EnvArg::Live => "live",
@@ -85,7 +89,7 @@ pub struct ScopeArg {
     pub methods: Vec<String>,
 }
 
-fn parse_scope(s: &str) -> Result<ScopeArg, String> {
+pub fn parse_scope(s: &str) -> Result<ScopeArg, String> {
     let (api, methods) = s
         .split_once(':')
         .ok_or("write a scope as API:METHOD[,METHOD], e.g. campaigns:GET,POST or reports:read")?;
@@ -120,7 +124,7 @@ fn parse_scope(s: &str) -> Result<ScopeArg, String> {
     })
 }
 
-fn parse_grace(s: &str) -> Result<Duration, String> {
+pub fn parse_grace(s: &str) -> Result<Duration, String> {
     let d = crate::duration::parse(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be longer than zero (leave --grace out to revoke at once)".into());
@@ -131,12 +135,12 @@ fn parse_grace(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
+pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|_| "not an RFC 3339 timestamp (write e.g. 2027-01-31T00:00:00Z)".to_owned())
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
+pub fn parse_rate(s: &str) -> Result<f64, String> {
     let r: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if !(r.is_finite() && r > 0.0 && r <= 1e9) {
         return Err("must be a positive number of requests per second".into());
@@ -299,12 +303,13 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
         TokenCommand::Disable(a) => set_status(a, false),
         TokenCommand::Enable(a) => set_status(a, true),
         TokenCommand::Delete(a) => delete(a),
+        TokenCommand::History(a) => history(a),
         TokenCommand::Scan(a) => return scan::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Fail(msg)) => {
-            eprintln!("error: {msg}");
+        Err(Fail { message, .. }) => {
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
@@ -312,97 +317,45 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
 
 // ---- create ---------------------------------------------------------------------------------
 
+fn warn_all(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
 fn create(a: CreateArgs) -> Result<(), Fail> {
     let store = Store::open(&a.config.config)?;
-    let now = now_utc();
-    let expires = store
-        .settings
-        .token_policy
-        .check_requested(now, a.expires)
-        .map_err(|e| fail(format!("{e}; nothing was written")))?;
-    if let Some(t) = a.expires {
-        if t <= now {
-            eprintln!("warning: --expires is in the past: the token is refused from the start");
-        }
-    }
-    let sid = super::secrets::new_sid().map_err(|e| fail(format!("no randomness: {e}")))?;
-    let secret = super::secrets::new_secret().map_err(|e| fail(format!("no randomness: {e}")))?;
-    let hash = SecretHash::of_secret(secret.as_bytes()).to_stored();
-    let stamp = rfc3339(now);
-
-    let mut fields: Vec<(&str, String)> =
-        vec![("sid", quote_scalar(&sid)), ("name", quote_scalar(&a.name))];
-    if let Some(d) = &a.description {
-        fields.push(("description", quote_scalar(d)));
-    }
-    if let Some(c) = &a.contact {
-        fields.push(("primary_contact", quote_scalar(c)));
-    }
-    if !a.developers.is_empty() {
-        fields.push(("developer_emails", flow_seq(&dedup(&a.developers))));
-    }
-    if let Some(v) = &a.api_version {
-        fields.push(("api_version", quote_scalar(v)));
-    }
-    fields.push(("status", "active".into()));
-    fields.push(("kind", if a.legacy { "legacy" } else { "scoped" }.into()));
-    if let Some(env) = a.env {
-        fields.push(("environment", env.as_str().into()));
-    }
-    fields.push(("auth_token_hash", quote_scalar(&hash)));
-    fields.push(("created_at", stamp.clone()));
-    fields.push(("rotated_at", stamp.clone()));
-    if let Some(t) = expires {
-        fields.push(("expires_at", rfc3339(t)));
-    }
-    let scopes = merge_scopes(Vec::new(), &a.scopes);
-    if !a.legacy {
-        fields.push(("scopes", render_scope_list(&scopes)));
-    }
-    if let Some(rate) = a.rate {
-        fields.push(("rate_limit", render_rate(rate, a.burst)));
-    }
-
-    store.transact(|doc| {
-        let root = doc.value().clone();
-        if !a.legacy {
-            check_limit(&root, &store.settings, &a.account, None)?;
-        }
-        warn_duplicate_name(&root, &a.account, &a.name, None);
-        if let Some(want) = &a.account_name {
-            if let Some(acc) = find_account(&root, &a.account) {
-                let have = str_field(acc, "name");
-                if have.as_deref() != Some(want.as_str()) {
-                    eprintln!(
-                        "warning: account {} already exists; its name is left as {}",
-                        a.account,
-                        have.as_deref().unwrap_or("(unset)")
-                    );
-                }
-            }
-        }
-        doc.append_token(&a.account, a.account_name.as_deref(), &fields)
-            .map_err(|e| store.edit_fail(&e))
-    })?;
-
-    if !a.legacy && scopes.is_empty() {
-        eprintln!(
-            "warning: the token has no scopes, so every request is refused; grant some with \
-             `scopegate token update {sid} --scope API:METHODS`"
-        );
-    }
+    let new = ops::NewToken {
+        account: a.account.clone(),
+        account_name: a.account_name.clone(),
+        name: a.name.clone(),
+        description: a.description.clone(),
+        contact: a.contact.clone(),
+        developers: a.developers.clone(),
+        api_version: a.api_version.clone(),
+        scopes: a.scopes.clone(),
+        legacy: a.legacy,
+        environment: a.env.map(|e| e.as_str().to_owned()),
+        rate: a.rate,
+        burst: a.burst,
+        expires: a.expires,
+        ..ops::NewToken::default()
+    };
+    let created = ops::create(&store, &new, &Actor::cli())?;
+    warn_all(&created.warnings);
+    let sid = &created.sid;
     let issued = Issued {
-        sid: &sid,
-        secret: &secret,
+        sid,
+        secret: &created.secret,
         account: &a.account,
         name: &a.name,
-        stamp: &stamp,
+        stamp: &created.stamp,
         grace_until: None,
     };
     if a.json {
         print_secret_json(&issued, "created_at")
     } else {
-        let path = example_path(&store.settings, &a.account, a.legacy, &scopes);
+        let path = example_path(&store.settings, &a.account, a.legacy, &created.scopes);
         let mut out = secret_buffer(&format!(
             "Created token {sid} for account {} (name: {}).\n\n",
             a.account, a.name
@@ -471,168 +424,63 @@ fn show(a: ShowArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+fn history(a: ShowArgs) -> Result<(), Fail> {
+    let store = Store::open(&a.config.config)?;
+    let log = crate::adminlog::path(&store.settings);
+    let (entries, skipped) = crate::adminlog::read(&store.settings, Some(&a.sid))
+        .map_err(|e| fail(format!("cannot read the admin log {}: {e}", log.display())))?;
+    if skipped > 0 {
+        eprintln!(
+            "warning: {skipped} line(s) of {} are not valid entries and were skipped",
+            log.display()
+        );
+    }
+    if a.json {
+        let doc = serde_json::json!({ "sid": a.sid, "entries": entries });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else if entries.is_empty() {
+        println!("no admin log entries for {} in {}", a.sid, log.display());
+    } else {
+        for e in &entries {
+            let what = if e.changes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", e.changes.join("; "))
+            };
+            println!("{}  {:<8} {} ({}){what}", e.at, e.action, e.who, e.via);
+        }
+    }
+    Ok(())
+}
+
 // ---- update ---------------------------------------------------------------------------------
 
 fn update(a: UpdateArgs) -> Result<(), Fail> {
     let store = Store::open(&a.config.config)?;
-    let changes = store.transact(|doc| {
-        let (ai, ti) = locate(&store, doc, &a.sid)?;
-        let root = doc.value().clone();
-        let account = &root["accounts"][ai];
-        let token = &root["accounts"][ai]["tokens"][ti];
-        let account_id = str_field(account, "id").unwrap_or_default();
-        let mut changes: Vec<&str> = Vec::new();
-        let set = |doc: &mut TokensDoc, key: &str, value: String| {
-            doc.set_token_field(&a.sid, key, &value)
-                .map_err(|e| store.edit_fail(&e))
-        };
-
-        if let Some(name) = &a.name {
-            warn_duplicate_name(&root, &account_id, name, Some(&a.sid));
-            set(doc, "name", quote_scalar(name))?;
-            changes.push("name");
-        }
-        if let Some(d) = &a.description {
-            set(doc, "description", quote_scalar(d))?;
-            changes.push("description");
-        }
-        if let Some(c) = &a.contact {
-            set(doc, "primary_contact", quote_scalar(c))?;
-            changes.push("primary contact");
-        }
-        if !a.add_developer.is_empty() || !a.remove_developer.is_empty() {
-            let mut devs = str_list(token, "developer_emails");
-            for r in &a.remove_developer {
-                let before = devs.len();
-                devs.retain(|d| !d.eq_ignore_ascii_case(r));
-                if devs.len() == before {
-                    eprintln!("warning: {r} is not a developer email of {}", a.sid);
-                }
-            }
-            for add in &a.add_developer {
-                if !devs.iter().any(|d| d.eq_ignore_ascii_case(add)) {
-                    devs.push(add.clone());
-                }
-            }
-            if devs.is_empty() {
-                doc.remove_token_field(&a.sid, "developer_emails")
-                    .map_err(|e| store.edit_fail(&e))?;
-            } else {
-                set(doc, "developer_emails", flow_seq(&devs))?;
-            }
-            changes.push("developer emails");
-        }
-        if let Some(v) = &a.api_version {
-            set(doc, "api_version", quote_scalar(v))?;
-            changes.push("api version");
-        }
-        let is_legacy = str_field(token, "kind").as_deref() == Some("legacy");
-        if a.clear_scopes || !a.remove_scope.is_empty() || !a.scopes.is_empty() {
-            if is_legacy {
-                eprintln!(
-                    "warning: {} is a legacy token with full access; its scopes take effect \
-                     only once it is migrated to `kind: scoped`",
-                    a.sid
-                );
-            }
-            let mut scopes = if a.clear_scopes {
-                Vec::new()
-            } else {
-                scopes_field(token, "scopes").unwrap_or_default()
-            };
-            for api in &a.remove_scope {
-                let before = scopes.len();
-                scopes.retain(|s| s.api != *api);
-                if scopes.len() == before {
-                    eprintln!("warning: {} has no scope on API `{api}`", a.sid);
-                }
-            }
-            let scopes = merge_scopes(scopes, &a.scopes);
-            if scopes.is_empty() && !is_legacy {
-                eprintln!(
-                    "warning: {} now has no scopes, so every request it makes is refused",
-                    a.sid
-                );
-            }
-            set(doc, "scopes", render_scope_list(&scopes))?;
-            changes.push("scopes");
-        }
-        if a.clear_shadow_scopes || !a.shadow_scopes.is_empty() {
-            let current = if a.clear_shadow_scopes {
-                Vec::new()
-            } else {
-                scopes_field(token, "shadow_scopes").unwrap_or_default()
-            };
-            let shadow = merge_scopes(current, &a.shadow_scopes);
-            if shadow.is_empty() {
-                doc.remove_token_field(&a.sid, "shadow_scopes")
-                    .map_err(|e| store.edit_fail(&e))?;
-            } else {
-                set(doc, "shadow_scopes", render_scope_list(&shadow))?;
-            }
-            changes.push("shadow scopes");
-        }
-        if a.promote_shadow {
-            let Some(shadow) = scopes_field(token, "shadow_scopes") else {
-                return Err(fail(format!(
-                    "{} has no shadow scopes to promote; nothing was written",
-                    a.sid
-                )));
-            };
-            set(doc, "scopes", render_scope_list(&shadow))?;
-            doc.remove_token_field(&a.sid, "shadow_scopes")
-                .map_err(|e| store.edit_fail(&e))?;
-            changes.push("scopes (promoted from shadow scopes)");
-        }
-        if let Some(rate) = a.rate {
-            set(doc, "rate_limit", render_rate(rate, a.burst))?;
-            changes.push("rate limit");
-        }
-        if a.clear_rate {
-            doc.remove_token_field(&a.sid, "rate_limit")
-                .map_err(|e| store.edit_fail(&e))?;
-            changes.push("rate limit (back to the default)");
-        }
-        if let Some(env) = a.env {
-            set(doc, "environment", env.as_str().into())?;
-            changes.push("environment");
-        }
-        if let Some(t) = a.expires {
-            let policy = &store.settings.token_policy;
-            if let Some(max) = policy.max_lifetime {
-                if t > now_utc() + max {
-                    return Err(fail(format!(
-                        "--expires is beyond token_policy.max_lifetime ({} days from now); \
-                         nothing was written",
-                        max.as_secs() / 86_400
-                    )));
-                }
-            }
-            if t <= now_utc() {
-                eprintln!("warning: --expires is in the past: the token is refused from now on");
-            }
-            set(doc, "expires_at", rfc3339(t))?;
-            changes.push("expiry");
-        }
-        if a.no_expiry {
-            if store.settings.token_policy.require_expiry {
-                return Err(fail(
-                    "token_policy.require_expiry is on: a token cannot be made to never expire; \
-                     nothing was written",
-                ));
-            }
-            doc.remove_token_field(&a.sid, "expires_at")
-                .map_err(|e| store.edit_fail(&e))?;
-            changes.push("expiry (removed)");
-        }
-        if changes.is_empty() {
-            return Err(fail(
-                "nothing to change: give at least one option (see `scopegate token update --help`)",
-            ));
-        }
-        Ok(changes)
-    })?;
-    println!("Updated token {}: {}.", a.sid, changes.join(", "));
+    let change = ops::Change {
+        name: a.name,
+        description: a.description,
+        contact: a.contact,
+        set_developers: None,
+        add_developer: a.add_developer,
+        remove_developer: a.remove_developer,
+        api_version: a.api_version,
+        scopes: a.scopes,
+        remove_scope: a.remove_scope,
+        clear_scopes: a.clear_scopes,
+        shadow_scopes: a.shadow_scopes,
+        clear_shadow_scopes: a.clear_shadow_scopes,
+        promote_shadow: a.promote_shadow,
+        rate: a.rate,
+        burst: a.burst,
+        clear_rate: a.clear_rate,
+        environment: a.env.map(|e| e.as_str().to_owned()),
+        expires: a.expires,
+        no_expiry: a.no_expiry,
+    };
+    let updated = ops::update(&store, &a.sid, &change, &Actor::cli())?;
+    warn_all(&updated.warnings);
+    println!("Updated token {}: {}.", a.sid, updated.changes.join(", "));
     Ok(())
 }
 
@@ -640,108 +488,43 @@ fn update(a: UpdateArgs) -> Result<(), Fail> {
 
 fn reset(a: ResetArgs) -> Result<(), Fail> {
     let store = Store::open(&a.config.config)?;
-    let secret = super::secrets::new_secret().map_err(|e| fail(format!("no randomness: {e}")))?;
-    let hash = SecretHash::of_secret(secret.as_bytes()).to_stored();
-    let now = now_utc();
-    let stamp = rfc3339(now);
-    let deadline = a.grace.map(|g| rfc3339(now + g));
-
-    let (account, name, legacy, scopes, grace_until, contact) = store.transact(|doc| {
-        let (ai, ti) = locate(&store, doc, &a.sid)?;
-        let token = doc.value()["accounts"][ai]["tokens"][ti].clone();
-        let account = str_field(&doc.value()["accounts"][ai], "id").unwrap_or_default();
-        let old = str_field(&token, "auth_token_hash");
-        let edit = |e| store.edit_fail(&e);
-        doc.set_token_field(&a.sid, "auth_token_hash", &quote_scalar(&hash))
-            .map_err(edit)?;
-        doc.set_token_field(&a.sid, "rotated_at", &stamp)
-            .map_err(edit)?;
-        // token_policy: a new secret gets a full lifetime.
-        if let Some(until) = store.settings.token_policy.expiry_from(now) {
-            doc.set_token_field(&a.sid, "expires_at", &rfc3339(until))
-                .map_err(edit)?;
-        }
-        let contact = view::all_tokens(doc.value())
-            .into_iter()
-            .find(|t| t.sid == a.sid);
-        let old = old.filter(|h| SecretHash::parse(h).is_ok());
-        let grace_until = match (&deadline, old) {
-            (Some(until), Some(old)) => {
-                doc.set_token_field(&a.sid, "previous_auth_token_hash", &quote_scalar(&old))
-                    .map_err(edit)?;
-                doc.set_token_field(&a.sid, "previous_valid_until", until)
-                    .map_err(edit)?;
-                Some(until.clone())
-            }
-            (grace, _) => {
-                if grace.is_some() {
-                    eprintln!(
-                        "warning: {} had no usable previous secret; --grace has nothing to keep",
-                        a.sid
-                    );
-                }
-                doc.remove_token_field(&a.sid, "previous_auth_token_hash")
-                    .map_err(edit)?;
-                doc.remove_token_field(&a.sid, "previous_valid_until")
-                    .map_err(edit)?;
-                None
-            }
-        };
-        Ok((
-            account,
-            str_field(&token, "name").unwrap_or_default(),
-            str_field(&token, "kind").as_deref() == Some("legacy"),
-            scopes_field(&token, "scopes").unwrap_or_default(),
-            grace_until,
-            contact,
-        ))
-    })?;
+    let r = ops::reset(&store, &a.sid, a.grace, &Actor::cli())?;
+    warn_all(&r.warnings);
+    let (account, name) = (&r.account, &r.name);
     let issued = Issued {
         sid: &a.sid,
-        secret: &secret,
-        account: &account,
-        name: &name,
-        stamp: &stamp,
-        grace_until: grace_until.as_deref(),
+        secret: &r.secret,
+        account,
+        name,
+        stamp: &r.stamp,
+        grace_until: r.grace_until.as_deref(),
     };
     // The secret first: telling the contacts may wait on a slow mail server.
-    let printed = if a.json {
-        print_secret_json(&issued, "rotated_at")
-    } else {
-        print_reset(&store, &a, &issued, legacy, &scopes)
-    };
-    if let Some(t) = &contact {
-        notify_contacts(&store, crate::notify::EventKind::Reset, t);
+    if a.json {
+        let printed = print_secret_json(&issued, "rotated_at");
+        deliver_notifications(&store);
+        return printed;
     }
-    printed
-}
-
-fn print_reset(
-    store: &Store,
-    a: &ResetArgs,
-    issued: &Issued<'_>,
-    legacy: bool,
-    scopes: &[ScopeView],
-) -> Result<(), Fail> {
-    let (account, name, grace_until) = (issued.account, issued.name, issued.grace_until);
     let mut out = secret_buffer(&format!(
         "Reset the secret of token {} (account {account}, name: {name}).\n",
         a.sid
     ));
-    match &grace_until {
+    match &r.grace_until {
         Some(until) => out.push_str(&format!(
             "The previous secret keeps working until {until} (grace period); roll the new one \
              out before then.\n\n"
         )),
         None => out.push_str("The previous secret stops working at the gateway's next reload.\n\n"),
     }
-    let path = example_path(&store.settings, account, legacy, scopes);
-    credentials_block(&mut out, &store.settings, issued, &path);
+    let path = example_path(&store.settings, account, r.legacy, &r.scopes);
+    credentials_block(&mut out, &store.settings, &issued, &path);
     out.push_str(
         "\nThe new secret is shown only this once and cannot be recovered (only its hash is \
          stored).\n",
     );
-    print_zeroizing(&out)
+    let printed = print_zeroizing(&out);
+    deliver_notifications(&store);
+    printed
 }
 
 // ---- disable / enable -----------------------------------------------------------------------
@@ -749,24 +532,9 @@ fn print_reset(
 fn set_status(a: SidArgs, enable: bool) -> Result<(), Fail> {
     let store = Store::open(&a.config.config)?;
     let want = if enable { "active" } else { "disabled" };
-    let changed = store.transact(|doc| {
-        let (ai, ti) = locate(&store, doc, &a.sid)?;
-        let root = doc.value().clone();
-        let token = &root["accounts"][ai]["tokens"][ti];
-        let status = str_field(token, "status").unwrap_or_else(|| "active".into());
-        if status == want {
-            return Ok(None);
-        }
-        let view = view::all_tokens(&root).into_iter().find(|t| t.sid == a.sid);
-        if enable && str_field(token, "kind").as_deref() != Some("legacy") {
-            let account = str_field(&root["accounts"][ai], "id").unwrap_or_default();
-            check_limit(&root, &store.settings, &account, Some(&a.sid))?;
-        }
-        doc.set_token_field(&a.sid, "status", want)
-            .map_err(|e| store.edit_fail(&e))?;
-        Ok(Some(view))
-    })?;
-    if let Some(view) = &changed {
+    let (changed, warnings) = ops::set_status(&store, &a.sid, enable, &Actor::cli())?;
+    warn_all(&warnings);
+    if changed {
         println!(
             "Token {} is now {want}{}.",
             a.sid,
@@ -776,8 +544,8 @@ fn set_status(a: SidArgs, enable: bool) -> Result<(), Fail> {
                 " (refused like an invalid token; `scopegate token enable` undoes it)"
             }
         );
-        if let (false, Some(t)) = (enable, view) {
-            notify_contacts(&store, crate::notify::EventKind::Disabled, t);
+        if !enable {
+            deliver_notifications(&store);
         }
     } else {
         println!("Token {} is already {want}; nothing changed.", a.sid);
@@ -819,36 +587,21 @@ fn delete(a: DeleteArgs) -> Result<(), Fail> {
             return Err(fail("not confirmed; nothing was deleted"));
         }
     }
-    let (name, account, contact) = store.transact(|doc| {
-        let (ai, ti) = locate(&store, doc, &a.sid)?;
-        let contact = view::all_tokens(doc.value())
-            .into_iter()
-            .find(|t| t.sid == a.sid);
-        let root = doc.value();
-        let name = str_field(&root["accounts"][ai]["tokens"][ti], "name").unwrap_or_default();
-        let account = str_field(&root["accounts"][ai], "id").unwrap_or_default();
-        // Tombstone first: `deleted_sids` then goes after the token, so comment lines that
-        // sat above the token stay where it was instead of trailing the tombstone list.
-        doc.add_tombstone(&a.sid).map_err(|e| store.edit_fail(&e))?;
-        doc.remove_token(&a.sid).map_err(|e| store.edit_fail(&e))?;
-        Ok((name, account, contact))
-    })?;
+    let (name, account, warnings) = ops::delete(&store, &a.sid, &Actor::cli())?;
+    warn_all(&warnings);
     println!(
         "Deleted token {} ({name}, account {account}). Its SID is listed in `deleted_sids` and \
          can never authenticate again, even if re-added by hand.",
         a.sid
     );
-    if let Some(t) = &contact {
-        notify_contacts(&store, crate::notify::EventKind::Deleted, t);
-    }
+    deliver_notifications(&store);
     Ok(())
 }
 
 // ---- shared helpers -------------------------------------------------------------------------
 
-/// Tells the token's contacts about a change just written (when `notifications:` is
-/// configured). The change itself is done: a delivery problem is a warning, and what was
-/// not delivered stays queued for the gateway's next notification pass.
+/// Tells the token's contacts about a change just written by `token scan --disable` (when
+/// `notifications:` is configured): queues the event, then one delivery attempt.
 fn notify_contacts(store: &Store, kind: crate::notify::EventKind, t: &view::TokenView) {
     let token = crate::notify::TokenRef {
         sid: &t.sid,
@@ -858,157 +611,32 @@ fn notify_contacts(store: &Store, kind: crate::notify::EventKind, t: &view::Toke
         developer_emails: &t.developer_emails,
         expires_at: t.expires_at.clone(),
     };
-    match crate::notify::token_changed(&store.config_path, &store.settings, kind, &token) {
-        Ok(None) => {}
-        Ok(Some(r)) if r.failed == 0 => {
+    match crate::notify::queue(&store.settings, kind, &token) {
+        Ok(false) => {}
+        Ok(true) => deliver_notifications(store),
+        Err(e) => eprintln!("warning: the contacts were not notified: {e}"),
+    }
+}
+
+/// Delivers what the last operation queued for the token's contacts, one attempt per
+/// channel. The change itself is done: a delivery problem is a warning, and what was not
+/// delivered stays queued for the gateway's next notification pass.
+fn deliver_notifications(store: &Store) {
+    if store.settings.notifications.is_none() {
+        return;
+    }
+    match crate::notify::deliver_outbox(&store.config_path) {
+        Ok(r) if r.failed == 0 => {
             if r.sent > 0 {
                 eprintln!("Notified the token's contacts ({} deliveries).", r.sent);
             }
         }
-        Ok(Some(r)) => eprintln!(
+        Ok(r) => eprintln!(
             "warning: {} notification deliveries failed; they stay queued and are retried by \
              the gateway's notifier (or `scopegate notify --once`)",
             r.failed
         ),
         Err(e) => eprintln!("warning: the contacts were not notified: {e}"),
-    }
-}
-
-fn now_utc() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(0).unwrap_or(now)
-}
-
-/// RFC 3339 in UTC with whole seconds: `2026-08-01T00:00:00Z`.
-fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t.replace_nanosecond(0).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-fn dedup(items: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for i in items {
-        if !out.contains(i) {
-            out.push(i.clone());
-        }
-    }
-    out
-}
-
-/// Adds grants to a scope list: a new API is appended, an existing one gains the methods
-/// (kept in the standard order).
-fn merge_scopes(mut scopes: Vec<ScopeView>, add: &[ScopeArg]) -> Vec<ScopeView> {
-    for s in add {
-        match scopes.iter_mut().find(|x| x.api == s.api) {
-            Some(existing) => {
-                for m in &s.methods {
-                    if !existing.methods.contains(m) {
-                        existing.methods.push(m.clone());
-                    }
-                }
-                existing.methods.sort_by_key(|m| {
-                    KNOWN_METHODS
-                        .iter()
-                        .position(|k| k == m)
-                        .unwrap_or(KNOWN_METHODS.len())
-                });
-            }
-            None => scopes.push(ScopeView {
-                api: s.api.clone(),
-                methods: s.methods.clone(),
-            }),
-        }
-    }
-    scopes
-}
-
-fn render_scope_list(scopes: &[ScopeView]) -> String {
-    let items: Vec<String> = scopes
-        .iter()
-        .map(|s| {
-            flow_map(&[
-                ("api", quote_scalar(&s.api)),
-                ("methods", flow_seq(&s.methods)),
-            ])
-        })
-        .collect();
-    flow_seq_rendered(&items)
-}
-
-fn render_rate(rps: f64, burst: Option<u32>) -> String {
-    let mut entries = vec![("requests_per_second", format!("{rps}"))];
-    if let Some(b) = burst {
-        entries.push(("burst", b.to_string()));
-    }
-    flow_map(&entries)
-}
-
-fn find_account<'v>(root: &'v Value, id: &str) -> Option<&'v Value> {
-    root.get("accounts")?
-        .as_sequence()?
-        .iter()
-        .find(|a| str_field(a, "id").as_deref() == Some(id))
-}
-
-/// Refuses a create/enable that would exceed the account's active scoped tokens (the
-/// validation rule, checked first for a clearer message).
-fn check_limit(
-    root: &Value,
-    settings: &Settings,
-    account: &str,
-    except_sid: Option<&str>,
-) -> Result<(), Fail> {
-    let max = settings.max_active_tokens_per_account;
-    let active = view::all_tokens(root)
-        .iter()
-        .filter(|t| t.account == account)
-        .filter(|t| except_sid != Some(t.sid.as_str()))
-        .filter(|t| t.status != "disabled" && !t.is_legacy())
-        .count();
-    if active >= max {
-        return Err(fail(format!(
-            "account {account} already has {active} active scoped tokens (the limit is {max}); \
-             disable or delete one it no longer needs first; nothing was written"
-        )));
-    }
-    Ok(())
-}
-
-fn warn_duplicate_name(root: &Value, account: &str, name: &str, except_sid: Option<&str>) {
-    if let Some(other) = view::all_tokens(root)
-        .into_iter()
-        .find(|t| t.account == account && t.name == name && except_sid != Some(t.sid.as_str()))
-    {
-        eprintln!(
-            "warning: account {account} already has a token named `{name}` ({}); names are \
-             easier to audit when they are unique",
-            other.sid
-        );
-    }
-}
-
-/// The token's position, or a clear error for an unknown or deleted SID.
-fn locate(store: &Store, doc: &TokensDoc, sid: &str) -> Result<(usize, usize), Fail> {
-    doc.find_token(sid)
-        .ok_or_else(|| not_found(store, doc, sid))
-}
-
-fn not_found(store: &Store, doc: &TokensDoc, sid: &str) -> Fail {
-    let deleted = doc
-        .value()
-        .get("deleted_sids")
-        .and_then(Value::as_sequence)
-        .is_some_and(|l| l.iter().any(|s| s.as_str() == Some(sid)));
-    if deleted {
-        fail(format!(
-            "token {sid} was deleted (it is listed in deleted_sids); create a new token instead"
-        ))
-    } else {
-        fail(format!(
-            "no token with SID {sid} in {}; see `scopegate token list`",
-            store.display()
-        ))
     }
 }
 

@@ -4,6 +4,7 @@
 //! `error` the file/line/field error type. Loading does blocking file I/O: call it from
 //! `spawn_blocking` on a running server.
 
+pub mod admin;
 pub mod error;
 pub mod notify;
 pub mod openapi;

@@ -69,6 +69,9 @@ pub struct RawGateway {
     pub token_policy: Option<super::token_policy::RawTokenPolicy>,
     /// Telling a token's contacts (SPEC §12).
     pub notifications: Option<super::notify::RawNotifications>,
+    /// Users of the admin API and console; a raw value, checked user by user in
+    /// [`super::admin::users`] so that each error names its own field.
+    pub admin: Option<serde_yaml::Value>,
     /// Where the usage record is kept besides each replica's `state_dir` (fleet usage).
     pub usage: Option<RawUsage>,
 }

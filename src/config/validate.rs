@@ -70,6 +70,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
     let notifications = raw
         .notifications
         .map(|n| super::notify::from_raw(n, dir, state_dir.is_some(), sink));
+    let admin_users = super::admin::users(sink, raw.admin);
     let usage_redis = usage(sink, raw.usage.unwrap_or_default());
 
     let mut upstreams = Vec::new();
@@ -278,6 +279,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         timeouts,
         limits,
         bruteforce,
+        admin_users,
         usage_redis,
     }
 }

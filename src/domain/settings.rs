@@ -132,6 +132,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub bruteforce: crate::bruteforce::BruteForceSettings,
+    /// `admin.users`; empty turns the admin API and console off (404).
+    pub admin_users: Vec<crate::config::admin::AdminUser>,
     /// `usage.backend: redis`: the fleet-wide usage record. Read at start only.
     pub usage_redis: Option<crate::domain::backends::UsageRedisSettings>,
 }

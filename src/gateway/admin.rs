@@ -1,5 +1,6 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz` and `/generation`. It never
-//! serves proxied traffic and is meant to stay on a private address.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz` and `/generation`, plus the admin
+//! API and console ([`crate::console`]) when admin users are configured. It never serves
+//! proxied traffic and is meant to stay on a private address.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -61,7 +62,28 @@ fn route(shared: &Shared, ready: &Readiness, req: &Request<Incoming>) -> Respons
     }
 }
 
-/// Serves the admin endpoints until `shutdown` resolves.
+/// Says at start-up where the console is, or how to turn it on.
+fn log_console_state(shared: &Shared, listener: &TcpListener) {
+    let users = shared.policy.load().settings.admin_users.len();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if users == 0 {
+        tracing::info!(
+            "admin API and console are off: add `admin: {{users: [{{name: ..., password_hash: ...}}]}}` \
+             to the gateway config (make the hash with `scopegate hash --argon2`)"
+        );
+    } else {
+        tracing::info!(
+            users,
+            "admin console at http://{addr}/console/ and admin API at http://{addr}/api/v1/"
+        );
+    }
+}
+
+/// Serves the admin endpoints (and, with admin users, the API and console) until
+/// `shutdown` resolves.
 pub async fn serve_admin(
     shared: Arc<Shared>,
     ready: Arc<Readiness>,
@@ -69,8 +91,10 @@ pub async fn serve_admin(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let console = Arc::new(crate::console::Console::default());
+    log_console_state(&shared, &listener);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
@@ -83,10 +107,19 @@ pub async fn serve_admin(
         };
         let shared = shared.clone();
         let ready = ready.clone();
+        let console = console.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let resp = route(&shared, &ready, &req);
-                async move { Ok::<_, Infallible>(resp) }
+            let service = service_fn(move |req: Request<Incoming>| {
+                let shared = shared.clone();
+                let ready = ready.clone();
+                let console = console.clone();
+                async move {
+                    if crate::console::owns(req.uri().path()) {
+                        let resp = crate::console::handle(&console, &shared, req, peer.ip()).await;
+                        return Ok::<_, Infallible>(resp);
+                    }
+                    Ok(route(&shared, &ready, &req))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

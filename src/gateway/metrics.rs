@@ -442,6 +442,30 @@ impl Metrics {
             .inc();
     }
 
+    /// The shadow-scope would-be denials counted for one token: (api, method, count).
+    pub fn shadow_denied_of(&self, sid: &str) -> Vec<(String, String, u64)> {
+        let mut out = Vec::new();
+        for family in self.shadow_denied.collect() {
+            for m in family.get_metric() {
+                let label = |name: &str| {
+                    m.get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_owned())
+                        .unwrap_or_default()
+                };
+                if label("token") == sid {
+                    out.push((
+                        label("api"),
+                        label("method"),
+                        m.get_counter().value() as u64,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Counts one configuration load attempt and sets `scopegate_config_last_reload_successful`.
     pub fn count_reload(&self, ok: bool) {
         self.reloads

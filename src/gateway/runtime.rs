@@ -105,6 +105,12 @@ impl TokenRuntime {
         }
     }
 
+    /// The remaining burst after the token's last rate-limit decision, `None` before the
+    /// first (the console's "headroom").
+    pub fn rate_remaining(&self) -> Option<i64> {
+        self.rate_gauges.get().map(|(remaining, _)| remaining.get())
+    }
+
     /// Updates the rate-limit gauges after a decision (pre-resolved handles: no label
     /// lookup on the hot path).
     pub fn record_rate(&self, metrics: &Metrics, outcome: RateOutcome, burst: u32) {

@@ -339,9 +339,8 @@ pub fn queue(settings: &Settings, kind: EventKind, token: &TokenRef<'_>) -> Resu
 }
 
 /// A command changed a token: queue the event durably and try to deliver it now, one
-/// attempt per channel. What is not delivered stays queued for the next pass of `serve` or `scopegate notify`. The one
-/// function both the CLI and the admin API call (an async caller runs it with
-/// `spawn_blocking`, or calls [`queue`] and then awaits [`run_pass`] itself).
+/// attempt per channel. What is not delivered stays queued for the next pass of `serve` or
+/// `scopegate notify`.
 ///
 /// Returns `Ok(None)` when notifications are not configured.
 pub fn token_changed(
@@ -353,6 +352,14 @@ pub fn token_changed(
     if !queue(settings, kind, token)? {
         return Ok(None);
     }
+    deliver_outbox(config_path).map(Some)
+}
+
+/// Delivers what [`queue`] left in the outbox now, one attempt per channel (blocking; an
+/// async caller runs it with `spawn_blocking`). The token operations shared by the CLI and
+/// the admin API queue their events inside the operation; the front end calls this after
+/// answering, so a slow mail server never delays a secret being shown.
+pub fn deliver_outbox(config_path: &Path) -> Result<PassReport, String> {
     let mut config = crate::config::load(config_path).map_err(|e| e.to_string())?;
     // One attempt per channel: the command's user should not wait out retries against a
     // server that is down; the periodic pass retries with backoff.
@@ -360,7 +367,7 @@ pub fn token_changed(
         n.retries = 0;
     }
     let metrics = NotifyMetrics::register(&Registry::new());
-    run_blocking(run_pass(&config, &metrics, wall_clock(), true))?.map(Some)
+    run_blocking(run_pass(&config, &metrics, wall_clock(), true))?
 }
 
 /// `serve`'s notifier: a pass at start-up, then one every `notifications.interval`, on

@@ -91,7 +91,7 @@ pub fn run(a: ScanArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Err(Fail(msg)) => {
+        Err(Fail { message: msg, .. }) => {
             eprintln!("error: {msg}");
             ExitCode::from(2)
         }

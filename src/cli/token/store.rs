@@ -16,12 +16,41 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::config::{self, ConfigError, ConfigErrors, Settings};
 use crate::yamlsrc::{EditError, TokensDoc};
 
-/// A failed command: one line for the operator (printed as `error: ...`).
+/// A failed command: one line for the operator (printed as `error: ...`), and what kind of
+/// failure it is (the admin API answers with the matching status).
 #[derive(Debug)]
-pub struct Fail(pub String);
+pub struct Fail {
+    pub message: String,
+    pub kind: FailKind,
+}
+
+/// Why an operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// The request breaks a rule (bad value, validation error): 422.
+    Invalid,
+    /// No such token (or it was deleted): 404.
+    NotFound,
+    /// The request conflicts with the state (token limit, nothing to promote): 409.
+    Conflict,
+    /// The tokens file cannot be written (a read-only mount): 409.
+    ReadOnly,
+    /// Reading, locking or randomness failed: 500.
+    Internal,
+}
 
 pub fn fail(msg: impl Into<String>) -> Fail {
-    Fail(msg.into())
+    Fail {
+        message: msg.into(),
+        kind: FailKind::Invalid,
+    }
+}
+
+fn fail_as(kind: FailKind, msg: impl Into<String>) -> Fail {
+    Fail {
+        message: msg.into(),
+        kind,
+    }
 }
 
 /// The file's permission bits and owner, kept across the atomic replace.
@@ -96,7 +125,10 @@ impl Store {
                 Ok((text, meta))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((String::new(), None)),
-            Err(e) => Err(fail(format!("cannot read {}: {e}", self.display()))),
+            Err(e) => Err(fail_as(
+                FailKind::Internal,
+                format!("cannot read {}: {e}", self.display()),
+            )),
         }
     }
 
@@ -131,10 +163,10 @@ impl Store {
     }
 
     pub fn edit_fail(&self, e: &EditError) -> Fail {
-        fail(format!(
-            "cannot edit {}: {e}; nothing was written",
-            self.display()
-        ))
+        fail_as(
+            FailKind::Internal,
+            format!("cannot edit {}: {e}; nothing was written", self.display()),
+        )
     }
 
     /// Refuses an edit that breaks a validation rule. Errors that the file already had
@@ -200,9 +232,12 @@ impl Store {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let file = options
-            .open(&path)
-            .map_err(|e| fail(format!("cannot open the lock file {}: {e}", path.display())))?;
+        let file = options.open(&path).map_err(|e| {
+            read_only_or_internal(
+                &e,
+                format!("cannot open the lock file {}: {e}", path.display()),
+            )
+        })?;
         lock_file(&file, &path)?;
         Ok(file)
     }
@@ -227,10 +262,10 @@ impl Store {
             write_new(&tmp, text, meta).and_then(|()| std::fs::rename(&tmp, &self.tokens_path));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
-            return Err(fail(format!(
-                "cannot write {}: {e}; nothing was written",
-                self.display()
-            )));
+            return Err(read_only_or_internal(
+                &e,
+                format!("cannot write {}: {e}; nothing was written", self.display()),
+            ));
         }
         // The rename is durable only once the folder is synced.
         #[cfg(unix)]
@@ -241,6 +276,45 @@ impl Store {
             );
         }
         Ok(())
+    }
+}
+
+/// A write refused by permissions or a read-only file system (a ConfigMap mount) is
+/// [`FailKind::ReadOnly`]; anything else is internal.
+fn read_only_or_internal(e: &io::Error, msg: String) -> Fail {
+    let read_only = e.kind() == io::ErrorKind::PermissionDenied
+        || e.kind() == io::ErrorKind::ReadOnlyFilesystem;
+    fail_as(
+        if read_only {
+            FailKind::ReadOnly
+        } else {
+            FailKind::Internal
+        },
+        msg,
+    )
+}
+
+/// Whether this process can replace the tokens file: its folder must take a new file (the
+/// atomic write creates a temp file there and renames it). A ConfigMap mount cannot.
+impl Store {
+    pub fn writable(&self) -> bool {
+        let dir = match self.tokens_path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let probe = dir.join(format!(
+            ".scopegate-write-probe.{}.{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        match OpenOptions::new().write(true).create_new(true).open(&probe) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 

@@ -1,0 +1,272 @@
+//! Admin authentication: argon2id password checks (off the async threads), a cache of
+//! verified credentials so repeated API calls cost a hash lookup instead of an argon2 run,
+//! the brute-force throttle for failed logins, console sessions and CSRF tokens.
+//!
+//! Nothing here stores a password: the cache keys are SHA-256 digests of (user, password,
+//! stored hash), so a changed hash in the config invalidates its entries by construction,
+//! and sessions are kept under the digest of their random id.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::bruteforce::{BruteForceSettings, SidFailures};
+use crate::config::admin::AdminUser;
+
+/// How long a verified credential is trusted without running argon2 again.
+const CACHE_TTL: Duration = Duration::from_secs(300);
+/// Verified credentials kept at most (a handful of admin users in practice).
+const CACHE_MAX: usize = 256;
+/// A console session's lifetime from login (absolute, not sliding).
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Console sessions kept at most; the oldest go first.
+const SESSIONS_MAX: usize = 1024;
+/// argon2 runs at once at most (each takes 19 MiB and tens of milliseconds of a core): a
+/// flood of bad logins from many addresses queues here instead of exhausting the blocking
+/// pool and memory.
+const MAX_CONCURRENT_CHECKS: usize = 4;
+
+/// Makes an argon2id PHC string for `scopegate hash --argon2` (the crate's defaults,
+/// OWASP's minimum: 19 MiB, 2 passes).
+pub fn hash_password(password: &[u8]) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| format!("no randomness: {e}"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// A PHC string to verify against when the user name is unknown, so that a wrong name costs
+/// the same time as a wrong password.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(b"scopegate-no-such-user").unwrap_or_default())
+}
+
+/// The outcome of a credential check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Ok(String),
+    Bad,
+    Throttled,
+}
+
+/// A logged-in console user.
+#[derive(Clone)]
+pub struct Session {
+    pub user: String,
+    /// The CSRF token every form of this session carries.
+    pub csrf: String,
+    expires: Instant,
+    /// Notes for the next page (warnings of the last change).
+    pub flash: Vec<String>,
+}
+
+/// Authentication state of the admin listener.
+pub struct AdminAuth {
+    verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    failures: Mutex<HashMap<String, std::sync::Arc<SidFailures>>>,
+    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    checks: tokio::sync::Semaphore,
+}
+
+impl Default for AdminAuth {
+    fn default() -> Self {
+        AdminAuth {
+            verified: Mutex::default(),
+            failures: Mutex::default(),
+            sessions: Mutex::default(),
+            checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
+        }
+    }
+}
+
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+impl AdminAuth {
+    /// Checks a user name and password against the configured users: throttled callers get
+    /// [`Check::Throttled`] even with the right password; argon2 runs on the blocking pool.
+    pub async fn check(
+        &self,
+        users: &[AdminUser],
+        throttle: &crate::bruteforce::AddressThrottle,
+        settings: &BruteForceSettings,
+        ip: IpAddr,
+        name: &str,
+        password: Zeroizing<String>,
+    ) -> Check {
+        let now = Instant::now();
+        let user = users.iter().find(|u| u.name == name);
+        let user_failures = user.map(|u| self.user_failures(&u.name));
+        if throttle.is_blocked(ip, now) || user_failures.as_ref().is_some_and(|f| f.is_blocked(now))
+        {
+            return Check::Throttled;
+        }
+        let stored = user.map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
+        let key = digest(&[name.as_bytes(), password.as_bytes(), stored.as_bytes()]);
+        let cached = user.is_some()
+            && self.verified.lock().is_ok_and(|c| {
+                c.get(&key)
+                    .is_some_and(|(_, at)| now.duration_since(*at) < CACHE_TTL)
+            });
+        let ok = if cached {
+            true
+        } else {
+            let Ok(_permit) = self.checks.acquire().await else {
+                return Check::Bad;
+            };
+            let verified = tokio::task::spawn_blocking(move || {
+                PasswordHash::new(&stored).is_ok_and(|h| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
+            })
+            .await
+            .unwrap_or(false);
+            verified && user.is_some()
+        };
+        let now = Instant::now();
+        if ok {
+            if let Some(f) = &user_failures {
+                f.record_success(now);
+            }
+            if !cached {
+                if let Ok(mut c) = self.verified.lock() {
+                    if c.len() >= CACHE_MAX {
+                        c.retain(|_, (_, at)| now.duration_since(*at) < CACHE_TTL);
+                        if c.len() >= CACHE_MAX {
+                            c.clear();
+                        }
+                    }
+                    c.insert(key, (name.to_owned(), now));
+                }
+            }
+            Check::Ok(name.to_owned())
+        } else {
+            throttle.record_failure(ip, now, settings);
+            if let Some(f) = &user_failures {
+                f.record_failure(now, settings);
+            }
+            Check::Bad
+        }
+    }
+
+    /// Per-user failure state, kept for configured users only (bounded by the config).
+    fn user_failures(&self, name: &str) -> std::sync::Arc<SidFailures> {
+        match self.failures.lock() {
+            Ok(mut m) => m.entry(name.to_owned()).or_default().clone(),
+            Err(_) => std::sync::Arc::default(),
+        }
+    }
+
+    /// Starts a session; returns its id (for the cookie) and CSRF token.
+    pub fn open_session(&self, user: &str) -> Option<(String, String)> {
+        let id = random_hex()?;
+        let csrf = random_hex()?;
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock().ok()?;
+        sessions.retain(|_, s| s.expires > now);
+        if sessions.len() >= SESSIONS_MAX {
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                sessions.remove(&k);
+            }
+        }
+        sessions.insert(
+            digest(&[id.as_bytes()]),
+            Session {
+                user: user.to_owned(),
+                csrf: csrf.clone(),
+                expires: now + SESSION_TTL,
+                flash: Vec::new(),
+            },
+        );
+        Some((id, csrf))
+    }
+
+    /// The live session for a cookie value, if any, and whether its user still exists.
+    pub fn session(&self, id: &str, users: &[AdminUser]) -> Option<Session> {
+        let key = digest(&[id.as_bytes()]);
+        let mut sessions = self.sessions.lock().ok()?;
+        let s = sessions.get(&key)?;
+        if s.expires <= Instant::now() || !users.iter().any(|u| u.name == s.user) {
+            sessions.remove(&key);
+            return None;
+        }
+        Some(s.clone())
+    }
+
+    /// Replaces the session's notes for the next page; returns the previous ones.
+    pub fn swap_flash(&self, id: &str, flash: Vec<String>) -> Vec<String> {
+        let key = digest(&[id.as_bytes()]);
+        match self.sessions.lock() {
+            Ok(mut m) => m
+                .get_mut(&key)
+                .map(|s| std::mem::replace(&mut s.flash, flash))
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn close_session(&self, id: &str) {
+        if let Ok(mut m) = self.sessions.lock() {
+            m.remove(&digest(&[id.as_bytes()]));
+        }
+    }
+}
+
+/// Constant-time comparison of a submitted CSRF token with the expected one.
+pub fn csrf_matches(expected: &str, got: &str) -> bool {
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(got.as_bytes()))
+}
+
+/// 32 random bytes as hex (session ids, CSRF tokens).
+pub fn random_hex() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_are_salted() {
+        let a = hash_password(b"hunter2").unwrap();
+        let b = hash_password(b"hunter2").unwrap();
+        assert!(a.starts_with("$argon2id$v=19$"));
+        assert_ne!(a, b);
+        let h = PasswordHash::new(&a).unwrap();
+        assert!(Argon2::default().verify_password(b"hunter2", &h).is_ok());
+        assert!(Argon2::default().verify_password(b"hunter3", &h).is_err());
+    }
+
+    #[test]
+    fn csrf_needs_an_exact_match() {
+        assert!(csrf_matches("abc", "abc"));
+        assert!(!csrf_matches("abc", "abd"));
+        assert!(!csrf_matches("abc", ""));
+        assert!(!csrf_matches("", ""));
+    }
+}
