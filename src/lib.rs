@@ -39,9 +39,6 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;
-// Landed from issue 17 in the flat layout; placed by the next commit.
-pub mod adminlog;
-pub mod console;
 
 // Old module paths, kept while branches cut from the flat layout are merged.
 pub use cli::{notifier as notify, promql};
@@ -53,8 +50,8 @@ pub use domain::{
 pub(crate) use gateway::quota_gate;
 pub use gateway::snapshot as policy;
 pub use gateway::{
-    access_log, admin, body, forward, framing, logging, metrics, proxy, quota, redis_limit, reload,
-    response, runtime, server, tls, upstream_error, usage, usage_redis,
+    access_log, admin, adminlog, body, console, forward, framing, logging, metrics, proxy, quota,
+    redis_limit, reload, response, runtime, server, tls, upstream_error, usage, usage_redis,
 };
 
 use std::net::SocketAddr;

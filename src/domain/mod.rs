@@ -1,6 +1,7 @@
 //! The gateway's rules, free of I/O: tokens and their secrets, scopes and canonical
 //! targets, request classification, decisions, rate-limit and throttle arithmetic.
 
+pub mod admin;
 pub mod auth;
 pub mod backends;
 pub mod bruteforce;

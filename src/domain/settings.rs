@@ -133,7 +133,7 @@ pub struct Settings {
     pub limits: Limits,
     pub bruteforce: crate::bruteforce::BruteForceSettings,
     /// `admin.users`; empty turns the admin API and console off (404).
-    pub admin_users: Vec<crate::config::admin::AdminUser>,
+    pub admin_users: Vec<crate::domain::admin::AdminUser>,
     /// `usage.backend: redis`: the fleet-wide usage record. Read at start only.
     pub usage_redis: Option<crate::domain::backends::UsageRedisSettings>,
 }

@@ -3,8 +3,10 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod adminlog;
 pub mod body;
 pub mod clock;
+pub mod console;
 pub mod forward;
 pub mod framing;
 pub mod logging;
