@@ -2,7 +2,10 @@
 //!
 //! A request travels in a straight line, one step per module:
 //!
-//! - [`server`]: accepts connections, applies connection limits and timeouts, drains on shutdown.
+//! - [`server`]: accepts connections, applies connection limits and timeouts, drains on shutdown;
+//!   [`proxy_protocol`] reads a load balancer's PROXY header first when configured.
+//! - [`client_addr`]: the client address (peer, or `X-Forwarded-For` behind
+//!   `trusted_proxies`) that `allowed_ips` and the throttle judge; [`netaddr`] the CIDR lists.
 //! - [`proxy`]: the per-request service; loads the policy snapshot once and runs the phases.
 //! - [`request`]: framing, `Host` and method-override checks made before authentication.
 //! - [`scope`]: request-target canonicalization ([`scope::target`]) and the compiled
@@ -24,14 +27,17 @@ pub mod auth;
 pub mod body;
 pub mod bruteforce;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod decision;
 pub mod forward;
 pub mod framing;
 pub mod metrics;
 pub mod model;
+pub mod netaddr;
 pub mod policy;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod ratelimit;
 pub mod redis_limit;
 pub mod reload;

@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use crate::auth::{self, AuthError};
 use crate::body::{BodyError, RequestBody};
 use crate::bruteforce::AddressThrottle;
+use crate::client_addr;
 use crate::decision::{self, Ask, Denial, SecretUsed};
 use crate::forward::{self, Identity, UpstreamClient};
 use crate::metrics::{DecisionLabel, Metrics, NO_API};
@@ -103,6 +104,7 @@ impl Shared {
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
+    /// The peer: the TCP peer, or the source a PROXY protocol header carried.
     pub remote: SocketAddr,
     pub tls: bool,
     /// `remote`'s IP rendered for `X-Forwarded-For`, once per connection.
@@ -113,8 +115,11 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// `remote` is the connection's peer: the TCP peer, or the source address of the
+    /// connection's PROXY protocol header.
     pub fn new(remote: SocketAddr, tls: bool) -> ConnInfo {
-        let forwarded_for = http::HeaderValue::from_str(&remote.ip().to_string())
+        let ip = crate::netaddr::canonical(remote.ip());
+        let forwarded_for = http::HeaderValue::from_str(&ip.to_string())
             .unwrap_or(http::HeaderValue::from_static("unknown"));
         ConnInfo {
             remote,
@@ -262,9 +267,11 @@ async fn run<'p>(
     };
 
     // Phase 4: decision, behind the failed-authentication throttle: a throttled address or
-    // SID gets 429 before its secret is even checked.
+    // SID gets 429 before its secret is even checked. The address is the resolved client
+    // (`X-Forwarded-For` read only from `trusted_proxies`).
     let mono_now = start;
-    let client_ip = conn.remote.ip();
+    let client = client_addr::resolve(conn.remote.ip(), req.headers(), &settings.trusted_proxies);
+    let client_ip = client.ip;
     let throttled = if shared.addresses.is_blocked(client_ip, mono_now) {
         Some("address")
     } else if policy
@@ -304,7 +311,7 @@ async fn run<'p>(
         path,
     };
     let now = unix_now();
-    let allowed = match decision::decide(policy, &creds, &ask, now) {
+    let allowed = match decision::decide(policy, &creds, &ask, client.for_allowlist(), now) {
         Ok(a) => a,
         Err(denial) => {
             if let Denial::Credentials {
@@ -332,6 +339,11 @@ async fn run<'p>(
                     Refusal::InvalidCredentials(settings.invalid_credentials_status)
                 }
                 Denial::Scope { .. } => Refusal::AccessDenied,
+                // Answered like a wrong secret: from outside the allowlist, a leaked secret
+                // cannot even be confirmed.
+                Denial::Address { .. } => {
+                    Refusal::InvalidCredentials(settings.invalid_credentials_status)
+                }
             };
             let (token, api) = match denial {
                 Denial::Credentials { token, .. } => (token, NO_API),
@@ -342,6 +354,16 @@ async fn run<'p>(
                         _ => NO_API,
                     };
                     (Some(token), api)
+                }
+                Denial::Address { token } => {
+                    tracing::warn!(
+                        target: "scopegate::auth",
+                        token = token.spec.sid.as_str(),
+                        client = %client.ip,
+                        established = client.established,
+                        "request from a client address outside the token's allowed_ips"
+                    );
+                    (Some(token), NO_API)
                 }
             };
             // Only a token whose secret was verified is attributed by SID in metrics: an
@@ -442,7 +464,7 @@ async fn run<'p>(
     let identity = Identity {
         sid: token.sid_header.as_ref(),
         account: token.account_header.as_ref(),
-        client_addr: &conn.forwarded_for,
+        client_addr: client.forwarded_for.as_ref().unwrap_or(&conn.forwarded_for),
         tls: conn.tls,
         host,
         keep_authorization: settings.forward_authorization,

@@ -36,6 +36,10 @@ pub struct RawGateway {
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
     pub bruteforce: Option<RawBruteForce>,
+    /// Proxies whose `X-Forwarded-For` is believed (CIDRs or addresses).
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Expect a PROXY protocol v1/v2 header on every main-listener connection.
+    pub proxy_protocol: Option<bool>,
 }
 
 /// The failed-authentication throttle.
@@ -237,6 +241,8 @@ pub struct RawToken {
     pub scopes: Vec<RawScope>,
     pub shadow_scopes: Option<Vec<RawScope>>,
     pub rate_limit: Option<RawRateLimit>,
+    /// Client addresses the token may be used from (CIDRs or addresses); unset: any.
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -128,6 +128,10 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub bruteforce: crate::bruteforce::BruteForceSettings,
+    /// Peers whose `X-Forwarded-For` is read (see `client_addr`); empty: none.
+    pub trusted_proxies: crate::netaddr::CidrSet,
+    /// The main listener expects a PROXY protocol header first. Read at start only.
+    pub proxy_protocol: bool,
 }
 
 impl Settings {
@@ -168,6 +172,8 @@ pub struct TokenSpec {
     pub scopes: Vec<ScopeGrant>,
     pub shadow_scopes: Option<Vec<ScopeGrant>>,
     pub rate_limit: Option<RateLimit>,
+    /// The client addresses the token may be used from; `None`: any address.
+    pub allowed_ips: Option<crate::netaddr::CidrSet>,
 }
 
 #[derive(Debug, Clone)]

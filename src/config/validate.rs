@@ -271,6 +271,12 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         timeouts,
         limits,
         bruteforce,
+        trusted_proxies: raw
+            .trusted_proxies
+            .as_deref()
+            .map(|list| address_list(sink, "trusted_proxies", list))
+            .unwrap_or_default(),
+        proxy_protocol: raw.proxy_protocol.unwrap_or(false),
     }
 }
 
@@ -513,6 +519,10 @@ fn token(
     let rate_limit = raw
         .rate_limit
         .map(|r| rate_limit(sink, &format!("{field}.rate_limit"), r));
+    let allowed_ips = raw
+        .allowed_ips
+        .as_deref()
+        .map(|list| address_list(sink, &format!("{field}.allowed_ips"), list));
 
     if sink.errors.len() > errors_before {
         return None;
@@ -536,7 +546,34 @@ fn token(
         scopes: granted,
         shadow_scopes,
         rate_limit,
+        allowed_ips,
     })
+}
+
+/// An `allowed_ips` or `trusted_proxies` list: CIDRs or bare addresses (see
+/// [`crate::netaddr::parse_cidr`]). An empty list is refused: for `allowed_ips` it would
+/// refuse every request, which `status: disabled` says more clearly.
+fn address_list(sink: &mut ErrorSink<'_>, field: &str, list: &[String]) -> crate::netaddr::CidrSet {
+    if list.is_empty() {
+        sink.push(
+            field,
+            "an empty address list",
+            "list CIDRs such as 203.0.113.0/24 or 2001:db8::/48, or remove the field",
+        );
+    }
+    let mut nets = Vec::with_capacity(list.len());
+    for (i, entry) in list.iter().enumerate() {
+        match crate::netaddr::parse_cidr(entry) {
+            Ok(net) => nets.push(net),
+            Err(why) => sink.push(
+                &format!("{field}[{i}]"),
+                why,
+                "write an address (203.0.113.7, 2001:db8::7) or a CIDR with a clean network \
+                 part (203.0.113.0/24, 2001:db8::/48)",
+            ),
+        }
+    }
+    crate::netaddr::CidrSet::new(nets)
 }
 
 /// Parses a scope list; several entries for one API are merged.
