@@ -314,14 +314,20 @@ async fn run<'p>(
     let allowed = match decision::decide(policy, &creds, &ask, client.for_allowlist(), now) {
         Ok(a) => a,
         Err(denial) => {
-            if let Denial::Credentials {
-                token: failed,
-                reason:
-                    decision::CredentialFailure::WrongSecret
-                    | decision::CredentialFailure::UnknownSid
-                    | decision::CredentialFailure::Deleted,
-            } = denial
-            {
+            // A right secret from outside `allowed_ips` counts like a wrong one, so that
+            // not even the throttle tells the two apart.
+            let failed = match denial {
+                Denial::Credentials {
+                    token,
+                    reason:
+                        decision::CredentialFailure::WrongSecret
+                        | decision::CredentialFailure::UnknownSid
+                        | decision::CredentialFailure::Deleted,
+                } => Some(token),
+                Denial::Address { token } => Some(Some(token)),
+                _ => None,
+            };
+            if let Some(failed) = failed {
                 let bf = &settings.bruteforce;
                 shared.addresses.record_failure(client_ip, mono_now, bf);
                 if let Some(t) = failed {

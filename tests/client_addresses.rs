@@ -633,3 +633,39 @@ async fn explain_checks_an_address_given_with_from() {
     );
     assert_eq!(code, 2);
 }
+
+#[tokio::test]
+async fn denied_ip_counts_like_a_wrong_secret_in_the_throttle() {
+    let h = Harness::start_with("bruteforce: {max_failures: 2}\n", &tokens()).await;
+    for _ in 0..2 {
+        assert_denied(&send_from("127.0.0.2", h.addr(), &request(&PINNED, "")).await);
+    }
+    // The SID is now throttled, as after two wrong secrets: 429 even from its address.
+    let r = send_from("127.0.0.1", h.addr(), &request(&PINNED, "")).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(h.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn a_reload_changes_allowlists_and_trusted_proxies() {
+    let h = Harness::start_with("", &tokens()).await;
+    let via_proxy = request(&DOC, "X-Forwarded-For: 192.0.2.9\r\n");
+    assert_denied(&send_from("127.0.0.2", h.addr(), &request(&PINNED, "")).await);
+    assert_denied(&send_from("127.0.0.5", h.addr(), &via_proxy).await);
+
+    let tokens = tokens().replace("[127.0.0.1]", "[127.0.0.1, 127.0.0.2]");
+    h.dir.write("tokens.yaml", &tokens);
+    h.dir.write(
+        "scopegate.yaml",
+        &gateway_yaml(h.upstream.addr, "trusted_proxies: [127.0.0.5]\n"),
+    );
+    scopegate::reload::reload(&h.gateway.shared, &h.config_path)
+        .await
+        .expect("a valid configuration reloads");
+
+    let r = send_from("127.0.0.2", h.addr(), &request(&PINNED, "")).await;
+    assert_eq!(r.status, 200);
+    let r = send_from("127.0.0.5", h.addr(), &via_proxy).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(forwarded_for(&h), "192.0.2.9, 127.0.0.5");
+}
