@@ -65,9 +65,12 @@ async fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
 }
 
 fn request(f: &Fixture, extra_headers: &str) -> Vec<u8> {
+    request_with(&basic(f), extra_headers)
+}
+
+fn request_with(authorization: &str, extra_headers: &str) -> Vec<u8> {
     format!(
-        "GET {CAMPAIGNS} HTTP/1.1\r\nHost: gw\r\nAuthorization: {}\r\n{extra_headers}\r\n",
-        basic(f)
+        "GET {CAMPAIGNS} HTTP/1.1\r\nHost: gw\r\nAuthorization: {authorization}\r\n{extra_headers}\r\n"
     )
     .into_bytes()
 }
@@ -668,4 +671,109 @@ async fn a_reload_changes_allowlists_and_trusted_proxies() {
     let r = send_from("127.0.0.5", h.addr(), &via_proxy).await;
     assert_eq!(r.status, 200);
     assert_eq!(forwarded_for(&h), "192.0.2.9, 127.0.0.5");
+}
+
+/// Runs the built binary's `token` command; returns (success, stdout, stderr).
+fn token_cli(cfg: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .arg("token")
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .output()
+        .expect("run scopegate token");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_token_cli_manages_allowed_ips() {
+    let h = Harness::start_with("", &tokens()).await;
+    let cfg = h.config_path.clone();
+    let (ok, out, err) = token_cli(
+        &cfg,
+        &[
+            "create",
+            "--account",
+            ACCOUNT,
+            "--name",
+            "pinned-cli",
+            "--scope",
+            "campaigns:GET",
+            "--allow-ip",
+            "127.0.0.2",
+            "--allow-ip",
+            "2001:db8::/32",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sid = created["sid"].as_str().unwrap().to_owned();
+    let auth = basic_raw(&sid, created["secret"].as_str().unwrap());
+    let (ok, out, err) = token_cli(&cfg, &["show", &sid, "--json"]);
+    assert!(ok, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        shown["allowed_ips"],
+        serde_json::json!(["127.0.0.2/32", "2001:db8::/32"])
+    );
+    let reload = || scopegate::reload::reload(&h.gateway.shared, &h.config_path);
+    reload().await.expect("the CLI wrote a valid file");
+    let status = |src: &'static str| {
+        let req = request_with(&auth, "");
+        let addr = h.addr();
+        async move { send_from(src, addr, &req).await.status }
+    };
+    assert_eq!(status("127.0.0.2").await, 200);
+    assert_eq!(status("127.0.0.1").await, 403);
+
+    let (ok, _, err) = token_cli(
+        &cfg,
+        &[
+            "update",
+            &sid,
+            "--allow-ip",
+            "127.0.0.1",
+            "--remove-ip",
+            "127.0.0.2/32",
+        ],
+    );
+    assert!(ok, "{err}");
+    reload().await.unwrap();
+    assert_eq!(status("127.0.0.1").await, 200);
+    assert_eq!(status("127.0.0.2").await, 403);
+
+    // Emptying the list is refused and writes nothing; a malformed entry never gets in.
+    let before = std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap();
+    let (ok, _, err) = token_cli(
+        &cfg,
+        &[
+            "update",
+            &sid,
+            "--remove-ip",
+            "127.0.0.1",
+            "--remove-ip",
+            "2001:db8::/32",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("--any-ip"), "{err}");
+    let (ok, _, err) = token_cli(&cfg, &["update", &sid, "--allow-ip", "127.0.0.1/8"]);
+    assert!(!ok);
+    assert!(err.contains("127.0.0.0/8"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap(),
+        before
+    );
+
+    let (ok, _, err) = token_cli(&cfg, &["update", &sid, "--any-ip"]);
+    assert!(ok, "{err}");
+    reload().await.unwrap();
+    assert_eq!(status("127.0.0.2").await, 200);
+    let (_, out, _) = token_cli(&cfg, &["show", &sid]);
+    assert!(out.contains("any address"), "{out}");
 }

@@ -138,6 +138,11 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     Ok(r)
 }
 
+/// An `allowed_ips` entry, checked as validation will check it, in canonical form.
+fn parse_allowed_ip(s: &str) -> Result<String, String> {
+    crate::netaddr::parse_cidr(s).map(|net| net.to_string())
+}
+
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
     #[command(flatten)]
@@ -173,6 +178,9 @@ pub struct CreateArgs {
     /// Burst for the override (default: the rate rounded up).
     #[arg(long, requires = "rate")]
     pub burst: Option<u32>,
+    /// Accept requests only from this client address or CIDR (repeatable; default: any).
+    #[arg(long = "allow-ip", value_name = "CIDR", value_parser = parse_allowed_ip)]
+    pub allowed_ips: Vec<String>,
     /// Expiry (RFC 3339): the token is refused from then on.
     #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
     pub expires: Option<OffsetDateTime>,
@@ -246,6 +254,15 @@ pub struct UpdateArgs {
     /// Back to the gateway's default rate limit.
     #[arg(long, conflicts_with = "rate")]
     pub clear_rate: bool,
+    /// Add a client address or CIDR to the token's allowed_ips (repeatable).
+    #[arg(long = "allow-ip", value_name = "CIDR", value_parser = parse_allowed_ip)]
+    pub allow_ips: Vec<String>,
+    /// Remove an entry from the token's allowed_ips (repeatable).
+    #[arg(long = "remove-ip", value_name = "CIDR", value_parser = parse_allowed_ip)]
+    pub remove_ips: Vec<String>,
+    /// Drop allowed_ips: any client address may use the token again.
+    #[arg(long, conflicts_with_all = ["allow_ips", "remove_ips"])]
+    pub any_ip: bool,
     #[arg(long, value_enum)]
     pub env: Option<EnvArg>,
     #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
@@ -349,6 +366,9 @@ fn create(a: CreateArgs) -> Result<(), Fail> {
     }
     if let Some(rate) = a.rate {
         fields.push(("rate_limit", render_rate(rate, a.burst)));
+    }
+    if !a.allowed_ips.is_empty() {
+        fields.push(("allowed_ips", flow_seq(&dedup(&a.allowed_ips))));
     }
 
     store.transact(|doc| {
@@ -581,6 +601,21 @@ fn update(a: UpdateArgs) -> Result<(), Fail> {
                 .map_err(|e| store.edit_fail(&e))?;
             changes.push("rate limit (back to the default)");
         }
+        if a.any_ip {
+            doc.remove_token_field(&a.sid, "allowed_ips")
+                .map_err(|e| store.edit_fail(&e))?;
+            changes.push("allowed ips (any address)");
+        }
+        if !a.allow_ips.is_empty() || !a.remove_ips.is_empty() {
+            let ips = edit_allowed_ips(
+                &a.sid,
+                str_list(token, "allowed_ips"),
+                &a.allow_ips,
+                &a.remove_ips,
+            )?;
+            set(doc, "allowed_ips", flow_seq(&ips))?;
+            changes.push("allowed ips");
+        }
         if let Some(env) = a.env {
             set(doc, "environment", env.as_str().into())?;
             changes.push("environment");
@@ -793,6 +828,38 @@ fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let t = t.replace_nanosecond(0).unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// A token's `allowed_ips` after `--remove-ip` and `--allow-ip` (entries compared as
+/// ranges, so `10.0.0.1` and `10.0.0.1/32` are one). Removing the last entry is refused:
+/// an empty list would refuse every request.
+fn edit_allowed_ips(
+    sid: &str,
+    mut ips: Vec<String>,
+    add: &[String],
+    remove: &[String],
+) -> Result<Vec<String>, Fail> {
+    let same =
+        |written: &str, canonical: &str| parse_allowed_ip(written).is_ok_and(|w| w == canonical);
+    for r in remove {
+        let before = ips.len();
+        ips.retain(|x| !same(x, r));
+        if ips.len() == before {
+            eprintln!("warning: {r} is not in the allowed_ips of {sid}");
+        }
+    }
+    for new in add {
+        if !ips.iter().any(|x| same(x, new)) {
+            ips.push(new.clone());
+        }
+    }
+    if ips.is_empty() {
+        return Err(fail(format!(
+            "that would leave {sid} with no allowed address; use --any-ip to accept any \
+             address, or `scopegate token disable {sid}`; nothing was written"
+        )));
+    }
+    Ok(ips)
 }
 
 fn dedup(items: &[String]) -> Vec<String> {
