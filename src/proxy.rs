@@ -150,7 +150,14 @@ pub async fn handle(
     // Kept only for the access log (a cheap clone, skipped when the log is off).
     let logged_uri = policy.settings.access_log.then(|| req.uri().clone());
 
-    let (resp, outcome, upstream_secs) = run(&shared, &policy, conn, req, start).await;
+    // The client address (`X-Forwarded-For` read only from `trusted_proxies`): judged by
+    // `allowed_ips` and the throttle, sent upstream, and logged.
+    let client = client_addr::resolve(
+        conn.remote.ip(),
+        req.headers(),
+        &policy.settings.trusted_proxies,
+    );
+    let (resp, outcome, upstream_secs) = run(&shared, &policy, conn, &client, req, start).await;
     let status = resp.status();
 
     shared.metrics.count_request(
@@ -173,6 +180,7 @@ pub async fn handle(
             reason = outcome.reason,
             duration_ms = start.elapsed().as_secs_f64() * 1e3,
             upstream_ms = upstream_secs.map(|s| s * 1e3),
+            client = %client.ip,
         );
     }
     Ok(resp)
@@ -182,6 +190,7 @@ async fn run<'p>(
     shared: &Shared,
     policy: &'p Policy,
     conn: ConnInfo,
+    client: &client_addr::ClientAddr,
     mut req: Request<Incoming>,
     start: Instant,
 ) -> (Response<GatewayBody>, Outcome<'p>, Option<f64>) {
@@ -267,10 +276,8 @@ async fn run<'p>(
     };
 
     // Phase 4: decision, behind the failed-authentication throttle: a throttled address or
-    // SID gets 429 before its secret is even checked. The address is the resolved client
-    // (`X-Forwarded-For` read only from `trusted_proxies`).
+    // SID gets 429 before its secret is even checked. The address is the resolved client.
     let mono_now = start;
-    let client = client_addr::resolve(conn.remote.ip(), req.headers(), &settings.trusted_proxies);
     let client_ip = client.ip;
     let throttled = if shared.addresses.is_blocked(client_ip, mono_now) {
         Some("address")

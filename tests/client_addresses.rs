@@ -777,3 +777,60 @@ async fn the_token_cli_manages_allowed_ips() {
     let (_, out, _) = token_cli(&cfg, &["show", &sid]);
     assert!(out.contains("any address"), "{out}");
 }
+
+#[tokio::test]
+async fn the_access_log_names_the_decision_and_the_resolved_client() {
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new();
+    let (port, admin) = (free_port(), free_port());
+    let yaml = with_ports(
+        &gateway_yaml(upstream.addr, "trusted_proxies: [127.0.0.5]\n"),
+        port,
+        admin,
+    );
+    let cfg = dir.write("scopegate.yaml", &yaml);
+    dir.write("tokens.yaml", &tokens());
+    let log_path = dir.path("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    wait_ready(admin).await;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let r = send_from(
+        "127.0.0.5",
+        addr,
+        &request(&PINNED, "X-Forwarded-For: 127.0.0.1, 198.51.100.23\r\n"),
+    )
+    .await;
+    assert_denied(&r);
+
+    // The access-log line is written before the response; the file may lag a little.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(l) = log
+            .lines()
+            .find(|l| l.contains("\"decision\":\"denied_ip\""))
+        {
+            break l.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access-log line: {log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("\"client\":\"198.51.100.23\""), "{line}");
+    assert!(line.contains("\"token\":\"SGpinned\""), "{line}");
+    assert!(line.contains("\"reason\":\"ip_not_allowed\""), "{line}");
+    assert!(line.contains("\"status\":403"), "{line}");
+    assert!(!line.contains(PINNED.secret), "{line}");
+    assert_eq!(upstream.count(), 0);
+}
