@@ -206,6 +206,15 @@ pub fn start_workers(
             Some(tokio_rustls::TlsAcceptor::from(config))
         }
     };
+    {
+        let settings = &shared.policy.load().settings;
+        if settings.proxy_protocol && settings.trusted_proxies.is_empty() {
+            tracing::warn!(
+                "proxy_protocol is on without trusted_proxies: any peer that reaches the \
+                 listener can claim any client address; list the load balancers in trusted_proxies"
+            );
+        }
+    }
     let (stop, stop_rx) = watch::channel(0u8);
     let ready = Arc::new(Readiness::default());
     ready.set(true);
