@@ -351,6 +351,17 @@ async fn allowlist_through_proxy_protocol_v1_and_v2() {
     let r = send_from("127.0.0.1", h.addr(), &with(v1("2001:db8::10", 5000), &DOC)).await;
     assert_eq!(r.status, 200);
     assert_eq!(forwarded_for(&h), "2001:db8::10");
+    // An IPv4-mapped IPv6 source is the IPv4 client it carries.
+    let r = send_from(
+        "127.0.0.1",
+        h.addr(),
+        &with(v1("::ffff:192.0.2.11", 5000), &DOC),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(forwarded_for(&h), "192.0.2.11");
+    let mapped_out = with(v1("::ffff:198.51.100.11", 5000), &DOC);
+    assert_denied(&send_from("127.0.0.1", h.addr(), &mapped_out).await);
 
     let r = send_from(
         "127.0.0.1",
@@ -387,7 +398,7 @@ async fn allowlist_through_proxy_protocol_v1_and_v2() {
     let r = send_from("127.0.0.1", h.addr(), &with(v2_local(), &PINNED)).await;
     assert_eq!(r.status, 200);
     assert_eq!(forwarded_for(&h), "127.0.0.1");
-    assert_eq!(h.upstream.count(), 4);
+    assert_eq!(h.upstream.count(), 5);
 
     // Keep-alive: the header is read once, later requests follow on the connection.
     let mut s = connect_from("127.0.0.1", h.addr()).await;
@@ -396,8 +407,8 @@ async fn allowlist_through_proxy_protocol_v1_and_v2() {
     s.write_all(&request(&DOC, "")).await.unwrap();
     assert_eq!(read_response(&mut s).await.unwrap().status, 200);
     assert_eq!(forwarded_for(&h), "192.0.2.30");
-    assert_eq!(h.upstream.count(), 6);
-    assert_eq!(requests_total(&h, DOC.sid, "denied_ip").await, 3);
+    assert_eq!(h.upstream.count(), 7);
+    assert_eq!(requests_total(&h, DOC.sid, "denied_ip").await, 4);
 }
 
 /// Writes `bytes` from `src` and expects the gateway to close without answering.
