@@ -125,11 +125,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<Parsed>, ProxyHeaderError> {
 }
 
 /// Reads the header from the start of `stream`, bounded in time and size. Returns the
-/// stream, replaying whatever followed the header, and the source address.
+/// bytes read past the header (replay them with [`Prefixed`]) and the source address.
 pub async fn read_header<S: AsyncRead + Unpin>(
-    mut stream: S,
+    stream: &mut S,
     timeout: Duration,
-) -> Result<(Prefixed<S>, Option<SocketAddr>), ProxyHeaderError> {
+) -> Result<(Vec<u8>, Option<SocketAddr>), ProxyHeaderError> {
     let read = async {
         let mut buf = Vec::with_capacity(512);
         let mut chunk = [0u8; 512];
@@ -146,17 +146,9 @@ pub async fn read_header<S: AsyncRead + Unpin>(
             }
         }
     };
-    let (rest, source) = tokio::time::timeout(timeout, read)
+    tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| ProxyHeaderError::Timeout)??;
-    Ok((
-        Prefixed {
-            prefix: rest,
-            pos: 0,
-            inner: stream,
-        },
-        source,
-    ))
+        .map_err(|_| ProxyHeaderError::Timeout)?
 }
 
 /// A stream that first yields bytes already read past the PROXY header (usually the
@@ -165,6 +157,16 @@ pub struct Prefixed<S> {
     prefix: Vec<u8>,
     pos: usize,
     inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Vec<u8>, inner: S) -> Prefixed<S> {
+        Prefixed {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
@@ -374,7 +376,11 @@ mod tests {
             client.write_all(b"0.0.1 51000 443\r\nhello").await.unwrap();
             client
         });
-        let (mut stream, source) = read_header(server, Duration::from_secs(5)).await.unwrap();
+        let mut server = server;
+        let (rest, source) = read_header(&mut server, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let mut stream = Prefixed::new(rest, server);
         assert_eq!(source, Some("192.0.2.7:51000".parse().unwrap()));
         let _client = task.await.unwrap();
         let mut got = [0u8; 5];
@@ -384,8 +390,10 @@ mod tests {
 
     #[tokio::test]
     async fn read_header_times_out() {
-        let (_client, server) = tokio::io::duplex(64);
-        let err = read_header(server, Duration::from_millis(50)).await.err();
+        let (_client, mut server) = tokio::io::duplex(64);
+        let err = read_header(&mut server, Duration::from_millis(50))
+            .await
+            .err();
         assert!(matches!(err, Some(ProxyHeaderError::Timeout)));
     }
 }

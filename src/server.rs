@@ -100,16 +100,8 @@ pub async fn serve_main(
             continue;
         }
         tokio::spawn(async move {
-            match proxy_header(&conn.shared, stream, remote).await {
-                Ok((stream, peer)) => conn.serve(stream, peer).await,
-                Err(e) => {
-                    tracing::debug!(peer = %remote, error = %e, "connection closed: PROXY protocol");
-                    conn.shared
-                        .metrics
-                        .proxy_protocol_rejected
-                        .with_label_values(&[e.label()])
-                        .inc();
-                }
+            if let Some((stream, peer)) = proxy_header(&conn.shared, stream, remote).await {
+                conn.serve(stream, peer).await;
             }
             drop(permit);
         });
@@ -202,13 +194,14 @@ impl Connection {
 /// Reads a connection's PROXY protocol header (before any TLS), refusing peers outside
 /// `trusted_proxies` when that list is set. Returns the stream (replaying what followed
 /// the header) and the client address the header carried, or the TCP peer for headers
-/// without one (health checks).
+/// without one (health checks); `None` when the connection is to be closed, which is
+/// counted before the stream is dropped.
 async fn proxy_header(
     shared: &Shared,
-    stream: TcpStream,
+    mut stream: TcpStream,
     remote: SocketAddr,
-) -> Result<(Prefixed<TcpStream>, SocketAddr), ProxyHeaderError> {
-    let (trusted_only, timeout) = {
+) -> Option<(Prefixed<TcpStream>, SocketAddr)> {
+    let (untrusted, timeout) = {
         let policy = shared.policy.load();
         let trusted = &policy.settings.trusted_proxies;
         (
@@ -216,9 +209,21 @@ async fn proxy_header(
             policy.settings.timeouts.header_read,
         )
     };
-    if trusted_only {
-        return Err(ProxyHeaderError::UntrustedPeer);
+    let result = if untrusted {
+        Err(ProxyHeaderError::UntrustedPeer)
+    } else {
+        proxy_protocol::read_header(&mut stream, timeout).await
+    };
+    match result {
+        Ok((rest, source)) => Some((Prefixed::new(rest, stream), source.unwrap_or(remote))),
+        Err(e) => {
+            tracing::debug!(peer = %remote, error = %e, "connection closed: PROXY protocol");
+            shared
+                .metrics
+                .proxy_protocol_rejected
+                .with_label_values(&[e.label()])
+                .inc();
+            None
+        }
     }
-    let (stream, source) = proxy_protocol::read_header(stream, timeout).await?;
-    Ok((stream, source.unwrap_or(remote)))
 }
