@@ -66,8 +66,23 @@ pub struct Parsed {
     pub source: Option<SocketAddr>,
 }
 
+/// The longest v1 header, `\r\n` included (HAProxy's specification).
+const V1_MAX: usize = 107;
+
 /// Parses the start of a connection: `Ok(None)` when more bytes are needed.
 pub fn parse(buf: &[u8]) -> Result<Option<Parsed>, ProxyHeaderError> {
+    // A v1 line is judged whole: cut inside a field (`... 51000 4` of `... 51000 443`)
+    // it may look complete and wrong, or wrong and complete.
+    if buf.first() == Some(&b'P') && !buf.iter().take(V1_MAX).any(|&b| b == b'\n') {
+        let n = buf.len().min(6);
+        if buf[..n] != b"PROXY "[..n] {
+            return Err(ProxyHeaderError::Invalid);
+        }
+        if buf.len() >= V1_MAX {
+            return Err(ProxyHeaderError::TooLong);
+        }
+        return Ok(None);
+    }
     let result = HeaderResult::parse(buf);
     if result.is_incomplete() {
         if let HeaderResult::V2(Err(v2::ParseError::Partial(_, length))) = &result {
@@ -305,15 +320,27 @@ mod tests {
     }
 
     #[test]
-    fn partial_headers_ask_for_more() {
-        let full = b"PROXY TCP4 192.0.2.7 10.0.0.1 51000 443\r\n";
-        for cut in [1, 5, 6, 20, full.len() - 1] {
-            assert_eq!(parse(&full[..cut]).unwrap(), None, "cut at {cut}");
+    fn partial_headers_ask_for_more_wherever_they_are_cut() {
+        for full in [
+            &b"PROXY TCP4 192.0.2.7 10.0.0.1 51000 443\r\n"[..],
+            b"PROXY TCP6 2001:db8::7 2001:db8::1 51000 443\r\n",
+            b"PROXY UNKNOWN\r\n",
+        ] {
+            for cut in 1..full.len() {
+                assert_eq!(parse(&full[..cut]).unwrap(), None, "cut at {cut}");
+            }
+            assert_eq!(parse(full).unwrap().unwrap().len, full.len());
         }
-        let v2 = v2_tcp4([198, 51, 100, 7], 40000, &[]);
-        for cut in [1, 12, 15, 16, v2.len() - 1] {
+        let v2 = v2_tcp4([198, 51, 100, 7], 40000, &[0x04, 0, 1, 0]);
+        for cut in 1..v2.len() {
             assert_eq!(parse(&v2[..cut]).unwrap(), None, "cut at {cut}");
         }
+        // Early refusal of what can never become a header.
+        assert!(matches!(parse(b"PRX"), Err(ProxyHeaderError::Invalid)));
+        assert!(matches!(
+            parse(b"POST / HTTP/1.1"),
+            Err(ProxyHeaderError::Invalid)
+        ));
     }
 
     #[test]
