@@ -519,10 +519,19 @@ fn token(
     let rate_limit = raw
         .rate_limit
         .map(|r| rate_limit(sink, &format!("{field}.rate_limit"), r));
-    let allowed_ips = raw
-        .allowed_ips
-        .as_deref()
-        .map(|list| address_list(sink, &format!("{field}.allowed_ips"), list));
+    let allowed_ips = raw.allowed_ips.as_deref().map(|list| {
+        let afield = format!("{field}.allowed_ips");
+        if list.is_empty() {
+            // It would refuse every request, which `status: disabled` says more clearly.
+            sink.push(
+                &afield,
+                "an empty allowed_ips list would refuse every request",
+                "list CIDRs such as 203.0.113.0/24 or 2001:db8::/48, remove the field to \
+                 allow any address, or disable the token",
+            );
+        }
+        address_list(sink, &afield, list)
+    });
 
     if sink.errors.len() > errors_before {
         return None;
@@ -551,16 +560,8 @@ fn token(
 }
 
 /// An `allowed_ips` or `trusted_proxies` list: CIDRs or bare addresses (see
-/// [`crate::netaddr::parse_cidr`]). An empty list is refused: for `allowed_ips` it would
-/// refuse every request, which `status: disabled` says more clearly.
+/// [`crate::netaddr::parse_cidr`]), every bad entry reported.
 fn address_list(sink: &mut ErrorSink<'_>, field: &str, list: &[String]) -> crate::netaddr::CidrSet {
-    if list.is_empty() {
-        sink.push(
-            field,
-            "an empty address list",
-            "list CIDRs such as 203.0.113.0/24 or 2001:db8::/48, or remove the field",
-        );
-    }
     let mut nets = Vec::with_capacity(list.len());
     for (i, entry) in list.iter().enumerate() {
         match crate::netaddr::parse_cidr(entry) {
