@@ -242,6 +242,24 @@ mod tests {
         assert_eq!(direct.ip, ip("192.0.2.1"));
     }
 
+    proptest::proptest! {
+        /// Any header text from a trusted peer resolves (never panics); the address it
+        /// yields is the peer or one of the entries, and what is sent upstream starts
+        /// with it.
+        #[test]
+        fn resolve_never_panics(value in "[ -~]{0,200}") {
+            let t = trusted(&["10.0.0.0/8"]);
+            let Ok(v) = HeaderValue::from_str(&value) else { return Ok(()) };
+            let mut h = HeaderMap::new();
+            h.insert(X_FORWARDED_FOR, v);
+            let c = resolve(ip("10.0.0.2"), &h, &t);
+            if let Some(sent) = sent(&c) {
+                let first = sent.split(", ").next().map(str::to_owned);
+                proptest::prop_assert_eq!(first, Some(c.ip.to_string()));
+            }
+        }
+    }
+
     #[test]
     fn ipv6_proxies_and_clients() {
         let t = trusted(&["2001:db8:ffff::/48"]);

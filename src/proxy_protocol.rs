@@ -393,6 +393,26 @@ mod tests {
         assert!(parse(&long).is_err());
     }
 
+    proptest::proptest! {
+        /// Whatever a peer sends, parsing answers (never panics), and a complete header
+        /// never claims more bytes than were given.
+        #[test]
+        fn parse_never_panics(
+            kind in 0u8..3,
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let mut buf = match kind {
+                0 => Vec::new(),
+                1 => V2_SIG.to_vec(),
+                _ => b"PROXY ".to_vec(),
+            };
+            buf.extend_from_slice(&tail);
+            if let Ok(Some(p)) = parse(&buf) {
+                proptest::prop_assert!(p.len <= buf.len());
+            }
+        }
+    }
+
     #[tokio::test]
     async fn read_header_replays_what_follows() {
         let (mut client, server) = tokio::io::duplex(64);
