@@ -40,6 +40,18 @@ pub struct RawGateway {
     pub trusted_proxies: Option<Vec<String>>,
     /// Expect a PROXY protocol v1/v2 header on every main-listener connection.
     pub proxy_protocol: Option<bool>,
+    /// Where the usage record is kept besides each replica's `state_dir` (fleet usage).
+    pub usage: Option<RawUsage>,
+}
+
+/// `usage: {backend: redis, redis_url: ..., interval: 60s, redis_timeout: 200ms}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsage {
+    pub backend: Option<crate::redis_limit::BackendKind>,
+    pub redis_url: Option<String>,
+    pub interval: Option<String>,
+    pub redis_timeout: Option<String>,
 }
 
 /// The failed-authentication throttle.
@@ -243,6 +255,17 @@ pub struct RawToken {
     pub rate_limit: Option<RawRateLimit>,
     /// Client addresses the token may be used from (CIDRs or addresses); unset: any.
     pub allowed_ips: Option<Vec<String>>,
+    /// Requests per day or month for the whole token, counted across replicas in Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<RawQuota>,
+}
+
+/// `quota: {requests: N, per: day|month}` on a token or a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    pub requests: u64,
+    pub per: crate::quota::QuotaPeriod,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -251,4 +274,10 @@ pub struct RawScope {
     pub api: String,
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Overrides the token's rate limit for requests recorded under this API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RawRateLimit>,
+    /// A quota of its own for requests recorded under this API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<RawQuota>,
 }
