@@ -1,7 +1,7 @@
 //! Scope enforcement core: owns the pipeline that decides whether a request path falls inside a
 //! token's grants: [`target`] canonicalizes the request target, [`pattern`] parses the grant path
 //! patterns of the catalog, and [`catalog`] compiles them into a segment trie that is walked per
-//! request.
+//! request; [`relate`] compares patterns for drift checks.
 //!
 //! The pieces only compose safely in that order: the matcher compares bytes, so it must only ever
 //! see paths produced by [`canonicalize`], and pattern literals are held to the same canonical
@@ -9,13 +9,14 @@
 
 pub mod catalog;
 pub mod pattern;
+pub mod relate;
 pub mod target;
 
 #[cfg(test)]
 mod proptests;
 
 pub use catalog::{ApiId, Catalog, CatalogBuilder, Match};
-pub use pattern::{parse_pattern, Pattern, PatternError, Segment};
+pub use pattern::{parse_pattern, Affix, Pattern, PatternError, Segment};
 pub use target::{canonicalize, Target, TargetError};
 
 /// Deepest path, in segments, that patterns may describe and the matcher will look at.

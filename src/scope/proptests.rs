@@ -12,6 +12,7 @@ use super::{
     canonicalize, parse_pattern, ApiId, Catalog, CatalogBuilder, Pattern, Segment, Target,
     MAX_SEGMENTS,
 };
+use crate::scope::pattern::Affix;
 
 const CASES: u32 = 2000;
 
@@ -142,11 +143,15 @@ fn upstream_reading(target: &str, passes: usize) -> Vec<Vec<u8>> {
 const ACCOUNT: &str = "acme";
 const ACCOUNT_GRANT: ApiId = 1; // /api/{account}/reports/**
 const PUBLIC_GRANT: ApiId = 2; // /pub/*
+const SUFFIX_GRANT: ApiId = 3; // /files/*.json
+const ACCOUNT_SUFFIX_GRANT: ApiId = 4; // /own/{account}.json
 
 fn grant_catalog() -> Catalog {
     build_text(&[
         (ACCOUNT_GRANT, "/api/{account}/reports/**"),
         (PUBLIC_GRANT, "/pub/*"),
+        (SUFFIX_GRANT, "/files/*.json"),
+        (ACCOUNT_SUFFIX_GRANT, "/own/{account}.json"),
     ])
 }
 
@@ -160,6 +165,15 @@ fn inside_grant(api: ApiId, segments: &[Vec<u8>]) -> bool {
                 && segments[2] == b"reports"
         }
         PUBLIC_GRANT => segments.len() == 2 && segments[0] == b"pub" && !segments[1].is_empty(),
+        SUFFIX_GRANT => {
+            segments.len() == 2
+                && segments[0] == b"files"
+                && segments[1].len() > 5
+                && segments[1].ends_with(b".json")
+        }
+        ACCOUNT_SUFFIX_GRANT => {
+            segments.len() == 2 && segments[0] == b"own" && segments[1] == b"acme.json"
+        }
         _ => false,
     }
 }
@@ -244,6 +258,8 @@ fn tricky_target() -> impl Strategy<Value = String> {
         "/api/%61cme/reports/",
         "/api/acme/%72eports/",
         "/pub/",
+        "/files/",
+        "/own/",
     ]);
     let other_prefix = prop::sample::select(vec![
         "/api/acme/reports",
@@ -259,8 +275,27 @@ fn tricky_target() -> impl Strategy<Value = String> {
     let soup = prop::collection::vec(tricky_token(), 0..12).prop_map(|t| t.concat());
     // Mostly accepted-but-interesting tokens (encoded dots and unreserved, `%3B`, `%3F`...).
     let benign = prop::sample::select(vec![
-        "a", "b", "acme", "reports", "pub", "api", "%61", "%2e", "%2E", ".", "%3B", "%3f",
-        "%c3%a9", "2e", "5c", "?",
+        "a",
+        "b",
+        "acme",
+        "reports",
+        "pub",
+        "api",
+        "%61",
+        "%2e",
+        "%2E",
+        ".",
+        "%3B",
+        "%3f",
+        "%c3%a9",
+        "2e",
+        "5c",
+        "?",
+        ".json",
+        "json",
+        "%2ejson",
+        "acme.json",
+        "%2Ejson",
     ]);
     let token = prop_oneof![3 => benign, 1 => tricky_token()];
     let segment = prop::collection::vec(token, 1..4).prop_map(|t| t.concat());
@@ -323,7 +358,19 @@ fn mostly_canonical_target() -> impl Strategy<Value = String> {
 }
 
 fn small_pattern() -> impl Strategy<Value = String> {
-    let segment = prop::sample::select(vec!["a", "b", "acme", "*", "{account}"]);
+    let segment = prop::sample::select(vec![
+        "a",
+        "b",
+        "acme",
+        "*",
+        "{account}",
+        "*.json",
+        "a*",
+        "a*a",
+        "*A9",
+        "{account}.json",
+        "x{account}",
+    ]);
     (prop::collection::vec(segment, 0..4), any::<bool>()).prop_map(|(segments, globstar)| {
         let mut s: String = segments.iter().map(|seg| format!("/{seg}")).collect();
         if globstar {
@@ -337,7 +384,22 @@ fn small_pattern() -> impl Strategy<Value = String> {
 }
 
 fn small_path() -> impl Strategy<Value = String> {
-    let segment = prop::sample::select(vec!["a", "b", "acme", "x"]);
+    let segment = prop::sample::select(vec![
+        "a",
+        "b",
+        "acme",
+        "x",
+        "x.json",
+        ".json",
+        "acme.json",
+        "a.json",
+        "aa",
+        "aba",
+        "xacme",
+        "x%C3%A9",
+        "xA9",
+        "%C3%A9.json",
+    ]);
     (prop::collection::vec(segment, 0..5), any::<bool>()).prop_map(|(segments, trailing)| {
         let mut s = format!("/{}", segments.join("/"));
         if trailing && !segments.is_empty() {
@@ -372,7 +434,39 @@ fn reference_match(pattern: &Pattern, path: &str, account: &str) -> bool {
             Segment::Literal(text) => **text == **s,
             Segment::Account => !s.is_empty() && *s == account,
             Segment::Star => !s.is_empty(),
+            Segment::AffixedStar(affix) => reference_affix(affix, s, None),
+            Segment::AffixedAccount(affix) => reference_affix(affix, s, Some(account)),
         })
+}
+
+/// Byte offsets where a canonical segment's units (a byte, or a whole `%XX`) start, plus the
+/// end: the only places where literal text may begin or end.
+fn unit_boundaries(segment: &str) -> Vec<usize> {
+    let bytes = segment.as_bytes();
+    let mut out = vec![0];
+    let mut i = 0;
+    while i < bytes.len() {
+        i += if bytes[i] == b'%' { 3 } else { 1 };
+        out.push(i);
+    }
+    out
+}
+
+/// Reference for `prefix*suffix` / `prefix{account}suffix`: split the segment at every pair
+/// of unit boundaries and look for one where the three parts fit.
+fn reference_affix(affix: &Affix, segment: &str, account: Option<&str>) -> bool {
+    let bounds = unit_boundaries(segment);
+    bounds.iter().any(|&start| {
+        bounds.iter().any(|&end| {
+            start < end
+                && segment.get(..start) == Some(&*affix.prefix)
+                && segment.get(end..) == Some(&*affix.suffix)
+                && match account {
+                    Some(account) => segment.get(start..end) == Some(account),
+                    None => true,
+                }
+        })
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,6 +548,43 @@ proptest! {
         }
     }
 
+    /// A `prefix*suffix` segment pattern matches exactly the segments that start with the
+    /// prefix, end with the suffix and have a non-empty middle of whole units; it never
+    /// matches across `/` (the rest of the path must match the following segments).
+    #[test]
+    fn affixed_star_matches_exactly_prefix_middle_suffix(
+        prefix in prop::sample::select(vec!["", "a", "v", ".", "ab", "%C3%A9", "x-"]),
+        suffix in prop::sample::select(vec!["", ".json", "a", "A9", "b", "..", "%C3%A9"]),
+        segment in "[ab.vxjsonA9/-]{0,4}(%C3%A9)?[ab.vxjsonA9/-]{0,4}",
+    ) {
+        prop_assume!(!(prefix.is_empty() && suffix.is_empty()));
+        let pattern_text = format!("/s/{prefix}*{suffix}/t");
+        let pattern = parse_pattern(&pattern_text);
+        prop_assert!(pattern.is_ok(), "{}: {:?}", pattern_text, pattern);
+        let Ok(pattern) = pattern else { return Ok(()) };
+        let catalog = build(&[(1, &pattern)]);
+        let path = format!("/s/{segment}/t");
+        let matched = !all_matches(&catalog, &path, ACCOUNT).is_empty();
+        let bounds = unit_boundaries(&segment);
+        let expected = !segment.contains('/')
+            && segment.len() > prefix.len() + suffix.len()
+            && segment.starts_with(prefix)
+            && segment.ends_with(suffix)
+            && bounds.contains(&prefix.len())
+            && bounds.contains(&(segment.len() - suffix.len()));
+        prop_assert_eq!(matched, expected, "{} vs {}", pattern_text, path);
+        // The same with `{account}`: the middle must be the account itself.
+        let account_pattern = parse_pattern(&format!("/s/{prefix}{{account}}{suffix}/t"));
+        prop_assert!(account_pattern.is_ok());
+        if let Ok(account_pattern) = account_pattern {
+            let catalog = build(&[(1, &account_pattern)]);
+            let own = format!("/s/{prefix}{ACCOUNT}{suffix}/t");
+            prop_assert!(!all_matches(&catalog, &own, ACCOUNT).is_empty());
+            let expected = segment == format!("{prefix}{ACCOUNT}{suffix}");
+            prop_assert_eq!(!all_matches(&catalog, &path, ACCOUNT).is_empty(), expected);
+        }
+    }
+
     /// The trie agrees with a per-pattern reference matcher on every combination.
     #[test]
     fn trie_agrees_with_reference(
@@ -499,6 +630,9 @@ fn security_property_is_not_vacuous() {
         "/pub/a/",
         "/pub/%2E%2Ex",
         "/pub/%c3%a9",
+        "/files/x.json",
+        "/files/x%2ejson",
+        "/own/acme.json",
     ] {
         let Ok(n) = check_no_escape(&catalog, raw) else {
             panic!("{raw:?} escaped");
@@ -506,7 +640,15 @@ fn security_property_is_not_vacuous() {
         assert_eq!(n, 1, "{raw:?} should match one grant");
         hits += n;
     }
-    assert_eq!(hits, 11);
+    assert_eq!(hits, 14);
+    for raw in [
+        "/files/.json",
+        "/files/%2Ejson",
+        "/own/acme.jsonx",
+        "/files/a/b.json",
+    ] {
+        assert_eq!(check_no_escape(&catalog, raw).ok(), Some(0), "{raw:?}");
+    }
 }
 
 #[test]
