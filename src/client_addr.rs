@@ -35,6 +35,16 @@ pub struct ClientAddr {
 }
 
 impl ClientAddr {
+    /// The access log's `client`: `ip:port` when the client is the connection's peer
+    /// (its port is known), the bare address when it came from `X-Forwarded-For`.
+    pub fn log_text(&self, peer: SocketAddr) -> String {
+        if self.established && self.forwarded_for.is_none() {
+            SocketAddr::new(self.ip, peer.port()).to_string()
+        } else {
+            self.ip.to_string()
+        }
+    }
+
     /// The address for an allowlist: `None` when it could not be established.
     pub fn for_allowlist(&self) -> Option<IpAddr> {
         self.established.then_some(self.ip)
