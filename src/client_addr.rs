@@ -271,6 +271,16 @@ mod tests {
     }
 
     #[test]
+    fn the_log_text_has_a_port_only_for_the_peer() {
+        let t = trusted(&["10.0.0.0/8"]);
+        let peer: SocketAddr = "10.0.0.2:4711".parse().unwrap();
+        let direct = resolve(peer.ip(), &HeaderMap::new(), &t);
+        assert_eq!(direct.log_text(peer), "10.0.0.2:4711");
+        let forwarded = resolve(peer.ip(), &xff(&["198.51.100.7"]), &t);
+        assert_eq!(forwarded.log_text(peer), "198.51.100.7");
+    }
+
+    #[test]
     fn ipv6_proxies_and_clients() {
         let t = trusted(&["2001:db8:ffff::/48"]);
         let c = resolve(
