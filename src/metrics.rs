@@ -149,6 +149,8 @@ pub struct Metrics {
     pub throttled: IntCounterVec,
     /// Main-listener connections closed for a missing or refused PROXY protocol header.
     pub proxy_protocol_rejected: IntCounterVec,
+    /// `sgs_` secrets refused for a bad checksum, length or alphabet (SPEC §12).
+    pub secret_checksum_failures: IntCounter,
     /// Handles for requests without a configured token (bounded: decisions x methods).
     anonymous: TokenSeries,
 }
@@ -325,6 +327,13 @@ impl Metrics {
         for reason in crate::proxy_protocol::ProxyHeaderError::LABELS {
             proxy_protocol_rejected.with_label_values(&[reason]);
         }
+        let secret_checksum_failures = build(
+            &registry,
+            IntCounter::new(
+                "scopegate_secret_checksum_failures_total",
+                "Requests whose sgs_ secret failed the format or checksum check (refused before any lookup).",
+            ),
+        );
         let build_info = build(
             &registry,
             IntGaugeVec::new(
@@ -368,6 +377,7 @@ impl Metrics {
             shadow_denied,
             throttled,
             proxy_protocol_rejected,
+            secret_checksum_failures,
             anonymous: TokenSeries::new(UNKNOWN, UNKNOWN),
         })
     }

@@ -342,6 +342,13 @@ async fn run<'p>(
     let allowed = match decision::decide(policy, &creds, &ask, client.for_allowlist(), now) {
         Ok(a) => a,
         Err(denial) => {
+            if let Denial::Credentials {
+                reason: decision::CredentialFailure::BadChecksum,
+                ..
+            } = denial
+            {
+                shared.metrics.secret_checksum_failures.inc();
+            }
             // A right secret from outside `allowed_ips` counts like a wrong one, so that
             // not even the throttle tells the two apart.
             let failed = match denial {
@@ -350,7 +357,8 @@ async fn run<'p>(
                     reason:
                         decision::CredentialFailure::WrongSecret
                         | decision::CredentialFailure::UnknownSid
-                        | decision::CredentialFailure::Deleted,
+                        | decision::CredentialFailure::Deleted
+                        | decision::CredentialFailure::BadChecksum,
                 } => Some(token),
                 Denial::Address { token } => Some(Some(token)),
                 _ => None,
@@ -408,7 +416,8 @@ async fn run<'p>(
                     Denial::Credentials {
                         reason: decision::CredentialFailure::WrongSecret
                             | decision::CredentialFailure::UnknownSid
-                            | decision::CredentialFailure::Deleted,
+                            | decision::CredentialFailure::Deleted
+                            | decision::CredentialFailure::BadChecksum,
                         ..
                     }
                 )

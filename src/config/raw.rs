@@ -69,6 +69,10 @@ pub struct RawGateway {
     pub trusted_proxies: Option<Vec<String>>,
     /// Expect a PROXY protocol v1/v2 header on every main-listener connection.
     pub proxy_protocol: Option<bool>,
+    /// Token lifetimes (SPEC §12).
+    pub token_policy: Option<crate::token_policy::RawTokenPolicy>,
+    /// Telling a token's contacts (SPEC §12).
+    pub notifications: Option<crate::notify::settings::RawNotifications>,
     /// Where the usage record is kept besides each replica's `state_dir` (fleet usage).
     pub usage: Option<RawUsage>,
 }
