@@ -44,10 +44,12 @@ pub enum DecisionLabel {
     Unauthenticated,
     RateLimited,
     BadRequest,
+    /// Right secret from a client address outside the token's `allowed_ips`.
+    DeniedIp,
 }
 
 impl DecisionLabel {
-    pub const ALL: [DecisionLabel; 7] = [
+    pub const ALL: [DecisionLabel; 8] = [
         DecisionLabel::Allowed,
         DecisionLabel::DeniedScope,
         DecisionLabel::DeniedCredentials,
@@ -55,6 +57,7 @@ impl DecisionLabel {
         DecisionLabel::Unauthenticated,
         DecisionLabel::RateLimited,
         DecisionLabel::BadRequest,
+        DecisionLabel::DeniedIp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +69,7 @@ impl DecisionLabel {
             DecisionLabel::Unauthenticated => "unauthenticated",
             DecisionLabel::RateLimited => "rate_limited",
             DecisionLabel::BadRequest => "bad_request",
+            DecisionLabel::DeniedIp => "denied_ip",
         }
     }
 }
@@ -143,6 +147,8 @@ pub struct Metrics {
     pub generation: IntGauge,
     shadow_denied: IntCounterVec,
     pub throttled: IntCounterVec,
+    /// Main-listener connections closed for a missing or refused PROXY protocol header.
+    pub proxy_protocol_rejected: IntCounterVec,
     /// `sgs_` secrets refused for a bad checksum, length or alphabet (SPEC §12).
     pub secret_checksum_failures: IntCounter,
     /// Handles for requests without a configured token (bounded: decisions x methods).
@@ -307,6 +313,20 @@ impl Metrics {
                 &["kind"],
             ),
         );
+        let proxy_protocol_rejected = build(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "scopegate_proxy_protocol_rejected_total",
+                    "Connections closed because their PROXY protocol header was missing, \
+                     invalid, too long, too slow, or came from a peer outside trusted_proxies.",
+                ),
+                &["reason"],
+            ),
+        );
+        for reason in crate::proxy_protocol::ProxyHeaderError::LABELS {
+            proxy_protocol_rejected.with_label_values(&[reason]);
+        }
         let secret_checksum_failures = build(
             &registry,
             IntCounter::new(
@@ -356,6 +376,7 @@ impl Metrics {
             generation,
             shadow_denied,
             throttled,
+            proxy_protocol_rejected,
             secret_checksum_failures,
             anonymous: TokenSeries::new(UNKNOWN, UNKNOWN),
         })

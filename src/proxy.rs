@@ -16,6 +16,7 @@ use crate::access_log::{AccessRecord, Logged};
 use crate::auth::{self, AuthError};
 use crate::body::{BodyError, RequestBody};
 use crate::bruteforce::AddressThrottle;
+use crate::client_addr;
 use crate::decision::{self, Ask, Denial, SecretUsed};
 use crate::forward::{self, Identity, UpstreamClient};
 use crate::metrics::{DecisionLabel, Metrics, NO_API};
@@ -109,6 +110,7 @@ impl Shared {
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
+    /// The peer: the TCP peer, or the source a PROXY protocol header carried.
     pub remote: SocketAddr,
     pub tls: bool,
     /// `remote`'s IP rendered for `X-Forwarded-For`, once per connection.
@@ -119,8 +121,11 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// `remote` is the connection's peer: the TCP peer, or the source address of the
+    /// connection's PROXY protocol header.
     pub fn new(remote: SocketAddr, tls: bool) -> ConnInfo {
-        let forwarded_for = http::HeaderValue::from_str(&remote.ip().to_string())
+        let ip = crate::netaddr::canonical(remote.ip());
+        let forwarded_for = http::HeaderValue::from_str(&ip.to_string())
             .unwrap_or(http::HeaderValue::from_static("unknown"));
         ConnInfo {
             remote,
@@ -150,14 +155,25 @@ pub async fn handle(
     let start = Instant::now();
     let policy = shared.policy.load_full();
     let method = method_label(req.method());
+    // The client address (`X-Forwarded-For` read only from `trusted_proxies`): judged by
+    // `allowed_ips` and the throttle, sent upstream, and logged.
+    let client = client_addr::resolve(
+        conn.remote.ip(),
+        req.headers(),
+        &policy.settings.trusted_proxies,
+    );
     // The access-log record, only when the log is on (written when the body is done).
-    let mut record = policy
-        .settings
-        .access_log
-        .then(|| Box::new(AccessRecord::begin(&req, conn.remote, start)));
+    let mut record = policy.settings.access_log.then(|| {
+        Box::new(AccessRecord::begin(
+            &req,
+            client.log_text(conn.remote),
+            start,
+        ))
+    });
     let counter = record.as_ref().map(|r| r.forwarded_request_bytes.clone());
 
-    let (resp, outcome, upstream_secs) = run(&shared, &policy, conn, req, start, counter).await;
+    let (resp, outcome, upstream_secs) =
+        run(&shared, &policy, conn, &client, req, start, counter).await;
     let status = resp.status();
 
     shared.metrics.count_request(
@@ -191,6 +207,7 @@ async fn run<'p>(
     shared: &Shared,
     policy: &'p Policy,
     conn: ConnInfo,
+    client: &client_addr::ClientAddr,
     mut req: Request<Incoming>,
     start: Instant,
     forwarded_bytes: Option<Arc<std::sync::atomic::AtomicU64>>,
@@ -279,9 +296,9 @@ async fn run<'p>(
     };
 
     // Phase 4: decision, behind the failed-authentication throttle: a throttled address or
-    // SID gets 429 before its secret is even checked.
+    // SID gets 429 before its secret is even checked. The address is the resolved client.
     let mono_now = start;
-    let client_ip = conn.remote.ip();
+    let client_ip = client.ip;
     let throttled = if shared.addresses.is_blocked(client_ip, mono_now) {
         Some("address")
     } else if policy
@@ -322,7 +339,7 @@ async fn run<'p>(
         path,
     };
     let now = unix_now();
-    let allowed = match decision::decide(policy, &creds, &ask, now) {
+    let allowed = match decision::decide(policy, &creds, &ask, client.for_allowlist(), now) {
         Ok(a) => a,
         Err(denial) => {
             if let Denial::Credentials {
@@ -332,15 +349,21 @@ async fn run<'p>(
             {
                 shared.metrics.secret_checksum_failures.inc();
             }
-            if let Denial::Credentials {
-                token: failed,
-                reason:
-                    decision::CredentialFailure::WrongSecret
-                    | decision::CredentialFailure::UnknownSid
-                    | decision::CredentialFailure::Deleted
-                    | decision::CredentialFailure::BadChecksum,
-            } = denial
-            {
+            // A right secret from outside `allowed_ips` counts like a wrong one, so that
+            // not even the throttle tells the two apart.
+            let failed = match denial {
+                Denial::Credentials {
+                    token,
+                    reason:
+                        decision::CredentialFailure::WrongSecret
+                        | decision::CredentialFailure::UnknownSid
+                        | decision::CredentialFailure::Deleted
+                        | decision::CredentialFailure::BadChecksum,
+                } => Some(token),
+                Denial::Address { token } => Some(Some(token)),
+                _ => None,
+            };
+            if let Some(failed) = failed {
                 let bf = &settings.bruteforce;
                 shared.addresses.record_failure(client_ip, mono_now, bf);
                 if let Some(t) = failed {
@@ -358,6 +381,11 @@ async fn run<'p>(
                     Refusal::InvalidCredentials(settings.invalid_credentials_status)
                 }
                 Denial::Scope { .. } => Refusal::AccessDenied,
+                // Answered like a wrong secret: from outside the allowlist, a leaked secret
+                // cannot even be confirmed.
+                Denial::Address { .. } => {
+                    Refusal::InvalidCredentials(settings.invalid_credentials_status)
+                }
             };
             let (token, api) = match denial {
                 Denial::Credentials { token, .. } => (token, NO_API),
@@ -368,6 +396,16 @@ async fn run<'p>(
                         _ => NO_API,
                     };
                     (Some(token), api)
+                }
+                Denial::Address { token } => {
+                    tracing::warn!(
+                        target: "scopegate::auth",
+                        token = token.spec.sid.as_str(),
+                        client = %client.ip,
+                        established = client.established,
+                        "request from a client address outside the token's allowed_ips"
+                    );
+                    (Some(token), NO_API)
                 }
             };
             // Only a token whose secret was verified is attributed by SID in metrics: an
@@ -501,7 +539,7 @@ async fn run<'p>(
     let identity = Identity {
         sid: token.sid_header.as_ref(),
         account: token.account_header.as_ref(),
-        client_addr: &conn.forwarded_for,
+        client_addr: client.forwarded_for.as_ref().unwrap_or(&conn.forwarded_for),
         tls: conn.tls,
         host,
         keep_authorization: settings.forward_authorization,

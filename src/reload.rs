@@ -350,6 +350,10 @@ pub fn restart_needed(running: &Settings, new: &Settings) -> Vec<&'static str> {
         "http2_cleartext",
         running.http2_cleartext != new.http2_cleartext,
     );
+    check(
+        "proxy_protocol",
+        running.proxy_protocol != new.proxy_protocol,
+    );
     let (rl, nl) = (&running.limits, &new.limits);
     check(
         "limits.max_connections",
@@ -756,6 +760,7 @@ mod tests {
             scopes,
             shadow_scopes: None,
             rate_limit: None,
+            allowed_ips: None,
             quota: None,
             scope_limits: Vec::new(),
         }
