@@ -89,7 +89,14 @@ fn bench_decision(c: &mut Criterion) {
                 overrides: &[],
                 path: &target.path,
             };
-            let allowed = decide(&policy, &creds, &ask, 1_800_000_000).unwrap();
+            let allowed = decide(
+                &policy,
+                &creds,
+                &ask,
+                Some([127, 0, 0, 1].into()),
+                1_800_000_000,
+            )
+            .unwrap();
             metrics.count_request(
                 Some(&allowed.token.runtime.series),
                 policy.api_name(allowed.api.unwrap()),

@@ -2,7 +2,10 @@
 //!
 //! A request travels in a straight line, one step per module:
 //!
-//! - [`server`]: accepts connections, applies connection limits and timeouts, drains on shutdown.
+//! - [`server`]: accepts connections, applies connection limits and timeouts, drains on shutdown;
+//!   [`proxy_protocol`] reads a load balancer's PROXY header first when configured.
+//! - [`client_addr`]: the client address (peer, or `X-Forwarded-For` behind
+//!   `trusted_proxies`) that `allowed_ips` and the throttle judge; [`netaddr`] the CIDR lists.
 //! - [`proxy`]: the per-request service; loads the policy snapshot once and runs the phases.
 //! - [`request`]: framing, `Host` and method-override checks made before authentication.
 //! - [`scope`]: request-target canonicalization ([`scope::target`]) and the compiled
@@ -39,6 +42,10 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;
+// Landed from issue 19b in the flat layout; placed by the next commit.
+pub mod client_addr;
+pub mod netaddr;
+pub mod proxy_protocol;
 
 // Old module paths, kept while branches cut from the flat layout are merged.
 pub use cli::{notifier as notify, promql};
@@ -219,6 +226,15 @@ pub fn start_workers(
             Some(tokio_rustls::TlsAcceptor::from(config))
         }
     };
+    {
+        let settings = &shared.policy.load().settings;
+        if settings.proxy_protocol && settings.trusted_proxies.is_empty() {
+            tracing::warn!(
+                "proxy_protocol is on without trusted_proxies: any peer that reaches the \
+                 listener can claim any client address; list the load balancers in trusted_proxies"
+            );
+        }
+    }
     let (stop, stop_rx) = watch::channel(0u8);
     let ready = Arc::new(Readiness::default());
     ready.set(true);

@@ -34,6 +34,10 @@ pub struct ExplainArgs {
     /// Print one JSON object instead of the readable explanation.
     #[arg(long)]
     pub json: bool,
+    /// The client address to check against the token's `allowed_ips` (the address the
+    /// gateway resolves: the peer, or the `X-Forwarded-For` entry behind trusted proxies).
+    #[arg(long, value_name = "IP")]
+    pub from: Option<std::net::IpAddr>,
     /// The HTTP method, exactly as sent (methods are case-sensitive).
     pub method: String,
     /// The request target: a path, optionally with a query (`/a/b?_method=DELETE`).
@@ -101,6 +105,9 @@ pub struct Explanation {
     /// For an allowed request of a token with `shadow_scopes`: whether the shadow set would
     /// deny it (the gateway then counts it in `scopegate_shadow_denied_total`).
     pub shadow_denies: Option<bool>,
+    /// The `--from` address, and the token's `allowed_ips` (`null`: any address).
+    pub from: Option<String>,
+    pub allowed_ips: Option<Vec<String>>,
     pub notes: Vec<String>,
 }
 
@@ -137,12 +144,13 @@ pub fn run(args: ExplainArgs) -> ExitCode {
     };
     let policy = Policy::detached(config, 1);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let e = match explain(
+    let e = match explain_from(
         &policy,
         &args.token,
         &args.method,
         &args.path,
         &headers,
+        args.from,
         now,
     ) {
         Ok(e) => e,
@@ -182,14 +190,27 @@ pub fn parse_headers(lines: &[String]) -> Result<HeaderMap, UsageError> {
     Ok(map)
 }
 
-/// Explains one request. Pure: the policy, the SID, the method and target as sent, the
-/// request headers, and the time (for expiry).
+/// Explains one request without a client address: `allowed_ips` is reported, not checked.
 pub fn explain<R>(
     policy: &Policy<R>,
     sid: &str,
     method: &str,
     target: &str,
     headers: &HeaderMap,
+    now_unix: i64,
+) -> Result<Explanation, UsageError> {
+    explain_from(policy, sid, method, target, headers, None, now_unix)
+}
+
+/// Explains one request. Pure: the policy, the SID, the method and target as sent, the
+/// request headers, the client address if known (`--from`), and the time (for expiry).
+pub fn explain_from<R>(
+    policy: &Policy<R>,
+    sid: &str,
+    method: &str,
+    target: &str,
+    headers: &HeaderMap,
+    from: Option<std::net::IpAddr>,
     now_unix: i64,
 ) -> Result<Explanation, UsageError> {
     let wire =
@@ -215,9 +236,12 @@ pub fn explain<R>(
         resulting_scope: None,
         why: String::new(),
         shadow_denies: None,
+        from: from.map(|ip| crate::netaddr::canonical(ip).to_string()),
+        allowed_ips: None,
         notes: Vec::new(),
     };
     if let Some(token) = policy.tokens.get(sid) {
+        e.allowed_ips = token.spec.allowed_ips.as_ref().map(|a| a.to_strings());
         e.account = Some(token.spec.account.clone());
         e.kind = Some(token.spec.kind.as_str());
         e.status = Some(token.spec.status.as_str());
@@ -326,6 +350,40 @@ pub fn explain<R>(
             Err(_) => "its scopes would not allow this request either".into(),
         });
         return Ok(e);
+    }
+
+    // Phase 3b: the client address, with the gateway's function and in its place.
+    if let Some(listed) = &e.allowed_ips {
+        let listed = listed.join(", ");
+        match from {
+            None => e.notes.push(format!(
+                "the token only accepts requests from allowed_ips [{listed}]: pass --from IP \
+                 to check a client address"
+            )),
+            Some(ip) => {
+                if let Err(denial) = decision::check_address(token, Some(ip)) {
+                    e.decision = denial.label().as_str();
+                    e.reason = denial.reason();
+                    e.why = format!(
+                        "the client address {} is not in the token's allowed_ips [{listed}] \
+                         (answered like a wrong secret)",
+                        crate::netaddr::canonical(ip)
+                    );
+                    e.notes.push(match &scoped {
+                        Ok(_) => "its scopes would allow this request".into(),
+                        Err(_) => "its scopes would not allow this request either".into(),
+                    });
+                    return Ok(e);
+                }
+                e.notes.push(format!(
+                    "the client address {} is in allowed_ips [{listed}]",
+                    crate::netaddr::canonical(ip)
+                ));
+            }
+        }
+    } else if from.is_some() {
+        e.notes
+            .push("the token has no allowed_ips: any client address may use it".into());
     }
     match scoped {
         Ok(allowed) => {

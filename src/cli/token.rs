@@ -148,6 +148,11 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     Ok(r)
 }
 
+/// An `allowed_ips` entry, checked as validation will check it, in canonical form.
+fn parse_allowed_ip(s: &str) -> Result<String, String> {
+    crate::netaddr::parse_cidr(s).map(|net| net.to_string())
+}
+
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
     #[command(flatten)]
@@ -183,6 +188,9 @@ pub struct CreateArgs {
     /// Burst for the override (default: the rate rounded up).
     #[arg(long, requires = "rate")]
     pub burst: Option<u32>,
+    /// Accept requests only from this client address or CIDR (repeatable; default: any).
+    #[arg(long = "allow-ip", value_name = "CIDR", value_parser = parse_allowed_ip)]
+    pub allowed_ips: Vec<String>,
     /// Expiry (RFC 3339): the token is refused from then on.
     #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
     pub expires: Option<OffsetDateTime>,
@@ -256,6 +264,15 @@ pub struct UpdateArgs {
     /// Back to the gateway's default rate limit.
     #[arg(long, conflicts_with = "rate")]
     pub clear_rate: bool,
+    /// Add a client address or CIDR to the token's allowed_ips (repeatable).
+    #[arg(long = "allow-ip", value_name = "CIDR", value_parser = parse_allowed_ip)]
+    pub allow_ips: Vec<String>,
+    /// Remove an entry from the token's allowed_ips (repeatable).
+    #[arg(long = "remove-ip", value_name = "CIDR", value_parser = parse_allowed_ip)]
+    pub remove_ips: Vec<String>,
+    /// Drop allowed_ips: any client address may use the token again.
+    #[arg(long, conflicts_with_all = ["allow_ips", "remove_ips"])]
+    pub any_ip: bool,
     #[arg(long, value_enum)]
     pub env: Option<EnvArg>,
     #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
@@ -339,6 +356,7 @@ fn create(a: CreateArgs) -> Result<(), Fail> {
         rate: a.rate,
         burst: a.burst,
         expires: a.expires,
+        allowed_ips: a.allowed_ips.clone(),
         ..ops::NewToken::default()
     };
     let created = ops::create(&store, &new, &Actor::cli())?;
@@ -477,6 +495,10 @@ fn update(a: UpdateArgs) -> Result<(), Fail> {
         environment: a.env.map(|e| e.as_str().to_owned()),
         expires: a.expires,
         no_expiry: a.no_expiry,
+        set_allowed_ips: None,
+        allow_ips: a.allow_ips,
+        remove_ips: a.remove_ips,
+        any_ip: a.any_ip,
     };
     let updated = ops::update(&store, &a.sid, &change, &Actor::cli())?;
     warn_all(&updated.warnings);

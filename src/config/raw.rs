@@ -65,6 +65,10 @@ pub struct RawGateway {
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
     pub bruteforce: Option<RawBruteForce>,
+    /// Proxies whose `X-Forwarded-For` is believed (CIDRs or addresses).
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Expect a PROXY protocol v1/v2 header on every main-listener connection.
+    pub proxy_protocol: Option<bool>,
     /// Token lifetimes (SPEC §12).
     pub token_policy: Option<super::token_policy::RawTokenPolicy>,
     /// Telling a token's contacts (SPEC §12).
@@ -285,6 +289,8 @@ pub struct RawToken {
     pub scopes: Vec<RawScope>,
     pub shadow_scopes: Option<Vec<RawScope>>,
     pub rate_limit: Option<RawRateLimit>,
+    /// Client addresses the token may be used from (CIDRs or addresses); unset: any.
+    pub allowed_ips: Option<Vec<String>>,
     /// Requests per day or month for the whole token, counted across replicas in Redis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<RawQuota>,

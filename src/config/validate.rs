@@ -280,6 +280,12 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         limits,
         bruteforce,
         admin_users,
+        trusted_proxies: raw
+            .trusted_proxies
+            .as_deref()
+            .map(|list| address_list(sink, "trusted_proxies", list))
+            .unwrap_or_default(),
+        proxy_protocol: raw.proxy_protocol.unwrap_or(false),
         usage_redis,
     }
 }
@@ -570,6 +576,19 @@ fn token(
     let rate_limit = raw
         .rate_limit
         .map(|r| rate_limit(sink, &format!("{field}.rate_limit"), r));
+    let allowed_ips = raw.allowed_ips.as_deref().map(|list| {
+        let afield = format!("{field}.allowed_ips");
+        if list.is_empty() {
+            // It would refuse every request, which `status: disabled` says more clearly.
+            sink.push(
+                &afield,
+                "an empty allowed_ips list would refuse every request",
+                "list CIDRs such as 203.0.113.0/24 or 2001:db8::/48, remove the field to \
+                 allow any address, or disable the token",
+            );
+        }
+        address_list(sink, &afield, list)
+    });
     let quota = raw
         .quota
         .map(|q| quota(sink, &format!("{field}.quota"), q, settings));
@@ -606,9 +625,28 @@ fn token(
         scopes: granted,
         shadow_scopes,
         rate_limit,
+        allowed_ips,
         quota,
         scope_limits,
     })
+}
+
+/// An `allowed_ips` or `trusted_proxies` list: CIDRs or bare addresses (see
+/// [`crate::netaddr::parse_cidr`]), every bad entry reported.
+fn address_list(sink: &mut ErrorSink<'_>, field: &str, list: &[String]) -> crate::netaddr::CidrSet {
+    let mut nets = Vec::with_capacity(list.len());
+    for (i, entry) in list.iter().enumerate() {
+        match crate::netaddr::parse_cidr(entry) {
+            Ok(net) => nets.push(net),
+            Err(why) => sink.push(
+                &format!("{field}[{i}]"),
+                why,
+                "write an address (203.0.113.7, 2001:db8::7) or a CIDR with a clean network \
+                 part (203.0.113.0/24, 2001:db8::/48)",
+            ),
+        }
+    }
+    crate::netaddr::CidrSet::new(nets)
 }
 
 /// The `rate_limit` and `quota` written on scope entries, by API. Two entries for one API

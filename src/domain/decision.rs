@@ -1,8 +1,11 @@
-//! The per-request decision: authenticate the credentials, then authorize the method(s)
-//! and canonical path against the token's scopes. Pure: no I/O, no HTTP responses.
+//! The per-request decision: authenticate the credentials, check the client address
+//! against the token's `allowed_ips`, then authorize the method(s) and canonical path
+//! against the token's scopes. Pure: no I/O, no HTTP responses.
 //!
 //! The gateway and `scopegate explain` both call [`decide`], so what `explain` prints is
 //! what the gateway does.
+
+use std::net::IpAddr;
 
 use crate::domain::auth::Credentials;
 use crate::domain::labels::DecisionLabel;
@@ -47,6 +50,9 @@ pub enum Denial<'p, R> {
         token: &'p Token<R>,
         reason: ScopeFailure,
     },
+    /// Right secret, but the client address is outside the token's `allowed_ips` (or
+    /// could not be established behind a trusted proxy).
+    Address { token: &'p Token<R> },
 }
 
 // Manual impls: a derive would require `R: Clone`/`R: Debug` of the runtime state, which
@@ -70,6 +76,7 @@ impl<R> std::fmt::Debug for Denial<'_, R> {
                 .field("token", token)
                 .field("reason", reason)
                 .finish(),
+            Denial::Address { token } => f.debug_struct("Address").field("token", token).finish(),
         }
     }
 }
@@ -83,6 +90,7 @@ impl<R> Denial<'_, R> {
             } => DecisionLabel::DeniedDisabled,
             Denial::Credentials { .. } => DecisionLabel::DeniedCredentials,
             Denial::Scope { .. } => DecisionLabel::DeniedScope,
+            Denial::Address { .. } => DecisionLabel::DeniedIp,
         }
     }
 
@@ -101,6 +109,7 @@ impl<R> Denial<'_, R> {
                 ScopeFailure::Method { .. } => "method_not_granted",
                 ScopeFailure::Override { .. } => "method_override_not_granted",
             },
+            Denial::Address { .. } => "ip_not_allowed",
         }
     }
 }
@@ -276,14 +285,36 @@ pub fn authorize<'p, R>(
     })
 }
 
-/// Both steps, as the gateway runs them.
+/// Checks the client address against the token's `allowed_ips`; `client` is `None` when
+/// the address could not be established (a malformed `X-Forwarded-For` from a trusted
+/// proxy), which only a token without an allowlist accepts.
+///
+/// It runs after [`authenticate`], so only a caller holding the token's secret can tell
+/// this refusal from a wrong secret at all (and the response is the same): the check adds
+/// nothing to what an attacker without the secret can learn about which SIDs exist, and
+/// costs the same time for every SID.
+pub fn check_address<'p, R>(
+    token: &'p Token<R>,
+    client: Option<IpAddr>,
+) -> Result<(), Denial<'p, R>> {
+    match (&token.spec.allowed_ips, client) {
+        (None, _) => Ok(()),
+        (Some(allowed), Some(ip)) if allowed.contains(ip) => Ok(()),
+        (Some(_), _) => Err(Denial::Address { token }),
+    }
+}
+
+/// The three steps, as the gateway runs them: authenticate, check the client address,
+/// authorize.
 pub fn decide<'p, R>(
     policy: &'p Policy<R>,
     creds: &Credentials,
     ask: &Ask<'_>,
+    client: Option<IpAddr>,
     now_unix: i64,
 ) -> Result<Allowed<'p, R>, Denial<'p, R>> {
     let (token, secret) = authenticate(policy, creds, now_unix)?;
+    check_address(token, client)?;
     authorize(policy, token, secret, ask)
 }
 

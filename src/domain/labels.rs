@@ -17,10 +17,12 @@ pub enum DecisionLabel {
     Unauthenticated,
     RateLimited,
     BadRequest,
+    /// Right secret from a client address outside the token's `allowed_ips`.
+    DeniedIp,
 }
 
 impl DecisionLabel {
-    pub const ALL: [DecisionLabel; 7] = [
+    pub const ALL: [DecisionLabel; 8] = [
         DecisionLabel::Allowed,
         DecisionLabel::DeniedScope,
         DecisionLabel::DeniedCredentials,
@@ -28,6 +30,7 @@ impl DecisionLabel {
         DecisionLabel::Unauthenticated,
         DecisionLabel::RateLimited,
         DecisionLabel::BadRequest,
+        DecisionLabel::DeniedIp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl DecisionLabel {
             DecisionLabel::Unauthenticated => "unauthenticated",
             DecisionLabel::RateLimited => "rate_limited",
             DecisionLabel::BadRequest => "bad_request",
+            DecisionLabel::DeniedIp => "denied_ip",
         }
     }
 }

@@ -134,6 +134,10 @@ pub struct Settings {
     pub bruteforce: crate::bruteforce::BruteForceSettings,
     /// `admin.users`; empty turns the admin API and console off (404).
     pub admin_users: Vec<crate::domain::admin::AdminUser>,
+    /// Peers whose `X-Forwarded-For` is read (see `client_addr`); empty: none.
+    pub trusted_proxies: crate::netaddr::CidrSet,
+    /// The main listener expects a PROXY protocol header first. Read at start only.
+    pub proxy_protocol: bool,
     /// `usage.backend: redis`: the fleet-wide usage record. Read at start only.
     pub usage_redis: Option<crate::domain::backends::UsageRedisSettings>,
 }
@@ -176,6 +180,8 @@ pub struct TokenSpec {
     pub scopes: Vec<ScopeGrant>,
     pub shadow_scopes: Option<Vec<ScopeGrant>>,
     pub rate_limit: Option<RateLimit>,
+    /// The client addresses the token may be used from; `None`: any address.
+    pub allowed_ips: Option<crate::netaddr::CidrSet>,
     /// The token's own quota (all its requests).
     pub quota: Option<crate::domain::backends::Quota>,
     /// Per-scope overrides, sorted by API: a scope's `rate_limit` replaces the token's

@@ -3,7 +3,6 @@
 //! full duration. Everything a client sent is bounded and escaped before it is logged; the
 //! query string and credentials never are.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,7 +32,9 @@ pub struct AccessRecord {
     pub status: u16,
     pub decision: &'static str,
     pub reason: &'static str,
-    pub client: SocketAddr,
+    /// The client address (see `client_addr`): `ip:port` of the connection's peer, or the
+    /// bare address of a client behind trusted proxies.
+    pub client: String,
     pub user_agent: String,
     /// The declared `Content-Length` of the request (0 without one).
     pub declared_request_bytes: u64,
@@ -52,7 +53,7 @@ impl AccessRecord {
     /// Starts the record of a request: what is known before any phase ran.
     pub fn begin(
         req: &http::Request<hyper::body::Incoming>,
-        client: SocketAddr,
+        client: String,
         start: Instant,
     ) -> AccessRecord {
         let headers = req.headers();

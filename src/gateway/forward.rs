@@ -112,7 +112,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub struct Identity<'a> {
     pub sid: Option<&'a HeaderValue>,
     pub account: Option<&'a HeaderValue>,
-    /// The client's address, already rendered (once per connection).
+    /// The `X-Forwarded-For` value, already rendered: the resolved client address, then
+    /// any trusted proxy hops (see `client_addr`).
     pub client_addr: &'a HeaderValue,
     pub tls: bool,
     /// The client's `Host` (or HTTP/2 `:authority`), for `X-Forwarded-Host`.
@@ -185,8 +186,8 @@ pub fn prepare(
     if let Some(v) = identity.account {
         headers.insert(X_SCOPEGATE_ACCOUNT, v.clone());
     }
-    // The gateway is the edge: a client-sent X-Forwarded-For is not evidence of anything,
-    // so it is replaced rather than appended to.
+    // The gateway asserts X-Forwarded-For: what the client sent is replaced by the chain
+    // `client_addr` resolved (only trusted proxies' entries survive).
     headers.insert(X_FORWARDED_FOR, identity.client_addr.clone());
     headers.insert(
         X_FORWARDED_PROTO,

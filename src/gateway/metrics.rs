@@ -104,6 +104,8 @@ pub struct Metrics {
     pub generation: IntGauge,
     shadow_denied: IntCounterVec,
     pub throttled: IntCounterVec,
+    /// Main-listener connections closed for a missing or refused PROXY protocol header.
+    pub proxy_protocol_rejected: IntCounterVec,
     /// `sgs_` secrets refused for a bad checksum, length or alphabet (SPEC §12).
     pub secret_checksum_failures: IntCounter,
     /// Handles for requests without a configured token (bounded: decisions x methods).
@@ -268,6 +270,20 @@ impl Metrics {
                 &["kind"],
             ),
         );
+        let proxy_protocol_rejected = build(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "scopegate_proxy_protocol_rejected_total",
+                    "Connections closed because their PROXY protocol header was missing, \
+                     invalid, too long, too slow, or came from a peer outside trusted_proxies.",
+                ),
+                &["reason"],
+            ),
+        );
+        for reason in crate::proxy_protocol::ProxyHeaderError::LABELS {
+            proxy_protocol_rejected.with_label_values(&[reason]);
+        }
         let secret_checksum_failures = build(
             &registry,
             IntCounter::new(
@@ -317,6 +333,7 @@ impl Metrics {
             generation,
             shadow_denied,
             throttled,
+            proxy_protocol_rejected,
             secret_checksum_failures,
             anonymous: TokenSeries::new(UNKNOWN, UNKNOWN),
         })

@@ -18,6 +18,7 @@ use crate::access_log::{AccessRecord, Logged};
 use crate::auth;
 use crate::body::{BodyError, RequestBody};
 use crate::bruteforce::AddressThrottle;
+use crate::client_addr::{self, ClientAddr};
 use crate::decision::{self, Allowed, Ask, Denial, SecretUsed};
 use crate::domain::classify::{self, Classified};
 use crate::domain::settings::Settings;
@@ -113,6 +114,7 @@ impl Shared {
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
+    /// The peer: the TCP peer, or the source a PROXY protocol header carried.
     pub remote: SocketAddr,
     pub tls: bool,
     /// `remote`'s IP rendered for `X-Forwarded-For`, once per connection.
@@ -123,8 +125,11 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// `remote` is the connection's peer: the TCP peer, or the source address of the
+    /// connection's PROXY protocol header.
     pub fn new(remote: SocketAddr, tls: bool) -> ConnInfo {
-        let forwarded_for = http::HeaderValue::from_str(&remote.ip().to_string())
+        let ip = crate::netaddr::canonical(remote.ip());
+        let forwarded_for = http::HeaderValue::from_str(&ip.to_string())
             .unwrap_or(http::HeaderValue::from_static("unknown"));
         ConnInfo {
             remote,
@@ -141,6 +146,9 @@ struct Ctx<'p> {
     policy: &'p Policy,
     settings: &'p Settings,
     conn: ConnInfo,
+    /// The client address (`X-Forwarded-For` read only from `trusted_proxies`): judged by
+    /// `allowed_ips` and the throttle, sent upstream, and logged.
+    client: ClientAddr,
     /// When the request arrived: the monotonic clock of durations and the throttle.
     start: Instant,
     /// Unix seconds, read once per request (expiry, usage, quotas).
@@ -196,16 +204,25 @@ pub async fn handle(
     let start = Instant::now();
     let policy = shared.policy.load_full();
     let method = method_label(req.method());
+    let client = client_addr::resolve(
+        conn.remote.ip(),
+        req.headers(),
+        &policy.settings.trusted_proxies,
+    );
     // The access-log record, only when the log is on (written when the body is done).
-    let mut record = policy
-        .settings
-        .access_log
-        .then(|| Box::new(AccessRecord::begin(&req, conn.remote, start)));
+    let mut record = policy.settings.access_log.then(|| {
+        Box::new(AccessRecord::begin(
+            &req,
+            client.log_text(conn.remote),
+            start,
+        ))
+    });
     let forwarded_bytes = record.as_ref().map(|r| r.forwarded_request_bytes.clone());
     let mut ctx = Ctx {
         policy: &policy,
         settings: &policy.settings,
         conn,
+        client,
         start,
         now: unix_now(),
         token: None,
@@ -357,7 +374,8 @@ fn authenticate<'p>(
     req: &Request<Incoming>,
 ) -> Result<(&'p Token, SecretUsed), Refused<'p>> {
     let creds = auth::parse_basic(req.headers()).map_err(Refused::Unauthenticated)?;
-    let client_ip = ctx.conn.remote.ip();
+    // The throttle judges the resolved client address.
+    let client_ip = ctx.client.ip;
     if shared.addresses.is_blocked(client_ip, ctx.start) {
         return Err(Refused::Throttled(Throttle::Address));
     }
@@ -369,12 +387,36 @@ fn authenticate<'p>(
     {
         return Err(Refused::Throttled(Throttle::Sid));
     }
-    let result = decision::authenticate(ctx.policy, &creds, ctx.now);
+    let result = decision::authenticate(ctx.policy, &creds, ctx.now).and_then(|(token, secret)| {
+        decision::check_address(token, ctx.client.for_allowlist()).map(|()| (token, secret))
+    });
     drop(creds);
     match result {
         Ok((token, secret)) => {
             ctx.token = Some(token);
             Ok((token, secret))
+        }
+        Err(Denial::Address { token }) => {
+            // A right secret from outside `allowed_ips` counts like a wrong one, so that
+            // not even the throttle tells the two apart.
+            tracing::warn!(
+                target: "scopegate::auth",
+                token = token.spec.sid.as_str(),
+                client = %ctx.client.ip,
+                established = ctx.client.established,
+                "request from a client address outside the token's allowed_ips"
+            );
+            let bf = &ctx.settings.bruteforce;
+            shared.addresses.record_failure(client_ip, ctx.start, bf);
+            if token.runtime.failures.record_failure(ctx.start, bf) {
+                tracing::warn!(
+                    target: "scopegate::auth",
+                    token = token.spec.sid.as_str(),
+                    "too many failed secrets; token throttled for the cooling-off period"
+                );
+            }
+            ctx.token = Some(token);
+            Err(Refused::Denied(Denial::Address { token }))
         }
         Err(denial) => {
             if let Denial::Credentials { token, reason } = denial {
@@ -547,7 +589,11 @@ async fn forward<'p>(
     let identity = Identity {
         sid: token.sid_header.as_ref(),
         account: token.account_header.as_ref(),
-        client_addr: &ctx.conn.forwarded_for,
+        client_addr: ctx
+            .client
+            .forwarded_for
+            .as_ref()
+            .unwrap_or(&ctx.conn.forwarded_for),
         tls: ctx.conn.tls,
         host: admitted.classified.host.clone(),
         keep_authorization: settings.forward_authorization,

@@ -82,6 +82,11 @@ impl Refused<'_> {
                 Refusal::InvalidCredentials(settings.invalid_credentials_status)
             }
             Refused::Denied(Denial::Scope { .. }) => Refusal::AccessDenied,
+            // Answered like a wrong secret: from outside the allowlist, a leaked secret
+            // cannot even be confirmed.
+            Refused::Denied(Denial::Address { .. }) => {
+                Refusal::InvalidCredentials(settings.invalid_credentials_status)
+            }
             Refused::UpstreamTlsUnavailable | Refused::UpstreamFailed => Refusal::BadGateway,
             Refused::BodyTooLarge => Refusal::PayloadTooLarge,
             Refused::UpstreamTimeout => Refusal::GatewayTimeout,

@@ -365,6 +365,10 @@ pub fn restart_needed(running: &Settings, new: &Settings) -> Vec<&'static str> {
         "http2_cleartext",
         running.http2_cleartext != new.http2_cleartext,
     );
+    check(
+        "proxy_protocol",
+        running.proxy_protocol != new.proxy_protocol,
+    );
     let (rl, nl) = (&running.limits, &new.limits);
     check(
         "limits.max_connections",

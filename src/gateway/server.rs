@@ -1,7 +1,9 @@
 //! Listeners: the accept loop with its connection limit, per-connection HTTP settings
-//! (timeouts, header limits), and the graceful drain on shutdown.
+//! (timeouts, header limits), the PROXY protocol header when configured, and the
+//! graceful drain on shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,13 +11,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
 use crate::framing::FramingWatch;
 use crate::proxy::{self, ConnInfo, Shared};
+use crate::proxy_protocol::{self, Prefixed, ProxyHeaderError};
 
 /// The HTTP settings every client connection gets. Fixed at start-up: changing them
 /// needs a restart (a reload reports that).
@@ -55,6 +60,7 @@ pub async fn serve_main(
         builder = builder.http1_only();
     }
     let builder = Arc::new(builder);
+    let proxy_protocol = settings.proxy_protocol;
     let graceful = GracefulShutdown::new();
     // New connections wait in the kernel's backlog while the limit is reached; the ones
     // already open are unaffected.
@@ -83,63 +89,23 @@ pub async fn serve_main(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let mut conn_info = ConnInfo::new(remote, tls.is_some());
-        let shared = shared.clone();
-        match &tls {
-            None => {
-                let (stream, flags) = FramingWatch::new(stream);
-                conn_info.framing = Some(flags);
-                let service =
-                    service_fn(move |req| proxy::handle(shared.clone(), conn_info.clone(), req));
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    drop(permit);
-                });
-            }
-            Some(acceptor) => {
-                // The handshake runs in the connection's own task, bounded by the header
-                // timeout, so a slow handshake cannot hold up the accept loop.
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                let handshake_timeout = settings.timeouts.header_read;
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let (stream, flags) = FramingWatch::new(stream);
-                    conn_info.framing = Some(flags);
-                    let service = service_fn(move |req| {
-                        proxy::handle(shared.clone(), conn_info.clone(), req)
-                    });
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    drop(permit);
-                });
-            }
+        let conn = Connection {
+            shared: shared.clone(),
+            builder: builder.clone(),
+            tls: tls.clone(),
+            handshake_timeout: settings.timeouts.header_read,
+            watcher: graceful.watcher(),
+        };
+        if !proxy_protocol {
+            conn.spawn(stream, remote, permit);
+            continue;
         }
+        tokio::spawn(async move {
+            if let Some((stream, peer)) = proxy_header(&conn.shared, stream, remote).await {
+                conn.serve(stream, peer).await;
+            }
+            drop(permit);
+        });
     }
 
     drop(listener);
@@ -152,4 +118,112 @@ pub async fn serve_main(
     tokio::time::timeout(settings.timeouts.shutdown, graceful.shutdown())
         .await
         .is_err()
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+    watcher: Watcher,
+}
+
+impl Connection {
+    /// Serves a plain TCP connection in its own task.
+    fn spawn(self, stream: TcpStream, remote: SocketAddr, permit: OwnedSemaphorePermit) {
+        tokio::spawn(async move {
+            self.serve(stream, remote).await;
+            drop(permit);
+        });
+    }
+
+    /// Serves one connection whose peer is `remote` (the TCP peer, or the source of its
+    /// PROXY header): the TLS handshake first when TLS is on, bounded by the header
+    /// timeout, then HTTP until the connection ends or the drain closes it.
+    async fn serve<IO>(self, stream: IO, remote: SocketAddr)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn_info = ConnInfo::new(remote, self.tls.is_some());
+        let result = match self.tls.clone() {
+            None => self.serve_http(stream, conn_info).await,
+            Some(acceptor) => {
+                let stream =
+                    match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
+                    };
+                self.serve_http(stream, conn_info).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+
+    async fn serve_http<IO>(
+        self,
+        stream: IO,
+        mut conn_info: ConnInfo,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (stream, flags) = FramingWatch::new(stream);
+        conn_info.framing = Some(flags);
+        let shared = self.shared;
+        let service = service_fn(move |req| proxy::handle(shared.clone(), conn_info.clone(), req));
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        self.watcher.watch(conn).await
+    }
+}
+
+/// Reads a connection's PROXY protocol header (before any TLS), refusing peers outside
+/// `trusted_proxies` when that list is set. Returns the stream (replaying what followed
+/// the header) and the client address the header carried, or the TCP peer for headers
+/// without one (health checks); `None` when the connection is to be closed, which is
+/// counted before the stream is dropped.
+async fn proxy_header(
+    shared: &Shared,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+) -> Option<(Prefixed<TcpStream>, SocketAddr)> {
+    let (untrusted, timeout) = {
+        let policy = shared.policy.load();
+        let trusted = &policy.settings.trusted_proxies;
+        (
+            !trusted.is_empty() && !trusted.contains(remote.ip()),
+            policy.settings.timeouts.header_read,
+        )
+    };
+    let result = if untrusted {
+        Err(ProxyHeaderError::UntrustedPeer)
+    } else {
+        proxy_protocol::read_header(&mut stream, timeout).await
+    };
+    match result {
+        Ok((rest, source)) => Some((Prefixed::new(rest, stream), source.unwrap_or(remote))),
+        Err(e) => {
+            tracing::debug!(peer = %remote, error = %e, "connection closed: PROXY protocol");
+            shared
+                .metrics
+                .proxy_protocol_rejected
+                .with_label_values(&[e.label()])
+                .inc();
+            None
+        }
+    }
 }

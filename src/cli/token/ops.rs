@@ -43,6 +43,8 @@ pub struct NewToken {
     pub disabled: bool,
     /// A proposed narrower set, evaluated but not enforced.
     pub shadow_scopes: Vec<ScopeArg>,
+    /// `allowed_ips` entries (canonical CIDRs); empty: any client address.
+    pub allowed_ips: Vec<String>,
 }
 
 /// A freshly created token: the secret exists only here (zeroized on drop).
@@ -78,6 +80,13 @@ pub struct Change {
     pub environment: Option<String>,
     pub expires: Option<OffsetDateTime>,
     pub no_expiry: bool,
+    /// Replaces `allowed_ips` (canonical CIDRs, not empty); applied before add/remove.
+    pub set_allowed_ips: Option<Vec<String>>,
+    /// Entries to add to / remove from `allowed_ips` (canonical CIDRs).
+    pub allow_ips: Vec<String>,
+    pub remove_ips: Vec<String>,
+    /// Drop `allowed_ips`: any client address may use the token again.
+    pub any_ip: bool,
 }
 
 pub struct Updated {
@@ -156,6 +165,9 @@ pub fn create(store: &Store, a: &NewToken, actor: &Actor) -> Result<Created, Fai
     }
     if let Some(rate) = a.rate {
         fields.push(("rate_limit", render_rate(rate, a.burst)));
+    }
+    if !a.allowed_ips.is_empty() {
+        fields.push(("allowed_ips", flow_seq(&dedup(&a.allowed_ips))));
     }
 
     store.transact(|doc| {
@@ -356,6 +368,23 @@ pub fn update(store: &Store, sid: &str, a: &Change, actor: &Actor) -> Result<Upd
             remove(doc, "expires_at")?;
             changes.push("expiry (removed)");
         }
+        if a.any_ip {
+            remove(doc, "allowed_ips")?;
+            changes.push("allowed ips (any address)");
+        }
+        if let Some(list) = &a.set_allowed_ips {
+            set(doc, "allowed_ips", flow_seq(&dedup(list)))?;
+            changes.push("allowed ips");
+        }
+        if !a.allow_ips.is_empty() || !a.remove_ips.is_empty() {
+            let current = match &a.set_allowed_ips {
+                Some(list) => dedup(list),
+                None => str_list(token, "allowed_ips"),
+            };
+            let ips = edit_allowed_ips(sid, current, &a.allow_ips, &a.remove_ips, &mut warnings)?;
+            set(doc, "allowed_ips", flow_seq(&ips))?;
+            changes.push("allowed ips");
+        }
         if changes.is_empty() {
             return Err(fail(
                 "nothing to change: give at least one option (see `scopegate token update --help`)",
@@ -526,6 +555,39 @@ pub fn delete(
 }
 
 // ---- helpers --------------------------------------------------------------------------------
+
+/// A token's `allowed_ips` after removals and additions (entries compared as ranges, so
+/// `10.0.0.1` and `10.0.0.1/32` are one). Removing the last entry is refused: an empty list
+/// would refuse every request.
+fn edit_allowed_ips(
+    sid: &str,
+    mut ips: Vec<String>,
+    add: &[String],
+    remove: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, Fail> {
+    let canonical = |s: &str| crate::netaddr::parse_cidr(s).map(|net| net.to_string());
+    let same = |written: &str, wanted: &str| canonical(written).is_ok_and(|w| w == wanted);
+    for r in remove {
+        let before = ips.len();
+        ips.retain(|x| !same(x, r));
+        if ips.len() == before {
+            warnings.push(format!("{r} is not in the allowed_ips of {sid}"));
+        }
+    }
+    for new in add {
+        if !ips.iter().any(|x| same(x, new)) {
+            ips.push(new.clone());
+        }
+    }
+    if ips.is_empty() {
+        return Err(fail(format!(
+            "that would leave {sid} with no allowed address; use --any-ip to accept any \
+             address, or `scopegate token disable {sid}`; nothing was written"
+        )));
+    }
+    Ok(ips)
+}
 
 /// The token as the file has it before a change (for its contacts).
 fn token_view(doc: &TokensDoc, sid: &str) -> Option<view::TokenView> {

@@ -44,6 +44,8 @@ pub struct TokenView {
     pub shadow_scopes: Option<Vec<ScopeView>>,
     /// (requests per second, burst)
     pub rate_limit: Option<(f64, Option<u64>)>,
+    /// `allowed_ips` as written; `None`: any client address.
+    pub allowed_ips: Option<Vec<String>>,
     /// Unix seconds of the last allowed request, when the usage record knows it.
     pub last_used: Option<i64>,
     /// The token's `quota`, as written (`{requests, per}`).
@@ -140,6 +142,9 @@ impl TokenView {
             scopes: scopes_field(token, "scopes").unwrap_or_default(),
             shadow_scopes: scopes_field(token, "shadow_scopes"),
             rate_limit,
+            allowed_ips: token
+                .get("allowed_ips")
+                .map(|_| str_list(token, "allowed_ips")),
             last_used: None,
             quota: json_field(token, "quota"),
             scope_limits: token
@@ -238,6 +243,7 @@ impl TokenView {
                 "requests_per_second": rps,
                 "burst": burst,
             })),
+            "allowed_ips": self.allowed_ips,
             "quota": self.quota,
             "scope_limits": self.scope_limits.iter()
                 .map(|(api, l)| json!({"api": api, "rate_limit": l["rate_limit"], "quota": l["quota"]}))
@@ -298,6 +304,12 @@ impl TokenView {
                         settings.rate_limit.requests_per_second, settings.rate_limit.burst
                     ),
                 },
+            ),
+            (
+                "allowed ips",
+                self.allowed_ips
+                    .as_ref()
+                    .map_or("any address".into(), |list| list.join(", ")),
             ),
         ]);
         if let Some(q) = &self.quota {

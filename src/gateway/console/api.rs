@@ -76,6 +76,8 @@ struct CreateIn {
     shadow_scopes: Vec<ScopeIn>,
     expires_at: Option<String>,
     rate_limit: Option<RateIn>,
+    #[serde(default)]
+    allowed_ips: Vec<String>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -102,6 +104,20 @@ struct PatchIn {
     expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     rate_limit: Option<Option<RateIn>>,
+    /// A list replaces `allowed_ips`; `null` accepts any client address again.
+    #[serde(default, deserialize_with = "nullable")]
+    allowed_ips: Option<Option<Vec<String>>>,
+}
+
+/// `allowed_ips` entries in canonical CIDR form, checked as validation checks them.
+fn cidrs(list: &[String]) -> Result<Vec<String>, Fail> {
+    list.iter()
+        .map(|s| {
+            crate::netaddr::parse_cidr(s)
+                .map(|net| net.to_string())
+                .map_err(|e| fail(format!("allowed_ips entry `{s}`: {e}")))
+        })
+        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -308,6 +324,7 @@ async fn create(
         rate: rate.map(|r| r.0),
         burst: rate.and_then(|r| r.1),
         expires: input.expires_at.as_deref().map(expiry).transpose()?,
+        allowed_ips: cidrs(&input.allowed_ips)?,
     };
     let (account, name) = (new.account.clone(), new.name.clone());
     let created = data::write(shared, &console.write_lock, move |store| {
@@ -357,6 +374,17 @@ async fn patch(
             change.shadow_scopes = scope_args(s)?;
         }
         Some(None) => change.clear_shadow_scopes = true,
+        None => {}
+    }
+    match &input.allowed_ips {
+        Some(Some(list)) if list.is_empty() => {
+            return Err(fail(
+                "allowed_ips cannot be empty (it would refuse every request): give addresses, \
+                 or null to accept any address",
+            ))
+        }
+        Some(Some(list)) => change.set_allowed_ips = Some(cidrs(list)?),
+        Some(None) => change.any_ip = true,
         None => {}
     }
     match &input.expires_at {

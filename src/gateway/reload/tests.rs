@@ -30,6 +30,7 @@ fn token(sid: &str, secret: &str, scopes: Vec<ScopeGrant>) -> TokenSpec {
         scopes,
         shadow_scopes: None,
         rate_limit: None,
+        allowed_ips: None,
         quota: None,
         scope_limits: Vec::new(),
     }

@@ -287,6 +287,7 @@ mod tests {
                 methods: vec!["GET".into(), "POST".into()],
             }],
             shadow_scopes: None,
+            allowed_ips: None,
             rate_limit: None,
             last_used: None,
             quota: None,
