@@ -260,7 +260,7 @@ mod tests {
             "/v1/*/x/*",
             "/pub/*",
             "/%C3%A9/%3A/a-b_c~.d",
-            "/a/...",
+            "/a/..b",
             "/\"|!$&'()+,=:@",
         ] {
             assert_eq!(ok(s).to_string(), s);
