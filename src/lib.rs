@@ -9,7 +9,8 @@
 //!   catalog matcher ([`scope::catalog`]).
 //! - [`auth`]: strict HTTP Basic parsing; [`model`]: methods, statuses, secret hashes.
 //! - [`decision`]: authenticate and authorize, pure; shared with `scopegate explain`.
-//! - [`forward`]: request/response rewriting and the pooled upstream client.
+//! - [`forward`]: request/response rewriting and the pooled upstream client; [`owned_headers`]:
+//!   the table of routing and identity headers a client may not send.
 //! - [`response`]: every response the gateway makes up itself.
 //!
 //! Around it: [`config`] (files -> validated settings, all errors at once), [`policy`] (the
@@ -30,6 +31,7 @@ pub mod forward;
 pub mod framing;
 pub mod metrics;
 pub mod model;
+pub mod owned_headers;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
