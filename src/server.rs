@@ -51,6 +51,8 @@ pub async fn serve_main(
     let settings = shared.policy.load().settings.clone();
     let mut builder = connection_builder(&settings);
     if tls.is_none() && !settings.http2_cleartext {
+        // Not enough on its own: `serve_connection_with_upgrades` still serves a connection
+        // that opens with the HTTP/2 preface. `FramingWatch` refuses those.
         builder = builder.http1_only();
     }
     let builder = Arc::new(builder);
@@ -86,7 +88,7 @@ pub async fn serve_main(
         let shared = shared.clone();
         match &tls {
             None => {
-                let (stream, flags) = FramingWatch::new(stream);
+                let (stream, flags) = FramingWatch::new(stream, settings.http2_cleartext);
                 conn_info.framing = Some(flags);
                 let service =
                     service_fn(move |req| proxy::handle(shared.clone(), conn_info.clone(), req));
@@ -125,7 +127,7 @@ pub async fn serve_main(
                             return;
                         }
                     };
-                    let (stream, flags) = FramingWatch::new(stream);
+                    let (stream, flags) = FramingWatch::new(stream, true);
                     conn_info.framing = Some(flags);
                     let service = service_fn(move |req| {
                         proxy::handle(shared.clone(), conn_info.clone(), req)
