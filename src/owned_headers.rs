@@ -156,17 +156,30 @@ pub const FAMILIES: &[Family] = &[
 ];
 
 /// Whether `name` (lower case, as `HeaderName::as_str` gives it) is in the built-in table.
+///
+/// `_` counts as `-`: CGI-style stacks (PHP's `$_SERVER`, WSGI, many Go and Node helpers)
+/// expose `X_Original_URL` and `X-Original-URL` as the same variable.
 pub fn is_gateway_owned(name: &str) -> bool {
+    let name = dashed(name);
     FAMILIES
         .iter()
-        .any(|f| f.rules.iter().any(|r| matches(*r, name)))
+        .any(|f| f.rules.iter().any(|r| matches(*r, &name)))
+}
+
+/// `name` with every `_` read as `-`; borrowed when there is none.
+pub fn dashed(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains('_') {
+        std::borrow::Cow::Owned(name.replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 fn matches(rule: Rule, name: &str) -> bool {
     match rule {
         Exact(exact) => name == exact,
         Prefix(prefix) => name.starts_with(prefix),
-        Word(word) => name.split(['-', '_']).any(|part| part == word),
+        Word(word) => name.split('-').any(|part| part == word),
     }
 }
 
@@ -183,7 +196,7 @@ pub struct StripList {
 impl StripList {
     /// Parses one `strip_request_headers:` entry into the list, or says what is wrong with it.
     pub fn add(&mut self, entry: &str) -> Result<(), String> {
-        let lower = entry.trim().to_ascii_lowercase();
+        let lower = dashed(&entry.trim().to_ascii_lowercase()).into_owned();
         let (text, prefix) = match lower.strip_suffix('*') {
             Some(p) => (p, true),
             None => (lower.as_str(), false),
@@ -213,11 +226,9 @@ impl StripList {
     }
 
     fn matches(&self, name: &HeaderName) -> bool {
-        self.exact.iter().any(|e| e == name)
-            || self
-                .prefixes
-                .iter()
-                .any(|p| name.as_str().starts_with(p.as_str()))
+        let name = dashed(name.as_str());
+        self.exact.iter().any(|e| e.as_str() == name)
+            || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
     }
 }
 

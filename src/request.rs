@@ -132,8 +132,10 @@ const OVERRIDE_HEADERS: [&str; 3] = [
 /// wire method. Unknown verbs become `None` (never grantable). At most a few are kept; a
 /// request with more than 8 is treated as carrying an ungrantable one.
 pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, out: &mut Vec<Option<u8>>) {
-    for name in OVERRIDE_HEADERS {
-        for v in headers.get_all(name) {
+    // Matched with `_` read as `-`: CGI-style stacks expose `X_HTTP_Method_Override` as the
+    // same variable as `X-HTTP-Method-Override`, so both must be authorized.
+    for (name, v) in headers {
+        if OVERRIDE_HEADERS.contains(&&*crate::owned_headers::dashed(name.as_str())) {
             let m = v.to_str().ok().map(str::trim).and_then(method_index);
             out.push(m);
         }
@@ -253,5 +255,8 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, vec![method_index("DELETE"), None, method_index("PUT")]);
+        let mut out = Vec::new();
+        method_overrides(&headers(&[("x_http_method", "PATCH")]), None, &mut out);
+        assert_eq!(out, vec![method_index("PATCH")]);
     }
 }

@@ -372,7 +372,7 @@ async fn gateway_owned_headers_never_reach_the_upstream() {
             });
         }
     }
-    names.extend(["X-Internal-User", "X-Acme-Role"].map(String::from));
+    names.extend(["X-Internal-User", "X-Acme-Role", "X_Acme_Tenant"].map(String::from));
     let mut head = format!(
         "GET {CAMPAIGNS} HTTP/1.1\r\nHost: gw.example:8080\r\nAuthorization: {}\r\nX-Request-Id: kept-1\r\nX-Acmex: kept-2\r\n",
         basic(&READER)
@@ -414,6 +414,23 @@ async fn gateway_owned_headers_never_reach_the_upstream() {
     }
     assert_eq!(seen["x-request-id"], "kept-1");
     assert_eq!(seen["x-acmex"], "kept-2");
+}
+
+#[tokio::test]
+async fn underscore_method_overrides_are_authorized_too() {
+    let h = Harness::start().await;
+    // READER may only GET campaigns; a CGI-style upstream reads this as DELETE.
+    for name in [
+        "X_HTTP_Method_Override",
+        "X-HTTP_Method",
+        "x_method_override",
+    ] {
+        let head = get_line(CAMPAIGNS, &READER, &format!("{name}: DELETE\r\n"));
+        assert_eq!(raw(h.addr(), head.as_bytes()).await.status, 403, "{name}");
+    }
+    assert_eq!(h.upstream.count(), 0);
+    let head = get_line(CAMPAIGNS, &WRITER, "X_HTTP_Method_Override: DELETE\r\n");
+    assert_eq!(raw(h.addr(), head.as_bytes()).await.status, 200);
 }
 
 #[tokio::test]
