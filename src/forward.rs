@@ -245,3 +245,50 @@ pub fn clean_response<B>(resp: &mut Response<B>) {
         h.insert(header::UPGRADE, protocol);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_follows_rfc_7239() {
+        let host = HeaderValue::from_static("api.example:8443");
+        let v4 = forwarded_value("203.0.113.7".parse().unwrap(), true, Some(&host));
+        assert_eq!(
+            v4.unwrap(),
+            "for=203.0.113.7;proto=https;host=\"api.example:8443\""
+        );
+        let v6 = forwarded_value("2001:db8::1".parse().unwrap(), false, None);
+        assert_eq!(v6.unwrap(), "for=\"[2001:db8::1]\";proto=http");
+    }
+
+    #[test]
+    fn only_a_websocket_get_is_an_upgrade() {
+        let req = |method: &str, upgrade: &[&str]| {
+            let mut b = Request::builder()
+                .method(method)
+                .header(header::CONNECTION, "keep-alive, Upgrade");
+            for u in upgrade {
+                b = b.header(header::UPGRADE, *u);
+            }
+            b.body(()).unwrap()
+        };
+        assert_eq!(
+            upgrade_request(&req("GET", &["WebSocket"])).unwrap(),
+            "websocket"
+        );
+        for (method, upgrade) in [
+            ("GET", &["h2c"][..]),
+            ("GET", &["h2c, websocket"]),
+            ("GET", &["websocket", "h2c"]),
+            ("GET", &["websocket/13"]),
+            ("POST", &["websocket"]),
+            ("GET", &[]),
+        ] {
+            assert!(
+                upgrade_request(&req(method, upgrade)).is_none(),
+                "{method} {upgrade:?}"
+            );
+        }
+    }
+}

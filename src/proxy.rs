@@ -439,19 +439,20 @@ async fn run<'p>(
 
     // Phase 6: forward.
     let upstream = &settings.upstreams[allowed.upstream];
+    let forwarded = settings
+        .set_forwarded
+        .then(|| forward::forwarded_value(conn.remote.ip(), conn.tls, host.as_ref()))
+        .flatten();
     let identity = Identity {
         sid: token.sid_header.as_ref(),
         account: token.account_header.as_ref(),
         client_addr: &conn.forwarded_for,
         tls: conn.tls,
-        host: host.clone(),
+        host,
         keep_authorization: settings.forward_authorization,
         upgrade: forward::upgrade_request(&req),
         strip: &settings.strip_request_headers,
-        forwarded: settings
-            .set_forwarded
-            .then(|| forward::forwarded_value(conn.remote.ip(), conn.tls, host.as_ref()))
-            .flatten(),
+        forwarded,
         real_ip: settings.set_x_real_ip,
     };
     let client_upgrade = identity
