@@ -76,6 +76,8 @@ pub fn parse_basic_value(value: &[u8]) -> Result<Credentials, AuthError> {
     if value.len() > MAX_AUTHORIZATION_LEN {
         return Err(AuthError::TooLong);
     }
+    // Whitespace around a field value is not part of it (RFC 9110 §5.5).
+    let value = value.trim_ascii();
     let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
         Some(i) => (&value[..i], &value[i..]),
         None => (value, &b""[..]),
@@ -160,7 +162,7 @@ mod tests {
     #[test]
     fn one_or_more_spaces_after_the_scheme() {
         for spaces in [" ", "  ", "     "] {
-            let v = format!("Basic{spaces}{}", STANDARD.encode("SGabc:s"));
+            let v = format!(" Basic{spaces}{} ", STANDARD.encode("SGabc:s"));
             let c = parse_basic(&header(&v)).unwrap_or_else(|e| panic!("{v:?}: {e}"));
             assert_eq!(c.sid(), "SGabc");
         }
