@@ -16,6 +16,8 @@ pub enum BadRequest {
     AuthorityMismatch,
     UserinfoInTarget,
     AsteriskForm,
+    /// `CONNECT host:port` (or any method with such a target): the gateway is no tunnel.
+    AuthorityForm,
     ConflictingLength,
     LengthAndChunked,
     SeveralAuthorizations,
@@ -31,6 +33,7 @@ impl BadRequest {
             BadRequest::AuthorityMismatch => "authority_mismatch",
             BadRequest::UserinfoInTarget => "userinfo_in_target",
             BadRequest::AsteriskForm => "asterisk_form",
+            BadRequest::AuthorityForm => "authority_form",
             BadRequest::ConflictingLength => "conflicting_content_length",
             BadRequest::LengthAndChunked => "content_length_and_transfer_encoding",
             BadRequest::SeveralAuthorizations => "several_authorization_headers",
@@ -91,6 +94,11 @@ pub fn check(
     if let Some(authority) = uri.authority() {
         if authority.as_str().contains('@') {
             return Err(BadRequest::UserinfoInTarget);
+        }
+        // Only origin-form and absolute-form targets name a resource to authorize; an
+        // authority-form target (`CONNECT host:port`) asks for a tunnel (RFC 9112 §3.2.3).
+        if uri.scheme().is_none() {
+            return Err(BadRequest::AuthorityForm);
         }
         // Absolute-form (or HTTP/2 `:authority`): must name the same host as `Host`.
         if let Some(h) = &host_authority {
@@ -205,6 +213,10 @@ mod tests {
         assert_eq!(
             run(&[("host", "a.example")], "http://u@a.example/x"),
             Err(BadRequest::UserinfoInTarget)
+        );
+        assert_eq!(
+            run(&[("host", "a.example:443")], "a.example:443"),
+            Err(BadRequest::AuthorityForm)
         );
     }
 

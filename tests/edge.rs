@@ -470,3 +470,21 @@ fn bad_strip_request_headers_entries_are_named() {
     }
     assert!(!text.contains("strip_request_headers[0]"), "{text}");
 }
+
+#[tokio::test]
+async fn authority_form_targets_are_refused() {
+    let h = Harness::start().await;
+    for (method, target, host) in [
+        ("CONNECT", "x:443", "x:443"),
+        ("CONNECT", "127.0.0.1:22", "127.0.0.1:22"),
+        ("GET", "x:443", "x:443"),
+    ] {
+        let req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\n\r\n",
+            basic(&LEGACY)
+        );
+        let r = raw(h.addr(), req.as_bytes()).await;
+        assert_eq!(r.status, 400, "{method} {target}");
+    }
+    assert_eq!(h.upstream.count(), 0);
+}
