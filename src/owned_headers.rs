@@ -16,6 +16,9 @@
 //! matches one `-`/`_`-separated part of the name, so it catches spellings no list has seen
 //! (`X-Originally-Forwarded-For`, `Cf-Pseudo-IPv4`, `WL-Proxy-Client-IP`...).
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 use http::header::{HeaderMap, HeaderName};
 
 /// How one table entry matches a (lower-case) field name.
@@ -161,10 +164,39 @@ pub const FAMILIES: &[Family] = &[
 /// expose `X_Original_URL` and `X-Original-URL` as the same variable.
 pub fn is_gateway_owned(name: &str) -> bool {
     let name = dashed(name);
-    FAMILIES
-        .iter()
-        .any(|f| f.rules.iter().any(|r| matches(*r, &name)))
+    let index = &*INDEX;
+    index.exact.contains(&*name)
+        || index.prefixes.iter().any(|p| name.starts_with(p))
+        || name.split('-').any(|part| index.words.contains(part))
 }
+
+/// The table regrouped by rule kind, built once: a request costs one hash probe per name,
+/// one per part of the name, and a few prefix checks.
+struct Index {
+    exact: HashSet<&'static str>,
+    prefixes: Vec<&'static str>,
+    words: HashSet<&'static str>,
+}
+
+static INDEX: LazyLock<Index> = LazyLock::new(|| {
+    let mut index = Index {
+        exact: HashSet::new(),
+        prefixes: Vec::new(),
+        words: HashSet::new(),
+    };
+    for rule in FAMILIES.iter().flat_map(|f| f.rules) {
+        match *rule {
+            Exact(e) => {
+                index.exact.insert(e);
+            }
+            Prefix(p) => index.prefixes.push(p),
+            Word(w) => {
+                index.words.insert(w);
+            }
+        }
+    }
+    index
+});
 
 /// `name` with every `_` read as `-`; borrowed when there is none.
 pub fn dashed(name: &str) -> std::borrow::Cow<'_, str> {
@@ -172,14 +204,6 @@ pub fn dashed(name: &str) -> std::borrow::Cow<'_, str> {
         std::borrow::Cow::Owned(name.replace('_', "-"))
     } else {
         std::borrow::Cow::Borrowed(name)
-    }
-}
-
-fn matches(rule: Rule, name: &str) -> bool {
-    match rule {
-        Exact(exact) => name == exact,
-        Prefix(prefix) => name.starts_with(prefix),
-        Word(word) => name.split('-').any(|part| part == word),
     }
 }
 
