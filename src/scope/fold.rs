@@ -91,8 +91,8 @@ pub fn best_fit_structural(c: char) -> Option<u8> {
 /// Windows best-fit turns it into a structural ASCII byte.
 ///
 /// Such a character is refused even when it folds to a letter: `/users/ａdmin` is read as
-/// `/users/admin` by an NFKC upstream, which may be a different (more specific) catalog API
-/// than the `/users/*` one that authorized it.
+/// `/users/admin` by an NFKC upstream, another resource than the one the gateway matched,
+/// logged and routed (possibly a more specific API with its own upstream).
 pub fn folds_to_ascii(c: char) -> bool {
     !c.is_ascii()
         && (best_fit_structural(c).is_some() || std::iter::once(c).nfkc().any(|f| f.is_ascii()))
@@ -157,8 +157,8 @@ pub fn check_segment(decoded: &str, refuse_non_ascii: bool) -> Result<(), Target
     if only_dots_and_spaces && has_dot {
         return Err(TargetError::DotSegment);
     }
-    // Windows drops trailing dots and spaces: `Items.` and `Items%20` are `Items` there, which
-    // can be a different, more specific API than the one that matched.
+    // Windows drops trailing dots and spaces: `Items.` and `Items%20` are `Items` there,
+    // another resource than the one matched (possibly a more specific API).
     if last == '.' || last == ' ' {
         return Err(TargetError::TrailingDotOrSpace);
     }

@@ -230,8 +230,9 @@ fn grant_catalog() -> Catalog {
 }
 
 /// Whether an upstream reading of the path stays inside `api`'s grant, i.e. is a path the
-/// gateway would also have decided under `api` (so `/pub/admin` is not inside `/pub/*`: the
-/// more specific admin API owns it).
+/// gateway would also have matched and recorded under `api`. Stricter than the gateway's
+/// rule (any matching scope allows): `/pub/admin` is not inside `/pub/*`, since the more
+/// specific admin API would be the one recorded and routed.
 fn inside_grant(api: ApiId, segments: &[Vec<u8>]) -> bool {
     match api {
         ACCOUNT_GRANT => {
