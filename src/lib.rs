@@ -17,6 +17,11 @@
 //! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
 //! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
 //! [`admin`] (Prometheus registry and the admin listener), [`cli`] (the commands).
+//!
+//! Fleet-wide state: [`redis_limit`] (the Redis connection and shared rate limits),
+//! [`quota`] (day/month quotas counted in Redis), [`usage`] (each replica's usage record)
+//! and [`usage_redis`] (the fleet's, in Redis), [`promql`] (the fleet's usage read back
+//! from Prometheus for `scopegate audit --prometheus`).
 
 #![forbid(unsafe_code)]
 
@@ -33,7 +38,10 @@ pub mod metrics;
 pub mod model;
 pub mod owned_headers;
 pub mod policy;
+pub mod promql;
 pub mod proxy;
+pub mod quota;
+mod quota_gate;
 pub mod ratelimit;
 pub mod redis_limit;
 pub mod reload;
@@ -44,6 +52,7 @@ pub mod scope;
 pub mod server;
 pub mod tls;
 pub mod usage;
+pub mod usage_redis;
 pub mod yamlsrc;
 
 use std::net::SocketAddr;
@@ -73,11 +82,19 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
     )
     .expect("a client with system roots always builds");
     let settings = config.settings.clone();
-    let rate_limits: Option<Box<dyn ratelimit::RateLimitBackend>> =
-        settings.redis_rate_limit.as_ref().map(|redis| {
-            Box::new(redis_limit::RedisBackend::new(redis, &metrics.registry))
-                as Box<dyn ratelimit::RateLimitBackend>
-        });
+    let redis = settings
+        .redis_rate_limit
+        .as_ref()
+        .map(|redis| redis_limit::RedisBackend::new(redis, &metrics.registry));
+    // Quotas count on the rate limits' Redis and follow its on_redis_error.
+    let quotas = redis
+        .as_ref()
+        .map(|r| quota::QuotaBackend::new(r.conn().clone(), r.on_error(), &metrics.registry));
+    let rate_limits = redis.map(|r| Box::new(r) as Box<dyn ratelimit::RateLimitBackend>);
+    let usage_writer = settings
+        .usage_redis
+        .as_ref()
+        .map(|u| usage_redis::UsageWriter::new(u, &metrics.registry));
     let policy = Policy::build(config, 1, &registry, &metrics);
     metrics.generation.set(1);
     metrics.count_reload(true);
@@ -88,6 +105,8 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
         registry,
         client,
         rate_limits,
+        quotas,
+        usage_writer,
         addresses: bruteforce::AddressThrottle::default(),
         tls_clients: Default::default(),
         cert_store: Default::default(),
@@ -132,6 +151,8 @@ pub struct Running {
     main_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
     usage_task: JoinHandle<()>,
+    /// The fleet usage record's writer, when `usage.backend: redis`.
+    usage_redis_task: Option<JoinHandle<()>>,
     /// Completion signals of the extra worker threads (see [`start_workers`]).
     workers: Vec<tokio::sync::oneshot::Receiver<()>>,
 }
@@ -164,6 +185,13 @@ impl Running {
         let _ = self.stop.send(2);
         let _ = self.admin_task.await;
         self.usage_task.abort();
+        if let Some(task) = self.usage_redis_task {
+            task.abort();
+        }
+        if let Some(writer) = &self.shared.usage_writer {
+            // Bounded: every Redis call inside has the writer's timeout.
+            writer.flush(&self.shared).await;
+        }
         let _ = usage::save_now(&self.shared);
     }
 }
@@ -210,6 +238,7 @@ pub fn start_workers(
     };
     usage::load(&shared);
     let usage_task = usage::spawn_persister(shared.clone(), usage::DEFAULT_SAVE_INTERVAL);
+    let usage_redis_task = usage_redis::spawn_writer(shared.clone());
     let mut worker_done = Vec::new();
     let main = if workers > 1 {
         let std_listener = main.into_std()?;
@@ -263,6 +292,7 @@ pub fn start_workers(
         main_task,
         admin_task,
         usage_task,
+        usage_redis_task,
         workers: worker_done,
     })
 }

@@ -131,6 +131,8 @@ pub struct Metrics {
     pub rate_limit_remaining: IntGaugeVec,
     pub rate_limit_utilization: GaugeVec,
     last_used: GaugeVec,
+    /// Last use per token and scope, for `scopegate audit --prometheus`.
+    scope_last_used: GaugeVec,
     tokens: IntGaugeVec,
     /// (account, status) pairs currently exported by `scopegate_tokens`.
     token_count_keys: Mutex<HashSet<(String, String)>>,
@@ -231,6 +233,17 @@ impl Metrics {
                 &["token"],
             ),
         );
+        let scope_last_used = build(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "scopegate_scope_last_used_timestamp_seconds",
+                    "Unix time of the token's last allowed request per scope (catalog API and \
+                     method); `scopegate audit --prometheus` reads its maximum over replicas.",
+                ),
+                &["token", "api", "method"],
+            ),
+        );
         let tokens = build(
             &registry,
             IntGaugeVec::new(
@@ -325,6 +338,7 @@ impl Metrics {
             rate_limit_remaining,
             rate_limit_utilization,
             last_used,
+            scope_last_used,
             tokens,
             token_count_keys: Mutex::default(),
             reloads,
@@ -421,6 +435,31 @@ impl Metrics {
                 .last_used
                 .get_or_init(|| self.last_used.with_label_values(&[&token.sid]))
                 .set(unix_seconds);
+        }
+    }
+
+    /// Sets the last-use gauge of one scope (the caller calls it only when the second
+    /// changes). `api` is a catalog name or `none`, `method` a standard method or `other`.
+    pub fn mark_scope_used(&self, token: &TokenSeries, api: &str, method: &str, unix: i64) {
+        if token.is_forgotten() {
+            return;
+        }
+        self.scope_last_used
+            .with_label_values(&[&token.sid, api, method])
+            .set(unix as f64);
+    }
+
+    /// Drops a token's per-scope last-use series (`scopes`: the (API, method) pairs its
+    /// usage record holds, which are exactly the series it set).
+    pub fn forget_scopes<'a>(
+        &self,
+        token: &TokenSeries,
+        scopes: impl Iterator<Item = (&'a str, &'a str)>,
+    ) {
+        for (api, method) in scopes {
+            let _ = self
+                .scope_last_used
+                .remove_label_values(&[&token.sid, api, method]);
         }
     }
 

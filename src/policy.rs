@@ -24,6 +24,8 @@ pub struct Token {
     /// instead of once per request.
     pub sid_header: Option<http::HeaderValue>,
     pub account_header: Option<http::HeaderValue>,
+    /// The scopes with a `rate_limit` of their own, sorted by API.
+    pub scope_limiters: Vec<(ApiId, Arc<crate::runtime::ScopeLimiter>)>,
 }
 
 impl Token {
@@ -34,6 +36,14 @@ impl Token {
             .binary_search_by_key(&api, |g| g.api)
             .ok()
             .map(|i| &self.spec.scopes[i])
+    }
+
+    /// The limiter of the scope for `api`, when that scope has its own `rate_limit`.
+    pub fn scope_limiter(&self, api: ApiId) -> Option<&crate::runtime::ScopeLimiter> {
+        self.scope_limiters
+            .binary_search_by_key(&api, |(a, _)| *a)
+            .ok()
+            .map(|i| &*self.scope_limiters[i].1)
     }
 
     pub fn is_legacy(&self) -> bool {
@@ -74,7 +84,23 @@ impl Policy {
         for spec in config.tokens {
             let limit = spec.rate_limit.unwrap_or(config.settings.rate_limit);
             let runtime = registry.attach(&spec.sid, &spec.account, limit, metrics);
+            let limited: Vec<(ApiId, &str, crate::config::RateLimit)> = spec
+                .scope_limits
+                .iter()
+                .filter_map(|l| {
+                    let api = config.settings.apis.get(usize::from(l.api))?;
+                    Some((l.api, api.name.as_str(), l.rate_limit?))
+                })
+                .collect();
+            let by_name: Vec<(&str, crate::config::RateLimit)> =
+                limited.iter().map(|(_, n, l)| (*n, *l)).collect();
+            let scope_limiters = limited
+                .iter()
+                .map(|(id, _, _)| *id)
+                .zip(runtime.scope_limiters(&by_name))
+                .collect();
             let token = Token {
+                scope_limiters,
                 expires_unix: spec.expires_at.map(OffsetDateTime::unix_timestamp),
                 previous_until_unix: spec.previous.as_ref().map(|(_, t)| t.unix_timestamp()),
                 sid_header: http::HeaderValue::from_str(&spec.sid).ok(),

@@ -35,6 +35,11 @@ pub struct Shared {
     /// A shared rate-limit backend (Redis); `None` uses each token's in-process bucket
     /// directly, without the boxed future a backend call costs.
     pub rate_limits: Option<Box<dyn RateLimitBackend>>,
+    /// Quota counting (on the rate-limit backend's Redis); `None` without Redis, where
+    /// validation refuses quotas.
+    pub quotas: Option<crate::quota::QuotaBackend>,
+    /// The fleet usage record's writer (`usage.backend: redis`).
+    pub usage_writer: Option<crate::usage_redis::UsageWriter>,
     pub addresses: AddressThrottle,
     /// Clients for upstreams with their own TLS settings (private CA, client certificate).
     pub tls_clients: dashmap::DashMap<crate::tls::UpstreamTls, UpstreamClient>,
@@ -373,26 +378,53 @@ async fn run<'p>(
     let api_name = allowed.api.map_or(NO_API, |a| policy.api_name(a));
     token.runtime.failures.record_success(mono_now);
     token.runtime.mark_used(&shared.metrics, now);
-    // Phase 5: rate limit. Only authorized requests take from the token's quota.
-    let limiter = token.runtime.limiter.load_full();
+    // Phase 5: rate limit, then quotas. Only authorized requests take from them; a
+    // scope with a `rate_limit` of its own is limited by it instead of the token's.
+    let token_limiter = token.runtime.limiter.load_full();
+    let scope_limiter = allowed.api.and_then(|a| token.scope_limiter(a));
+    let (limiter, bucket) = match scope_limiter {
+        Some(s) => (&s.limiter, s.bucket.as_str()),
+        None => (&*token_limiter, token.spec.sid.as_str()),
+    };
     let rate = match &shared.rate_limits {
         None => limiter.check(),
-        Some(backend) => backend.check(&token.spec.sid, &limiter).await,
+        Some(backend) => backend.check(bucket, limiter).await,
     };
-    token
-        .runtime
-        .record_rate(&shared.metrics, rate, limiter.limit.burst);
+    if scope_limiter.is_none() {
+        token
+            .runtime
+            .record_rate(&shared.metrics, rate, limiter.limit.burst);
+    }
     if let RateOutcome::Limited { .. } = rate {
         let mut resp = refuse(req, Refusal::RateLimited, settings).await;
-        ratelimit::set_headers(resp.headers_mut(), &limiter, rate);
+        ratelimit::set_headers(resp.headers_mut(), limiter, rate);
         let outcome = Outcome {
             token: Some(token),
             api: api_name,
             decision: DecisionLabel::RateLimited,
-            reason: "token_rate_limit",
+            reason: if scope_limiter.is_some() {
+                "scope_rate_limit"
+            } else {
+                "token_rate_limit"
+            },
         };
         return (resp, outcome, None);
     }
+    let quota_states =
+        match crate::quota_gate::check(shared, token, allowed.api, api_name, now).await {
+            Ok(states) => states,
+            Err(refused) => {
+                let mut resp = refuse(req, Refusal::RateLimited, settings).await;
+                crate::quota::set_refusal_headers(resp.headers_mut(), refused.state.as_ref());
+                let outcome = Outcome {
+                    token: Some(token),
+                    api: api_name,
+                    decision: DecisionLabel::RateLimited,
+                    reason: refused.reason,
+                };
+                return (resp, outcome, None);
+            }
+        };
     if decision::shadow_denies(policy, token, &ask) == Some(true) {
         shared
             .metrics
@@ -426,15 +458,16 @@ async fn run<'p>(
 
     // Usage for the audit, counted once the request passed the rate limit: the wire
     // method and every override it carried (a POST overriding to DELETE uses DELETE).
-    token
-        .runtime
-        .usage
-        .record(api_name, method_label(req.method()), now);
+    let record = |method: &'static str| {
+        if token.runtime.usage.record(api_name, method, now) {
+            shared
+                .metrics
+                .mark_scope_used(&token.runtime.series, api_name, method, now);
+        }
+    };
+    record(method_label(req.method()));
     for o in ask.overrides.iter().flatten() {
-        token
-            .runtime
-            .usage
-            .record(api_name, crate::model::KNOWN_METHODS[usize::from(*o)], now);
+        record(crate::model::KNOWN_METHODS[usize::from(*o)]);
     }
 
     // Phase 6: forward.
@@ -497,7 +530,8 @@ async fn run<'p>(
     match result {
         Ok(Ok(mut resp)) => {
             forward::clean_response(&mut resp);
-            ratelimit::set_headers(resp.headers_mut(), &limiter, rate);
+            ratelimit::set_headers(resp.headers_mut(), limiter, rate);
+            crate::quota::append_headers(resp.headers_mut(), &quota_states);
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                 // Only the WebSocket switch the client asked for is spliced; any other 101
                 // (an upstream answering `h2c` or an unasked upgrade) would hand the client a

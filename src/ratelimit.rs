@@ -37,7 +37,9 @@ pub enum RateOutcome {
 /// Where rate-limit state lives. [`LocalBackend`] keeps it in process; a shared
 /// implementation keeps it where every replica sees it.
 pub trait RateLimitBackend: Send + Sync {
-    fn check<'a>(&'a self, sid: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a>;
+    /// Takes one request from `bucket`: a token's SID, or `SID:api` for a scope with a
+    /// `rate_limit` of its own.
+    fn check<'a>(&'a self, bucket: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a>;
 }
 
 /// A decision in progress: a shared backend asks over the network, so the request path
@@ -50,7 +52,7 @@ pub type RateCheck<'a> = Pin<Box<dyn Future<Output = RateOutcome> + Send + 'a>>;
 pub struct LocalBackend;
 
 impl RateLimitBackend for LocalBackend {
-    fn check<'a>(&'a self, _sid: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
+    fn check<'a>(&'a self, _bucket: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
         Box::pin(std::future::ready(limiter.check()))
     }
 }
@@ -65,6 +67,8 @@ pub struct TokenLimiter<C: Clock = DefaultClock> {
     replenish: Duration,
     /// `RateLimit-Policy` value, the same for every response of this token.
     policy_header: HeaderValue,
+    /// The policy's name in the `RateLimit` field.
+    name: Box<str>,
 }
 
 fn quota(limit: RateLimit) -> (Quota, Duration) {
@@ -81,23 +85,35 @@ impl TokenLimiter<DefaultClock> {
     pub fn new(limit: RateLimit) -> Self {
         Self::with_clock(limit, DefaultClock::default())
     }
+
+    /// A limiter whose `RateLimit-Policy` item is called `name` (a scope's own limit is
+    /// `"scope-<api>"`, so a client can tell which policy it hit).
+    pub fn named(limit: RateLimit, name: &str) -> Self {
+        Self::build(limit, DefaultClock::default(), name)
+    }
 }
 
 impl<C: Clock + Clone> TokenLimiter<C> {
     pub fn with_clock(limit: RateLimit, clock: C) -> Self {
+        Self::build(limit, clock, "default")
+    }
+
+    fn build(limit: RateLimit, clock: C, name: &str) -> Self {
         let (quota, replenish) = quota(limit);
         let gcra = RateLimiter::direct_with_clock(quota, clock.clone())
             .with_middleware::<StateInformationMiddleware>();
         let window = ceil_secs(replenish * limit.burst.max(1)).max(1);
         let policy_header =
-            HeaderValue::from_str(&format!("\"default\";q={};w={window}", limit.burst))
+            HeaderValue::from_str(&format!("\"{name}\";q={};w={window}", limit.burst))
                 .unwrap_or(HeaderValue::from_static("\"default\""));
+        let name: Box<str> = name.into();
         TokenLimiter {
             limit,
             gcra,
             clock,
             replenish,
             policy_header,
+            name,
         }
     }
 
@@ -147,7 +163,8 @@ pub fn set_headers<C: Clock>(
         }
     };
     headers.insert(RATELIMIT_POLICY, limiter.policy_header.clone());
-    if let Ok(v) = HeaderValue::from_str(&format!("\"default\";r={remaining};t={reset}")) {
+    let name = &limiter.name;
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={remaining};t={reset}")) {
         headers.insert(RATELIMIT, v);
     }
     headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limiter.limit.burst));

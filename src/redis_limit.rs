@@ -16,6 +16,10 @@
 //! outage costs the hot path nothing; the connection manager reconnects in the background
 //! and the first successful probe restores shared limits. Failures are logged once when
 //! they start, then at most once per [`LOG_INTERVAL`], and the recovery once.
+//!
+//! The connection handling (lazy connect, per-call timeout, one retry on a dead
+//! connection, skipping Redis while it is down) is [`RedisConn`], which quotas
+//! ([`crate::quota`]) share and the fleet usage record ([`crate::usage_redis`]) reuses.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -87,9 +91,9 @@ pub fn check_url(url: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// The Redis key of a token's bucket.
-pub fn key(sid: &str) -> String {
-    format!("scopegate:rl:{sid}")
+/// The Redis key of a bucket (a token's SID, or `SID:api` for a scope's own limit).
+pub fn key(bucket: &str) -> String {
+    format!("scopegate:rl:{bucket}")
 }
 
 /// GCRA in one atomic step, on the server's clock.
@@ -153,55 +157,47 @@ fn outcome(reply: (i64, i64, i64), burst: u32) -> RateOutcome {
     }
 }
 
-/// The shared backend. Cheap to call from many tasks at once: one multiplexed connection.
-pub struct RedisBackend {
+/// One Redis connection for the gateway's shared state (rate limits, quotas, the usage
+/// record): a lazily connecting [`ConnectionManager`], a bound on every call, and the
+/// health tracking that stops calling Redis while it is known to be down. Everything that
+/// talks to Redis goes through [`RedisConn::call`], so no caller can hang on it.
+pub struct RedisConn {
     client: Result<redis::Client, String>,
     /// Where Redis is, for logs (never the URL: it may hold a password).
     target: String,
     timeout: Duration,
-    on_error: OnRedisError,
-    script: Script,
     manager: OnceLock<ConnectionManager>,
-    errors: IntCounter,
     health: Health,
 }
 
-impl RedisBackend {
-    /// Builds the backend and registers its error counter on `registry`. Does not connect:
-    /// the connection is made in the background (at once when called on a Tokio runtime,
-    /// else on the first request), so the gateway starts even while Redis is down.
-    pub fn new(settings: &RedisSettings, registry: &Registry) -> RedisBackend {
-        let client = redis::Client::open(settings.url.as_str()).map_err(|e| e.to_string());
+/// Why a call to Redis gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// Redis is known to be down: the call was not even tried (one probe per interval).
+    Skipped,
+    /// The call failed or did not answer in time.
+    Failed(String),
+}
+
+impl RedisConn {
+    /// Builds the connection without connecting: the connection is made in the background
+    /// (at once when called on a Tokio runtime, else on the first call), so the gateway
+    /// starts even while Redis is down.
+    pub fn new(url: &str, timeout: Duration) -> RedisConn {
+        let client = redis::Client::open(url).map_err(|e| e.to_string());
         let target = match &client {
             Ok(c) => c.get_connection_info().addr().to_string(),
             Err(_) => "(invalid URL)".to_owned(),
         };
-        let backend = RedisBackend {
+        let conn = RedisConn {
             client,
             target,
-            timeout: settings.timeout,
-            on_error: settings.on_error,
-            script: Script::new(GCRA),
+            timeout,
             manager: OnceLock::new(),
-            errors: error_counter(registry),
             health: Health::new(),
         };
-        tracing::info!(
-            target: "scopegate::ratelimit",
-            redis = backend.target.as_str(),
-            timeout_ms = backend.timeout.as_millis() as u64,
-            on_redis_error = backend.on_error.as_str(),
-            "rate limits are shared through Redis"
-        );
-        if let Err(e) = &backend.client {
-            tracing::error!(
-                target: "scopegate::ratelimit",
-                error = e.as_str(),
-                "the Redis URL is unusable; every request is decided by on_redis_error"
-            );
-        }
         if tokio::runtime::Handle::try_current().is_ok() {
-            if let Ok(manager) = backend.manager() {
+            if let Ok(manager) = conn.manager() {
                 // Connect now rather than on the first request.
                 tokio::spawn(async move {
                     let mut conn = manager;
@@ -209,50 +205,56 @@ impl RedisBackend {
                 });
             }
         }
-        backend
+        conn
     }
 
-    /// Takes one request from the token's shared bucket, or decides without Redis.
-    pub async fn check_shared(&self, sid: &str, limiter: &TokenLimiter) -> RateOutcome {
+    /// Where Redis is, for logs.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether the URL could be used at all (logged once by the owner).
+    pub fn url_error(&self) -> Option<&str> {
+        self.client.as_ref().err().map(String::as_str)
+    }
+
+    /// Runs `op` on the connection within the timeout. A connection that died (Redis
+    /// restarted) fails once; the manager is already reconnecting, so one retry (inside
+    /// the same time bound) usually lands on the new connection. `what` and `mode` only
+    /// go to the log lines about an outage.
+    pub async fn call<T, F, Fut>(&self, what: &str, mode: &str, op: F) -> Result<T, CallError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
         if self.health.skip() {
-            return self.fallback(limiter);
+            self.health.decided_without.fetch_add(1, Ordering::Relaxed);
+            return Err(CallError::Skipped);
         }
-        let limit = limiter.limit;
-        let call = async {
-            let first = self.call(sid, limit).await;
+        let attempt = async {
+            let first = op(self.manager()?).await;
             match first {
-                // A connection that died (Redis restarted) fails once; the manager is
-                // already reconnecting, so one retry usually lands on the new connection.
                 Err(e) if e.is_io_error() || e.is_unrecoverable_error() => {
-                    self.call(sid, limit).await
+                    op(self.manager()?).await
                 }
                 other => other,
             }
         };
-        match tokio::time::timeout(self.timeout, call).await {
+        let error = match tokio::time::timeout(self.timeout, attempt).await {
             Ok(Ok(out)) => {
-                self.health.succeeded(&self.target);
-                out
+                self.health.succeeded(&self.target, what);
+                return Ok(out);
             }
-            Ok(Err(e)) => self.failed(limiter, &e.to_string()),
-            Err(_) => self.failed(
-                limiter,
-                &format!("no answer within {} ms", self.timeout.as_millis()),
-            ),
-        }
-    }
-
-    async fn call(&self, sid: &str, limit: RateLimit) -> RedisResult<RateOutcome> {
-        let mut conn = self.manager()?;
-        let (interval, tolerance) = gcra_params(limit);
-        let reply: (i64, i64, i64) = self
-            .script
-            .key(key(sid))
-            .arg(interval)
-            .arg(tolerance)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(outcome(reply, limit.burst))
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
+        };
+        self.health.decided_without.fetch_add(1, Ordering::Relaxed);
+        self.health.failed(&error, &self.target, what, mode);
+        Err(CallError::Failed(error))
     }
 
     fn manager(&self) -> RedisResult<ConnectionManager> {
@@ -270,15 +272,78 @@ impl RedisBackend {
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         Ok(self.manager.get_or_init(|| manager).clone())
     }
+}
 
-    fn failed(&self, limiter: &TokenLimiter, error: &str) -> RateOutcome {
-        self.health.failed(error, &self.target, self.on_error);
-        self.fallback(limiter)
+/// The shared backend. Cheap to call from many tasks at once: one multiplexed connection.
+pub struct RedisBackend {
+    conn: std::sync::Arc<RedisConn>,
+    on_error: OnRedisError,
+    script: Script,
+    errors: IntCounter,
+}
+
+impl RedisBackend {
+    /// Builds the backend and registers its error counter on `registry`. Does not connect
+    /// (see [`RedisConn::new`]).
+    pub fn new(settings: &RedisSettings, registry: &Registry) -> RedisBackend {
+        let conn = std::sync::Arc::new(RedisConn::new(&settings.url, settings.timeout));
+        let backend = RedisBackend {
+            conn,
+            on_error: settings.on_error,
+            script: Script::new(GCRA),
+            errors: error_counter(registry),
+        };
+        tracing::info!(
+            target: "scopegate::ratelimit",
+            redis = backend.conn.target(),
+            timeout_ms = backend.conn.timeout().as_millis() as u64,
+            on_redis_error = backend.on_error.as_str(),
+            "rate limits are shared through Redis"
+        );
+        if let Some(e) = backend.conn.url_error() {
+            tracing::error!(
+                target: "scopegate::ratelimit",
+                error = e,
+                "the Redis URL is unusable; every request is decided by on_redis_error"
+            );
+        }
+        backend
+    }
+
+    /// The connection, shared with quotas (they follow the same `on_redis_error`).
+    pub fn conn(&self) -> &std::sync::Arc<RedisConn> {
+        &self.conn
+    }
+
+    pub fn on_error(&self) -> OnRedisError {
+        self.on_error
+    }
+
+    /// Takes one request from the shared bucket `bucket` (a token's SID, or `SID:api` for
+    /// a scope's own limit), or decides without Redis.
+    pub async fn check_shared(&self, bucket: &str, limiter: &TokenLimiter) -> RateOutcome {
+        let limit = limiter.limit;
+        let (interval, tolerance) = gcra_params(limit);
+        let key = key(bucket);
+        let result = self
+            .conn
+            .call("rate limits", self.on_error.as_str(), |mut conn| {
+                let mut invocation = self.script.key(&key);
+                invocation.arg(interval).arg(tolerance);
+                async move {
+                    let reply: (i64, i64, i64) = invocation.invoke_async(&mut conn).await?;
+                    Ok(reply)
+                }
+            })
+            .await;
+        match result {
+            Ok(reply) => outcome(reply, limit.burst),
+            Err(_) => self.fallback(limiter),
+        }
     }
 
     fn fallback(&self, limiter: &TokenLimiter) -> RateOutcome {
         self.errors.inc();
-        self.health.decided_without.fetch_add(1, Ordering::Relaxed);
         match self.on_error {
             OnRedisError::Local => limiter.check(),
             OnRedisError::Deny => RateOutcome::Limited {
@@ -289,8 +354,8 @@ impl RedisBackend {
 }
 
 impl RateLimitBackend for RedisBackend {
-    fn check<'a>(&'a self, sid: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
-        Box::pin(self.check_shared(sid, limiter))
+    fn check<'a>(&'a self, bucket: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
+        Box::pin(self.check_shared(bucket, limiter))
     }
 }
 
@@ -370,7 +435,7 @@ impl Health {
             .is_err()
     }
 
-    fn succeeded(&self, target: &str) {
+    fn succeeded(&self, target: &str, what: &str) {
         if !self.troubled.load(Ordering::Acquire) {
             return;
         }
@@ -387,7 +452,7 @@ impl Health {
             redis = target,
             after_secs = t.since.map_or(0.0, |s| s.elapsed().as_secs_f64()),
             decided_without_redis = decided.saturating_sub(t.decisions_at_start),
-            "Redis answers again: rate limits are shared again"
+            "Redis answers again: {what} are shared again"
         );
         *t = Trouble {
             logged_decisions: decided,
@@ -395,7 +460,7 @@ impl Health {
         };
     }
 
-    fn failed(&self, error: &str, target: &str, mode: OnRedisError) {
+    fn failed(&self, error: &str, target: &str, what: &str, mode: &str) {
         let Ok(mut t) = self.trouble.lock() else {
             return;
         };
@@ -426,18 +491,18 @@ impl Health {
                 target: "scopegate::ratelimit",
                 redis = target,
                 error,
-                on_redis_error = mode.as_str(),
-                "Redis unavailable for rate limits; deciding with on_redis_error until it answers"
+                on_redis_error = mode,
+                "Redis unavailable for {what}; deciding with on_redis_error until it answers"
             );
         } else {
             tracing::warn!(
                 target: "scopegate::ratelimit",
                 redis = target,
                 error,
-                on_redis_error = mode.as_str(),
+                on_redis_error = mode,
                 down_secs = t.since.map_or(0.0, |s| now.duration_since(s).as_secs_f64()),
                 decided_without_redis = since_last_log,
-                "Redis still unavailable for rate limits"
+                "Redis still unavailable for {what}"
             );
         }
     }
@@ -510,16 +575,16 @@ mod tests {
         let h = Health::new();
         assert!(!h.skip());
         for _ in 0..TRIP_AFTER - 1 {
-            h.failed("boom", "t", OnRedisError::Local);
+            h.failed("boom", "t", "rate limits", "local");
             assert!(!h.skip(), "still calling Redis");
         }
-        h.failed("boom", "t", OnRedisError::Local);
+        h.failed("boom", "t", "rate limits", "local");
         assert!(h.skip(), "open: skipped");
         // Once the probe time has come, exactly one caller probes.
         h.open_until_ms.store(1, Ordering::Release);
         assert!(!h.skip(), "the prober");
         assert!(h.skip(), "the others wait for the next probe");
-        h.succeeded("t");
+        h.succeeded("t", "rate limits");
         assert!(!h.skip(), "closed again");
         assert!(!h.troubled.load(Ordering::Acquire));
     }

@@ -405,6 +405,7 @@ pub fn restart_needed(running: &Settings, new: &Settings) -> Vec<&'static str> {
         "rate_limit.backend",
         running.redis_rate_limit != new.redis_rate_limit,
     );
+    check("usage.backend", running.usage_redis != new.usage_redis);
     fields
 }
 
@@ -784,6 +785,8 @@ mod tests {
             scopes,
             shadow_scopes: None,
             rate_limit: None,
+            quota: None,
+            scope_limits: Vec::new(),
         }
     }
 

@@ -5,8 +5,9 @@
 //! that still exists to the new snapshot and forgets the rest, so counters and buckets are
 //! not reset by an unrelated edit.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
@@ -30,6 +31,16 @@ pub struct TokenRuntime {
     /// Created on the token's first rate-limit decision: 100,000 configured tokens
     /// would otherwise mean 200,000 gauge series (and hundreds of megabytes) at start-up.
     rate_gauges: OnceLock<(IntGauge, Gauge)>,
+    /// Buckets of the scopes with a `rate_limit` of their own, by API name (API ids may
+    /// change with a reload; names are what the operator wrote).
+    scope_limiters: Mutex<HashMap<String, Arc<ScopeLimiter>>>,
+}
+
+/// A scope's own rate limit: its bucket here, and its key in a shared backend.
+pub struct ScopeLimiter {
+    /// `SID:api`: SIDs never contain `:`, so this cannot collide with a token's bucket.
+    pub bucket: String,
+    pub limiter: TokenLimiter,
 }
 
 impl TokenRuntime {
@@ -41,7 +52,47 @@ impl TokenRuntime {
             failures: SidFailures::default(),
             usage: crate::usage::TokenUsage::default(),
             rate_gauges: OnceLock::new(),
+            scope_limiters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The scopes' own limiters for a new snapshot: a scope whose limit did not change
+    /// keeps its bucket, scopes no longer limited are forgotten.
+    pub fn scope_limiters(&self, limits: &[(&str, RateLimit)]) -> Vec<Arc<ScopeLimiter>> {
+        let mut map = self
+            .scope_limiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.retain(|api, l| {
+            limits
+                .iter()
+                .any(|(a, lim)| a == api && l.limiter.limit == *lim)
+        });
+        limits
+            .iter()
+            .map(|(api, limit)| {
+                map.entry((*api).to_owned())
+                    .or_insert_with(|| {
+                        Arc::new(ScopeLimiter {
+                            bucket: format!("{}:{api}", self.series.sid),
+                            limiter: TokenLimiter::named(*limit, &format!("scope-{api}")),
+                        })
+                    })
+                    .clone()
+            })
+            .collect()
+    }
+
+    /// Drops every metric series of this token (it was removed, or changed account).
+    fn forget(&self, metrics: &Metrics) {
+        metrics.forget_token(&self.series);
+        let used = self.usage.snapshot();
+        metrics.forget_scopes(
+            &self.series,
+            used.scopes
+                .iter()
+                .map(|s| (s.api.as_str(), s.method.as_str())),
+        );
     }
 
     /// Records a use; the metric gauge is only touched when the second changes, which keeps
@@ -110,7 +161,7 @@ impl RuntimeRegistry {
         }
         // Forget the old state first: its series share the SID label with the new one's.
         if let Some((_, old)) = self.tokens.remove(sid) {
-            metrics.forget_token(&old.series);
+            old.forget(metrics);
         }
         let fresh = Arc::new(TokenRuntime::new(sid, account, limit));
         self.tokens.insert(sid.to_owned(), fresh.clone());
@@ -128,7 +179,7 @@ impl RuntimeRegistry {
             stay
         });
         for rt in gone {
-            metrics.forget_token(&rt.series);
+            rt.forget(metrics);
         }
     }
 

@@ -64,24 +64,27 @@ impl Default for TokenUsage {
 impl TokenUsage {
     /// Called on every allowed request: must stay cheap. `api` is the catalog name the
     /// request was recorded under (`none` for a legacy token outside the catalog),
-    /// `method` the metrics label of the method.
-    pub fn record(&self, api: &str, method: &'static str, now_unix: i64) {
+    /// `method` the metrics label of the method. Returns whether the scope's last use
+    /// moved to a later second (so its gauge is set at most once per second).
+    pub fn record(&self, api: &str, method: &'static str, now_unix: i64) -> bool {
         {
             let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
             if let Some(e) = find(&entries, api, method) {
-                e.bump(1, now_unix);
-                return;
+                return e.bump(1, now_unix);
             }
         }
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         match find(&entries, api, method) {
             Some(e) => e.bump(1, now_unix),
-            None => entries.push(Entry {
-                api: api.into(),
-                method,
-                count: AtomicU64::new(1),
-                last_used: AtomicI64::new(now_unix),
-            }),
+            None => {
+                entries.push(Entry {
+                    api: api.into(),
+                    method,
+                    count: AtomicU64::new(1),
+                    last_used: AtomicI64::new(now_unix),
+                });
+                true
+            }
         }
     }
 
@@ -135,7 +138,9 @@ impl TokenUsage {
                 continue;
             };
             match find(&entries, &s.api, method) {
-                Some(e) => e.bump(s.count, s.last_used),
+                Some(e) => {
+                    e.bump(s.count, s.last_used);
+                }
                 None => entries.push(Entry {
                     api: s.api.as_str().into(),
                     method,
@@ -149,12 +154,12 @@ impl TokenUsage {
 }
 
 impl Entry {
-    fn bump(&self, by: u64, at: i64) {
+    /// Returns whether the last use moved forward.
+    fn bump(&self, by: u64, at: i64) -> bool {
         self.count.fetch_add(by, Ordering::Relaxed);
         // A plain load first: a busy scope's last use is usually already this second.
-        if self.last_used.load(Ordering::Relaxed) < at {
-            self.last_used.fetch_max(at, Ordering::Relaxed);
-        }
+        self.last_used.load(Ordering::Relaxed) < at
+            && self.last_used.fetch_max(at, Ordering::Relaxed) < at
     }
 }
 
@@ -329,6 +334,11 @@ pub fn restore(registry: &RuntimeRegistry, metrics: &Metrics, state: &UsageState
         };
         if rt.usage.restore(record) {
             restored += 1;
+            // The per-scope gauges start from the restored record, so that Prometheus
+            // agrees with `usage.json` after a restart.
+            for s in rt.usage.snapshot().scopes {
+                metrics.mark_scope_used(&rt.series, &s.api, &s.method, s.last_used);
+            }
             if let (None, Some(last)) = (rt.last_used(), record.last_used()) {
                 rt.mark_used(metrics, last);
             }

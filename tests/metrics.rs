@@ -7,18 +7,13 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http::StatusCode;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use support::prom::*;
 use support::*;
 
 const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
@@ -1005,160 +1000,6 @@ async fn random_flood_does_not_create_series() {
 
 // ------------------------------------------------------------------ 3. real Prometheus
 
-/// A child process killed (and reaped) on drop.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Finds an executable on PATH (or `$ENV` when set).
-fn find_tool(name: &str, env: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        return Some(PathBuf::from(p));
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        p.is_file()
-    }
-}
-
-/// Percent-encodes a query parameter value.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// GET with a real HTTP client; errors (connection refused while starting) are returned.
-async fn http_get(url: &str) -> Result<(StatusCode, String), String> {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let resp = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
-        .await
-        .map_err(|_| format!("{url}: timed out"))?
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-/// Runs an instant query; the result vector of a successful answer.
-async fn prom_query(base: &str, query: &str) -> Result<Vec<serde_json::Value>, String> {
-    let url = format!("{base}/api/v1/query?query={}", urlencode(query));
-    let (status, body) = http_get(&url).await?;
-    if status != StatusCode::OK {
-        return Err(format!("{query}: HTTP {status}: {body}"));
-    }
-    let v: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("{query}: {e}: {body}"))?;
-    if v["status"] != "success" {
-        return Err(format!("{query}: {body}"));
-    }
-    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
-}
-
-/// Polls `probe` until it returns `Some`, or fails after `deadline` with `what` and the
-/// last error (plus Prometheus' log).
-async fn poll<T, F, Fut>(what: &str, deadline: Duration, log: &Path, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, String>>,
-{
-    let start = Instant::now();
-    let mut last: String;
-    loop {
-        match probe().await {
-            Ok(Some(v)) => return v,
-            Ok(None) => last = "not there yet".into(),
-            Err(e) => last = e,
-        }
-        if start.elapsed() > deadline {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            panic!(
-                "{what}: not within {deadline:?} (last: {last})\nprometheus log (last lines, newest first):\n{}",
-                tail.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// The `prometheus` and `promtool` binaries, or the reason to skip (outside CI) or fail
-/// (on CI, `CI=true`).
-fn prometheus_tools() -> Option<(PathBuf, PathBuf)> {
-    let prometheus = find_tool("prometheus", "PROMETHEUS_BIN");
-    let promtool = find_tool("promtool", "PROMTOOL_BIN");
-    match (prometheus, promtool) {
-        (Some(p), Some(t)) => Some((p, t)),
-        (p, t) => {
-            let missing: Vec<&str> = [("prometheus", p.is_none()), ("promtool", t.is_none())]
-                .into_iter()
-                .filter_map(|(n, m)| m.then_some(n))
-                .collect();
-            let msg = format!(
-                "{} not found on PATH: install the Debian package `prometheus` \
-                 (`bash .ci/install-test-deps.sh`), or set PROMETHEUS_BIN/PROMTOOL_BIN",
-                missing.join(" and ")
-            );
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("CI=true: {msg}");
-            }
-            eprintln!("SKIPPED real-Prometheus test: {msg}");
-            None
-        }
-    }
-}
-
-/// Pipes an exposition into `promtool check metrics` (parse errors and lint problems).
-async fn promtool_check_metrics(promtool: &Path, text: &str) -> std::process::Output {
-    let promtool = promtool.to_owned();
-    let text = text.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(&promtool)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run promtool");
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(text.as_bytes()).unwrap();
-        }
-        child.wait_with_output().expect("promtool output")
-    })
-    .await
-    .unwrap()
-}
-
 /// A real Prometheus scrapes the running gateway's admin listener; its HTTP API then
 /// returns the per-token series with the right value, the repository's recording rules
 /// evaluate on them, and `promtool check metrics` accepts the scraped text.
@@ -1205,51 +1046,12 @@ async fn real_prometheus_scrapes_per_token_series() {
 
     // Prometheus with a 1 s scrape interval on the admin listener, and the repository's
     // rule file so its recording rules run on real gateway output.
-    let dir = TempDir::new();
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/scopegate-rules.yml");
     let admin = h.gateway.admin_addr;
-    let config = dir.write(
-        "prometheus.yml",
-        &format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - {rules:?}\n\
-             scrape_configs:\n  - job_name: scopegate\n    metrics_path: /metrics\n    \
-             static_configs:\n      - targets: [\"{admin}\"]\n",
-            rules = rules.display().to_string(),
-        ),
-    );
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let log_path = dir.path("prometheus.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new(&prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
-    let mut child = ChildGuard(child);
+    let server = PrometheusServer::start(&prometheus, &[admin], Some(&rules)).await;
+    let base = server.base.clone();
+    let log_path = server.log_path.clone();
     let deadline = Duration::from_secs(30);
-
-    // Ready: its HTTP API answers.
-    poll("prometheus ready", deadline, &log_path, || {
-        let url = format!("{base}/-/ready");
-        let exited = child.0.try_wait().ok().flatten();
-        async move {
-            if let Some(status) = exited {
-                return Err(format!("prometheus exited: {status}"));
-            }
-            let (status, _) = http_get(&url).await?;
-            Ok((status == StatusCode::OK).then_some(()))
-        }
-    })
-    .await;
 
     // The per-token series, with the right value.
     let series = poll(

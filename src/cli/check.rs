@@ -24,8 +24,28 @@ pub fn summary(config: &Config) -> String {
     let count = |f: &dyn Fn(&crate::config::TokenSpec) -> bool| {
         config.tokens.iter().filter(|t| f(t)).count()
     };
+    let quotas = config
+        .tokens
+        .iter()
+        .map(|t| {
+            usize::from(t.quota.is_some())
+                + t.scope_limits.iter().filter(|l| l.quota.is_some()).count()
+        })
+        .sum::<usize>();
+    let fleet = format!(
+        "\n  rate limits {}, {quotas} quota(s); usage record {}",
+        if s.redis_rate_limit.is_some() {
+            "shared in Redis"
+        } else {
+            "per replica"
+        },
+        match &s.usage_redis {
+            Some(u) => format!("shared in Redis (every {:?})", u.interval),
+            None => "per replica".to_owned(),
+        }
+    );
     format!(
-        "configuration OK: {}\n  listen {} (admin {})\n  {} upstream(s), {} API(s) in the catalog, API versions [{}]\n  {} account(s), {} token(s): {} active, {} disabled, {} legacy\n  tokens file {}",
+        "configuration OK: {}\n  listen {} (admin {})\n  {} upstream(s), {} API(s) in the catalog, API versions [{}]\n  {} account(s), {} token(s): {} active, {} disabled, {} legacy\n  tokens file {}{fleet}",
         s.config_path.display(),
         s.listen,
         s.admin_listen,

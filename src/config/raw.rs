@@ -44,6 +44,18 @@ pub struct RawGateway {
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
     pub bruteforce: Option<RawBruteForce>,
+    /// Where the usage record is kept besides each replica's `state_dir` (fleet usage).
+    pub usage: Option<RawUsage>,
+}
+
+/// `usage: {backend: redis, redis_url: ..., interval: 60s, redis_timeout: 200ms}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsage {
+    pub backend: Option<crate::redis_limit::BackendKind>,
+    pub redis_url: Option<String>,
+    pub interval: Option<String>,
+    pub redis_timeout: Option<String>,
 }
 
 /// The failed-authentication throttle.
@@ -245,6 +257,17 @@ pub struct RawToken {
     pub scopes: Vec<RawScope>,
     pub shadow_scopes: Option<Vec<RawScope>>,
     pub rate_limit: Option<RawRateLimit>,
+    /// Requests per day or month for the whole token, counted across replicas in Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<RawQuota>,
+}
+
+/// `quota: {requests: N, per: day|month}` on a token or a scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    pub requests: u64,
+    pub per: crate::quota::QuotaPeriod,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -253,4 +276,10 @@ pub struct RawScope {
     pub api: String,
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Overrides the token's rate limit for requests recorded under this API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RawRateLimit>,
+    /// A quota of its own for requests recorded under this API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<RawQuota>,
 }

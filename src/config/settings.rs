@@ -134,6 +134,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub bruteforce: crate::bruteforce::BruteForceSettings,
+    /// `usage.backend: redis`: the fleet-wide usage record. Read at start only.
+    pub usage_redis: Option<crate::usage_redis::UsageRedisSettings>,
 }
 
 impl Settings {
@@ -174,6 +176,29 @@ pub struct TokenSpec {
     pub scopes: Vec<ScopeGrant>,
     pub shadow_scopes: Option<Vec<ScopeGrant>>,
     pub rate_limit: Option<RateLimit>,
+    /// The token's own quota (all its requests).
+    pub quota: Option<crate::quota::Quota>,
+    /// Per-scope overrides, sorted by API: a scope's `rate_limit` replaces the token's
+    /// for requests recorded under that API; a scope's `quota` counts them on its own.
+    pub scope_limits: Vec<ScopeLimits>,
+}
+
+/// The limits written on one scope entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScopeLimits {
+    pub api: ApiId,
+    pub rate_limit: Option<RateLimit>,
+    pub quota: Option<crate::quota::Quota>,
+}
+
+impl TokenSpec {
+    /// The limits of the scope for `api`, if that scope entry has any.
+    pub fn scope_limits(&self, api: ApiId) -> Option<&ScopeLimits> {
+        self.scope_limits
+            .binary_search_by_key(&api, |s| s.api)
+            .ok()
+            .map(|i| &self.scope_limits[i])
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use super::error::ErrorSink;
 use super::raw::{
-    AccountInput, RawBruteForce, RawGateway, RawGatewayRateLimit, RawLimits, RawRateLimit,
-    RawScope, RawTimeouts, RawToken,
+    AccountInput, RawBruteForce, RawGateway, RawGatewayRateLimit, RawLimits, RawQuota,
+    RawRateLimit, RawScope, RawTimeouts, RawToken, RawUsage,
 };
 use super::settings::*;
 use crate::bruteforce::BruteForceSettings;
@@ -66,6 +66,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
     let timeouts = timeouts(sink, raw.timeouts.unwrap_or_default());
     let limits = limits(sink, raw.limits.unwrap_or_default());
     let bruteforce = bruteforce(sink, raw.bruteforce.unwrap_or_default());
+    let usage_redis = usage(sink, raw.usage.unwrap_or_default());
 
     let mut upstreams = Vec::new();
     for (name, up) in &raw.upstreams {
@@ -277,6 +278,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         timeouts,
         limits,
         bruteforce,
+        usage_redis,
     }
 }
 
@@ -296,6 +298,49 @@ fn strip_request_headers(
         }
     }
     list
+}
+
+fn usage(
+    sink: &mut ErrorSink<'_>,
+    raw: RawUsage,
+) -> Option<crate::usage_redis::UsageRedisSettings> {
+    use crate::redis_limit::{check_url, BackendKind, DEFAULT_URL};
+    use crate::usage_redis::{UsageRedisSettings, DEFAULT_INTERVAL, DEFAULT_TIMEOUT};
+    if raw.backend.unwrap_or_default() == BackendKind::Local {
+        if raw.redis_url.is_some() || raw.redis_timeout.is_some() || raw.interval.is_some() {
+            sink.push(
+                "usage.backend",
+                "redis_url, redis_timeout and interval only apply to backend: redis",
+                "set backend: redis to share the usage record across replicas, or remove them",
+            );
+        }
+        return None;
+    }
+    let url = raw.redis_url.as_deref().unwrap_or(DEFAULT_URL).to_owned();
+    if let Err(why) = check_url(&url) {
+        sink.push(
+            "usage.redis_url",
+            format!("invalid Redis URL: {why}"),
+            "write it as redis://[:password@]host:port[/db], e.g. redis://127.0.0.1:6379",
+        );
+    }
+    let interval = duration_or(
+        sink,
+        "usage.interval",
+        raw.interval.as_deref(),
+        DEFAULT_INTERVAL,
+    );
+    let timeout = duration_or(
+        sink,
+        "usage.redis_timeout",
+        raw.redis_timeout.as_deref(),
+        DEFAULT_TIMEOUT,
+    );
+    Some(UsageRedisSettings {
+        url,
+        interval,
+        timeout,
+    })
 }
 
 fn bruteforce(sink: &mut ErrorSink<'_>, raw: RawBruteForce) -> BruteForceSettings {
@@ -537,6 +582,19 @@ fn token(
     let rate_limit = raw
         .rate_limit
         .map(|r| rate_limit(sink, &format!("{field}.rate_limit"), r));
+    let quota = raw
+        .quota
+        .map(|q| quota(sink, &format!("{field}.quota"), q, settings));
+    let scope_limits = scope_limits(sink, &format!("{field}.scopes"), &raw.scopes, settings);
+    for (i, s) in raw.shadow_scopes.iter().flatten().enumerate() {
+        if s.rate_limit.is_some() || s.quota.is_some() {
+            sink.push(
+                &format!("{field}.shadow_scopes[{i}]"),
+                "rate_limit and quota are not used on shadow_scopes",
+                "put limits on the scopes entry; shadow_scopes only count what they would deny",
+            );
+        }
+    }
 
     if sink.errors.len() > errors_before {
         return None;
@@ -560,7 +618,86 @@ fn token(
         scopes: granted,
         shadow_scopes,
         rate_limit,
+        quota,
+        scope_limits,
     })
+}
+
+/// The `rate_limit` and `quota` written on scope entries, by API. Two entries for one API
+/// may not both carry the same kind of limit (which one would apply?).
+fn scope_limits(
+    sink: &mut ErrorSink<'_>,
+    field: &str,
+    raw: &[RawScope],
+    settings: &Settings,
+) -> Vec<ScopeLimits> {
+    let mut out: Vec<ScopeLimits> = Vec::new();
+    for (i, scope) in raw.iter().enumerate() {
+        if scope.rate_limit.is_none() && scope.quota.is_none() {
+            continue;
+        }
+        let sfield = format!("{field}[{i}]");
+        // An unknown API is reported by `scopes`.
+        let Some(api) = settings.api_id(&scope.api) else {
+            continue;
+        };
+        let rate = scope
+            .rate_limit
+            .map(|r| rate_limit(sink, &format!("{sfield}.rate_limit"), r));
+        let quota = scope
+            .quota
+            .map(|q| quota(sink, &format!("{sfield}.quota"), q, settings));
+        match out.iter_mut().find(|l| l.api == api) {
+            Some(existing) => {
+                if (rate.is_some() && existing.rate_limit.is_some())
+                    || (quota.is_some() && existing.quota.is_some())
+                {
+                    sink.push(
+                        &sfield,
+                        format!("a second rate_limit or quota for API `{}`", scope.api),
+                        "write each API's limits on one of its scope entries",
+                    );
+                }
+                existing.rate_limit = existing.rate_limit.or(rate);
+                existing.quota = existing.quota.or(quota);
+            }
+            None => out.push(ScopeLimits {
+                api,
+                rate_limit: rate,
+                quota,
+            }),
+        }
+    }
+    out.sort_by_key(|l| l.api);
+    out
+}
+
+fn quota(
+    sink: &mut ErrorSink<'_>,
+    field: &str,
+    raw: RawQuota,
+    settings: &Settings,
+) -> crate::quota::Quota {
+    if raw.requests == 0 {
+        sink.push(
+            &format!("{field}.requests"),
+            "must be at least 1",
+            "a token that may send nothing should be disabled instead",
+        );
+    }
+    if settings.redis_rate_limit.is_none() {
+        sink.push(
+            field,
+            "a quota needs the shared Redis backend",
+            "set rate_limit.backend: redis (with redis_url) in scopegate.yaml: quotas are \
+             counted across replicas in Redis; a per-replica count would multiply the quota \
+             by the number of replicas",
+        );
+    }
+    crate::quota::Quota {
+        requests: raw.requests,
+        per: raw.per,
+    }
 }
 
 /// Parses a scope list; several entries for one API are merged.

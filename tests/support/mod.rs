@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod prom;
+pub mod redis_server;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -46,6 +46,31 @@ pub struct TokenView {
     pub rate_limit: Option<(f64, Option<u64>)>,
     /// Unix seconds of the last allowed request, when the usage record knows it.
     pub last_used: Option<i64>,
+    /// The token's `quota`, as written (`{requests, per}`).
+    pub quota: Option<serde_json::Value>,
+    /// Scope entries with limits of their own: (API, `{rate_limit, quota}` as written).
+    pub scope_limits: Vec<(String, serde_json::Value)>,
+}
+
+/// A YAML mapping field as JSON (for the limits `token show` echoes back).
+fn json_field(v: &Value, key: &str) -> Option<serde_json::Value> {
+    v.get(key).and_then(|x| serde_json::to_value(x).ok())
+}
+
+/// Renders `{requests_per_second, burst}` or `{requests, per}` for the card.
+fn limit_text(v: &serde_json::Value) -> String {
+    if let Some(rps) = v.get("requests_per_second") {
+        match v.get("burst") {
+            Some(b) => format!("{rps} requests/s, burst {b}"),
+            None => format!("{rps} requests/s"),
+        }
+    } else {
+        let per = v.get("per").and_then(|p| p.as_str()).unwrap_or("?");
+        format!(
+            "{} requests per {per} (UTC)",
+            v.get("requests").unwrap_or(&json!("?"))
+        )
+    }
 }
 
 pub fn str_field(v: &Value, key: &str) -> Option<String> {
@@ -116,6 +141,24 @@ impl TokenView {
             shadow_scopes: scopes_field(token, "shadow_scopes"),
             rate_limit,
             last_used: None,
+            quota: json_field(token, "quota"),
+            scope_limits: token
+                .get("scopes")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| {
+                    let rate_limit = json_field(s, "rate_limit");
+                    let quota = json_field(s, "quota");
+                    if rate_limit.is_none() && quota.is_none() {
+                        return None;
+                    }
+                    Some((
+                        str_field(s, "api")?,
+                        json!({"rate_limit": rate_limit, "quota": quota}),
+                    ))
+                })
+                .collect(),
         }
     }
 
@@ -188,6 +231,10 @@ impl TokenView {
                 "requests_per_second": rps,
                 "burst": burst,
             })),
+            "quota": self.quota,
+            "scope_limits": self.scope_limits.iter()
+                .map(|(api, l)| json!({"api": api, "rate_limit": l["rate_limit"], "quota": l["quota"]}))
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -246,6 +293,9 @@ impl TokenView {
                 },
             ),
         ]);
+        if let Some(q) = &self.quota {
+            rows.push(("quota", limit_text(q)));
+        }
         let mut out = String::new();
         for (k, v) in rows {
             out.push_str(&format!("{:<17}{v}\n", format!("{k}:")));
@@ -258,6 +308,14 @@ impl TokenView {
         }
         for s in &self.scopes {
             out.push_str(&format!("  {}: {}\n", s.api, s.methods.join(", ")));
+        }
+        for (api, l) in &self.scope_limits {
+            for kind in ["rate_limit", "quota"] {
+                if !l[kind].is_null() {
+                    let name = kind.replace('_', " ");
+                    out.push_str(&format!("    {api} {name}: {}\n", limit_text(&l[kind])));
+                }
+            }
         }
         if let Some(shadow) = &self.shadow_scopes {
             out.push_str("shadow scopes (proposed; requests they would deny are counted):\n");
@@ -295,21 +353,32 @@ pub fn all_tokens(root: &Value) -> Vec<TokenView> {
 }
 
 /// Last use per SID from the gateway's usage record, when `state_dir` is configured and
-/// the record exists. Usage is advisory: an unreadable record is a warning.
+/// the record exists, merged with the fleet record in Redis when `usage.backend: redis`
+/// (the later use wins). Usage is advisory: an unreadable record is a warning.
 pub fn last_used(settings: &Settings) -> HashMap<String, i64> {
-    let Some(dir) = &settings.state_dir else {
-        return HashMap::new();
-    };
-    match usage::read_state(&usage::state_path(dir)) {
-        Ok(state) => state
-            .tokens
-            .iter()
-            .filter_map(|(sid, r)| Some((sid.clone(), r.last_used()?)))
-            .collect(),
-        Err(usage::StateError::Missing(_)) => HashMap::new(),
-        Err(e) => {
-            eprintln!("warning: last-used times unavailable: {e}");
-            HashMap::new()
+    let mut out = HashMap::new();
+    if let Some(dir) = &settings.state_dir {
+        match usage::read_state(&usage::state_path(dir)) {
+            Ok(state) => merge_last_used(&mut out, &state),
+            Err(usage::StateError::Missing(_)) => {}
+            Err(e) => eprintln!("warning: last-used times unavailable: {e}"),
+        }
+    }
+    if let Some(redis) = &settings.usage_redis {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        match crate::usage_redis::read_fleet_blocking(redis, now) {
+            Ok((state, _)) => merge_last_used(&mut out, &state),
+            Err(e) => eprintln!("warning: fleet last-used times unavailable: {e}"),
+        }
+    }
+    out
+}
+
+fn merge_last_used(out: &mut HashMap<String, i64>, state: &usage::UsageState) {
+    for (sid, r) in &state.tokens {
+        if let Some(t) = r.last_used() {
+            let e = out.entry(sid.clone()).or_insert(t);
+            *e = (*e).max(t);
         }
     }
 }

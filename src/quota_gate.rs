@@ -1,0 +1,63 @@
+//! The request path's quota step: which quotas apply to an allowed request (the token's,
+//! and the scope's for the API it is recorded under) and what to answer when one is used
+//! up. The counting itself is [`crate::quota`]'s.
+
+use crate::policy::Token;
+use crate::proxy::Shared;
+use crate::quota::{Applicable, QuotaDecision, QuotaState};
+use crate::scope::catalog::ApiId;
+
+/// A request refused by a quota.
+pub struct Refused {
+    /// The quota that is used up; `None` when Redis could not answer under `deny`.
+    pub state: Option<QuotaState>,
+    /// For the access log.
+    pub reason: &'static str,
+}
+
+/// Takes the request from every quota that applies. Costs nothing for a token without
+/// quotas (no allocation, no Redis call).
+pub async fn check(
+    shared: &Shared,
+    token: &Token,
+    api: Option<ApiId>,
+    api_name: &str,
+    now_unix: i64,
+) -> Result<Vec<QuotaState>, Refused> {
+    let scope_quota = api
+        .and_then(|a| token.spec.scope_limits(a))
+        .and_then(|l| l.quota);
+    if token.spec.quota.is_none() && scope_quota.is_none() {
+        return Ok(Vec::new());
+    }
+    // Validation refuses quotas without Redis; a snapshot that still has one (the backend
+    // is read at start only) lets the request through, uncounted.
+    let Some(backend) = &shared.quotas else {
+        return Ok(Vec::new());
+    };
+    let mut applicable = Vec::with_capacity(2);
+    if let Some(q) = token.spec.quota {
+        applicable.push(Applicable {
+            api: None,
+            quota: q,
+        });
+    }
+    if let Some(q) = scope_quota {
+        applicable.push(Applicable {
+            api: Some(api_name),
+            quota: q,
+        });
+    }
+    match backend.take(&token.spec.sid, &applicable, now_unix).await {
+        QuotaDecision::Allowed(states) => Ok(states),
+        QuotaDecision::Uncounted => Ok(Vec::new()),
+        QuotaDecision::Limited(Some(state)) => Err(Refused {
+            state: Some(state),
+            reason: "quota_exhausted",
+        }),
+        QuotaDecision::Limited(None) => Err(Refused {
+            state: None,
+            reason: "quota_backend_unavailable",
+        }),
+    }
+}
