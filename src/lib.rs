@@ -7,7 +7,8 @@
 //! - [`request`]: framing, `Host` and method-override checks made before authentication.
 //! - [`scope`]: request-target canonicalization ([`scope::target`]) and the compiled
 //!   catalog matcher ([`scope::catalog`]).
-//! - [`auth`]: strict HTTP Basic parsing; [`model`]: methods, statuses, secret hashes.
+//! - [`auth`]: strict HTTP Basic parsing; [`model`]: methods, statuses, secret hashes;
+//!   [`shorthand`]: the `read`/`write`/`all` method shorthands of scopes.
 //! - [`decision`]: authenticate and authorize, pure; shared with `scopegate explain`.
 //! - [`forward`]: request/response rewriting and the pooled upstream client; [`owned_headers`]:
 //!   the table of routing and identity headers a client may not send.
@@ -16,7 +17,8 @@
 //! Around it: [`config`] (files -> validated settings, all errors at once), [`policy`] (the
 //! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
 //! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
-//! [`admin`] (Prometheus registry and the admin listener), [`cli`] (the commands).
+//! [`admin`] (Prometheus registry and the admin listener), [`cli`] (the commands),
+//! [`openapi`] (the catalog from an OpenAPI document, drift checks).
 //!
 //! Fleet-wide state: [`redis_limit`] (the Redis connection and shared rate limits),
 //! [`quota`] (day/month quotas counted in Redis), [`usage`] (each replica's usage record)
@@ -36,6 +38,7 @@ pub mod forward;
 pub mod framing;
 pub mod metrics;
 pub mod model;
+pub mod openapi;
 pub mod owned_headers;
 pub mod policy;
 pub mod promql;
@@ -50,6 +53,7 @@ pub mod response;
 pub mod runtime;
 pub mod scope;
 pub mod server;
+pub mod shorthand;
 pub mod tls;
 pub mod usage;
 pub mod usage_redis;

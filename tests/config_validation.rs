@@ -91,6 +91,27 @@ fn bad_method() {
 }
 
 #[test]
+fn shorthands_are_lower_case_and_typos_are_named() {
+    let ok = tokens_with(&token("SGa", "").replace("[GET]", "[read, write, all]"));
+    let dir = TempDir::new();
+    let cfg = dir.write("scopegate.yaml", GATEWAY);
+    dir.write("tokens.yaml", &ok);
+    let loaded = config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    let methods = loaded.tokens[0].scopes[0].methods;
+    assert_eq!(methods, scopegate::model::MethodSet::ALL);
+    let t = tokens_with(&token("SGa", "").replace("[GET]", "[read, Write]"));
+    let errs = errors(GATEWAY, &t);
+    assert_error(
+        &errs,
+        "tokens.yaml",
+        "accounts[0].tokens[0].scopes[0].methods[1]",
+        line_of(&t, "Write"),
+        "unknown method `Write`",
+    );
+    assert!(errs.iter().any(|e| e.hint.contains("read (GET, HEAD)")));
+}
+
+#[test]
 fn duplicate_sid() {
     let t = tokens_with(&format!("{}{}", token("SGa", ""), token("SGa", "")));
     let errs = errors(GATEWAY, &t);

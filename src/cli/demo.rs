@@ -87,6 +87,8 @@ fn run_inner(
         m.insert("tokens_file".into(), "tokens.yaml".into());
         m.remove("tls");
         m.remove("state_dir");
+        // The catalog comes from the demo API's own OpenAPI document (config/demo-openapi.yaml).
+        m.insert("apis".into(), crate::openapi::demo_apis()?);
         if tls {
             let cert = rcgen::generate_simple_self_signed(vec![
                 "localhost".to_owned(),

@@ -1,6 +1,7 @@
 //! The command line: argument parsing and one module per command family.
 
 pub mod audit;
+pub mod catalog;
 pub mod check;
 pub mod demo;
 pub mod explain;
@@ -70,6 +71,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Explain the decision for one token, method and path.
     Explain(explain::ExplainArgs),
+    /// The catalog from the API's OpenAPI document: import it, check it for drift.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -88,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Token(cmd) => token::run(cmd),
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Catalog(cmd) => catalog::run(cmd),
     }
 }
 

@@ -85,22 +85,25 @@ pub struct ScopeArg {
 fn parse_scope(s: &str) -> Result<ScopeArg, String> {
     let (api, methods) = s
         .split_once(':')
-        .ok_or("write a scope as API:METHOD[,METHOD], e.g. campaigns:GET,POST")?;
+        .ok_or("write a scope as API:METHOD[,METHOD], e.g. campaigns:GET,POST or reports:read")?;
     let api = api.trim();
     if api.is_empty() {
         return Err("the scope names no API (write API:METHOD[,METHOD])".into());
     }
     let mut out: Vec<String> = Vec::new();
     for m in methods.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-        let upper = m.to_ascii_uppercase();
-        if !KNOWN_METHODS.contains(&upper.as_str()) {
-            return Err(format!(
-                "unknown method `{m}` (use {})",
-                KNOWN_METHODS.join(", ")
-            ));
+        // On the command line case does not matter: `get` is GET, `READ` is `read`.
+        let lower = m.to_ascii_lowercase();
+        let name = if crate::shorthand::is_shorthand(&lower) {
+            lower
+        } else {
+            m.to_ascii_uppercase()
+        };
+        if crate::shorthand::expand(&name).is_none() {
+            return Err(format!("unknown method `{m}` ({})", crate::shorthand::HINT));
         }
-        if !out.contains(&upper) {
-            out.push(upper);
+        if !out.contains(&name) {
+            out.push(name);
         }
     }
     if out.is_empty() {
@@ -1059,6 +1062,16 @@ mod tests {
         assert!(parse_scope(":GET").is_err());
         assert!(parse_scope("campaigns:").is_err());
         assert!(parse_scope("campaigns:BREW").unwrap_err().contains("BREW"));
+        assert_eq!(
+            parse_scope("reports:READ,write,GET").unwrap(),
+            ScopeArg {
+                api: "reports".into(),
+                methods: vec!["read".into(), "write".into(), "GET".into()],
+            }
+        );
+        assert!(parse_scope("reports:reads")
+            .unwrap_err()
+            .contains("read (GET, HEAD)"));
     }
 
     #[test]

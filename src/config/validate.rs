@@ -16,7 +16,7 @@ use super::raw::{
 };
 use super::settings::*;
 use crate::bruteforce::BruteForceSettings;
-use crate::model::{method_index, MethodSet, SecretHash, TokenKind, TokenStatus, KNOWN_METHODS};
+use crate::model::{method_index, MethodSet, SecretHash, TokenKind, TokenStatus};
 use crate::scope::pattern::parse_pattern;
 
 pub const DEFAULT_MAX_ACTIVE_TOKENS: usize = 20;
@@ -730,15 +730,16 @@ pub(crate) fn scopes(
         }
         let mut methods = MethodSet::EMPTY;
         for (j, m) in scope.methods.iter().enumerate() {
-            match method_index(m) {
-                Some(idx) => methods.grant(idx),
+            match crate::shorthand::expand(m) {
+                Some(names) => {
+                    for idx in names.iter().filter_map(|n| method_index(n)) {
+                        methods.grant(idx);
+                    }
+                }
                 None => sink.push(
                     &format!("{sfield}.methods[{j}]"),
                     format!("unknown method `{m}`"),
-                    format!(
-                        "use upper-case standard methods: {}",
-                        KNOWN_METHODS.join(", ")
-                    ),
+                    crate::shorthand::HINT,
                 ),
             }
         }

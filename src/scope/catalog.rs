@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::pattern::{Pattern, Segment};
+use super::pattern::{Affix, Pattern, Segment};
 use super::MAX_SEGMENTS;
 
 /// Identifies an upstream API in the catalog.
@@ -36,6 +36,7 @@ struct BuildNode {
     literals: BTreeMap<Box<str>, usize>,
     account: Option<usize>,
     star: Option<usize>,
+    affixed: BTreeMap<(bool, Affix), usize>,
     exact: Vec<Match>,
     globstar: Vec<Match>,
 }
@@ -92,6 +93,14 @@ impl CatalogBuilder {
             }
             Segment::Account => &mut node.account,
             Segment::Star => &mut node.star,
+            Segment::AffixedStar(affix) | Segment::AffixedAccount(affix) => {
+                let key = (matches!(segment, Segment::AffixedAccount(_)), affix.clone());
+                if let Some(&existing) = node.affixed.get(&key) {
+                    return existing;
+                }
+                node.affixed.insert(key, next);
+                return self.push_node(next);
+            }
         };
         match *slot {
             Some(existing) => existing,
@@ -116,6 +125,15 @@ impl CatalogBuilder {
                 literals: node.literals.into_iter().collect(),
                 account: node.account,
                 star: node.star,
+                affixed: node
+                    .affixed
+                    .into_iter()
+                    .map(|((account, affix), child)| AffixedChild {
+                        account,
+                        affix,
+                        child,
+                    })
+                    .collect(),
                 exact: node.exact.into_boxed_slice(),
                 globstar: node.globstar.into_boxed_slice(),
             })
@@ -148,10 +166,21 @@ struct Node {
     literals: Box<[(Box<str>, usize)]>,
     account: Option<usize>,
     star: Option<usize>,
+    /// `prefix*suffix` and `prefix{account}suffix` children, each checked with two
+    /// comparisons; real catalogs have one or two per node (`*.json`).
+    affixed: Box<[AffixedChild]>,
     /// Patterns ending exactly at this node.
     exact: Box<[Match]>,
     /// Patterns ending with `**` at this node: they match whatever remains, including nothing.
     globstar: Box<[Match]>,
+}
+
+#[derive(Debug)]
+struct AffixedChild {
+    /// `{account}` between the affixes rather than `*`.
+    account: bool,
+    affix: Affix,
+    child: usize,
 }
 
 impl Default for Catalog {
@@ -219,6 +248,16 @@ impl Catalog {
         }
         if let Some(child) = node.star {
             self.walk(child, next, account, f);
+        }
+        for affixed in node.affixed.iter() {
+            let hit = if affixed.account {
+                affixed.affix.matches_account(segment, account)
+            } else {
+                affixed.affix.matches_star(segment)
+            };
+            if hit {
+                self.walk(affixed.child, next, account, f);
+            }
         }
     }
 
@@ -311,6 +350,30 @@ mod tests {
         ("/{account}/*/x", "/acme/q/x", true),
         ("/%C3%A9/x", "/%C3%A9/x", true),
         ("/%C3%A9/x", "/%c3%a9/x", false),
+        ("/c/*.json", "/c/x.json", true),
+        ("/c/*.json", "/c/x.json/", true),
+        ("/c/*.json", "/c/.json", false),
+        ("/c/*.json", "/c/x.jso", false),
+        ("/c/*.json", "/c/x.json.bak", false),
+        ("/c/*.json", "/c/x/y.json", false),
+        ("/c/*.json", "/c/x.json/y", false),
+        ("/c/*.json", "/c/%C3%A9.json", true),
+        ("/c/*A9", "/c/x%C3%A9", false),
+        ("/c/*A9", "/c/xA9", true),
+        ("/c/v*", "/c/v1", true),
+        ("/c/v*", "/c/v", false),
+        ("/c/v*", "/c/w1", false),
+        ("/c/a*a", "/c/a", false),
+        ("/c/a*a", "/c/aa", false),
+        ("/c/a*a", "/c/aba", true),
+        ("/a/{account}.json", "/a/acme.json", true),
+        ("/a/{account}.json", "/a/acme.json/", true),
+        ("/a/{account}.json", "/a/acme", false),
+        ("/a/{account}.json", "/a/other.json", false),
+        ("/a/{account}.json", "/a/acmex.json", false),
+        ("/a/{account}.json", "/a/.json", false),
+        ("/a/x{account}", "/a/xacme", true),
+        ("/a/x{account}", "/a/acme", false),
     ];
 
     #[test]
@@ -355,12 +418,12 @@ mod tests {
         ]);
         assert_eq!(
             matches(&c, "/v1/acme/reports", "acme"),
-            vec![(1, 0, 14), (2, 1, 21), (3, 2, 25), (4, 3, 23), (5, 4, 0)]
+            vec![(1, 0, 28), (2, 1, 41), (3, 2, 49), (4, 3, 45), (5, 4, 0)]
         );
         // {account} mismatch drops the account patterns only.
         assert_eq!(
             matches(&c, "/v1/acme/reports/", "globex"),
-            vec![(2, 1, 21), (3, 2, 25), (5, 4, 0)]
+            vec![(2, 1, 41), (3, 2, 49), (5, 4, 0)]
         );
         assert_eq!(apis(&c, "/v1/globex/x", "acme"), vec![5]);
         assert_eq!(apis(&c, "/v2", "acme"), vec![5, 6]);

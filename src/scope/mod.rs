@@ -2,7 +2,7 @@
 //! token's grants: [`target`] canonicalizes the request target (with `fold` refusing segments
 //! that an upstream folding Unicode would read differently), [`pattern`] parses the grant path
 //! patterns of the catalog, and [`catalog`] compiles them into a segment trie that is walked per
-//! request.
+//! request; [`relate`] compares patterns for drift checks.
 //!
 //! The pieces only compose safely in that order: the matcher compares bytes, so it must only ever
 //! see paths produced by [`canonicalize`], and pattern literals are held to the same canonical
@@ -11,13 +11,14 @@
 pub mod catalog;
 mod fold;
 pub mod pattern;
+pub mod relate;
 pub mod target;
 
 #[cfg(test)]
 mod proptests;
 
 pub use catalog::{ApiId, Catalog, CatalogBuilder, Match};
-pub use pattern::{parse_pattern, Pattern, PatternError, Segment};
+pub use pattern::{parse_pattern, Affix, Pattern, PatternError, Segment};
 pub use target::{canonicalize, canonicalize_with, Target, TargetError, TargetOptions};
 
 /// Deepest path, in segments, that patterns may describe and the matcher will look at.

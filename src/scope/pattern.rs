@@ -7,6 +7,9 @@
 //!   exact spelling that is matched);
 //! - `{account}`: exactly one segment equal to the token's account;
 //! - `*`: exactly one non-empty segment;
+//! - `*` or `{account}` with literal text before and/or after it, inside one segment
+//!   (`*.json`, `v*`, `{account}.json`): the literal text must be there and, for `*`, a
+//!   non-empty middle between it (real APIs such as Twilio's write `/Calls/{Sid}.json`);
 //! - `**`: only as the last segment, any number of remaining segments including none.
 //!
 //! `/` alone is the pattern matching only the root.
@@ -26,6 +29,57 @@ pub enum Segment {
     Account,
     /// `*`: matches any single non-empty path segment.
     Star,
+    /// `prefix*suffix`: a segment that starts with `prefix`, ends with `suffix` and has a
+    /// non-empty middle that does not split a percent-encoding.
+    AffixedStar(Affix),
+    /// `prefix{account}suffix`: a segment equal to `prefix` + the caller's account + `suffix`.
+    AffixedAccount(Affix),
+}
+
+/// The literal text around a `*` or `{account}` inside one segment; at least one side is
+/// non-empty, and both are held to the canonical form of request paths.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Affix {
+    pub prefix: Box<str>,
+    pub suffix: Box<str>,
+}
+
+impl Affix {
+    /// Whether `segment` (canonical, one segment) is `prefix` + a non-empty middle +
+    /// `suffix`, where the middle does not start or end inside a `%XX` (so `*A9` never
+    /// matches the tail of `%C3%A9`). Length checks first: no allocation, no regex.
+    pub fn matches_star(&self, segment: &str) -> bool {
+        let (p, s) = (self.prefix.len(), self.suffix.len());
+        if segment.len() <= p + s || !segment.starts_with(&*self.prefix) {
+            return false;
+        }
+        if !segment.ends_with(&*self.suffix) {
+            return false;
+        }
+        // The middle is non-empty (length checked above); `get` keeps this panic-free on
+        // request input regardless.
+        let middle = segment
+            .as_bytes()
+            .get(p..segment.len() - s)
+            .unwrap_or_default();
+        match middle {
+            [.., b'%'] | [.., b'%', _] => false,
+            [_, ..] => true,
+            [] => false,
+        }
+    }
+
+    /// Whether `segment` is exactly `prefix` + `account` + `suffix` (an empty account never
+    /// matches).
+    pub fn matches_account(&self, segment: &str, account: &str) -> bool {
+        !account.is_empty()
+            && segment.len() == self.prefix.len() + account.len() + self.suffix.len()
+            && segment.starts_with(&*self.prefix)
+            && segment.ends_with(&*self.suffix)
+            && segment
+                .get(self.prefix.len()..self.prefix.len() + account.len())
+                .is_some_and(|middle| middle == account)
+    }
 }
 
 /// A parsed, validated grant path pattern.
@@ -47,11 +101,11 @@ pub enum PatternError {
     EmptySegment,
     /// `**` somewhere other than the last segment.
     GlobstarNotLast,
-    /// `*` inside a longer segment (`a*`, `***`).
+    /// More than one `*` or `{account}` in one segment (`a*b*`, `***`, `{account}*`).
     PartialWildcard { segment: String },
     /// A `{name}` segment other than `{account}`.
     UnknownPlaceholder { name: String },
-    /// `{` or `}` that does not form a whole-segment placeholder (`a{account}`, `{x`).
+    /// `{` or `}` that does not form a placeholder (`{x`, `a}`, `{{a}}`).
     MalformedPlaceholder { segment: String },
     /// A literal segment that no canonical request path could contain.
     InvalidLiteral {
@@ -82,8 +136,8 @@ impl fmt::Display for PatternError {
             ),
             Self::PartialWildcard { segment } => write!(
                 f,
-                "`*` must be a whole segment, found `{segment}`: \
-                 partial-segment wildcards are not supported"
+                "segment `{segment}` holds more than one wildcard: a segment may hold one `*` \
+                 or one `{{account}}`, with literal text around it (e.g. `*.json`)"
             ),
             Self::UnknownPlaceholder { name } => write!(
                 f,
@@ -91,8 +145,8 @@ impl fmt::Display for PatternError {
             ),
             Self::MalformedPlaceholder { segment } => write!(
                 f,
-                "`{{`/`}}` in segment `{segment}`: a placeholder must be a whole segment, \
-                 e.g. `/v1/{{account}}/...`"
+                "`{{`/`}}` in segment `{segment}` do not form a placeholder: write \
+                 `{{account}}`, e.g. `/v1/{{account}}/...` or `/v1/{{account}}.json`"
             ),
             Self::InvalidLiteral { segment, reason } => write!(
                 f,
@@ -146,22 +200,86 @@ pub fn parse_pattern(s: &str) -> Result<Pattern, PatternError> {
 }
 
 fn parse_literal(part: &str) -> Result<Segment, PatternError> {
+    let several = || PatternError::PartialWildcard {
+        segment: part.to_owned(),
+    };
     if part.contains(['{', '}']) {
-        let inner = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'));
-        return Err(match inner {
-            Some(name) if !name.contains(['{', '}']) => PatternError::UnknownPlaceholder {
+        let Some((prefix, rest)) = part.split_once('{') else {
+            return Err(malformed(part));
+        };
+        let Some((name, suffix)) = rest.split_once('}') else {
+            return Err(malformed(part));
+        };
+        if prefix.contains('}') || name.contains('{') {
+            return Err(malformed(part));
+        }
+        if suffix.contains(['{', '}']) {
+            return Err(if suffix.contains('{') && !suffix.contains("}{") {
+                several()
+            } else {
+                malformed(part)
+            });
+        }
+        if name != "account" {
+            return Err(PatternError::UnknownPlaceholder {
                 name: name.to_owned(),
-            },
-            _ => PatternError::MalformedPlaceholder {
-                segment: part.to_owned(),
-            },
-        });
+            });
+        }
+        if prefix.contains('*') || suffix.contains('*') {
+            return Err(several());
+        }
+        let affix = Affix {
+            prefix: affix_piece(prefix)?.into(),
+            suffix: affix_piece(suffix)?.into(),
+        };
+        return Ok(Segment::AffixedAccount(affix));
     }
-    if part.contains('*') {
-        return Err(PatternError::PartialWildcard {
-            segment: part.to_owned(),
-        });
+    if let Some((prefix, suffix)) = part.split_once('*') {
+        if suffix.contains('*') {
+            return Err(several());
+        }
+        let affix = Affix {
+            prefix: affix_piece(prefix)?.into(),
+            suffix: affix_piece(suffix)?.into(),
+        };
+        return Ok(Segment::AffixedStar(affix));
     }
+    canonical_literal(part)
+}
+
+fn malformed(part: &str) -> PatternError {
+    PatternError::MalformedPlaceholder {
+        segment: part.to_owned(),
+    }
+}
+
+/// Checks the literal text beside a `*` or `{account}`: the same byte rules and canonical
+/// spelling as a literal segment. It is checked between two `_` so that `.` or `..` (fine as
+/// part of a longer segment) are not taken for dot segments, nor a prefix's last `.` for a
+/// segment's trailing dot.
+fn affix_piece(piece: &str) -> Result<&str, PatternError> {
+    if piece.is_empty() {
+        return Ok(piece);
+    }
+    let as_path = format!("/_{piece}_");
+    match canonicalize(&as_path) {
+        Err(reason) => Err(PatternError::InvalidLiteral {
+            segment: piece.to_owned(),
+            reason,
+        }),
+        Ok(target) if target.path != as_path => Err(PatternError::NonCanonicalLiteral {
+            segment: piece.to_owned(),
+            canonical: target
+                .path
+                .get(2..target.path.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_owned(),
+        }),
+        Ok(_) => Ok(piece),
+    }
+}
+
+fn canonical_literal(part: &str) -> Result<Segment, PatternError> {
     // A literal is held to exactly the rules of a request path segment: anything a request path
     // could not contain would be a dead (or, worse, a differently read) grant.
     let as_path = format!("/{part}");
@@ -199,20 +317,24 @@ impl Pattern {
 
     /// Ranks overlapping patterns; higher is more specific.
     ///
-    /// Each segment scores by how much it constrains: literal 4, `{account}` 3, `*` 2 (a
-    /// trailing `**` scores 0). The sum is doubled and 1 is added when the pattern has no `**`,
-    /// so between equal sums the pattern fixing the segment count wins:
+    /// Each segment scores by how much it constrains: literal 8, `{account}` with literal
+    /// text around it 7, `{account}` 6, `*` with literal text around it 5, `*` 4 (a trailing
+    /// `**` scores 0). The sum is doubled and 1 is added when the pattern has no `**`, so
+    /// between equal sums the pattern fixing the segment count wins:
     /// `specificity = 2 * sum + (no trailing ** as u32)`.
-    /// E.g. `/a` = 9, `/a/**` = 8, `/a/*` = 13, `/a/{account}` = 15, `/a/b` = 17, `/` = 1,
-    /// `/**` = 0. At most `2 * 4 * MAX_SEGMENTS + 1`, so it never overflows.
+    /// E.g. `/a` = 17, `/a/**` = 16, `/a/*` = 25, `/a/*.json` = 27, `/a/{account}` = 29,
+    /// `/a/b` = 33, `/` = 1, `/**` = 0. At most `2 * 8 * MAX_SEGMENTS + 1`, so it never
+    /// overflows.
     pub fn specificity(&self) -> u32 {
         let sum: u32 = self
             .segments
             .iter()
             .map(|segment| match segment {
-                Segment::Literal(_) => 4,
-                Segment::Account => 3,
-                Segment::Star => 2,
+                Segment::Literal(_) => 8,
+                Segment::AffixedAccount(_) => 7,
+                Segment::Account => 6,
+                Segment::AffixedStar(_) => 5,
+                Segment::Star => 4,
             })
             .sum();
         sum * 2 + u32::from(!self.globstar)
@@ -231,6 +353,8 @@ impl fmt::Display for Pattern {
                 Segment::Literal(text) => f.write_str(text)?,
                 Segment::Account => f.write_str("{account}")?,
                 Segment::Star => f.write_str("*")?,
+                Segment::AffixedStar(a) => write!(f, "{}*{}", a.prefix, a.suffix)?,
+                Segment::AffixedAccount(a) => write!(f, "{}{{account}}{}", a.prefix, a.suffix)?,
             }
         }
         if self.globstar {
@@ -262,6 +386,14 @@ mod tests {
             "/%C3%A9/%3A/a-b_c~.d",
             "/a/..b",
             "/\"|!$&'()+,=:@",
+            "/a*",
+            "/*.json",
+            "/v*x/b",
+            "/2010-04-01/Accounts/{account}/Calls/*.json",
+            "/{account}.json",
+            "/x{account}",
+            "/..*",
+            "/*..",
         ] {
             assert_eq!(ok(s).to_string(), s);
         }
@@ -299,9 +431,55 @@ mod tests {
             ("/**/a", GlobstarNotLast),
             ("/a/**/**", GlobstarNotLast),
             (
-                "/a*",
+                "/a*b*",
                 PartialWildcard {
-                    segment: "a*".into(),
+                    segment: "a*b*".into(),
+                },
+            ),
+            (
+                "/{account}*",
+                PartialWildcard {
+                    segment: "{account}*".into(),
+                },
+            ),
+            (
+                "/{account}{account}",
+                PartialWildcard {
+                    segment: "{account}{account}".into(),
+                },
+            ),
+            (
+                "/x{user}.json",
+                UnknownPlaceholder {
+                    name: "user".into(),
+                },
+            ),
+            (
+                "/%7e*",
+                NonCanonicalLiteral {
+                    segment: "%7e".into(),
+                    canonical: "~".into(),
+                },
+            ),
+            (
+                "/*%2e",
+                NonCanonicalLiteral {
+                    segment: "%2e".into(),
+                    canonical: ".".into(),
+                },
+            ),
+            (
+                "/a;*",
+                InvalidLiteral {
+                    segment: "a;".into(),
+                    reason: TargetError::RawSemicolon,
+                },
+            ),
+            (
+                "/*%C3",
+                InvalidLiteral {
+                    segment: "%C3".into(),
+                    reason: TargetError::InvalidUtf8,
                 },
             ),
             (
@@ -332,18 +510,6 @@ mod tests {
                 "/{Account}",
                 UnknownPlaceholder {
                     name: "Account".into(),
-                },
-            ),
-            (
-                "/x{account}",
-                MalformedPlaceholder {
-                    segment: "x{account}".into(),
-                },
-            ),
-            (
-                "/{account}x",
-                MalformedPlaceholder {
-                    segment: "{account}x".into(),
                 },
             ),
             (
@@ -467,7 +633,7 @@ mod tests {
         assert!(msg("/{user}").contains("`{account}`"));
         assert!(msg("/%7e").contains("write it as `~`"));
         assert!(msg("/a%2Fb").contains("encoded slash"));
-        assert!(msg("/a*").contains("whole segment"));
+        assert!(msg("/a*b*").contains("one `*`"));
     }
 
     #[test]
@@ -486,11 +652,16 @@ mod tests {
         let s = |p: &str| ok(p).specificity();
         assert_eq!(s("/**"), 0);
         assert_eq!(s("/"), 1);
-        assert_eq!(s("/a/**"), 8);
-        assert_eq!(s("/a"), 9);
-        assert_eq!(s("/a/*"), 13);
-        assert_eq!(s("/a/{account}"), 15);
-        assert_eq!(s("/a/b"), 17);
+        assert_eq!(s("/a/**"), 16);
+        assert_eq!(s("/a"), 17);
+        assert_eq!(s("/a/*"), 25);
+        assert_eq!(s("/a/*.json"), 27);
+        assert_eq!(s("/a/{account}"), 29);
+        assert_eq!(s("/a/{account}.json"), 31);
+        assert_eq!(s("/a/b"), 33);
+        assert!(s("/v1/x.json") > s("/v1/*.json"));
+        assert!(s("/v1/*.json") > s("/v1/*"));
+        assert!(s("/v1/{account}.json") > s("/v1/{account}"));
         // same segments: literal > {account} > * ; no globstar beats globstar
         assert!(s("/v1/acme/x") > s("/v1/{account}/x"));
         assert!(s("/v1/{account}/x") > s("/v1/*/x"));
@@ -498,7 +669,7 @@ mod tests {
         assert!(s("/v1/a/*") > s("/v1/a/**"));
         assert_eq!(
             ok(&("/a".repeat(MAX_SEGMENTS))).specificity(),
-            2 * 4 * MAX_SEGMENTS as u32 + 1
+            2 * 8 * MAX_SEGMENTS as u32 + 1
         );
     }
 }

@@ -16,6 +16,7 @@ use super::{
     canonicalize, parse_pattern, ApiId, Catalog, CatalogBuilder, Pattern, Segment, Target,
     MAX_SEGMENTS,
 };
+use crate::scope::pattern::Affix;
 
 const CASES: u32 = 2000;
 
@@ -219,12 +220,16 @@ fn upstream_reading(target: &str, reader: Reader) -> Vec<Vec<u8>> {
 const ACCOUNT: &str = "acme";
 const ACCOUNT_GRANT: ApiId = 1; // /api/{account}/reports/**
 const PUBLIC_GRANT: ApiId = 2; // /pub/*
-const ADMIN_GRANT: ApiId = 3; // /pub/admin, more specific than /pub/*
+const SUFFIX_GRANT: ApiId = 3; // /files/*.json
+const ACCOUNT_SUFFIX_GRANT: ApiId = 4; // /own/{account}.json
+const ADMIN_GRANT: ApiId = 5; // /pub/admin, more specific than /pub/*
 
 fn grant_catalog() -> Catalog {
     build_text(&[
         (ACCOUNT_GRANT, "/api/{account}/reports/**"),
         (PUBLIC_GRANT, "/pub/*"),
+        (SUFFIX_GRANT, "/files/*.json"),
+        (ACCOUNT_SUFFIX_GRANT, "/own/{account}.json"),
         (ADMIN_GRANT, "/pub/admin"),
     ])
 }
@@ -248,6 +253,15 @@ fn inside_grant(api: ApiId, segments: &[Vec<u8>]) -> bool {
                 && segments[1] != b"admin"
         }
         ADMIN_GRANT => segments.len() == 2 && segments[0] == b"pub" && segments[1] == b"admin",
+        SUFFIX_GRANT => {
+            segments.len() == 2
+                && segments[0] == b"files"
+                && segments[1].len() > 5
+                && segments[1].ends_with(b".json")
+        }
+        ACCOUNT_SUFFIX_GRANT => {
+            segments.len() == 2 && segments[0] == b"own" && segments[1] == b"acme.json"
+        }
         _ => false,
     }
 }
@@ -361,6 +375,8 @@ fn tricky_target() -> impl Strategy<Value = String> {
         "/api/%61cme/reports/",
         "/api/acme/%72eports/",
         "/pub/",
+        "/files/",
+        "/own/",
     ]);
     let other_prefix = prop::sample::select(vec![
         "/api/acme/reports",
@@ -370,7 +386,7 @@ fn tricky_target() -> impl Strategy<Value = String> {
         "/",
         "",
     ]);
-    let prefix = prop_oneof![3 => grant_prefix, 1 => other_prefix];
+    let prefix = prop_oneof![5 => grant_prefix, 1 => other_prefix];
     // Raw token soup finds adjacency tricks (`%` + `2e`, `.` + `%2e`, `//`); segment-shaped
     // tails keep enough inputs accepted that many of them reach a grant.
     let soup = prop::collection::vec(tricky_token(), 0..12).prop_map(|t| t.concat());
@@ -384,8 +400,8 @@ fn tricky_target() -> impl Strategy<Value = String> {
         "api",
         "%61",
         "%2e",
-        "%2E",
-        ".",
+        "%2Ea",
+        ".a",
         "%3B",
         "%3f",
         "%c3%a9",
@@ -393,10 +409,14 @@ fn tricky_target() -> impl Strategy<Value = String> {
         "5c",
         "?",
         "admin",
-        "%20",
         "%E6%97%A5",
+        ".json",
+        "json",
+        "%2ejson",
+        "acme.json",
+        "%2Ejson",
     ]);
-    let token = prop_oneof![3 => benign, 1 => tricky_token()];
+    let token = prop_oneof![4 => benign, 1 => tricky_token()];
     let segment = prop::collection::vec(token, 1..4).prop_map(|t| t.concat());
     let segmented = prop::collection::vec(segment, 0..4).prop_map(|segments| segments.join("/"));
     let tail = prop_oneof![1 => soup, 2 => segmented];
@@ -457,7 +477,19 @@ fn mostly_canonical_target() -> impl Strategy<Value = String> {
 }
 
 fn small_pattern() -> impl Strategy<Value = String> {
-    let segment = prop::sample::select(vec!["a", "b", "acme", "*", "{account}"]);
+    let segment = prop::sample::select(vec![
+        "a",
+        "b",
+        "acme",
+        "*",
+        "{account}",
+        "*.json",
+        "a*",
+        "a*a",
+        "*A9",
+        "{account}.json",
+        "x{account}",
+    ]);
     (prop::collection::vec(segment, 0..4), any::<bool>()).prop_map(|(segments, globstar)| {
         let mut s: String = segments.iter().map(|seg| format!("/{seg}")).collect();
         if globstar {
@@ -471,7 +503,22 @@ fn small_pattern() -> impl Strategy<Value = String> {
 }
 
 fn small_path() -> impl Strategy<Value = String> {
-    let segment = prop::sample::select(vec!["a", "b", "acme", "x"]);
+    let segment = prop::sample::select(vec![
+        "a",
+        "b",
+        "acme",
+        "x",
+        "x.json",
+        ".json",
+        "acme.json",
+        "a.json",
+        "aa",
+        "aba",
+        "xacme",
+        "x%C3%A9",
+        "xA9",
+        "%C3%A9.json",
+    ]);
     (prop::collection::vec(segment, 0..5), any::<bool>()).prop_map(|(segments, trailing)| {
         let mut s = format!("/{}", segments.join("/"));
         if trailing && !segments.is_empty() {
@@ -506,7 +553,39 @@ fn reference_match(pattern: &Pattern, path: &str, account: &str) -> bool {
             Segment::Literal(text) => **text == **s,
             Segment::Account => !s.is_empty() && *s == account,
             Segment::Star => !s.is_empty(),
+            Segment::AffixedStar(affix) => reference_affix(affix, s, None),
+            Segment::AffixedAccount(affix) => reference_affix(affix, s, Some(account)),
         })
+}
+
+/// Byte offsets where a canonical segment's units (a byte, or a whole `%XX`) start, plus the
+/// end: the only places where literal text may begin or end.
+fn unit_boundaries(segment: &str) -> Vec<usize> {
+    let bytes = segment.as_bytes();
+    let mut out = vec![0];
+    let mut i = 0;
+    while i < bytes.len() {
+        i += if bytes[i] == b'%' { 3 } else { 1 };
+        out.push(i);
+    }
+    out
+}
+
+/// Reference for `prefix*suffix` / `prefix{account}suffix`: split the segment at every pair
+/// of unit boundaries and look for one where the three parts fit.
+fn reference_affix(affix: &Affix, segment: &str, account: Option<&str>) -> bool {
+    let bounds = unit_boundaries(segment);
+    bounds.iter().any(|&start| {
+        bounds.iter().any(|&end| {
+            start < end
+                && segment.get(..start) == Some(&*affix.prefix)
+                && segment.get(end..) == Some(&*affix.suffix)
+                && match account {
+                    Some(account) => segment.get(start..end) == Some(account),
+                    None => true,
+                }
+        })
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,6 +667,43 @@ proptest! {
         }
     }
 
+    /// A `prefix*suffix` segment pattern matches exactly the segments that start with the
+    /// prefix, end with the suffix and have a non-empty middle of whole units; it never
+    /// matches across `/` (the rest of the path must match the following segments).
+    #[test]
+    fn affixed_star_matches_exactly_prefix_middle_suffix(
+        prefix in prop::sample::select(vec!["", "a", "v", ".", "ab", "%C3%A9", "x-"]),
+        suffix in prop::sample::select(vec!["", ".json", "a", "A9", "b", "..", "%C3%A9"]),
+        segment in "[ab.vxjsonA9/-]{0,4}(%C3%A9)?[ab.vxjsonA9/-]{0,4}",
+    ) {
+        prop_assume!(!(prefix.is_empty() && suffix.is_empty()));
+        let pattern_text = format!("/s/{prefix}*{suffix}/t");
+        let pattern = parse_pattern(&pattern_text);
+        prop_assert!(pattern.is_ok(), "{}: {:?}", pattern_text, pattern);
+        let Ok(pattern) = pattern else { return Ok(()) };
+        let catalog = build(&[(1, &pattern)]);
+        let path = format!("/s/{segment}/t");
+        let matched = !all_matches(&catalog, &path, ACCOUNT).is_empty();
+        let bounds = unit_boundaries(&segment);
+        let expected = !segment.contains('/')
+            && segment.len() > prefix.len() + suffix.len()
+            && segment.starts_with(prefix)
+            && segment.ends_with(suffix)
+            && bounds.contains(&prefix.len())
+            && bounds.contains(&(segment.len() - suffix.len()));
+        prop_assert_eq!(matched, expected, "{} vs {}", pattern_text, path);
+        // The same with `{account}`: the middle must be the account itself.
+        let account_pattern = parse_pattern(&format!("/s/{prefix}{{account}}{suffix}/t"));
+        prop_assert!(account_pattern.is_ok());
+        if let Ok(account_pattern) = account_pattern {
+            let catalog = build(&[(1, &account_pattern)]);
+            let own = format!("/s/{prefix}{ACCOUNT}{suffix}/t");
+            prop_assert!(!all_matches(&catalog, &own, ACCOUNT).is_empty());
+            let expected = segment == format!("{prefix}{ACCOUNT}{suffix}");
+            prop_assert_eq!(!all_matches(&catalog, &path, ACCOUNT).is_empty(), expected);
+        }
+    }
+
     /// The trie agrees with a per-pattern reference matcher on every combination.
     #[test]
     fn trie_agrees_with_reference(
@@ -636,6 +752,9 @@ fn security_property_is_not_vacuous() {
         "/pub/admin",
         "/pub/a%20b",
         "/pub/Jose%CC%81",
+        "/files/x.json",
+        "/files/x%2ejson",
+        "/own/acme.json",
     ] {
         let Ok(n) = check_no_escape(&catalog, raw) else {
             panic!("{raw:?} escaped");
@@ -643,7 +762,15 @@ fn security_property_is_not_vacuous() {
         assert_eq!(n, 1, "{raw:?} should match one grant");
         hits += n;
     }
-    assert_eq!(hits, 14);
+    assert_eq!(hits, 17);
+    for raw in [
+        "/files/.json",
+        "/files/%2Ejson",
+        "/own/acme.jsonx",
+        "/files/a/b.json",
+    ] {
+        assert_eq!(check_no_escape(&catalog, raw).ok(), Some(0), "{raw:?}");
+    }
 }
 
 #[test]

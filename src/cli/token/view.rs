@@ -202,7 +202,14 @@ impl TokenView {
     pub fn to_json(&self, now: OffsetDateTime) -> serde_json::Value {
         let scopes = |s: &[ScopeView]| {
             s.iter()
-                .map(|s| json!({"api": s.api, "methods": s.methods}))
+                .map(|s| {
+                    let mut scope = json!({"api": s.api, "methods": s.methods});
+                    // Only where a shorthand was written: plain lists keep their shape.
+                    if s.methods.iter().any(|m| crate::shorthand::is_shorthand(m)) {
+                        scope["expanded_methods"] = json!(crate::shorthand::expand_all(&s.methods));
+                    }
+                    scope
+                })
                 .collect::<Vec<_>>()
         };
         json!({
@@ -307,7 +314,8 @@ impl TokenView {
             out.push_str("  (none: every request is refused)\n");
         }
         for s in &self.scopes {
-            out.push_str(&format!("  {}: {}\n", s.api, s.methods.join(", ")));
+            let methods = crate::shorthand::describe(&s.methods);
+            out.push_str(&format!("  {}: {methods}\n", s.api));
         }
         for (api, l) in &self.scope_limits {
             for kind in ["rate_limit", "quota"] {
@@ -323,7 +331,8 @@ impl TokenView {
                 out.push_str("  (none)\n");
             }
             for s in shadow {
-                out.push_str(&format!("  {}: {}\n", s.api, s.methods.join(", ")));
+                let methods = crate::shorthand::describe(&s.methods);
+                out.push_str(&format!("  {}: {methods}\n", s.api));
             }
         }
         out

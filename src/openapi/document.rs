@@ -1,0 +1,442 @@
+//! Reading an OpenAPI 3.x document: YAML or JSON text to a value tree, local `$ref`s, and the
+//! walk over `paths` that yields one raw operation per (path, method).
+//!
+//! Why a value tree and not a typed OpenAPI crate: the catalog needs the paths, methods, tags,
+//! servers and parameters only, and the maintained typed crates each read one version
+//! (`openapiv3`: 3.0, `oas3`: 3.1), failing a whole document on a schema construct of the other
+//! version (`nullable`, `exclusiveMinimum: true`, `type: [string, "null"]`). Walking a
+//! `serde_yaml::Value` reads both, keeps the document's order, and ignores every field and
+//! `x-` extension it does not need.
+
+use serde_yaml::{Mapping, Value};
+
+/// Largest document read, so a wrong file (a log, a dump) fails fast instead of filling memory.
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// How many `$ref` hops one lookup may take (refs to refs), so a cycle ends with an error.
+const MAX_REF_HOPS: usize = 32;
+
+/// The operation keys of a Path Item Object (OpenAPI 3.0 and 3.1), in the spec's order.
+const METHOD_KEYS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// A parsed document and what the catalog needs from its header.
+#[derive(Debug)]
+pub struct Document {
+    pub root: Value,
+    /// The `openapi` field, e.g. `3.0.4` or `3.1.0`.
+    pub openapi: String,
+    pub title: String,
+    pub version: String,
+}
+
+/// One (path, method) of the document, before its path becomes a pattern.
+#[derive(Debug, Clone)]
+pub struct RawOperation {
+    /// Upper-case method (`GET`), or the key as written when it is not a standard method.
+    pub method: String,
+    /// The `paths` key, as written.
+    pub path: String,
+    /// The operation's tags, in order.
+    pub tags: Vec<String>,
+    /// The base path of the servers that apply (operation, path item, then document level),
+    /// e.g. `/api/v3`; empty for none. `Err` says why it could not be read.
+    pub base_path: Result<String, String>,
+    /// Names of the `in: path` parameters declared at path-item and operation level.
+    pub path_params: Vec<String>,
+}
+
+/// A path or method the walk could not read, with the reason.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub method: String,
+    pub path: String,
+    pub reason: String,
+}
+
+impl Document {
+    /// Parses YAML or JSON text and checks that it is an OpenAPI 3.x document.
+    pub fn parse(text: &str) -> Result<Document, String> {
+        if text.len() > MAX_DOCUMENT_BYTES {
+            return Err(format!(
+                "the document is larger than {} MiB",
+                MAX_DOCUMENT_BYTES / (1024 * 1024)
+            ));
+        }
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let root: Value = if text.trim_start().starts_with('{') {
+            // JSON, or YAML written in flow style: JSON's error is the one worth showing.
+            match serde_json::from_str(text) {
+                Ok(root) => root,
+                Err(e) => read_yaml(text).map_err(|_| format!("not valid JSON: {e}"))?,
+            }
+        } else {
+            read_yaml(text)?
+        };
+        if !root.is_mapping() {
+            return Err("not an OpenAPI document: the top level is not a mapping".into());
+        }
+        let openapi = match root.get("openapi") {
+            Some(Value::String(v)) => v.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ if root.get("swagger").is_some() => {
+                return Err(
+                    "this is a Swagger 2.0 document: convert it to OpenAPI 3 first \
+                     (e.g. with swagger2openapi)"
+                        .into(),
+                )
+            }
+            _ => return Err("not an OpenAPI document: no `openapi` version field".into()),
+        };
+        if !openapi.starts_with("3.") {
+            return Err(format!(
+                "OpenAPI version `{openapi}` is not supported (3.0 and 3.1 are)"
+            ));
+        }
+        let info = root.get("info");
+        let text_of = |key: &str| {
+            info.and_then(|i| i.get(key))
+                .and_then(scalar_text)
+                .unwrap_or_default()
+        };
+        let (title, version) = (text_of("title"), text_of("version"));
+        Ok(Document {
+            root,
+            openapi,
+            title,
+            version,
+        })
+    }
+
+    /// Follows `$ref` (local `#/...` pointers only) until a value without one.
+    pub fn resolve<'a>(&'a self, mut value: &'a Value) -> Result<&'a Value, String> {
+        for _ in 0..MAX_REF_HOPS {
+            let Some(reference) = value.get("$ref") else {
+                return Ok(value);
+            };
+            let Some(reference) = reference.as_str() else {
+                return Err("`$ref` is not a string".into());
+            };
+            value = self.pointer(reference)?;
+        }
+        Err(format!("more than {MAX_REF_HOPS} `$ref` hops (a cycle?)"))
+    }
+
+    /// The value a local reference (`#/components/parameters/Id`) points to.
+    fn pointer(&self, reference: &str) -> Result<&Value, String> {
+        let Some(pointer) = reference.strip_prefix('#') else {
+            return Err(format!(
+                "`$ref: {reference}` points outside the document: only local references \
+                 (`#/...`) are read; bundle the document first (e.g. `redocly bundle`)"
+            ));
+        };
+        let pointer = percent_decode(pointer);
+        let mut node = &self.root;
+        if pointer.is_empty() {
+            return Ok(node);
+        }
+        let Some(pointer) = pointer.strip_prefix('/') else {
+            return Err(format!("`$ref: {reference}` is not a JSON pointer"));
+        };
+        for token in pointer.split('/') {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            let next = match node {
+                Value::Mapping(map) => map.get(token.as_str()),
+                Value::Sequence(seq) => token.parse::<usize>().ok().and_then(|i| seq.get(i)),
+                _ => None,
+            };
+            node = next.ok_or_else(|| format!("`$ref: {reference}` points to nothing"))?;
+        }
+        Ok(node)
+    }
+
+    /// Every (path, method) of `paths`, in document order, and what could not be read.
+    pub fn operations(&self) -> (Vec<RawOperation>, Vec<Unreadable>) {
+        let mut found = Vec::new();
+        let mut unreadable = Vec::new();
+        let Some(paths) = self.root.get("paths").and_then(Value::as_mapping) else {
+            return (found, unreadable);
+        };
+        let root_base = servers_base(self.root.get("servers"));
+        for (key, item) in paths {
+            let Some(path) = key.as_str() else {
+                unreadable.push(Unreadable {
+                    method: String::new(),
+                    path: format!("{key:?}"),
+                    reason: "the path key is not a string".into(),
+                });
+                continue;
+            };
+            if path.starts_with("x-") {
+                continue; // a specification extension of the Paths Object
+            }
+            let item = match self.path_item(item) {
+                Ok(item) => item,
+                Err(reason) => {
+                    unreadable.push(Unreadable {
+                        method: String::new(),
+                        path: path.to_owned(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let item_base = item
+                .get("servers")
+                .map(|s| servers_base(Some(s)))
+                .unwrap_or_else(|| root_base.clone());
+            let item_params = self.path_params(item.get("parameters"));
+            for (method_key, operation) in operation_entries(&item) {
+                let operation = match self.resolve(operation) {
+                    Ok(op) if op.is_mapping() => op,
+                    Ok(_) => {
+                        unreadable.push(Unreadable {
+                            method: method_key.to_ascii_uppercase(),
+                            path: path.to_owned(),
+                            reason: "the operation is not a mapping".into(),
+                        });
+                        continue;
+                    }
+                    Err(reason) => {
+                        unreadable.push(Unreadable {
+                            method: method_key.to_ascii_uppercase(),
+                            path: path.to_owned(),
+                            reason,
+                        });
+                        continue;
+                    }
+                };
+                let tags = operation
+                    .get("tags")
+                    .and_then(Value::as_sequence)
+                    .map(|tags| tags.iter().filter_map(scalar_text).collect())
+                    .unwrap_or_default();
+                let base_path = operation
+                    .get("servers")
+                    .map(|s| servers_base(Some(s)))
+                    .unwrap_or_else(|| item_base.clone());
+                let mut path_params = item_params.clone();
+                for name in self.path_params(operation.get("parameters")) {
+                    if !path_params.contains(&name) {
+                        path_params.push(name);
+                    }
+                }
+                found.push(RawOperation {
+                    method: method_key,
+                    path: path.to_owned(),
+                    tags,
+                    base_path,
+                    path_params,
+                });
+            }
+        }
+        (found, unreadable)
+    }
+
+    /// A Path Item Object with its `$ref` (if any) resolved; fields written beside the `$ref`
+    /// are kept and win (OpenAPI 3.1 allows `summary`/`description` there).
+    fn path_item(&self, item: &Value) -> Result<Mapping, String> {
+        let Some(local) = item.as_mapping() else {
+            return Err("the path item is not a mapping".into());
+        };
+        let mut merged = Mapping::new();
+        if item.get("$ref").is_some() {
+            match self.resolve(item)? {
+                Value::Mapping(target) => merged.extend(target.clone()),
+                _ => return Err("the path item's `$ref` does not point to a mapping".into()),
+            }
+        }
+        for (k, v) in local {
+            if k.as_str() != Some("$ref") {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Names of the `in: path` parameters of a parameter list; unreadable entries are
+    /// skipped (parameters only serve notes, never patterns).
+    fn path_params(&self, list: Option<&Value>) -> Vec<String> {
+        let Some(list) = list.and_then(Value::as_sequence) else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|p| self.resolve(p).ok())
+            .filter(|p| p.get("in").and_then(Value::as_str) == Some("path"))
+            .filter_map(|p| p.get("name").and_then(scalar_text))
+            .collect()
+    }
+}
+
+/// YAML text to a value, with `<<` merge keys applied.
+fn read_yaml(text: &str) -> Result<Value, String> {
+    let mut root: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    root.apply_merge()
+        .map_err(|e| format!("bad YAML merge key (`<<`): {e}"))?;
+    Ok(root)
+}
+
+/// The (method, operation) entries of a path item: the fixed method fields, then OpenAPI
+/// 3.2's `query` and `additionalOperations` (kept so that they are reported, not lost).
+fn operation_entries(item: &Mapping) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for key in METHOD_KEYS.iter().chain(&["query"]) {
+        if let Some(op) = item.get(*key) {
+            out.push((key.to_ascii_uppercase(), op));
+        }
+    }
+    if let Some(extra) = item.get("additionalOperations").and_then(Value::as_mapping) {
+        for (k, op) in extra {
+            if let Some(k) = k.as_str() {
+                out.push((k.to_owned(), op));
+            }
+        }
+    }
+    out
+}
+
+/// The base path of the first server of a `servers` list: its URL's path with server
+/// variables replaced by their defaults, without a trailing slash. No servers: empty.
+fn servers_base(servers: Option<&Value>) -> Result<String, String> {
+    let Some(first) = servers.and_then(Value::as_sequence).and_then(|s| s.first()) else {
+        return Ok(String::new());
+    };
+    let Some(url) = first.get("url").and_then(Value::as_str) else {
+        return Ok(String::new());
+    };
+    let mut expanded = String::new();
+    let mut rest = url;
+    while let Some(open) = rest.find('{') {
+        expanded.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("server URL `{url}` has an unclosed `{{`"));
+        };
+        let name = &rest[open + 1..open + close];
+        let default = first
+            .get("variables")
+            .and_then(|v| v.get(name))
+            .and_then(|v| v.get("default"))
+            .and_then(scalar_text)
+            .ok_or_else(|| format!("server URL `{url}`: variable `{name}` has no default value"))?;
+        expanded.push_str(&default);
+        rest = &rest[open + close + 1..];
+    }
+    expanded.push_str(rest);
+    let without_query = expanded.split(['?', '#']).next().unwrap_or_default();
+    let path = match without_query.split_once("://") {
+        Some((_, after)) => after.find('/').map_or("", |i| &after[i..]),
+        None => without_query.trim_start_matches('.'),
+    };
+    let path = path.trim_end_matches('/');
+    Ok(if path.is_empty() || path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    })
+}
+
+/// A scalar as text (tags and names are sometimes written as numbers or booleans in YAML).
+pub fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` (a `$ref` fragment is URI-encoded, RFC 6901 §6; path segments are named
+/// after their decoded text); malformed escapes are kept as written.
+pub(crate) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_base_paths() {
+        let base = |yaml: &str| {
+            let v: Value = serde_yaml::from_str(yaml).unwrap_or(Value::Null);
+            servers_base(Some(&v))
+        };
+        assert_eq!(
+            base("[{url: 'https://api.example.com'}]"),
+            Ok(String::new())
+        );
+        assert_eq!(
+            base("[{url: 'https://api.example.com/'}]"),
+            Ok(String::new())
+        );
+        assert_eq!(base("[{url: 'https://x.io/v2/'}]"), Ok("/v2".into()));
+        assert_eq!(base("[{url: '/api/v3'}]"), Ok("/api/v3".into()));
+        assert_eq!(base("[{url: 'v1'}]"), Ok("/v1".into()));
+        assert_eq!(
+            base("[{url: '{scheme}://h/ds-api', variables: {scheme: {default: https}}}]"),
+            Ok("/ds-api".into())
+        );
+        assert_eq!(
+            base("[{url: 'https://h/{v}', variables: {v: {default: v9}}}]"),
+            Ok("/v9".into())
+        );
+        assert!(base("[{url: 'https://h/{v}'}]").is_err());
+        assert_eq!(base("[]"), Ok(String::new()));
+    }
+
+    #[test]
+    fn refs_resolve_locally_with_escapes() {
+        let doc = Document::parse(
+            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a/{id}:\n    $ref: '#/components/pathItems/A'\ncomponents:\n  pathItems:\n    A:\n      parameters: [{$ref: '#/components/parameters/Id'}]\n      get: {tags: [x]}\n  parameters:\n    Id: {name: id, in: path, required: true}\n    Loop: {$ref: '#/components/parameters/Loop'}\n  x~/y: {v: 1}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (ops, bad) = doc.operations();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].method, "GET");
+        assert_eq!(ops[0].path_params, ["id"]);
+        assert!(doc.pointer("#/components/x~0~1y/v").is_ok());
+        assert!(doc.pointer("#/components/x%7E0~1y").is_ok());
+        let looped = Value::from(Mapping::from_iter([(
+            Value::from("$ref"),
+            Value::from("#/components/parameters/Loop"),
+        )]));
+        assert!(doc.resolve(&looped).is_err());
+        assert!(doc
+            .pointer("other.yaml#/x")
+            .unwrap_err()
+            .contains("outside"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_openapi_3() {
+        assert!(Document::parse("swagger: '2.0'\n")
+            .unwrap_err()
+            .contains("Swagger 2.0"));
+        assert!(Document::parse("openapi: 2.5\n").is_err());
+        assert!(Document::parse("- a\n").is_err());
+        assert!(Document::parse("a: [\n").unwrap_err().contains("YAML"));
+        assert!(Document::parse("{\"openapi\": ")
+            .unwrap_err()
+            .contains("JSON"));
+        assert!(Document::parse("{\"openapi\": \"3.1.0\", \"paths\": {}}").is_ok());
+        assert!(Document::parse("{openapi: 3.1.0, paths: {}}").is_ok());
+        assert!(Document::parse("\u{feff}openapi: 3.0.0\n").is_ok());
+    }
+}

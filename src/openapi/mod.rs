@@ -1,0 +1,610 @@
+//! The catalog from an API's own OpenAPI document (SPEC §11): [`document`] reads the file and
+//! walks its operations, [`template`] turns path templates into patterns, [`group`] assigns
+//! operations to named APIs, [`render`] prints the `apis:` block, [`drift`] compares a
+//! document with a configured catalog. Pure: the CLI (`scopegate catalog ...`) does the I/O.
+
+pub mod document;
+pub mod drift;
+pub mod group;
+pub mod render;
+pub mod template;
+
+use crate::model::KNOWN_METHODS;
+use crate::scope::Pattern;
+
+pub use document::Document;
+
+/// The demo's OpenAPI document, shipped in `config/`.
+pub const DEMO_DOCUMENT: &str = include_str!("../../config/demo-openapi.yaml");
+
+/// How operations are grouped into APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    #[default]
+    Tag,
+    Path,
+}
+
+/// The flags of `catalog import` and `catalog diff`.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub group_by: GroupBy,
+    /// The path parameter that becomes `{account}`.
+    pub account_param: Option<String>,
+    /// Written as each API's `upstream:`.
+    pub upstream: Option<String>,
+    /// Removed from the start of every path (after the servers' base path is joined).
+    pub strip_prefix: Option<String>,
+    /// Replaces the servers' base path (`/` for none).
+    pub base_path: Option<String>,
+    /// Literal segments per API name with `--group-by path` (default 1).
+    pub path_depth: usize,
+}
+
+/// One operation of the document that the catalog can grant.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// Upper-case standard method.
+    pub method: &'static str,
+    /// The `paths` key, as written.
+    pub path: String,
+    /// The full path after base path and prefix handling, as matched.
+    pub full_path: String,
+    pub pattern_text: String,
+    pub pattern: Pattern,
+    /// Index into [`Import::apis`].
+    pub api: usize,
+}
+
+/// An operation that could not be turned into a pattern, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub method: String,
+    pub path: String,
+    pub reason: String,
+}
+
+/// One API of the imported catalog.
+#[derive(Debug, Clone)]
+pub struct ImportedApi {
+    pub name: String,
+    /// The tag or path key it was built from.
+    pub key: String,
+    pub description: String,
+    /// Distinct pattern texts, in document order.
+    pub patterns: Vec<String>,
+    /// Methods its operations use, in standard order.
+    pub methods: Vec<&'static str>,
+    pub operations: usize,
+}
+
+/// The result of importing a document.
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub openapi: String,
+    pub title: String,
+    pub version: String,
+    pub apis: Vec<ImportedApi>,
+    pub operations: Vec<Operation>,
+    pub skipped: Vec<Skipped>,
+    /// Things worth telling the operator that did not stop an operation.
+    pub notes: Vec<String>,
+}
+
+/// Reads a document and builds its catalog. `Err` only when the text is not a readable
+/// OpenAPI 3.x document; operations that cannot be granted are listed in `skipped`.
+pub fn import(text: &str, options: &Options) -> Result<Import, String> {
+    let doc = Document::parse(text)?;
+    let (raw, unreadable) = doc.operations();
+    let mut skipped: Vec<Skipped> = unreadable
+        .into_iter()
+        .map(|u| Skipped {
+            method: u.method,
+            path: u.path,
+            reason: u.reason,
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let base_override = options
+        .base_path
+        .as_deref()
+        .map(|b| b.trim_end_matches('/').to_owned());
+    let strip = options
+        .strip_prefix
+        .as_deref()
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| !p.is_empty());
+
+    // (operation, converted pattern, group key)
+    let mut converted = Vec::new();
+    let mut account_seen = false;
+    for op in raw {
+        let skip = |reason: String| Skipped {
+            method: op.method.clone(),
+            path: op.path.clone(),
+            reason,
+        };
+        let Some(method) = KNOWN_METHODS.iter().copied().find(|m| *m == op.method) else {
+            skipped.push(skip(format!(
+                "method `{}` cannot be granted: scopes grant the standard methods only",
+                op.method
+            )));
+            continue;
+        };
+        if !op.path.starts_with('/') {
+            skipped.push(skip(
+                "the path does not start with `/` (OpenAPI requires it)".into(),
+            ));
+            continue;
+        }
+        let base = match (&base_override, &op.base_path) {
+            (Some(b), _) => b.clone(),
+            (None, Ok(b)) => b.clone(),
+            (None, Err(reason)) => {
+                skipped.push(skip(format!("{reason} (or pass --base-path)")));
+                continue;
+            }
+        };
+        let joined = join(&base, &op.path);
+        let full_path = match strip {
+            None => joined,
+            Some(prefix) => match joined.strip_prefix(prefix) {
+                Some("") => "/".to_owned(),
+                Some(rest) if rest.starts_with('/') => rest.to_owned(),
+                _ => {
+                    skipped.push(skip(format!(
+                        "`{joined}` does not start with --strip-prefix `{prefix}`"
+                    )));
+                    continue;
+                }
+            },
+        };
+        let account = options.account_param.as_deref();
+        if account.is_some_and(|a| full_path.contains(&format!("{{{a}}}"))) {
+            account_seen = true;
+        }
+        match template::to_pattern(&full_path, account) {
+            Ok(c) => {
+                if let Some(note) = &c.note {
+                    notes.push(note.clone());
+                }
+                converted.push((op, method, full_path, c));
+            }
+            Err(reason) => skipped.push(skip(reason)),
+        }
+    }
+    if let Some(a) = &options.account_param {
+        if !account_seen && !converted.is_empty() {
+            notes.push(format!(
+                "no path has the parameter `{{{a}}}` given by --account-param: no pattern \
+                 holds {{account}}"
+            ));
+        }
+    } else if let Some(name) = converted
+        .iter()
+        .flat_map(|(op, ..)| {
+            let in_template = op
+                .path
+                .split('{')
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name));
+            op.path_params.iter().map(String::as_str).chain(in_template)
+        })
+        .find(|n| n.to_ascii_lowercase().contains("account"))
+    {
+        notes.push(format!(
+            "path parameter `{name}` looks like an account id: pass --account-param {name} \
+             so that a token only reaches its own account's resources"
+        ));
+    }
+
+    let keys: Vec<String> = match options.group_by {
+        GroupBy::Tag => converted
+            .iter()
+            .map(|(op, ..)| {
+                op.tags
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| group::UNTAGGED.to_owned())
+            })
+            .collect(),
+        GroupBy::Path => {
+            let patterns: Vec<&Pattern> = converted.iter().map(|(.., c)| &c.pattern).collect();
+            group::path_keys(&patterns, options.path_depth.max(1))
+        }
+    };
+    if options.group_by == GroupBy::Tag
+        && !converted.is_empty()
+        && converted.iter().all(|(op, ..)| op.tags.is_empty())
+    {
+        notes.push(format!(
+            "no operation has a tag, so all of them are in API `{}`: use --group-by path to \
+             split them by path",
+            group::UNTAGGED
+        ));
+    }
+    // Distinct keys in order: the document's own tag list first (its intended order), then
+    // first appearance.
+    let mut distinct: Vec<String> = Vec::new();
+    if options.group_by == GroupBy::Tag {
+        for tag in doc_tags(&doc) {
+            if keys.contains(&tag.0) && !distinct.contains(&tag.0) {
+                distinct.push(tag.0);
+            }
+        }
+    }
+    for key in &keys {
+        if !distinct.contains(key) {
+            distinct.push(key.clone());
+        }
+    }
+    let names = group::unique_names(&distinct);
+    let tag_descriptions = doc_tags(&doc);
+    let mut apis: Vec<ImportedApi> = distinct
+        .iter()
+        .zip(&names)
+        .map(|(key, name)| ImportedApi {
+            name: name.clone(),
+            key: key.clone(),
+            description: describe(options.group_by, key, &tag_descriptions, &doc.title),
+            patterns: Vec::new(),
+            methods: Vec::new(),
+            operations: 0,
+        })
+        .collect();
+    let mut operations = Vec::with_capacity(converted.len());
+    for ((op, method, full_path, c), key) in converted.into_iter().zip(&keys) {
+        let Some(index) = distinct.iter().position(|k| k == key) else {
+            continue;
+        };
+        let api = &mut apis[index];
+        if !api.patterns.contains(&c.text) {
+            api.patterns.push(c.text.clone());
+        }
+        if !api.methods.contains(&method) {
+            api.methods.push(method);
+        }
+        api.operations += 1;
+        operations.push(Operation {
+            method,
+            path: op.path,
+            full_path,
+            pattern_text: c.text,
+            pattern: c.pattern,
+            api: index,
+        });
+    }
+    for api in &mut apis {
+        api.methods
+            .sort_by_key(|m| KNOWN_METHODS.iter().position(|k| k == m));
+    }
+    notes.extend(overlap_notes(&apis, &operations));
+    Ok(Import {
+        openapi: doc.openapi,
+        title: doc.title,
+        version: doc.version,
+        apis,
+        operations,
+        skipped,
+        notes,
+    })
+}
+
+/// Most notes listed about APIs that overlap.
+const MAX_OVERLAP_NOTES: usize = 10;
+
+/// Patterns of different APIs that may match a common path: a request is allowed when any of
+/// the token's scopes matches (SPEC §2), so a token of either API may call both paths with the
+/// methods it holds. OpenAPI's rule that `/pets/mine` wins over `/pets/{id}` cannot be
+/// written as a pattern; the operator should know.
+fn overlap_notes(apis: &[ImportedApi], operations: &[Operation]) -> Vec<String> {
+    // Each (API, pattern) once, in document order.
+    let mut entries: Vec<(usize, &str, &Pattern)> = Vec::new();
+    for op in operations {
+        if !entries
+            .iter()
+            .any(|(api, text, _)| *api == op.api && *text == op.pattern_text)
+        {
+            entries.push((op.api, &op.pattern_text, &op.pattern));
+        }
+    }
+    let mut found: Vec<String> = Vec::new();
+    let mut total = 0usize;
+    for (i, (a_api, a_text, a)) in entries.iter().enumerate() {
+        for (b_api, b_text, b) in &entries[i + 1..] {
+            if a_api == b_api || !crate::scope::relate::overlaps(a, b) {
+                continue;
+            }
+            total += 1;
+            if found.len() < MAX_OVERLAP_NOTES {
+                found.push(format!(
+                    "{a_text} (API `{}`) and {b_text} (API `{}`) may match the same requests: \
+                     a token of either API can call both with the methods it is granted",
+                    apis[*a_api].name, apis[*b_api].name
+                ));
+            }
+        }
+    }
+    if total > found.len() {
+        found.push(format!(
+            "... and {} more overlapping pattern pairs",
+            total - found.len()
+        ));
+    }
+    found
+}
+
+/// `base` + `path` with exactly one `/` between them.
+fn join(base: &str, path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.is_empty() {
+        path.to_owned()
+    } else if path.starts_with('/') {
+        format!("{base}{path}")
+    } else {
+        format!("{base}/{path}")
+    }
+}
+
+/// The document's top-level tags: (name, description).
+fn doc_tags(doc: &Document) -> Vec<(String, String)> {
+    let Some(tags) = doc
+        .root
+        .get("tags")
+        .and_then(serde_yaml::Value::as_sequence)
+    else {
+        return Vec::new();
+    };
+    tags.iter()
+        .filter_map(|t| {
+            let name = t.get("name").and_then(document::scalar_text)?;
+            let description = t
+                .get("description")
+                .and_then(document::scalar_text)
+                .unwrap_or_default();
+            Some((name, description))
+        })
+        .collect()
+}
+
+/// A one-line description: the tag's own, else what the API was built from.
+fn describe(by: GroupBy, key: &str, tags: &[(String, String)], title: &str) -> String {
+    let own = tags
+        .iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, d)| d.lines().next().unwrap_or_default().trim().to_owned())
+        .filter(|d| !d.is_empty());
+    let text = own.unwrap_or_else(|| match (by, key) {
+        (GroupBy::Tag, group::UNTAGGED) => format!("Untagged operations of {title}"),
+        (GroupBy::Tag, _) => format!("Operations tagged {key} in {title}"),
+        (GroupBy::Path, _) => format!("Operations under {key} in {title}"),
+    });
+    text.chars().take(200).collect()
+}
+
+/// The demo catalog: the `apis:` mapping imported from [`DEMO_DOCUMENT`], ready to be put
+/// in a config (its account parameter is `AccountSid`).
+pub fn demo_apis() -> Result<serde_yaml::Value, String> {
+    let options = Options {
+        account_param: Some("AccountSid".into()),
+        ..Options::default()
+    };
+    let imported = import(DEMO_DOCUMENT, &options)?;
+    let block = render::yaml_block(&imported, &options, "config/demo-openapi.yaml");
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(&block).map_err(|e| format!("demo catalog: {e}"))?;
+    value
+        .get("apis")
+        .cloned()
+        .ok_or_else(|| "demo catalog: no apis".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A document with the awkward things real ones contain.
+    const AWKWARD: &str = r##"
+openapi: 3.0.3
+info: {title: Awkward, version: "2", x-logo: {url: x}}
+x-top: 1
+servers: [{url: "https://api.example.com/v1/"}]
+tags:
+  - {name: Pet, description: "Pets\nsecond line"}
+  - {name: pet}
+  - {name: unused}
+components:
+  parameters:
+    Acct: {name: accountId, in: path, required: true}
+  pathItems:
+    Shared:
+      get: {tags: [pet], x-internal: true}
+x-common: &common
+  tags: [Pet, pet]
+paths:
+  x-extension: {get: {}}
+  /accounts/{accountId}/pets/:
+    parameters: [{$ref: "#/components/parameters/Acct"}]
+    get: *common
+    post: {<<: *common, operationId: add}
+    x-ignored: {}
+  /accounts/{accountId}/pets:
+    put: {tags: [Pet]}
+  /accounts/{accountId}/pets/{id}.json:
+    $ref: "#/components/pathItems/Shared"
+    summary: beside the $ref
+  /alias:
+    $ref: "#/paths/~1accounts~1{accountId}~1pets"
+  /untagged/{id}:
+    delete: {}
+  /café au lait: {get: {tags: [Pet]}}
+  /x;y: {get: {}}
+  /files/{name}.{ext}: {get: {}}
+  /files/*: {get: {}}
+  /double//slash: {get: {}}
+  relative: {get: {}}
+  /external: {$ref: "other.yaml#/paths/~1x"}
+  /search: {query: {}, get: {parameters: [{$ref: "#/components/parameters/Missing"}]}}
+"##;
+
+    fn awkward(options: &Options) -> Import {
+        import(AWKWARD, options).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn awkward_document_imports_what_it_can_and_says_why_not() {
+        let options = Options {
+            account_param: Some("accountId".into()),
+            ..Options::default()
+        };
+        let got = awkward(&options);
+        let names: Vec<&str> = got.apis.iter().map(|a| a.name.as_str()).collect();
+        // Tag list order first, `Pet` and `pet` kept apart, untagged operations in `default`.
+        assert_eq!(names, ["pet", "pet_2", "default"]);
+        assert_eq!(got.apis[0].description, "Pets");
+        let pet = &got.apis[0];
+        assert_eq!(
+            pet.patterns,
+            [
+                "/v1/accounts/{account}/pets",
+                "/v1/alias",
+                "/v1/caf%C3%A9%20au%20lait"
+            ]
+        );
+        assert_eq!(pet.methods, ["GET", "POST", "PUT"]);
+        assert_eq!(got.apis[1].patterns, ["/v1/accounts/{account}/pets/*.json"]);
+        let skipped: Vec<(&str, &str)> = got
+            .skipped
+            .iter()
+            .map(|s| (s.method.as_str(), s.path.as_str()))
+            .collect();
+        for expected in [
+            ("GET", "/x;y"),
+            ("GET", "/files/{name}.{ext}"),
+            ("GET", "/files/*"),
+            ("GET", "/double//slash"),
+            ("GET", "relative"),
+            ("", "/external"),
+            ("QUERY", "/search"),
+        ] {
+            assert!(skipped.contains(&expected), "{expected:?} in {skipped:?}");
+        }
+        let reason = |path: &str| {
+            got.skipped
+                .iter()
+                .find(|s| s.path == path)
+                .map(|s| s.reason.clone())
+                .unwrap_or_default()
+        };
+        assert!(reason("/external").contains("outside the document"));
+        assert!(reason("/x;y").contains("raw `;`"));
+        assert!(reason("/files/{name}.{ext}").contains("more than one parameter"));
+        // The `/alias` path item is the `/accounts/{accountId}/pets` one: its PUT.
+        assert!(got
+            .operations
+            .iter()
+            .any(|o| o.path == "/alias" && o.method == "PUT" && o.pattern_text == "/v1/alias"));
+        // `/search` GET survives its broken parameter `$ref` (parameters feed notes only).
+        assert!(got.operations.iter().any(|o| o.path == "/search"));
+        // Every emitted pattern is valid, and the block loads as YAML.
+        let block = render::yaml_block(&got, &options, "awkward.yaml");
+        let value: serde_yaml::Value = serde_yaml::from_str(&block).unwrap_or_default();
+        assert_eq!(
+            value
+                .get("apis")
+                .and_then(|a| a.as_mapping())
+                .map(|m| m.len()),
+            Some(3),
+            "{block}"
+        );
+    }
+
+    #[test]
+    fn prefix_and_base_path_flags() {
+        let strip = Options {
+            strip_prefix: Some("/v1/accounts".into()),
+            ..Options::default()
+        };
+        let got = awkward(&strip);
+        assert!(got
+            .operations
+            .iter()
+            .any(|o| o.pattern_text == "/*/pets/*.json"));
+        assert!(got
+            .skipped
+            .iter()
+            .any(|s| s.path == "/untagged/{id}" && s.reason.contains("--strip-prefix")));
+        let base = Options {
+            base_path: Some("/".into()),
+            ..Options::default()
+        };
+        assert!(awkward(&base)
+            .operations
+            .iter()
+            .any(|o| o.pattern_text == "/untagged/*"));
+        // Without --account-param the importer points at the likely account parameter.
+        assert!(awkward(&base)
+            .notes
+            .iter()
+            .any(|n| n.contains("--account-param accountId")));
+    }
+
+    #[test]
+    fn group_by_path_names_by_first_literal_segment() {
+        let options = Options {
+            group_by: GroupBy::Path,
+            base_path: Some("/".into()),
+            ..Options::default()
+        };
+        let got = awkward(&options);
+        let names: Vec<&str> = got.apis.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["accounts", "alias", "untagged", "caf_au_lait", "search"]
+        );
+    }
+
+    #[test]
+    fn demo_catalog_comes_from_the_shipped_document() {
+        let apis = demo_apis().unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = apis
+            .as_mapping()
+            .map(|m| m.keys().filter_map(|k| k.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["campaigns", "reports", "actions", "catalogs"]);
+        let campaigns = apis.get("campaigns").and_then(|c| c.get("paths"));
+        let paths: Vec<&str> = campaigns
+            .and_then(|p| p.as_sequence())
+            .map(|s| s.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert!(paths.contains(&"/Mediapartners/{account}/Campaigns"));
+        let reports = apis.get("reports").and_then(|c| c.get("paths"));
+        assert!(format!("{reports:?}").contains("/Mediapartners/{account}/Reports/*.json"));
+    }
+
+    #[test]
+    fn overlapping_apis_are_noted() {
+        let doc = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n  /pets/{id}: {get: {tags: [a]}}\n  /pets/mine: {get: {tags: [b]}}\n  /pets: {get: {tags: [a]}, post: {tags: [b]}}\n  /cats: {get: {tags: [b]}}\n";
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let notes = got.notes.join("\n");
+        assert!(
+            notes.contains("/pets/* (API `a`) and /pets/mine (API `b`)"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("/pets (API `a`) and /pets (API `b`)"),
+            "{notes}"
+        );
+        assert!(!notes.contains("/cats"), "{notes}");
+    }
+
+    #[test]
+    fn unreadable_documents_are_refused() {
+        assert!(import("swagger: '2.0'", &Options::default()).is_err());
+        assert!(import(
+            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\n",
+            &Options::default()
+        )
+        .is_ok_and(|i| i.operations.is_empty() && i.apis.is_empty()));
+    }
+}
