@@ -9,6 +9,7 @@
 set -euo pipefail
 
 if command -v redis-server >/dev/null 2>&1; then
+  echo "install-redis: redis-server is installed"
   exit 0
 fi
 

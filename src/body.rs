@@ -44,6 +44,8 @@ pin_project! {
         #[pin]
         inner: Incoming,
         remaining: Option<u64>,
+        // Bytes forwarded so far, for the access log.
+        counted: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     }
 }
 
@@ -52,7 +54,17 @@ impl RequestBody {
         RequestBody {
             inner,
             remaining: limit,
+            counted: None,
         }
+    }
+
+    /// Adds the size of every data frame forwarded to `counter`.
+    pub fn counting(
+        mut self,
+        counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    ) -> RequestBody {
+        self.counted = counter;
+        self
     }
 }
 
@@ -73,6 +85,9 @@ impl Body for RequestBody {
                         return Poll::Ready(Some(Err(BodyError::TooLarge)));
                     }
                     *remaining -= n;
+                }
+                if let (Some(counted), Some(data)) = (this.counted.as_ref(), frame.data_ref()) {
+                    counted.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

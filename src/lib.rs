@@ -13,12 +13,16 @@
 //! - [`forward`]: request/response rewriting and the pooled upstream client; [`owned_headers`]:
 //!   the table of routing and identity headers a client may not send.
 //! - [`response`]: every response the gateway makes up itself.
+//! - [`access_log`]: the access-log line, written when the response body is done;
+//!   [`upstream_error`] says in plain words why an upstream exchange failed.
 //!
-//! Around it: [`config`] (files -> validated settings, all errors at once), [`policy`] (the
+//! Around it: [`config`] (files -> validated settings, all errors at once; [`duration`] is
+//! the one duration grammar), [`policy`] (the
 //! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
 //! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
-//! [`admin`] (Prometheus registry and the admin listener), [`cli`] (the commands),
-//! [`openapi`] (the catalog from an OpenAPI document, drift checks).
+//! [`admin`] (Prometheus registry and the admin listener), [`logging`] (text or JSON log
+//! lines), [`cli`] (the commands), [`openapi`] (the catalog from an OpenAPI document,
+//! drift checks).
 //!
 //! Fleet-wide state: [`redis_limit`] (the Redis connection and shared rate limits),
 //! [`quota`] (day/month quotas counted in Redis), [`usage`] (each replica's usage record)
@@ -27,6 +31,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod body;
@@ -34,8 +39,10 @@ pub mod bruteforce;
 pub mod cli;
 pub mod config;
 pub mod decision;
+pub mod duration;
 pub mod forward;
 pub mod framing;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
@@ -55,6 +62,7 @@ pub mod scope;
 pub mod server;
 pub mod shorthand;
 pub mod tls;
+pub mod upstream_error;
 pub mod usage;
 pub mod usage_redis;
 pub mod yamlsrc;
@@ -152,13 +160,14 @@ pub struct Running {
     pub ready: Arc<Readiness>,
     /// Shutdown stage: 0 running, 1 main listener draining, 2 admin listener stopping.
     stop: watch::Sender<u8>,
-    main_task: JoinHandle<()>,
+    /// Resolves to true when the drain timeout cut connections off.
+    main_task: JoinHandle<bool>,
     admin_task: JoinHandle<()>,
     usage_task: JoinHandle<()>,
     /// The fleet usage record's writer, when `usage.backend: redis`.
     usage_redis_task: Option<JoinHandle<()>>,
     /// Completion signals of the extra worker threads (see [`start_workers`]).
-    workers: Vec<tokio::sync::oneshot::Receiver<()>>,
+    workers: Vec<tokio::sync::oneshot::Receiver<bool>>,
 }
 
 impl Running {
@@ -180,11 +189,15 @@ impl Running {
         });
     }
 
-    /// Waits for the drain, then stops the admin listener.
+    /// Waits for the drain, then stops the admin listener. A drain timeout is logged once,
+    /// however many workers it cut off.
     pub async fn wait(self) {
-        let _ = self.main_task.await;
+        let mut cut_off = self.main_task.await.unwrap_or(false);
         for worker in self.workers {
-            let _ = worker.await;
+            cut_off |= worker.await.unwrap_or(false);
+        }
+        if cut_off {
+            tracing::warn!("drain timeout reached; remaining connections were closed");
         }
         let _ = self.stop.send(2);
         let _ = self.admin_task.await;
@@ -258,16 +271,22 @@ pub fn start_workers(
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build();
-                    match rt {
+                    let cut_off = match rt {
                         Ok(rt) => rt.block_on(async move {
                             match TcpListener::from_std(listener) {
                                 Ok(l) => server::serve_main(shared, l, tls, stop).await,
-                                Err(e) => tracing::error!(error = %e, "worker cannot listen"),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "worker cannot listen");
+                                    false
+                                }
                             }
                         }),
-                        Err(e) => tracing::error!(error = %e, "worker runtime failed to start"),
-                    }
-                    let _ = done.send(());
+                        Err(e) => {
+                            tracing::error!(error = %e, "worker runtime failed to start");
+                            false
+                        }
+                    };
+                    let _ = done.send(cut_off);
                 })?;
             worker_done.push(done_rx);
         }

@@ -12,6 +12,7 @@ use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use crate::access_log::{AccessRecord, Logged};
 use crate::auth::{self, AuthError};
 use crate::body::{BodyError, RequestBody};
 use crate::bruteforce::AddressThrottle;
@@ -136,6 +137,8 @@ struct Outcome<'p> {
     api: &'p str,
     decision: DecisionLabel,
     reason: &'static str,
+    /// The upstream an exchange failed with (502/504), named in the access log.
+    failed_upstream: Option<&'p crate::config::UpstreamSpec>,
 }
 
 /// Serves one request. Never fails: every problem becomes a response.
@@ -143,14 +146,18 @@ pub async fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
     req: Request<Incoming>,
-) -> Result<Response<GatewayBody>, Infallible> {
+) -> Result<Response<Logged>, Infallible> {
     let start = Instant::now();
     let policy = shared.policy.load_full();
     let method = method_label(req.method());
-    // Kept only for the access log (a cheap clone, skipped when the log is off).
-    let logged_uri = policy.settings.access_log.then(|| req.uri().clone());
+    // The access-log record, only when the log is on (written when the body is done).
+    let mut record = policy
+        .settings
+        .access_log
+        .then(|| Box::new(AccessRecord::begin(&req, conn.remote, start)));
+    let counter = record.as_ref().map(|r| r.forwarded_request_bytes.clone());
 
-    let (resp, outcome, upstream_secs) = run(&shared, &policy, conn, req, start).await;
+    let (resp, outcome, upstream_secs) = run(&shared, &policy, conn, req, start, counter).await;
     let status = resp.status();
 
     shared.metrics.count_request(
@@ -159,23 +166,25 @@ pub async fn handle(
         method,
         outcome.decision,
     );
-    if let Some(uri) = &logged_uri {
-        // Path without the query string: queries may carry secrets.
-        tracing::info!(
-            target: "scopegate::access",
-            token = outcome.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.sid.as_str()),
-            account = outcome.token.map_or(crate::metrics::UNKNOWN, |t| t.spec.account.as_str()),
-            api = outcome.api,
-            method,
-            path = if outcome.decision == DecisionLabel::BadRequest { "-" } else { uri.path() },
-            status = status.as_u16(),
-            decision = outcome.decision.as_str(),
-            reason = outcome.reason,
-            duration_ms = start.elapsed().as_secs_f64() * 1e3,
-            upstream_ms = upstream_secs.map(|s| s * 1e3),
-        );
+    if let Some(r) = record.as_mut() {
+        let unknown = crate::metrics::UNKNOWN;
+        r.token = outcome
+            .token
+            .map_or(unknown, |t| t.spec.sid.as_str())
+            .to_owned();
+        r.account = outcome
+            .token
+            .map_or(unknown, |t| t.spec.account.as_str())
+            .to_owned();
+        r.api = outcome.api.to_owned();
+        r.status = status.as_u16();
+        r.decision = outcome.decision.as_str();
+        r.reason = outcome.reason;
+        r.forwarded = upstream_secs.is_some();
+        r.upstream_us = upstream_secs.map(|s| (s * 1e6) as u64);
+        r.upstream = outcome.failed_upstream.map(|u| u.authority.to_string());
     }
-    Ok(resp)
+    Ok(resp.map(|body| Logged::new(body, record)))
 }
 
 async fn run<'p>(
@@ -184,6 +193,7 @@ async fn run<'p>(
     conn: ConnInfo,
     mut req: Request<Incoming>,
     start: Instant,
+    forwarded_bytes: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> (Response<GatewayBody>, Outcome<'p>, Option<f64>) {
     let settings = &policy.settings;
     let bad = |reason: &'static str| Outcome {
@@ -191,6 +201,7 @@ async fn run<'p>(
         api: NO_API,
         decision: DecisionLabel::BadRequest,
         reason,
+        failed_upstream: None,
     };
 
     // Phase 1: framing, Host, target form. The framing flag is taken for every HTTP/1
@@ -261,6 +272,7 @@ async fn run<'p>(
                 api: NO_API,
                 decision: DecisionLabel::Unauthenticated,
                 reason,
+                failed_upstream: None,
             };
             return (resp, outcome, None);
         }
@@ -298,6 +310,7 @@ async fn run<'p>(
             } else {
                 "bruteforce_address"
             },
+            failed_upstream: None,
         };
         return (resp, outcome, None);
     }
@@ -367,6 +380,7 @@ async fn run<'p>(
                 api,
                 decision: denial.label(),
                 reason: denial.reason(),
+                failed_upstream: None,
             };
             drop(creds);
             let resp = refuse(req, kind, settings).await;
@@ -407,6 +421,7 @@ async fn run<'p>(
             } else {
                 "token_rate_limit"
             },
+            failed_upstream: None,
         };
         return (resp, outcome, None);
     }
@@ -421,6 +436,7 @@ async fn run<'p>(
                     api: api_name,
                     decision: DecisionLabel::RateLimited,
                     reason: refused.reason,
+                    failed_upstream: None,
                 };
                 return (resp, outcome, None);
             }
@@ -454,6 +470,7 @@ async fn run<'p>(
         } else {
             "in_scope"
         },
+        failed_upstream: None,
     };
 
     // Usage for the audit, counted once the request passed the rate limit: the wire
@@ -505,6 +522,7 @@ async fn run<'p>(
             "no TLS client for this upstream (its CA or client certificate could not be loaded)"
         );
         outcome.reason = "upstream_tls_unavailable";
+        outcome.failed_upstream = Some(upstream);
         return (refusal(Refusal::BadGateway, false), outcome, None);
     };
     if let Some(max) = settings.limits.max_body_bytes {
@@ -518,7 +536,8 @@ async fn run<'p>(
             return (refusal(Refusal::PayloadTooLarge, true), outcome, None);
         }
     }
-    let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes));
+    let req =
+        req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(forwarded_bytes));
     let sent = Instant::now();
     let result = tokio::time::timeout(upstream.response_timeout, client.request(req)).await;
     let upstream_secs = sent.elapsed().as_secs_f64();
@@ -577,14 +596,18 @@ async fn run<'p>(
             )
         }
         Ok(Err(e)) => {
+            let cause = crate::upstream_error::describe(&e);
             tracing::warn!(
                 target: "scopegate::upstream",
                 upstream = upstream.name.as_str(),
-                error = %e,
-                connect = e.is_connect(),
-                "upstream request failed"
+                address = %upstream.authority,
+                cause = cause.as_str(),
+                "upstream {} at {} failed: {cause}; answered 502",
+                upstream.name,
+                upstream.authority
             );
             outcome.reason = "upstream_error";
+            outcome.failed_upstream = Some(upstream);
             (
                 refusal(Refusal::BadGateway, false),
                 outcome,
@@ -595,9 +618,15 @@ async fn run<'p>(
             tracing::warn!(
                 target: "scopegate::upstream",
                 upstream = upstream.name.as_str(),
-                "upstream response timed out"
+                address = %upstream.authority,
+                timeout_ms = upstream.response_timeout.as_millis() as u64,
+                "upstream {} at {} sent no response headers within {}; answered 504",
+                upstream.name,
+                upstream.authority,
+                crate::duration::format(upstream.response_timeout)
             );
             outcome.reason = "upstream_timeout";
+            outcome.failed_upstream = Some(upstream);
             (
                 refusal(Refusal::GatewayTimeout, false),
                 outcome,

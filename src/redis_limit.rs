@@ -450,7 +450,7 @@ impl Health {
         tracing::info!(
             target: "scopegate::ratelimit",
             redis = target,
-            after_secs = t.since.map_or(0.0, |s| s.elapsed().as_secs_f64()),
+            after_ms = t.since.map_or(0, |s| s.elapsed().as_millis() as u64),
             decided_without_redis = decided.saturating_sub(t.decisions_at_start),
             "Redis answers again: {what} are shared again"
         );
@@ -500,7 +500,7 @@ impl Health {
                 redis = target,
                 error,
                 on_redis_error = mode,
-                down_secs = t.since.map_or(0.0, |s| now.duration_since(s).as_secs_f64()),
+                down_ms = t.since.map_or(0, |s| now.duration_since(s).as_millis() as u64),
                 decided_without_redis = since_last_log,
                 "Redis still unavailable for {what}"
             );

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{self, Config, ConfigErrors, ScopeGrant, Settings, TokenSpec};
+use crate::logging::List;
 use crate::model::{MethodSet, TokenStatus};
 use crate::policy::Policy;
 use crate::proxy::Shared;
@@ -110,20 +111,25 @@ fn log_swap(swapped: Swapped, running: &Settings, trigger: &str) {
         generation = new.generation,
         trigger,
         tokens = new.tokens.len(),
-        added = %RefList(&diff.added),
-        removed = %RefList(&diff.removed),
-        disabled = %RefList(&diff.disabled),
-        enabled = %RefList(&diff.enabled),
-        scopes_changed = %RefList(&diff.scopes_changed),
-        secret_rotated = %RefList(&diff.rotated),
-        other_changed = %OtherList(&diff.other_changed),
+        added = %List(diff.added.iter(), MAX_LISTED),
+        removed = %List(diff.removed.iter(), MAX_LISTED),
+        disabled = %List(diff.disabled.iter(), MAX_LISTED),
+        enabled = %List(diff.enabled.iter(), MAX_LISTED),
+        scopes_changed = %List(diff.scopes_changed.iter(), MAX_LISTED),
+        secret_rotated = %List(diff.rotated.iter(), MAX_LISTED),
+        other_changed = %List(
+            diff.other_changed
+                .iter()
+                .map(|(t, fields)| format!("{t}: {}", fields.join("+"))),
+            MAX_LISTED
+        ),
         "configuration reloaded"
     );
     let restart = restart_needed(running, &new.settings);
     if !restart.is_empty() {
         tracing::warn!(
             generation = new.generation,
-            settings = %restart.join(", "),
+            settings = %List(restart.iter(), usize::MAX),
             "restart needed for: {}; the running values stay in force until then, \
              everything else was applied",
             restart.join(", ")
@@ -160,7 +166,7 @@ pub async fn run_reload(
                 tracing::error!(
                     trigger,
                     file = %e.file.display(),
-                    line = e.line,
+                    line = (e.line > 0).then_some(e.line),
                     field = %e.field,
                     hint = %e.hint,
                     "configuration error: {}",
@@ -324,44 +330,9 @@ pub fn diff_tokens<'a, 'b>(
     diff
 }
 
-/// Formats a list of tokens for a log line, capped so that a bulk import stays one line.
-struct RefList<'a>(&'a [TokenRef]);
-
+/// At most this many tokens are named per list in a reload's log line, so that a bulk
+/// import stays one line.
 const MAX_LISTED: usize = 50;
-
-impl fmt::Display for RefList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, t) in self.0.iter().take(MAX_LISTED).enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{t}")?;
-        }
-        if self.0.len() > MAX_LISTED {
-            write!(f, ", ... {} more", self.0.len() - MAX_LISTED)?;
-        }
-        f.write_str("]")
-    }
-}
-
-struct OtherList<'a>(&'a [(TokenRef, Vec<&'static str>)]);
-
-impl fmt::Display for OtherList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, (t, fields)) in self.0.iter().take(MAX_LISTED).enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{t}: {}", fields.join("+"))?;
-        }
-        if self.0.len() > MAX_LISTED {
-            write!(f, ", ... {} more", self.0.len() - MAX_LISTED)?;
-        }
-        f.write_str("]")
-    }
-}
 
 /// Settings fixed when the listeners start, which a reload cannot change: the names of
 /// those that differ between the running process and a new configuration.
@@ -872,7 +843,7 @@ mod tests {
         let d = diff_tokens(&old, APIS, &[rotated], APIS);
         assert_eq!(d.rotated, refs(&["SGa"]));
         assert!(d.other_changed.is_empty(), "{:?}", d.other_changed);
-        let text = format!("{d:?} {}", RefList(&d.rotated));
+        let text = format!("{d:?} {}", List(d.rotated.iter(), MAX_LISTED));
         assert!(!text.contains("secret"), "{text}");
         assert!(!text.contains(&hex_of("new-secret")), "{text}");
     }
@@ -912,9 +883,12 @@ mod tests {
                 name: String::new(),
             })
             .collect();
-        let text = RefList(&many).to_string();
-        assert!(text.ends_with(", ... 10 more]"), "{text}");
-        assert_eq!(RefList(&refs(&["SGa"])).to_string(), "[SGa (SGa-name)]");
+        let text = List(many.iter(), MAX_LISTED).to_string();
+        assert!(text.ends_with(r#", "... 10 more"]"#), "{text}");
+        assert_eq!(
+            List(refs(&["SGa"]).iter(), MAX_LISTED).to_string(),
+            r#"["SGa (SGa-name)"]"#
+        );
     }
 
     /// Settings as the validator builds them (a literal would break whenever a field is

@@ -42,12 +42,13 @@ fn connection_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
 
 /// Serves proxied traffic on `listener` until `shutdown` resolves, then stops accepting
 /// and waits (up to the configured drain timeout) for in-flight requests to finish.
+/// Returns true when the drain timeout cut connections off.
 pub async fn serve_main(
     shared: Arc<Shared>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
-) {
+) -> bool {
     let settings = shared.policy.load().settings.clone();
     let mut builder = connection_builder(&settings);
     if tls.is_none() && !settings.http2_cleartext {
@@ -144,14 +145,13 @@ pub async fn serve_main(
     }
 
     drop(listener);
-    tracing::info!(
+    // One line per worker at debug level: the process logs the drain once (`serve`), and
+    // `Running::wait` reports a drain timeout once for all workers.
+    tracing::debug!(
         connections = graceful.count(),
-        "stopped accepting; draining in-flight requests"
+        "worker stopped accepting; draining its in-flight requests"
     );
-    if tokio::time::timeout(settings.timeouts.shutdown, graceful.shutdown())
+    tokio::time::timeout(settings.timeouts.shutdown, graceful.shutdown())
         .await
         .is_err()
-    {
-        tracing::warn!("drain timeout reached; closing remaining connections");
-    }
 }

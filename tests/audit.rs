@@ -341,9 +341,13 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         r["scopes_yaml"],
         "scopes:\n  - {api: campaigns, methods: [GET]}\n  - {api: public, methods: [GET]}\n"
     );
+    // The command names the config the audit was run with.
     assert_eq!(
         r["command"],
-        "scopegate token update SGreader --clear-scopes --scope campaigns:GET --scope public:GET"
+        format!(
+            "scopegate token update --config {} SGreader --clear-scopes --scope campaigns:GET --scope public:GET",
+            h.config_path.display()
+        )
     );
     let w = finding(&report, "unused_scopes", Some(WRITER_T.sid));
     assert_eq!(

@@ -193,7 +193,7 @@ fn bad_duration() {
         "scopegate.yaml",
         "timeouts.upstream_response",
         line_of(&g, "soon"),
-        "bad duration",
+        "`soon` is not a duration",
     );
 }
 
@@ -309,7 +309,13 @@ fn missing_file_is_reported() {
     let cfg = dir.write("scopegate.yaml", GATEWAY);
     let errs = config::load(&cfg).unwrap_err().0;
     assert!(errs[0].file.ends_with("tokens.yaml"));
-    assert!(errs[0].message.contains("cannot read"));
+    assert!(errs[0].message.contains("file not found"), "{}", errs[0]);
+    // No line number for a file that could not be read.
+    assert!(
+        errs[0].to_string().contains("tokens.yaml: file not found"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]

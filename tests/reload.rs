@@ -912,7 +912,7 @@ async fn the_binary_reloads_on_change_and_sighup_and_reports_restart_needed() {
 
     let log = p.log();
     assert!(
-        log.contains("\"disabled\":\"[SGreader (reader)]\""),
+        log.contains("\"disabled\":[\"SGreader (reader)\"]"),
         "per-token diff: {log}"
     );
     assert!(

@@ -71,7 +71,7 @@ pub(crate) fn print_stdout(text: &str) {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 30d, 12h)"))?;
+    let d = crate::duration::parse(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be longer than zero".into());
     }
@@ -343,6 +343,17 @@ pub fn run(args: AuditArgs) -> ExitCode {
     let mut all_notes = notes;
     all_notes.append(&mut report.notes);
     report.notes = all_notes;
+    // The suggested commands act on the configuration this audit read.
+    let config_arg = format!(
+        "--config {}",
+        shell_quote(&args.config.display().to_string())
+    );
+    for f in &mut report.findings {
+        f.recommendation = with_config(&f.recommendation, &config_arg);
+        if let Some(c) = f.command.as_mut() {
+            *c = with_config(c, &config_arg);
+        }
+    }
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(s) => print_stdout(&format!("{s}\n")),
@@ -964,6 +975,26 @@ pub fn scopes_yaml(scopes: &[ScopeOut]) -> String {
     s
 }
 
+/// Adds `--config ...` after every `scopegate token <verb>` in a suggestion.
+fn with_config(text: &str, config_arg: &str) -> String {
+    const PREFIX: &str = "scopegate token ";
+    let mut out = String::with_capacity(text.len() + config_arg.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(PREFIX) {
+        let after = &rest[at + PREFIX.len()..];
+        let verb_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let end = at + PREFIX.len() + verb_len;
+        out.push_str(&rest[..end]);
+        out.push(' ');
+        out.push_str(config_arg);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn update_command(sid: &str, scopes: &[ScopeOut]) -> String {
     let mut cmd = format!("scopegate token update {sid} --clear-scopes");
     for s in scopes {
@@ -1117,5 +1148,21 @@ fn write_finding(out: &mut String, f: &Finding, indent: &str) {
     }
     if let Some(cmd) = &f.command {
         let _ = writeln!(out, "{pad}$ {cmd}");
+    }
+}
+
+#[cfg(test)]
+mod config_arg_tests {
+    #[test]
+    fn every_suggested_command_names_the_config() {
+        assert_eq!(
+            super::with_config(
+                "disable it (scopegate token disable SG1) and delete it (scopegate token delete SG1)",
+                "--config c.yaml"
+            ),
+            "disable it (scopegate token disable --config c.yaml SG1) and delete it \
+             (scopegate token delete --config c.yaml SG1)"
+        );
+        assert_eq!(super::with_config("no command", "--config c"), "no command");
     }
 }

@@ -4,11 +4,13 @@ pub mod audit;
 pub mod catalog;
 pub mod check;
 pub mod demo;
+pub mod echo;
 pub mod explain;
 pub mod secrets;
 pub mod serve;
 pub mod token;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,27 +42,49 @@ enum Command {
         /// Log format (overrides `log_format` in the config).
         #[arg(long, value_enum)]
         log_format: Option<LogFormatArg>,
+        /// Address of the main listener (overrides `listen` in the config).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Address of the admin listener (overrides `admin_listen` in the config).
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<SocketAddr>,
     },
     /// Validate the configuration; print a summary, or every error and exit 1.
     Check {
         #[arg(long, default_value = "config/scopegate.yaml")]
         config: PathBuf,
     },
-    /// Run the gateway on the example config in front of a built-in echo upstream, with
-    /// freshly generated demo tokens, and print curl lines to try.
+    /// Run the gateway on a config folder it names (temporary, or --dir DIR kept), in
+    /// front of a built-in echo upstream, with fresh demo tokens; print curl lines and the
+    /// commands to create a token, explain and audit.
     Demo {
-        /// The example gateway config to start from.
+        /// The example gateway config a new demo folder starts from.
         #[arg(long, default_value = "config/scopegate.yaml")]
         config: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        #[arg(long, default_value = "127.0.0.1:9901")]
-        admin_listen: String,
+        /// Create the demo's config folder here and keep it (a later `demo --dir` on it
+        /// serves it again); default: a temporary folder removed when the demo stops.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Main listener [default: 127.0.0.1:8080, or the folder's config].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Admin listener [default: 127.0.0.1:9901, or the folder's config].
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<SocketAddr>,
+        /// Where the built-in echo upstream of a new folder listens [default: any free
+        /// port; with --dir 127.0.0.1:3000, where `scopegate echo` serves it later].
+        #[arg(long, value_name = "ADDR")]
+        upstream_listen: Option<SocketAddr>,
         #[arg(long, value_enum)]
         log_format: Option<LogFormatArg>,
         /// Serve HTTPS with a freshly generated self-signed certificate (for localhost).
         #[arg(long)]
         tls: bool,
+    },
+    /// Run the demo's echo upstream alone (the example config's upstream is 127.0.0.1:3000).
+    Echo {
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
     },
     /// Read a secret on stdin and print its stored form (`sha256:<hex>`).
     Hash,
@@ -79,15 +103,41 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, log_format } => serve::run(&config, log_format),
+        Command::Serve {
+            config,
+            log_format,
+            listen,
+            admin_listen,
+        } => serve::run(
+            &config,
+            log_format,
+            serve::ListenOverrides {
+                listen,
+                admin_listen,
+            },
+        ),
         Command::Check { config } => check::run(&config),
         Command::Demo {
             config,
+            dir,
             listen,
             admin_listen,
+            upstream_listen,
             log_format,
             tls,
-        } => demo::run(&config, &listen, &admin_listen, log_format, tls),
+        } => demo::run(demo::DemoArgs {
+            example: config,
+            listen,
+            admin_listen,
+            upstream_listen: upstream_listen.unwrap_or_else(|| {
+                let port = if dir.is_some() { 3000 } else { 0 };
+                SocketAddr::from(([127, 0, 0, 1], port))
+            }),
+            dir,
+            log_format,
+            tls,
+        }),
+        Command::Echo { listen } => echo::run(listen),
         Command::Hash => hash(),
         Command::Token(cmd) => token::run(cmd),
         Command::Audit(args) => audit::run(args),

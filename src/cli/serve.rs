@@ -1,26 +1,19 @@
 //! `scopegate serve`: load the configuration (exit before binding any port if it is
 //! invalid), bind, serve, reload on SIGHUP and file changes, drain on SIGTERM/SIGINT.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use super::LogFormatArg;
-use crate::config::{self, LogFormat};
+use crate::config::{self, Config, LogFormat};
 
-/// Sets up `tracing`: human-readable by default, JSON on request. `RUST_LOG` filters.
+/// Sets up `tracing` (see [`crate::logging`]).
 pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    crate::logging::init(format);
 }
 
 pub fn log_format(arg: Option<LogFormatArg>, config: Option<LogFormat>) -> LogFormat {
@@ -50,7 +43,16 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
+/// Listen addresses given on the command line, overriding `listen` and `admin_listen` of
+/// the config (the config keeps its own values, so a reload does not report them as
+/// changed).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListenOverrides {
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+}
+
+pub fn run(path: &Path, format: Option<LogFormatArg>, overrides: ListenOverrides) -> ExitCode {
     let config = match config::load(path) {
         Ok(c) => c,
         Err(errors) => {
@@ -60,6 +62,45 @@ pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
         }
     };
     init_tracing(log_format(format, config.settings.log_format));
+    let config_path = config::absolute(path);
+    run_to_exit(async move {
+        // Signal handlers go in before any port is bound: from the moment a client (or an
+        // orchestrator probing /readyz) can see the process, SIGTERM drains and SIGHUP
+        // reloads instead of killing it.
+        let termination = Termination::new();
+        let settings = &config.settings;
+        let bound = async {
+            let main = bind(overrides.listen.unwrap_or(settings.listen), "").await?;
+            let admin = bind(
+                overrides.admin_listen.unwrap_or(settings.admin_listen),
+                " (admin)",
+            )
+            .await?;
+            Ok::<_, String>((main, admin))
+        };
+        let (main, admin) = match bound.await {
+            Ok(pair) => pair,
+            Err(e) => {
+                eprintln!("scopegate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let workers = worker_count();
+        serve_bound(
+            config,
+            config_path,
+            main,
+            admin,
+            termination,
+            workers,
+            |_| {},
+        )
+        .await
+    })
+}
+
+/// Runs the serving future on the main runtime and returns its exit code.
+pub fn run_to_exit(serving: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -67,71 +108,82 @@ pub fn run(path: &Path, format: Option<LogFormatArg>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config_path = config::absolute(path);
-    let code = rt.block_on(async move {
-        // Signal handlers go in before any port is bound: from the moment a client (or an
-        // orchestrator probing /readyz) can see the process, SIGTERM drains and SIGHUP
-        // reloads instead of killing it.
-        let mut termination = Termination::new();
-        let settings = config.settings.clone();
-        let main = match TcpListener::bind(settings.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("scopegate: cannot listen on {}: {e}", settings.listen);
-                return ExitCode::FAILURE;
-            }
-        };
-        let admin = match TcpListener::bind(settings.admin_listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!(
-                    "scopegate: cannot listen on {} (admin): {e}",
-                    settings.admin_listen
-                );
-                return ExitCode::FAILURE;
-            }
-        };
-        let shared = crate::build_shared(config);
-        // Watches are in place before the listeners serve, so no change after start-up is
-        // missed.
-        let reloader = crate::reload::spawn_watchers(shared.clone(), config_path);
-        let running = match crate::start_workers(shared.clone(), main, admin, worker_count()) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("scopegate: cannot start: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        tracing::info!(
-            listen = %running.addr,
-            admin = %running.admin_addr,
-            tokens = shared.policy.load().tokens.len(),
-            generation = shared.policy.load().generation,
-            "scopegate serving"
-        );
-        let signal = termination.recv().await;
-        tracing::info!(
-            signal,
-            drain_timeout = ?settings.timeouts.shutdown,
-            "shutdown requested; no longer accepting connections, draining in-flight requests"
-        );
-        drop(reloader);
-        // A second signal skips the rest of the drain.
-        tokio::select! {
-            _ = running.shutdown() => {
-                tracing::info!("scopegate stopped");
-                ExitCode::SUCCESS
-            }
-            signal = termination.recv() => {
-                tracing::warn!(signal, "second signal; exiting without finishing the drain");
-                ExitCode::FAILURE
-            }
-        }
-    });
+    let code = rt.block_on(serving);
     // Nothing is left to wait for; do not let a stuck blocking task (a reload reading a
     // hung network file system) hold up the exit.
     rt.shutdown_timeout(Duration::from_secs(1));
     code
+}
+
+/// Binds a listener, or says in plain words which address could not be used and why.
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "the address is already in use (another process listens there; stop it or pick another address)".to_owned()
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (ports below 1024 need privileges)".to_owned()
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                "the address is not one of this machine's".to_owned()
+            }
+            _ => e.to_string(),
+        };
+        format!("cannot listen on {addr}{what}: {why}")
+    })
+}
+
+/// The serving part shared by `serve` and `demo`: the gateway on bound listeners with the
+/// reload machinery (file watch + SIGHUP), until SIGTERM/SIGINT; then the drain. `ready`
+/// runs once the gateway accepts requests.
+pub async fn serve_bound(
+    config: Config,
+    config_path: PathBuf,
+    main: TcpListener,
+    admin: TcpListener,
+    mut termination: Termination,
+    workers: usize,
+    ready: impl FnOnce(&crate::Running),
+) -> ExitCode {
+    let settings = config.settings.clone();
+    let shared = crate::build_shared(config);
+    // Watches are in place before the listeners serve, so no change after start-up is
+    // missed.
+    let reloader = crate::reload::spawn_watchers(shared.clone(), config_path);
+    let running = match crate::start_workers(shared.clone(), main, admin, workers) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("scopegate: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        listen = %running.addr,
+        admin = %running.admin_addr,
+        tokens = shared.policy.load().tokens.len(),
+        generation = shared.policy.load().generation,
+        "scopegate serving"
+    );
+    ready(&running);
+    let signal = termination.recv().await;
+    tracing::info!(
+        signal,
+        drain_timeout_ms = settings.timeouts.shutdown.as_millis() as u64,
+        "shutdown requested; no longer accepting connections, draining in-flight requests"
+    );
+    drop(reloader);
+    // A second signal skips the rest of the drain.
+    tokio::select! {
+        _ = running.shutdown() => {
+            tracing::info!("scopegate stopped");
+            ExitCode::SUCCESS
+        }
+        signal = termination.recv() => {
+            tracing::warn!(signal, "second signal; exiting without finishing the drain");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// SIGTERM and SIGINT, registered once so that none is lost between the two waits.
@@ -146,6 +198,10 @@ impl Termination {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
+            // SIGHUP means "reload" here, never "exit": taking it over at once (tokio keeps
+            // a handler for the life of the process) closes the window before the reload
+            // task listens for it.
+            let _ = signal(SignalKind::hangup());
             match (
                 signal(SignalKind::terminate()),
                 signal(SignalKind::interrupt()),
@@ -179,31 +235,5 @@ impl Termination {
 impl Default for Termination {
     fn default() -> Self {
         Termination::new()
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn wait_for_termination() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

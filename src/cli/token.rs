@@ -118,7 +118,7 @@ fn parse_scope(s: &str) -> Result<ScopeArg, String> {
 }
 
 fn parse_grace(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 1h, 30m, 2d)"))?;
+    let d = crate::duration::parse(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be longer than zero (leave --grace out to revoke at once)".into());
     }

@@ -12,7 +12,8 @@ use crate::yamlsrc::spans::SpanIndex;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
-    /// 1-based; 0 when the file could not be read at all.
+    /// 1-based; 0 when no line applies (the file could not be read at all), and then
+    /// none is printed.
     pub line: usize,
     /// Field path such as `accounts[0].tokens[2].scopes[1].api`; empty for the whole file.
     pub field: String,
@@ -22,7 +23,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)?;
+        write!(f, "{}", shown_path(&self.file).display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
         if !self.field.is_empty() {
             write!(f, ": {}", self.field)?;
         }
@@ -31,6 +35,21 @@ impl fmt::Display for ConfigError {
             write!(f, " (hint: {})", self.hint)?;
         }
         Ok(())
+    }
+}
+
+/// A file as an error names it: relative to the current folder when it is inside it (as
+/// the user most likely typed it), else as it is.
+fn shown_path(file: &Path) -> &Path {
+    let Ok(cwd) = std::env::current_dir() else {
+        return file;
+    };
+    if cwd.parent().is_none() {
+        return file;
+    }
+    match file.strip_prefix(&cwd) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel,
+        _ => file,
     }
 }
 

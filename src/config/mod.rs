@@ -31,13 +31,25 @@ pub fn load_from_sources(
     gateway_src: &str,
     tokens_src: Option<&str>,
 ) -> Result<Config, ConfigErrors> {
-    let settings = parse_gateway(config_path, gateway_src)?;
+    let (settings, mut errors) = parse_gateway_checked(config_path, gateway_src)?;
+    // Errors in settings the tokens do not depend on (a timeout, a limit) still let the
+    // tokens file be checked, so that both files' errors come in one report.
+    if errors.iter().any(|e| tokens_depend_on(&e.field)) {
+        return Err(ConfigErrors(errors));
+    }
     let tokens_src = match tokens_src {
         Some(s) => s.to_owned(),
-        None => read(&settings.tokens_path)?,
+        None => match read(&settings.tokens_path) {
+            Ok(s) => s,
+            Err(mut e) => {
+                errors.append(&mut e.0);
+                return Err(ConfigErrors(errors));
+            }
+        },
     };
     let tokens_path = settings.tokens_path.clone();
     let mut sink = ErrorSink::new(&tokens_path, &tokens_src);
+    sink.errors = errors;
     let (inputs, deleted) = match fast_tokens(&tokens_src) {
         Some(typed) => typed.into_inputs(),
         None => {
@@ -58,14 +70,47 @@ pub fn load_from_sources(
 
 /// Reads and validates `scopegate.yaml` alone.
 pub fn parse_gateway(config_path: &Path, src: &str) -> Result<Settings, ConfigErrors> {
+    let (settings, errors) = parse_gateway_checked(config_path, src)?;
+    if errors.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// `scopegate.yaml` validated: the settings (with defaults where a value was refused)
+/// and the errors found; `Err` when the file could not be parsed at all.
+fn parse_gateway_checked(
+    config_path: &Path,
+    src: &str,
+) -> Result<(Settings, Vec<ConfigError>), ConfigErrors> {
     let mut sink = ErrorSink::new(config_path, src);
     let raw: raw::RawGateway = parse_yaml(config_path, src, &mut sink)?;
     let settings = validate::gateway(raw, config_path, &mut sink);
-    if sink.errors.is_empty() {
-        Ok(settings)
-    } else {
-        Err(ConfigErrors(sink.errors))
-    }
+    Ok((settings, sink.errors))
+}
+
+/// True for an error in `scopegate.yaml` that the tokens file's validation depends on (the
+/// catalog, the API versions, the tokens file itself, the per-account limit): checking
+/// the tokens against defaulted values would only report consequences.
+fn tokens_depend_on(field: &str) -> bool {
+    const INDEPENDENT: &[&str] = &[
+        "listen",
+        "admin_listen",
+        "timeouts",
+        "limits",
+        "rate_limit",
+        "bruteforce",
+        "log_format",
+        "access_log",
+        "tls",
+        "state_dir",
+        "invalid_credentials_status",
+        "forward_authorization",
+        "http2_cleartext",
+    ];
+    let top = field.split(['.', '[']).next().unwrap_or("");
+    !INDEPENDENT.contains(&top)
 }
 
 /// The typed single pass over a tokens file (serde-saphyr streams the document instead of
@@ -114,12 +159,26 @@ fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
 
 pub fn read(path: &Path) -> Result<String, ConfigErrors> {
     std::fs::read_to_string(path).map_err(|e| {
+        let (message, hint) = match e.kind() {
+            std::io::ErrorKind::NotFound => (
+                "file not found".to_owned(),
+                "check the path (relative paths in scopegate.yaml are relative to it)",
+            ),
+            std::io::ErrorKind::PermissionDenied => (
+                "permission denied".to_owned(),
+                "let the user running scopegate read the file",
+            ),
+            _ => (
+                format!("cannot read the file: {e}"),
+                "check the path and its permissions",
+            ),
+        };
         ConfigErrors::single(ConfigError {
             file: path.to_path_buf(),
             line: 0,
             field: String::new(),
-            message: format!("cannot read the file: {e}"),
-            hint: "check the path and its permissions".into(),
+            message,
+            hint: hint.into(),
         })
     })
 }

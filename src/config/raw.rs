@@ -7,6 +7,35 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{TokenKind, TokenStatus};
 
+/// A duration as written. A bare number (`30`) is taken as its text, so that validation
+/// says "no unit: write 30s" with the field's name instead of a type error without one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DurationText(pub String);
+
+impl std::ops::Deref for DurationText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Scalar {
+            Text(String),
+            Int(i64),
+            Float(f64),
+        }
+        Ok(DurationText(match Scalar::deserialize(d)? {
+            Scalar::Text(s) => s,
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Float(x) => x.to_string(),
+        }))
+    }
+}
+
 /// `scopegate.yaml`, the hand-written gateway configuration.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,8 +83,8 @@ pub struct RawGateway {
 pub struct RawUsage {
     pub backend: Option<crate::redis_limit::BackendKind>,
     pub redis_url: Option<String>,
-    pub interval: Option<String>,
-    pub redis_timeout: Option<String>,
+    pub interval: Option<DurationText>,
+    pub redis_timeout: Option<DurationText>,
 }
 
 /// The failed-authentication throttle.
@@ -64,8 +93,8 @@ pub struct RawUsage {
 pub struct RawBruteForce {
     pub max_failures: Option<u32>,
     pub max_failures_per_address: Option<u32>,
-    pub window: Option<String>,
-    pub cooloff: Option<String>,
+    pub window: Option<DurationText>,
+    pub cooloff: Option<DurationText>,
     pub max_tracked_addresses: Option<usize>,
 }
 
@@ -91,7 +120,7 @@ pub struct RawGatewayRateLimit {
     pub burst: Option<u32>,
     pub backend: Option<crate::redis_limit::BackendKind>,
     pub redis_url: Option<String>,
-    pub redis_timeout: Option<String>,
+    pub redis_timeout: Option<DurationText>,
     pub on_redis_error: Option<crate::redis_limit::OnRedisError>,
 }
 
@@ -100,7 +129,7 @@ pub struct RawGatewayRateLimit {
 pub struct RawUpstream {
     pub url: String,
     /// Overrides `timeouts.upstream_response` for this upstream.
-    pub response_timeout: Option<String>,
+    pub response_timeout: Option<DurationText>,
     pub tls: Option<RawUpstreamTls>,
 }
 
@@ -127,12 +156,12 @@ pub struct RawApi {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
-    pub header_read: Option<String>,
-    pub upstream_connect: Option<String>,
-    pub upstream_response: Option<String>,
-    pub request: Option<String>,
-    pub shutdown: Option<String>,
-    pub refused_body_drain: Option<String>,
+    pub header_read: Option<DurationText>,
+    pub upstream_connect: Option<DurationText>,
+    pub upstream_response: Option<DurationText>,
+    pub request: Option<DurationText>,
+    pub shutdown: Option<DurationText>,
+    pub refused_body_drain: Option<DurationText>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -824,7 +824,7 @@ fn timeouts(sink: &mut ErrorSink<'_>, raw: RawTimeouts) -> Timeouts {
         .request
         .as_deref()
         .map(|v| duration_or(sink, "timeouts.request", Some(v), Duration::from_secs(300)));
-    let mut get = |name: &str, v: Option<String>, default: Duration| {
+    let mut get = |name: &str, v: Option<super::raw::DurationText>, default: Duration| {
         duration_or(sink, &format!("timeouts.{name}"), v.as_deref(), default)
     };
     Timeouts {
@@ -887,7 +887,7 @@ fn duration_or(
 ) -> Duration {
     match value {
         None => default,
-        Some(v) => match humantime::parse_duration(v) {
+        Some(v) => match crate::duration::parse(v) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
                 sink.push(
@@ -898,11 +898,7 @@ fn duration_or(
                 default
             }
             Err(e) => {
-                sink.push(
-                    field,
-                    format!("bad duration `{v}`: {e}"),
-                    "write durations like 10s, 500ms, 2m",
-                );
+                sink.push(field, e.message(), e.hint());
                 default
             }
         },
