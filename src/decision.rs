@@ -18,6 +18,9 @@ pub enum CredentialFailure {
     Deleted,
     Expired,
     Disabled,
+    /// An `sgs_` secret whose length, alphabet or checksum is wrong: not one scopegate
+    /// issued (a typo or a forgery), refused before the SID or any hash is looked at.
+    BadChecksum,
 }
 
 /// Why an authenticated request is outside the token's scopes.
@@ -66,6 +69,7 @@ impl Denial<'_> {
                 CredentialFailure::Deleted => "deleted",
                 CredentialFailure::Expired => "expired",
                 CredentialFailure::Disabled => "disabled",
+                CredentialFailure::BadChecksum => "bad_secret_checksum",
             },
             Denial::Scope { reason, .. } => match reason {
                 ScopeFailure::NoApi => "no_matching_scope",
@@ -114,13 +118,17 @@ pub struct Ask<'a> {
     pub path: &'a str,
 }
 
-/// Checks the credentials: known, not deleted, right secret, active, not expired.
+/// Checks the credentials: a well-formed `sgs_` secret if prefixed, known, not deleted,
+/// right secret, active, not expired.
 pub fn authenticate<'p>(
     policy: &'p Policy,
     creds: &Credentials,
     now_unix: i64,
 ) -> Result<(&'p Token, SecretUsed), Denial<'p>> {
     let deny = |token, reason| Denial::Credentials { token, reason };
+    if crate::secret_format::shape(creds.secret()) == crate::secret_format::Shape::Corrupt {
+        return Err(deny(None, CredentialFailure::BadChecksum));
+    }
     let Some(token) = policy.tokens.get(creds.sid()) else {
         let reason = if policy.deleted.contains(creds.sid()) {
             CredentialFailure::Deleted

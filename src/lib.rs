@@ -28,6 +28,9 @@
 //! [`quota`] (day/month quotas counted in Redis), [`usage`] (each replica's usage record)
 //! and [`usage_redis`] (the fleet's, in Redis), [`promql`] (the fleet's usage read back
 //! from Prometheus for `scopegate audit --prometheus`).
+//!
+//! Token hygiene (SPEC §12): [`secret_format`] (identifiable `sgs_` secrets),
+//! [`token_policy`] (lifetimes) and [`notify`] (telling a token's contacts).
 
 #![forbid(unsafe_code)]
 
@@ -45,6 +48,7 @@ pub mod framing;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod openapi;
 pub mod owned_headers;
 pub mod policy;
@@ -59,9 +63,11 @@ pub mod request;
 pub mod response;
 pub mod runtime;
 pub mod scope;
+pub mod secret_format;
 pub mod server;
 pub mod shorthand;
 pub mod tls;
+pub mod token_policy;
 pub mod upstream_error;
 pub mod usage;
 pub mod usage_redis;

@@ -143,6 +143,8 @@ pub struct Metrics {
     pub generation: IntGauge,
     shadow_denied: IntCounterVec,
     pub throttled: IntCounterVec,
+    /// `sgs_` secrets refused for a bad checksum, length or alphabet (SPEC §12).
+    pub secret_checksum_failures: IntCounter,
     /// Handles for requests without a configured token (bounded: decisions x methods).
     anonymous: TokenSeries,
 }
@@ -305,6 +307,13 @@ impl Metrics {
                 &["kind"],
             ),
         );
+        let secret_checksum_failures = build(
+            &registry,
+            IntCounter::new(
+                "scopegate_secret_checksum_failures_total",
+                "Requests whose sgs_ secret failed the format or checksum check (refused before any lookup).",
+            ),
+        );
         let build_info = build(
             &registry,
             IntGaugeVec::new(
@@ -347,6 +356,7 @@ impl Metrics {
             generation,
             shadow_denied,
             throttled,
+            secret_checksum_failures,
             anonymous: TokenSeries::new(UNKNOWN, UNKNOWN),
         })
     }

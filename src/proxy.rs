@@ -326,11 +326,19 @@ async fn run<'p>(
         Ok(a) => a,
         Err(denial) => {
             if let Denial::Credentials {
+                reason: decision::CredentialFailure::BadChecksum,
+                ..
+            } = denial
+            {
+                shared.metrics.secret_checksum_failures.inc();
+            }
+            if let Denial::Credentials {
                 token: failed,
                 reason:
                     decision::CredentialFailure::WrongSecret
                     | decision::CredentialFailure::UnknownSid
-                    | decision::CredentialFailure::Deleted,
+                    | decision::CredentialFailure::Deleted
+                    | decision::CredentialFailure::BadChecksum,
             } = denial
             {
                 let bf = &settings.bruteforce;
@@ -370,7 +378,8 @@ async fn run<'p>(
                     Denial::Credentials {
                         reason: decision::CredentialFailure::WrongSecret
                             | decision::CredentialFailure::UnknownSid
-                            | decision::CredentialFailure::Deleted,
+                            | decision::CredentialFailure::Deleted
+                            | decision::CredentialFailure::BadChecksum,
                         ..
                     }
                 )

@@ -278,13 +278,19 @@ static SAVE_LOCK: Mutex<()> = Mutex::new(());
 /// Writes a state file atomically: a temp file in the same folder, fsync, rename, then an
 /// fsync of the folder. Readers see the old file or the new one, never a partial one.
 pub fn write_state(path: &Path, state: &UsageState) -> io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+    text.push(b'\n');
+    write_atomic(path, &text)
+}
+
+/// Replaces `path` with `bytes` atomically (temp file in the same folder, fsync, rename,
+/// fsync of the folder), creating the folder if needed. Also used by the notifier's state.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir)?;
-    let mut text = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
-    text.push(b'\n');
     let name = path
         .file_name()
         .map_or_else(|| STATE_FILE.into(), |n| n.to_string_lossy().into_owned());
@@ -296,7 +302,7 @@ pub fn write_state(path: &Path, state: &UsageState) -> io::Result<()> {
     ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&text)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)?;

@@ -435,7 +435,8 @@ fn the_secret_never_reaches_the_file_stderr_or_list_and_show() {
         .expect("a SID: line")
         .trim()
         .to_owned();
-    assert_eq!(secret_line.len(), 43, "32 bytes, base64url");
+    assert_eq!(secret_line.len(), 50, "sgs_ + 40 base62 + 6 checksum");
+    assert!(scopegate::secret_format::is_valid(secret_line.as_bytes()));
     assert!(r.stdout.contains(&format!("{sid}:{secret_line}")));
     assert!(r.stdout.contains(&format!("curl -u '{sid}:{secret_line}'")));
     secrets.push(secret_line);

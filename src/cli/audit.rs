@@ -128,6 +128,8 @@ pub enum FindingKind {
     ExpiredToken,
     MissingDescription,
     MissingContact,
+    /// Outside `token_policy:` (no expiry, or a lifetime over `max_lifetime`).
+    PolicyViolation,
 }
 
 impl FindingKind {
@@ -142,6 +144,7 @@ impl FindingKind {
             FindingKind::ExpiredToken => "expired_token",
             FindingKind::MissingDescription => "missing_description",
             FindingKind::MissingContact => "missing_contact",
+            FindingKind::PolicyViolation => "policy_violation",
         }
     }
 }
@@ -559,6 +562,21 @@ pub fn audit(config: &Config, usage: Option<(&Path, &UsageState)>, opts: &AuditO
                     t.sid
                 ),
             ));
+        }
+        if let Ok(at) = OffsetDateTime::from_unix_timestamp(now) {
+            for v in settings.token_policy.violations(t, at) {
+                findings.push(Finding::new(
+                    FindingKind::PolicyViolation,
+                    Severity::Warning,
+                    &t.account,
+                    Some(t),
+                    format!("past token_policy: {}", v.message()),
+                    format!(
+                        "issue a secret within the policy: scopegate token reset {} --grace 24h",
+                        t.sid
+                    ),
+                ));
+            }
         }
         if t.status == TokenStatus::Disabled {
             continue;

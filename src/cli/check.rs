@@ -10,6 +10,11 @@ pub fn run(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
             println!("{}", summary(&config));
+            // Warnings, not errors: a stricter policy must not stop the gateway loading the
+            // tokens issued before it (expiry is enforced per request anyway).
+            for w in policy_warnings(&config) {
+                eprintln!("warning: {w}");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -59,4 +64,27 @@ pub fn summary(config: &Config) -> String {
         count(&|t| t.kind == TokenKind::Legacy),
         s.tokens_path.display(),
     )
+}
+
+/// Tokens that do not meet `token_policy:`, one line each.
+pub fn policy_warnings(config: &Config) -> Vec<String> {
+    let policy = config.settings.token_policy;
+    if policy.is_empty() {
+        return Vec::new();
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    for t in &config.tokens {
+        for v in policy.violations(t, now) {
+            out.push(format!(
+                "token {} (account {}) is past token_policy: {}; reset it (scopegate token \
+                 reset {}) to issue a secret within the policy",
+                t.sid,
+                t.account,
+                v.message(),
+                t.sid
+            ));
+        }
+    }
+    out
 }

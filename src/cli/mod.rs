@@ -6,6 +6,7 @@ pub mod check;
 pub mod demo;
 pub mod echo;
 pub mod explain;
+pub mod notify;
 pub mod secrets;
 pub mod serve;
 pub mod token;
@@ -98,6 +99,8 @@ enum Command {
     /// The catalog from the API's OpenAPI document: import it, check it for drift.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Send due notifications to token contacts (expiry, rotation, stale; queued changes).
+    Notify(notify::NotifyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -143,6 +146,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Catalog(cmd) => catalog::run(cmd),
+        Command::Notify(args) => notify::run(args),
     }
 }
 
@@ -157,6 +161,13 @@ fn hash() -> ExitCode {
     let secret = secret.strip_suffix('\r').unwrap_or(secret);
     if secret.is_empty() {
         eprintln!("error: the secret is empty");
+        return ExitCode::FAILURE;
+    }
+    if crate::secret_format::shape(secret.as_bytes()) == crate::secret_format::Shape::Corrupt {
+        eprintln!(
+            "error: the secret starts with `sgs_` but is not a valid scopegate secret (length, \
+             characters or checksum); the gateway refuses such secrets: pick another"
+        );
         return ExitCode::FAILURE;
     }
     println!(

@@ -62,6 +62,13 @@ pub fn run(path: &Path, format: Option<LogFormatArg>, overrides: ListenOverrides
         }
     };
     init_tracing(log_format(format, config.settings.log_format));
+    let past_policy = super::check::policy_warnings(&config).len();
+    if past_policy > 0 {
+        tracing::warn!(
+            tokens = past_policy,
+            "tokens are past token_policy; they keep working until they expire (see `scopegate check`)"
+        );
+    }
     let config_path = config::absolute(path);
     run_to_exit(async move {
         // Signal handlers go in before any port is bound: from the moment a client (or an
@@ -147,7 +154,16 @@ pub async fn serve_bound(
     ready: impl FnOnce(&crate::Running),
 ) -> ExitCode {
     let settings = config.settings.clone();
+    let notifications = config.settings.notifications.is_some();
     let shared = crate::build_shared(config);
+    if notifications {
+        // Its own thread: deliveries and state writes never touch the workers.
+        let metrics = crate::notify::NotifyMetrics::register(&shared.metrics.registry);
+        if let Err(e) = crate::notify::spawn_periodic(config_path.clone(), metrics) {
+            eprintln!("scopegate: cannot start the notifier: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     // Watches are in place before the listeners serve, so no change after start-up is
     // missed.
     let reloader = crate::reload::spawn_watchers(shared.clone(), config_path);

@@ -11,6 +11,7 @@
 //! and printed once on stdout after the file is safely written. Only the hash is stored; the
 //! secret never reaches the file, stderr, logs, `list` or `show`.
 
+mod scan;
 mod store;
 mod view;
 
@@ -51,6 +52,8 @@ pub enum TokenCommand {
     Enable(SidArgs),
     /// Delete a token for good: its SID is tombstoned and can never authenticate again.
     Delete(DeleteArgs),
+    /// Find leaked `sgs_` secrets in files, folders or stdin; name the tokens they belong to.
+    Scan(scan::ScanArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -296,6 +299,7 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
         TokenCommand::Disable(a) => set_status(a, false),
         TokenCommand::Enable(a) => set_status(a, true),
         TokenCommand::Delete(a) => delete(a),
+        TokenCommand::Scan(a) => return scan::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -311,6 +315,11 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
 fn create(a: CreateArgs) -> Result<(), Fail> {
     let store = Store::open(&a.config.config)?;
     let now = now_utc();
+    let expires = store
+        .settings
+        .token_policy
+        .check_requested(now, a.expires)
+        .map_err(|e| fail(format!("{e}; nothing was written")))?;
     if let Some(t) = a.expires {
         if t <= now {
             eprintln!("warning: --expires is in the past: the token is refused from the start");
@@ -343,7 +352,7 @@ fn create(a: CreateArgs) -> Result<(), Fail> {
     fields.push(("auth_token_hash", quote_scalar(&hash)));
     fields.push(("created_at", stamp.clone()));
     fields.push(("rotated_at", stamp.clone()));
-    if let Some(t) = a.expires {
+    if let Some(t) = expires {
         fields.push(("expires_at", rfc3339(t)));
     }
     let scopes = merge_scopes(Vec::new(), &a.scopes);
@@ -589,6 +598,16 @@ fn update(a: UpdateArgs) -> Result<(), Fail> {
             changes.push("environment");
         }
         if let Some(t) = a.expires {
+            let policy = &store.settings.token_policy;
+            if let Some(max) = policy.max_lifetime {
+                if t > now_utc() + max {
+                    return Err(fail(format!(
+                        "--expires is beyond token_policy.max_lifetime ({} days from now); \
+                         nothing was written",
+                        max.as_secs() / 86_400
+                    )));
+                }
+            }
             if t <= now_utc() {
                 eprintln!("warning: --expires is in the past: the token is refused from now on");
             }
@@ -596,6 +615,12 @@ fn update(a: UpdateArgs) -> Result<(), Fail> {
             changes.push("expiry");
         }
         if a.no_expiry {
+            if store.settings.token_policy.require_expiry {
+                return Err(fail(
+                    "token_policy.require_expiry is on: a token cannot be made to never expire; \
+                     nothing was written",
+                ));
+            }
             doc.remove_token_field(&a.sid, "expires_at")
                 .map_err(|e| store.edit_fail(&e))?;
             changes.push("expiry (removed)");
@@ -621,7 +646,7 @@ fn reset(a: ResetArgs) -> Result<(), Fail> {
     let stamp = rfc3339(now);
     let deadline = a.grace.map(|g| rfc3339(now + g));
 
-    let (account, name, legacy, scopes, grace_until) = store.transact(|doc| {
+    let (account, name, legacy, scopes, grace_until, contact) = store.transact(|doc| {
         let (ai, ti) = locate(&store, doc, &a.sid)?;
         let token = doc.value()["accounts"][ai]["tokens"][ti].clone();
         let account = str_field(&doc.value()["accounts"][ai], "id").unwrap_or_default();
@@ -631,6 +656,14 @@ fn reset(a: ResetArgs) -> Result<(), Fail> {
             .map_err(edit)?;
         doc.set_token_field(&a.sid, "rotated_at", &stamp)
             .map_err(edit)?;
+        // token_policy: a new secret gets a full lifetime.
+        if let Some(until) = store.settings.token_policy.expiry_from(now) {
+            doc.set_token_field(&a.sid, "expires_at", &rfc3339(until))
+                .map_err(edit)?;
+        }
+        let contact = view::all_tokens(doc.value())
+            .into_iter()
+            .find(|t| t.sid == a.sid);
         let old = old.filter(|h| SecretHash::parse(h).is_ok());
         let grace_until = match (&deadline, old) {
             (Some(until), Some(old)) => {
@@ -660,9 +693,9 @@ fn reset(a: ResetArgs) -> Result<(), Fail> {
             str_field(&token, "kind").as_deref() == Some("legacy"),
             scopes_field(&token, "scopes").unwrap_or_default(),
             grace_until,
+            contact,
         ))
     })?;
-
     let issued = Issued {
         sid: &a.sid,
         secret: &secret,
@@ -671,9 +704,26 @@ fn reset(a: ResetArgs) -> Result<(), Fail> {
         stamp: &stamp,
         grace_until: grace_until.as_deref(),
     };
-    if a.json {
-        return print_secret_json(&issued, "rotated_at");
+    // The secret first: telling the contacts may wait on a slow mail server.
+    let printed = if a.json {
+        print_secret_json(&issued, "rotated_at")
+    } else {
+        print_reset(&store, &a, &issued, legacy, &scopes)
+    };
+    if let Some(t) = &contact {
+        notify_contacts(&store, crate::notify::EventKind::Reset, t);
     }
+    printed
+}
+
+fn print_reset(
+    store: &Store,
+    a: &ResetArgs,
+    issued: &Issued<'_>,
+    legacy: bool,
+    scopes: &[ScopeView],
+) -> Result<(), Fail> {
+    let (account, name, grace_until) = (issued.account, issued.name, issued.grace_until);
     let mut out = secret_buffer(&format!(
         "Reset the secret of token {} (account {account}, name: {name}).\n",
         a.sid
@@ -685,8 +735,8 @@ fn reset(a: ResetArgs) -> Result<(), Fail> {
         )),
         None => out.push_str("The previous secret stops working at the gateway's next reload.\n\n"),
     }
-    let path = example_path(&store.settings, &account, legacy, &scopes);
-    credentials_block(&mut out, &store.settings, &issued, &path);
+    let path = example_path(&store.settings, account, legacy, scopes);
+    credentials_block(&mut out, &store.settings, issued, &path);
     out.push_str(
         "\nThe new secret is shown only this once and cannot be recovered (only its hash is \
          stored).\n",
@@ -705,17 +755,18 @@ fn set_status(a: SidArgs, enable: bool) -> Result<(), Fail> {
         let token = &root["accounts"][ai]["tokens"][ti];
         let status = str_field(token, "status").unwrap_or_else(|| "active".into());
         if status == want {
-            return Ok(false);
+            return Ok(None);
         }
+        let view = view::all_tokens(&root).into_iter().find(|t| t.sid == a.sid);
         if enable && str_field(token, "kind").as_deref() != Some("legacy") {
             let account = str_field(&root["accounts"][ai], "id").unwrap_or_default();
             check_limit(&root, &store.settings, &account, Some(&a.sid))?;
         }
         doc.set_token_field(&a.sid, "status", want)
             .map_err(|e| store.edit_fail(&e))?;
-        Ok(true)
+        Ok(Some(view))
     })?;
-    if changed {
+    if let Some(view) = &changed {
         println!(
             "Token {} is now {want}{}.",
             a.sid,
@@ -725,6 +776,9 @@ fn set_status(a: SidArgs, enable: bool) -> Result<(), Fail> {
                 " (refused like an invalid token; `scopegate token enable` undoes it)"
             }
         );
+        if let (false, Some(t)) = (enable, view) {
+            notify_contacts(&store, crate::notify::EventKind::Disabled, t);
+        }
     } else {
         println!("Token {} is already {want}; nothing changed.", a.sid);
     }
@@ -765,8 +819,11 @@ fn delete(a: DeleteArgs) -> Result<(), Fail> {
             return Err(fail("not confirmed; nothing was deleted"));
         }
     }
-    let (name, account) = store.transact(|doc| {
+    let (name, account, contact) = store.transact(|doc| {
         let (ai, ti) = locate(&store, doc, &a.sid)?;
+        let contact = view::all_tokens(doc.value())
+            .into_iter()
+            .find(|t| t.sid == a.sid);
         let root = doc.value();
         let name = str_field(&root["accounts"][ai]["tokens"][ti], "name").unwrap_or_default();
         let account = str_field(&root["accounts"][ai], "id").unwrap_or_default();
@@ -774,17 +831,48 @@ fn delete(a: DeleteArgs) -> Result<(), Fail> {
         // sat above the token stay where it was instead of trailing the tombstone list.
         doc.add_tombstone(&a.sid).map_err(|e| store.edit_fail(&e))?;
         doc.remove_token(&a.sid).map_err(|e| store.edit_fail(&e))?;
-        Ok((name, account))
+        Ok((name, account, contact))
     })?;
     println!(
         "Deleted token {} ({name}, account {account}). Its SID is listed in `deleted_sids` and \
          can never authenticate again, even if re-added by hand.",
         a.sid
     );
+    if let Some(t) = &contact {
+        notify_contacts(&store, crate::notify::EventKind::Deleted, t);
+    }
     Ok(())
 }
 
 // ---- shared helpers -------------------------------------------------------------------------
+
+/// Tells the token's contacts about a change just written (when `notifications:` is
+/// configured). The change itself is done: a delivery problem is a warning, and what was
+/// not delivered stays queued for the gateway's next notification pass.
+fn notify_contacts(store: &Store, kind: crate::notify::EventKind, t: &view::TokenView) {
+    let token = crate::notify::TokenRef {
+        sid: &t.sid,
+        account: &t.account,
+        name: &t.name,
+        primary_contact: &t.primary_contact,
+        developer_emails: &t.developer_emails,
+        expires_at: t.expires_at.clone(),
+    };
+    match crate::notify::token_changed(&store.config_path, &store.settings, kind, &token) {
+        Ok(None) => {}
+        Ok(Some(r)) if r.failed == 0 => {
+            if r.sent > 0 {
+                eprintln!("Notified the token's contacts ({} deliveries).", r.sent);
+            }
+        }
+        Ok(Some(r)) => eprintln!(
+            "warning: {} notification deliveries failed; they stay queued and are retried by \
+             the gateway's notifier (or `scopegate notify --once`)",
+            r.failed
+        ),
+        Err(e) => eprintln!("warning: the contacts were not notified: {e}"),
+    }
+}
 
 fn now_utc() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();

@@ -11,10 +11,9 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{ConfigError, ConfigErrors, ErrorSink};
 pub use settings::*;
-
-use error::ErrorSink;
+pub use validate::duration_or;
 
 /// Reads and validates `scopegate.yaml` and the tokens file it names.
 pub fn load(config_path: &Path) -> Result<Config, ConfigErrors> {

@@ -73,6 +73,10 @@ pub struct RawGateway {
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
     pub bruteforce: Option<RawBruteForce>,
+    /// Token lifetimes (SPEC §12).
+    pub token_policy: Option<crate::token_policy::RawTokenPolicy>,
+    /// Telling a token's contacts (SPEC §12).
+    pub notifications: Option<crate::notify::settings::RawNotifications>,
     /// Where the usage record is kept besides each replica's `state_dir` (fleet usage).
     pub usage: Option<RawUsage>,
 }

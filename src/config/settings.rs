@@ -112,6 +112,10 @@ pub struct Settings {
     pub admin_listen: SocketAddr,
     pub tls: Option<TlsFiles>,
     pub state_dir: Option<PathBuf>,
+    /// `token_policy:`; the default policy imposes nothing.
+    pub token_policy: crate::token_policy::TokenPolicy,
+    /// `notifications:`; `None` sends nothing.
+    pub notifications: Option<crate::notify::settings::NotifySettings>,
     pub rate_limit: RateLimit,
     /// `rate_limit.backend: redis`; `None` keeps limits in process. Read at start only.
     pub redis_rate_limit: Option<crate::redis_limit::RedisSettings>,

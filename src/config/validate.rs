@@ -66,6 +66,10 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
     let timeouts = timeouts(sink, raw.timeouts.unwrap_or_default());
     let limits = limits(sink, raw.limits.unwrap_or_default());
     let bruteforce = bruteforce(sink, raw.bruteforce.unwrap_or_default());
+    let token_policy = crate::token_policy::from_raw(raw.token_policy.unwrap_or_default(), sink);
+    let notifications = raw
+        .notifications
+        .map(|n| crate::notify::settings::from_raw(n, dir, state_dir.is_some(), sink));
     let usage_redis = usage(sink, raw.usage.unwrap_or_default());
 
     let mut upstreams = Vec::new();
@@ -257,6 +261,8 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         admin_listen,
         tls,
         state_dir,
+        token_policy,
+        notifications,
         rate_limit,
         redis_rate_limit,
         upstreams,
@@ -879,7 +885,8 @@ fn limits(sink: &mut ErrorSink<'_>, raw: RawLimits) -> Limits {
     }
 }
 
-fn duration_or(
+/// A duration field (humantime), or `default` when absent; errors go to `sink`.
+pub fn duration_or(
     sink: &mut ErrorSink<'_>,
     field: &str,
     value: Option<&str>,
