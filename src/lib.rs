@@ -13,7 +13,8 @@
 //! - [`auth`]: strict HTTP Basic parsing; [`model`]: methods, statuses, secret hashes;
 //!   [`shorthand`]: the `read`/`write`/`all` method shorthands of scopes.
 //! - [`decision`]: authenticate and authorize, pure; shared with `scopegate explain`.
-//! - [`forward`]: request/response rewriting and the pooled upstream client.
+//! - [`forward`]: request/response rewriting and the pooled upstream client; [`owned_headers`]:
+//!   the table of routing and identity headers a client may not send.
 //! - [`response`]: every response the gateway makes up itself.
 //! - [`access_log`]: the access-log line, written when the response body is done;
 //!   [`upstream_error`] says in plain words why an upstream exchange failed.
@@ -58,6 +59,7 @@ pub mod model;
 pub mod netaddr;
 pub mod notify;
 pub mod openapi;
+pub mod owned_headers;
 pub mod policy;
 pub mod promql;
 pub mod proxy;

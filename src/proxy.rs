@@ -26,7 +26,7 @@ use crate::ratelimit::{self, RateLimitBackend, RateOutcome};
 use crate::request::{self, BadRequest};
 use crate::response::{refusal, GatewayBody, Refusal};
 use crate::runtime::RuntimeRegistry;
-use crate::scope::target::canonicalize;
+use crate::scope::target::canonicalize_with;
 
 /// State shared by every connection.
 pub struct Shared {
@@ -256,7 +256,7 @@ async fn run<'p>(
     let target = if path_and_query == "*" {
         None
     } else {
-        match canonicalize(path_and_query) {
+        match canonicalize_with(path_and_query, settings.target_options) {
             Ok(t) => Some(t),
             Err(_) => {
                 let resp = refuse(req, Refusal::BadRequest, settings).await;
@@ -536,6 +536,10 @@ async fn run<'p>(
 
     // Phase 6: forward.
     let upstream = &settings.upstreams[allowed.upstream];
+    let forwarded = settings
+        .set_forwarded
+        .then(|| forward::forwarded_value(client.ip, conn.tls, host.as_ref()))
+        .flatten();
     let identity = Identity {
         sid: token.sid_header.as_ref(),
         account: token.account_header.as_ref(),
@@ -544,6 +548,12 @@ async fn run<'p>(
         host,
         keep_authorization: settings.forward_authorization,
         upgrade: forward::upgrade_request(&req),
+        strip: &settings.strip_request_headers,
+        forwarded,
+        real_ip: settings
+            .set_x_real_ip
+            .then(|| http::HeaderValue::from_str(&client.ip.to_string()).ok())
+            .flatten(),
     };
     let client_upgrade = identity
         .upgrade
@@ -592,8 +602,26 @@ async fn run<'p>(
             ratelimit::set_headers(resp.headers_mut(), limiter, rate);
             crate::quota::append_headers(resp.headers_mut(), &quota_states);
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                if let Some(client_side) = client_upgrade {
-                    splice_upgrade(client_side, hyper::upgrade::on(&mut resp));
+                // Only the WebSocket switch the client asked for is spliced; any other 101
+                // (an upstream answering `h2c` or an unasked upgrade) would hand the client a
+                // raw channel to the upstream that no decision covers.
+                match client_upgrade {
+                    Some(client_side) if forward::is_websocket_switch(&resp) => {
+                        splice_upgrade(client_side, hyper::upgrade::on(&mut resp));
+                    }
+                    _ => {
+                        tracing::warn!(
+                            target: "scopegate::upstream",
+                            upstream = upstream.name.as_str(),
+                            "upstream switched protocols without an allowed upgrade; refused"
+                        );
+                        outcome.reason = "unrequested_upgrade";
+                        return (
+                            refusal(Refusal::BadGateway, true),
+                            outcome,
+                            Some(upstream_secs),
+                        );
+                    }
                 }
             }
             shared
@@ -681,6 +709,12 @@ async fn refuse(
     if !has_body {
         return refusal(kind, false);
     }
+    // hyper sends `100 Continue` as soon as the body is first read: a refused request's body
+    // is never read then, and the connection closes, since the client may or may not send
+    // the body after a final status (RFC 9110 §10.1.1).
+    if expects_continue(headers) {
+        return refusal(kind, true);
+    }
     let limit = settings.limits.max_refused_body_drain_bytes;
     if declared.is_some_and(|n| n > limit) {
         return refusal(kind, true);
@@ -689,6 +723,15 @@ async fn refuse(
     let drained = tokio::time::timeout(settings.timeouts.refused_body_drain, body.collect()).await;
     let clean = matches!(drained, Ok(Ok(_)));
     refusal(kind, !clean)
+}
+
+/// Whether the request carries `Expect: 100-continue` (the only expectation there is).
+fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers.get_all(http::header::EXPECT).iter().any(|v| {
+        v.as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"100-continue")
+    })
 }
 
 /// After a `101 Switching Protocols`, copies bytes both ways between the client and the

@@ -20,7 +20,7 @@ use crate::model::{method_index, MethodSet, TokenStatus, KNOWN_METHODS};
 use crate::policy::{Policy, Token};
 use crate::request;
 use crate::runtime::RuntimeRegistry;
-use crate::scope::canonicalize;
+use crate::scope::canonicalize_with;
 use crate::scope::catalog::ApiId;
 
 #[derive(clap::Args, Debug)]
@@ -301,7 +301,7 @@ pub fn explain_from(
     let target = if path_and_query == "*" {
         None
     } else {
-        match canonicalize(path_and_query) {
+        match canonicalize_with(path_and_query, settings.target_options) {
             Ok(t) => Some(t),
             Err(err) => {
                 bad(
