@@ -13,7 +13,8 @@
 //! - [`auth`]: strict HTTP Basic parsing; [`model`]: methods, statuses, secret hashes;
 //!   [`shorthand`]: the `read`/`write`/`all` method shorthands of scopes.
 //! - [`decision`]: authenticate and authorize, pure; shared with `scopegate explain`.
-//! - [`forward`]: request/response rewriting and the pooled upstream client.
+//! - [`forward`]: request/response rewriting and the pooled upstream client; [`owned_headers`]:
+//!   the table of routing and identity headers a client may not send.
 //! - [`response`]: every response the gateway makes up itself.
 //! - [`access_log`]: the access-log line, written when the response body is done;
 //!   [`upstream_error`] says in plain words why an upstream exchange failed.
@@ -45,6 +46,7 @@ pub mod gateway;
 // Landed from issue 19b in the flat layout; placed by the next commit.
 pub mod client_addr;
 pub mod netaddr;
+pub mod owned_headers;
 pub mod proxy_protocol;
 
 // Old module paths, kept while branches cut from the flat layout are merged.

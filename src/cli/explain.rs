@@ -280,7 +280,14 @@ pub fn explain_from<R>(
     }
     // Phases 1 and 2: the gateway's classification (request line and headers, target
     // length, canonical target, method overrides).
-    let classified = match classify(&wire, &uri, Version::HTTP_11, &headers, &settings.limits) {
+    let classified = match classify(
+        &wire,
+        &uri,
+        Version::HTTP_11,
+        &headers,
+        &settings.limits,
+        settings.target_options,
+    ) {
         Ok(c) => c,
         Err(why) => {
             let detail = match why {

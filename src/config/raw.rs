@@ -62,6 +62,14 @@ pub struct RawGateway {
     pub invalid_credentials_status: Option<u16>,
     /// Keep the client's `Authorization` header on forwarded requests (default: removed).
     pub forward_authorization: Option<bool>,
+    /// More client headers to remove before forwarding: names, or prefixes written `x-foo-*`.
+    pub strip_request_headers: Option<Vec<String>>,
+    /// Set RFC 7239 `Forwarded` (for, proto, host) on forwarded requests.
+    pub set_forwarded: Option<bool>,
+    /// Set `X-Real-IP` to the client's address on forwarded requests.
+    pub set_x_real_ip: Option<bool>,
+    /// Refuse every path with a (percent-encoded) non-ASCII character.
+    pub refuse_non_ascii_paths: Option<bool>,
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawLimits>,
     pub bruteforce: Option<RawBruteForce>,

@@ -276,6 +276,12 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         max_active_tokens_per_account: max_active,
         invalid_credentials_status,
         forward_authorization: raw.forward_authorization.unwrap_or(false),
+        strip_request_headers: strip_request_headers(sink, raw.strip_request_headers),
+        set_forwarded: raw.set_forwarded.unwrap_or(false),
+        set_x_real_ip: raw.set_x_real_ip.unwrap_or(false),
+        target_options: crate::scope::TargetOptions {
+            refuse_non_ascii: raw.refuse_non_ascii_paths.unwrap_or(false),
+        },
         timeouts,
         limits,
         bruteforce,
@@ -288,6 +294,24 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         proxy_protocol: raw.proxy_protocol.unwrap_or(false),
         usage_redis,
     }
+}
+
+/// `strip_request_headers:` entries, each checked on its own so every bad one is reported.
+fn strip_request_headers(
+    sink: &mut ErrorSink<'_>,
+    raw: Option<Vec<String>>,
+) -> crate::owned_headers::StripList {
+    let mut list = crate::owned_headers::StripList::default();
+    for (i, entry) in raw.unwrap_or_default().iter().enumerate() {
+        if let Err(message) = list.add(entry) {
+            sink.push(
+                &format!("strip_request_headers[{i}]"),
+                message,
+                "write a header name (`x-internal-user`) or a prefix ending in `*` (`x-acme-*`)",
+            );
+        }
+    }
+    list
 }
 
 fn usage(

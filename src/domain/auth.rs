@@ -59,7 +59,7 @@ pub enum AuthError {
 
 /// Reads Basic credentials from the headers (RFC 7617).
 ///
-/// Strict on purpose: scheme name case-insensitive, exactly one space, standard base64
+/// Strict on purpose: scheme name case-insensitive, one or more spaces, standard base64
 /// with padding, UTF-8 without control characters, split at the first `:`. Only the
 /// `Authorization` header is a source: never `Proxy-Authorization`, URL userinfo or trailers.
 pub fn parse_basic(headers: &HeaderMap) -> Result<Credentials, AuthError> {
@@ -76,13 +76,18 @@ pub fn parse_basic_value(value: &[u8]) -> Result<Credentials, AuthError> {
     if value.len() > MAX_AUTHORIZATION_LEN {
         return Err(AuthError::TooLong);
     }
+    // Whitespace around a field value is not part of it (RFC 9110 §5.5).
+    let value = value.trim_ascii();
     let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
-        Some(i) => (&value[..i], &value[i + 1..]),
+        Some(i) => (&value[..i], &value[i..]),
         None => (value, &b""[..]),
     };
     if !scheme.eq_ignore_ascii_case(b"basic") {
         return Err(AuthError::NotBasic);
     }
+    // RFC 7235 §2.1: `credentials = auth-scheme [ 1*SP token68 ]`, so any run of spaces.
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    let rest = &rest[start..];
     if rest.is_empty() || rest.contains(&b' ') {
         return Err(AuthError::Malformed);
     }
@@ -132,7 +137,8 @@ mod tests {
             ("Bearer abc", AuthError::NotBasic),
             ("Basic", AuthError::Malformed),
             ("Basic ", AuthError::Malformed),
-            ("Basic  YTpi", AuthError::Malformed), // two spaces
+            ("Basic\tYTpi", AuthError::NotBasic), // only SP separates (RFC 7235)
+            ("Basic YT pi", AuthError::Malformed),
             ("Basic YTpi", AuthError::Malformed), // "a:b" needs padding: YTpi is fine? no: see below
             ("Basic YQ", AuthError::Malformed),   // missing padding
             ("Basic YQ==extra", AuthError::Malformed),
@@ -150,6 +156,15 @@ mod tests {
                 Some(*want),
                 "value {value:?}"
             );
+        }
+    }
+
+    #[test]
+    fn one_or_more_spaces_after_the_scheme() {
+        for spaces in [" ", "  ", "     "] {
+            let v = format!(" Basic{spaces}{} ", STANDARD.encode("SGabc:s"));
+            let c = parse_basic(&header(&v)).unwrap_or_else(|e| panic!("{v:?}: {e}"));
+            assert_eq!(c.sid(), "SGabc");
         }
     }
 

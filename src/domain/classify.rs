@@ -6,7 +6,7 @@
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
 
 use crate::domain::request::{self, BadRequest};
-use crate::domain::scope::target::{canonicalize, Target, TargetError};
+use crate::domain::scope::target::{canonicalize_with, Target, TargetError, TargetOptions};
 use crate::domain::settings::Limits;
 
 /// A request the gateway can go on to authenticate.
@@ -67,6 +67,7 @@ pub fn classify<'r>(
     version: Version,
     headers: &HeaderMap,
     limits: &Limits,
+    options: TargetOptions,
 ) -> Result<Classified<'r>, Unclassified> {
     let host = request::check(method, uri, version, headers).map_err(Unclassified::Request)?;
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -76,7 +77,7 @@ pub fn classify<'r>(
     let target = if path_and_query == "*" {
         None
     } else {
-        Some(canonicalize(path_and_query).map_err(Unclassified::Target)?)
+        Some(canonicalize_with(path_and_query, options).map_err(Unclassified::Target)?)
     };
     let mut overrides = Vec::new();
     request::method_overrides(
@@ -114,8 +115,15 @@ mod tests {
             max_target_length: 64,
             ..Limits::default()
         };
-        classify(&method, &uri, Version::HTTP_11, &map, &limits)
-            .map(|c| (c.path().to_owned(), c.overrides.clone()))
+        classify(
+            &method,
+            &uri,
+            Version::HTTP_11,
+            &map,
+            &limits,
+            TargetOptions::default(),
+        )
+        .map(|c| (c.path().to_owned(), c.overrides.clone()))
     }
 
     #[test]

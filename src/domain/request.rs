@@ -16,6 +16,8 @@ pub enum BadRequest {
     AuthorityMismatch,
     UserinfoInTarget,
     AsteriskForm,
+    /// `CONNECT host:port` (or any method with such a target): the gateway is no tunnel.
+    AuthorityForm,
     ConflictingLength,
     LengthAndChunked,
     SeveralAuthorizations,
@@ -31,6 +33,7 @@ impl BadRequest {
             BadRequest::AuthorityMismatch => "authority_mismatch",
             BadRequest::UserinfoInTarget => "userinfo_in_target",
             BadRequest::AsteriskForm => "asterisk_form",
+            BadRequest::AuthorityForm => "authority_form",
             BadRequest::ConflictingLength => "conflicting_content_length",
             BadRequest::LengthAndChunked => "content_length_and_transfer_encoding",
             BadRequest::SeveralAuthorizations => "several_authorization_headers",
@@ -92,6 +95,11 @@ pub fn check(
         if authority.as_str().contains('@') {
             return Err(BadRequest::UserinfoInTarget);
         }
+        // Only origin-form and absolute-form targets name a resource to authorize; an
+        // authority-form target (`CONNECT host:port`) asks for a tunnel (RFC 9112 §3.2.3).
+        if uri.scheme().is_none() {
+            return Err(BadRequest::AuthorityForm);
+        }
         // Absolute-form (or HTTP/2 `:authority`): must name the same host as `Host`.
         if let Some(h) = &host_authority {
             if !h.as_str().eq_ignore_ascii_case(authority.as_str()) {
@@ -132,8 +140,10 @@ const OVERRIDE_HEADERS: [&str; 3] = [
 /// wire method. Unknown verbs become `None` (never grantable). At most a few are kept; a
 /// request with more than 8 is treated as carrying an ungrantable one.
 pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, out: &mut Vec<Option<u8>>) {
-    for name in OVERRIDE_HEADERS {
-        for v in headers.get_all(name) {
+    // Matched with `_` read as `-`: CGI-style stacks expose `X_HTTP_Method_Override` as the
+    // same variable as `X-HTTP-Method-Override`, so both must be authorized.
+    for (name, v) in headers {
+        if OVERRIDE_HEADERS.contains(&&*crate::owned_headers::dashed(name.as_str())) {
             let m = v.to_str().ok().map(str::trim).and_then(method_index);
             out.push(m);
         }
@@ -204,6 +214,10 @@ mod tests {
             run(&[("host", "a.example")], "http://u@a.example/x"),
             Err(BadRequest::UserinfoInTarget)
         );
+        assert_eq!(
+            run(&[("host", "a.example:443")], "a.example:443"),
+            Err(BadRequest::AuthorityForm)
+        );
     }
 
     #[test]
@@ -253,5 +267,8 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, vec![method_index("DELETE"), None, method_index("PUT")]);
+        let mut out = Vec::new();
+        method_overrides(&headers(&[("x_http_method", "PATCH")]), None, &mut out);
+        assert_eq!(out, vec![method_index("PATCH")]);
     }
 }

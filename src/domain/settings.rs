@@ -129,6 +129,12 @@ pub struct Settings {
     pub max_active_tokens_per_account: usize,
     pub invalid_credentials_status: http::StatusCode,
     pub forward_authorization: bool,
+    /// Operator additions to the gateway-owned header table (`strip_request_headers:`).
+    pub strip_request_headers: crate::owned_headers::StripList,
+    pub set_forwarded: bool,
+    pub set_x_real_ip: bool,
+    /// Stricter request-target rules (`refuse_non_ascii_paths:`).
+    pub target_options: crate::scope::TargetOptions,
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub bruteforce: crate::bruteforce::BruteForceSettings,

@@ -18,6 +18,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 
 use crate::body::RequestBody;
 use crate::config::UpstreamSpec;
+use crate::owned_headers::{self, StripList};
 use crate::tls::{TlsError, UpstreamTls};
 
 /// The pooled upstream client (http and https), built at start-up and shared.
@@ -46,9 +47,9 @@ pub fn client(connect_timeout: Duration, tls: &UpstreamTls) -> Result<UpstreamCl
         .build(https))
 }
 
-/// Fields that are hop-by-hop by definition (RFC 9110 §7.6.1) or that only a proxy
-/// should read, removed in both directions.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Fields that are hop-by-hop by definition (RFC 9110 §7.6.1, and `HTTP2-Settings`, RFC 7540
+/// §3.2.1) or that only a proxy should read, removed in both directions.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -57,23 +58,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::PROXY_AUTHENTICATE,
-];
-
-/// Client-sent fields that could make an upstream read a different path, or that carry
-/// identity the gateway asserts itself; removed before the gateway sets its own.
-const CLIENT_CONTROLLED: [HeaderName; 12] = [
-    header::PROXY_AUTHORIZATION,
-    HeaderName::from_static("x-original-url"),
-    HeaderName::from_static("x-rewrite-url"),
-    HeaderName::from_static("x-override-url"),
-    HeaderName::from_static("x-original-uri"),
-    HeaderName::from_static("x-forwarded-path"),
-    HeaderName::from_static("x-forwarded-prefix"),
-    HeaderName::from_static("x-scopegate-token"),
-    HeaderName::from_static("x-scopegate-account"),
-    HeaderName::from_static("x-forwarded-for"),
-    HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("http2-settings"),
 ];
 
 pub const X_SCOPEGATE_TOKEN: HeaderName = HeaderName::from_static("x-scopegate-token");
@@ -81,6 +66,27 @@ pub const X_SCOPEGATE_ACCOUNT: HeaderName = HeaderName::from_static("x-scopegate
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// The RFC 7239 `Forwarded` value the gateway asserts: `for` (an IPv6 address quoted and
+/// bracketed, §6), `proto`, and `host` when known (quoted: a port's `:` is not a token char).
+pub fn forwarded_value(
+    client: std::net::IpAddr,
+    tls: bool,
+    host: Option<&HeaderValue>,
+) -> Option<HeaderValue> {
+    let mut v = match client {
+        std::net::IpAddr::V4(ip) => format!("for={ip}"),
+        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\""),
+    };
+    v.push_str(if tls { ";proto=https" } else { ";proto=http" });
+    if let Some(host) = host.and_then(|h| h.to_str().ok()) {
+        if !host.contains(['"', '\\']) {
+            v.push_str(&format!(";host=\"{host}\""));
+        }
+    }
+    HeaderValue::from_str(&v).ok()
+}
 
 /// The comma-separated tokens of every `Connection` field, trimmed.
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -121,19 +127,47 @@ pub struct Identity<'a> {
     pub keep_authorization: bool,
     /// The protocol a client asked to upgrade to (WebSocket), kept for the upstream.
     pub upgrade: Option<HeaderValue>,
+    /// The operator's additions to the gateway-owned header table.
+    pub strip: &'a StripList,
+    /// `Forwarded` to set (`set_forwarded: true`), already rendered.
+    pub forwarded: Option<HeaderValue>,
+    /// `X-Real-IP` to set (`set_x_real_ip: true`): the resolved client address alone (see
+    /// `client_addr`), never the whole `X-Forwarded-For` chain.
+    pub real_ip: Option<HeaderValue>,
 }
 
-/// The `Upgrade` value of an HTTP/1.1 upgrade request (`Connection: upgrade` + `Upgrade`).
+/// The one protocol a client may switch to through the gateway.
+const WEBSOCKET: &str = "websocket";
+
+/// The `Upgrade` of an HTTP/1.1 WebSocket handshake (`GET`, `Connection: upgrade`, exactly one
+/// `Upgrade: websocket`, RFC 6455 §4.1): the only upgrade passed through. Any other protocol,
+/// notably `h2c` (whose 101 would open an HTTP/2 connection whose later streams reach the
+/// upstream with no credentials and no decision), gets `None`: its `Upgrade`, `Connection` and
+/// `HTTP2-Settings` are then dropped as hop-by-hop and the upstream sees a plain request.
 pub fn upgrade_request<B>(req: &Request<B>) -> Option<HeaderValue> {
-    if req.version() != Version::HTTP_11 {
+    if req.version() != Version::HTTP_11 || req.method() != http::Method::GET {
         return None;
     }
-    let wants = connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"));
-    if wants {
-        req.headers().get(header::UPGRADE).cloned()
-    } else {
-        None
+    if !connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case("upgrade")) {
+        return None;
     }
+    let mut values = req.headers().get_all(header::UPGRADE).iter();
+    let only = values.next().filter(|_| values.next().is_none())?;
+    let protocol = only.to_str().ok()?.trim();
+    protocol
+        .eq_ignore_ascii_case(WEBSOCKET)
+        .then(|| HeaderValue::from_static(WEBSOCKET))
+}
+
+/// Whether an upstream's `101 Switching Protocols` switches to WebSocket, the only protocol
+/// the gateway asked for. Any other 101 is never passed to the client.
+pub fn is_websocket_switch<B>(resp: &Response<B>) -> bool {
+    resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+        && resp
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(WEBSOCKET))
 }
 
 /// Rewrites an authorized request for the upstream, in place: the target becomes exactly
@@ -169,17 +203,8 @@ pub fn prepare(
     if !identity.keep_authorization {
         headers.remove(header::AUTHORIZATION);
     }
-    // One pass over the (usually few) request headers instead of one hash probe per
-    // name in the removal list; the list rarely matches, so this rarely allocates.
-    let mut doomed: Vec<HeaderName> = Vec::new();
-    for name in headers.keys() {
-        if CLIENT_CONTROLLED.iter().any(|c| c == name) {
-            doomed.push(name.clone());
-        }
-    }
-    for name in doomed {
-        headers.remove(name);
-    }
+    // Routing and identity fields are the gateway's to assert (`owned_headers` has the table).
+    owned_headers::strip(headers, identity.strip);
     if let Some(v) = identity.sid {
         headers.insert(X_SCOPEGATE_TOKEN, v.clone());
     }
@@ -195,6 +220,12 @@ pub fn prepare(
     );
     if let Some(host) = &identity.host {
         headers.insert(X_FORWARDED_HOST, host.clone());
+    }
+    if let Some(forwarded) = &identity.forwarded {
+        headers.insert(header::FORWARDED, forwarded.clone());
+    }
+    if let Some(real_ip) = &identity.real_ip {
+        headers.insert(X_REAL_IP, real_ip.clone());
     }
     if let Some(protocol) = &identity.upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -214,5 +245,52 @@ pub fn clean_response<B>(resp: &mut Response<B>) {
         let h = resp.headers_mut();
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, protocol);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_follows_rfc_7239() {
+        let host = HeaderValue::from_static("api.example:8443");
+        let v4 = forwarded_value("203.0.113.7".parse().unwrap(), true, Some(&host));
+        assert_eq!(
+            v4.unwrap(),
+            "for=203.0.113.7;proto=https;host=\"api.example:8443\""
+        );
+        let v6 = forwarded_value("2001:db8::1".parse().unwrap(), false, None);
+        assert_eq!(v6.unwrap(), "for=\"[2001:db8::1]\";proto=http");
+    }
+
+    #[test]
+    fn only_a_websocket_get_is_an_upgrade() {
+        let req = |method: &str, upgrade: &[&str]| {
+            let mut b = Request::builder()
+                .method(method)
+                .header(header::CONNECTION, "keep-alive, Upgrade");
+            for u in upgrade {
+                b = b.header(header::UPGRADE, *u);
+            }
+            b.body(()).unwrap()
+        };
+        assert_eq!(
+            upgrade_request(&req("GET", &["WebSocket"])).unwrap(),
+            "websocket"
+        );
+        for (method, upgrade) in [
+            ("GET", &["h2c"][..]),
+            ("GET", &["h2c, websocket"]),
+            ("GET", &["websocket", "h2c"]),
+            ("GET", &["websocket/13"]),
+            ("POST", &["websocket"]),
+            ("GET", &[]),
+        ] {
+            assert!(
+                upgrade_request(&req(method, upgrade)).is_none(),
+                "{method} {upgrade:?}"
+            );
+        }
     }
 }

@@ -9,9 +9,22 @@
 //! (heads, `Content-Length` bodies, chunked bodies) and queues one flag per request head,
 //! in order; the service takes one flag per HTTP/1.1 request.
 //!
-//! It never changes a byte. When it cannot follow the stream (HTTP/2 preface, a head it
-//! cannot parse, a framing hyper will reject anyway, an upgrade), it stops watching and
-//! queues nothing more: hyper then answers or closes the connection on its own.
+//! It never changes a byte, with one exception below. When it cannot follow the stream
+//! (HTTP/2 preface, a head it cannot parse, a framing hyper will reject anyway, an upgrade),
+//! it stops watching and queues nothing more: hyper then answers or closes the connection.
+//!
+//! Two things hyper does not do on its own are done here:
+//! - h2c prior knowledge: hyper-util's auto builder serves HTTP/2 whenever the connection
+//!   starts with the HTTP/2 preface, even when built `http1_only` (its upgrade-capable path
+//!   ignores that setting). On a listener where cleartext HTTP/2 is off, the read that would
+//!   complete the preface fails instead, and the connection closes unserved.
+//! - HTTP/0.9 request lines (`GET /` + CRLF, no version): hyper re-parses a head that arrived
+//!   in pieces only once it has seen the blank line that ends a head, which such a client
+//!   never sends, so the connection would hang until the header timeout. When a complete
+//!   request line without an HTTP version has been seen, the watch appends that blank line
+//!   to what hyper reads: hyper then fails the head at the same place it already is invalid
+//!   and answers 400 and closes at once. The added bytes can never be read as part of a
+//!   request: the head before them is already invalid.
 
 use std::collections::VecDeque;
 use std::io;
@@ -24,6 +37,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Longest request head followed; longer ones are hyper's to refuse (431).
 const MAX_HEAD: usize = 64 * 1024;
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What ends a head: appended after an HTTP/0.9 request line so hyper parses it now.
+const END_OF_HEAD: &[u8] = b"\r\n\r\n";
 
 /// The per-connection queue of "ambiguous framing" flags, one per request head.
 #[derive(Debug, Default)]
@@ -64,6 +83,8 @@ struct Tracker {
     partial: Vec<u8>,
     flags: Arc<FramingFlags>,
     seen_any: bool,
+    /// Bytes of `END_OF_HEAD` still to hand to hyper (see the module comment).
+    inject: usize,
 }
 
 impl Tracker {
@@ -169,6 +190,12 @@ impl Tracker {
                 &bytes[consumed_from_bytes.min(bytes.len())..]
             }
             Ok(httparse::Status::Partial) if self.partial.len() <= MAX_HEAD => &[],
+            Err(_) if versionless_request_line(&self.partial) => {
+                self.inject = END_OF_HEAD.len();
+                self.state = State::Off;
+                self.partial.clear();
+                &[]
+            }
             _ => {
                 self.state = State::Off;
                 self.partial.clear();
@@ -210,25 +237,86 @@ impl Tracker {
     }
 }
 
+/// Whether `head` (leading blank lines allowed) starts with a complete request line that has
+/// no HTTP version, the HTTP/0.9 form. No HTTP/1.x parser accepts such a line, so ending the
+/// head after it cannot make hyper read a request the client did not send.
+fn versionless_request_line(head: &[u8]) -> bool {
+    let start = head
+        .iter()
+        .position(|b| *b != b'\r' && *b != b'\n')
+        .unwrap_or(head.len());
+    let rest = &head[start..];
+    let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+        return false;
+    };
+    let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
+    let version = line.len() >= 9
+        && line[line.len() - 9] == b' '
+        && line[line.len() - 8..].starts_with(b"HTTP/");
+    !version
+}
+
+/// Follows the first bytes of a connection against the HTTP/2 preface.
+#[derive(Debug)]
+struct PrefaceGuard {
+    /// Preface bytes matched so far; `None` once a byte differed (or when HTTP/2 is allowed).
+    matched: Option<usize>,
+}
+
+impl PrefaceGuard {
+    /// Whether `bytes`, the next ones read, complete the preface.
+    fn completes_preface(&mut self, bytes: &[u8]) -> bool {
+        let Some(mut at) = self.matched else {
+            return false;
+        };
+        for &b in bytes {
+            if H2_PREFACE.get(at) != Some(&b) {
+                self.matched = None;
+                return false;
+            }
+            at += 1;
+            if at == H2_PREFACE.len() {
+                return true;
+            }
+        }
+        self.matched = Some(at);
+        false
+    }
+}
+
 pin_project! {
     /// A client connection's byte stream, watched for ambiguous request framing.
     pub struct FramingWatch<IO> {
         #[pin]
         io: IO,
         tracker: Tracker,
+        preface: PrefaceGuard,
     }
 }
 
 impl<IO> FramingWatch<IO> {
-    pub fn new(io: IO) -> (FramingWatch<IO>, Arc<FramingFlags>) {
+    /// Watches `io`. `http2_allowed` says whether a connection may start with the HTTP/2
+    /// preface (TLS listeners, where ALPN picks h2, and `http2_cleartext: true`).
+    pub fn new(io: IO, http2_allowed: bool) -> (FramingWatch<IO>, Arc<FramingFlags>) {
         let flags = Arc::new(FramingFlags::default());
         let tracker = Tracker {
             state: State::Head,
             partial: Vec::new(),
             flags: flags.clone(),
             seen_any: false,
+            inject: 0,
         };
-        (FramingWatch { io, tracker }, flags)
+        let preface = PrefaceGuard {
+            matched: (!http2_allowed).then_some(0),
+        };
+        (
+            FramingWatch {
+                io,
+                tracker,
+                preface,
+            },
+            flags,
+        )
     }
 }
 
@@ -239,15 +327,36 @@ impl<IO: AsyncRead> AsyncRead for FramingWatch<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        if this.tracker.inject > 0 {
+            push_injection(this.tracker, buf);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = this.io.poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
+            if this.preface.completes_preface(&buf.filled()[before..]) {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "HTTP/2 prior knowledge on a listener without http2_cleartext",
+                )));
+            }
             if !matches!(this.tracker.state, State::Off) {
                 this.tracker.feed(&buf.filled()[before..]);
+                if this.tracker.inject > 0 {
+                    push_injection(this.tracker, buf);
+                }
             }
         }
         result
     }
+}
+
+/// Hands hyper as much of the pending end-of-head as `buf` has room for.
+fn push_injection(tracker: &mut Tracker, buf: &mut ReadBuf<'_>) {
+    let from = END_OF_HEAD.len() - tracker.inject;
+    let n = tracker.inject.min(buf.remaining());
+    buf.put_slice(&END_OF_HEAD[from..from + n]);
+    tracker.inject -= n;
 }
 
 impl<IO: AsyncWrite> AsyncWrite for FramingWatch<IO> {
@@ -291,6 +400,7 @@ mod tests {
             partial: Vec::new(),
             flags: flags.clone(),
             seen_any: false,
+            inject: 0,
         };
         for c in chunks {
             t.feed(c);
@@ -327,6 +437,44 @@ GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
         stream.extend_from_slice(body);
         stream.extend_from_slice(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(flags_for(&[&stream]), vec![false, false]);
+    }
+
+    #[test]
+    fn versionless_request_lines_are_recognized() {
+        for line in [
+            &b"GET /\r\n"[..],
+            b"GET /\n",
+            b"\r\nGET /admin\r\n",
+            b"GET\r\n",
+            b"GET / HTTP/1.1x\r\n",
+            b"GET /HTTP/1.1\r\n",
+        ] {
+            assert!(versionless_request_line(line), "{line:?}");
+        }
+        for line in [
+            &b"GET /"[..],
+            b"GET / HTTP/1.1\r\n",
+            b"GET / HTTP/1.0\n",
+            b"GET / HTTP/9.9\r\nHost",
+            b"PRI * HTTP/2.0\r\n",
+        ] {
+            assert!(!versionless_request_line(line), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn preface_is_recognized_across_reads() {
+        let mut guard = PrefaceGuard { matched: Some(0) };
+        assert!(!guard.completes_preface(b"PRI * HT"));
+        assert!(guard.completes_preface(b"TP/2.0\r\n\r\nSM\r\n\r\n\0\0"));
+        let mut guard = PrefaceGuard { matched: Some(0) };
+        assert!(!guard.completes_preface(b"PRI / HTTP/1.1\r\n\r\nSM\r\n\r\n"));
+        assert!(
+            !guard.completes_preface(H2_PREFACE),
+            "stays off after a mismatch"
+        );
+        let mut allowed = PrefaceGuard { matched: None };
+        assert!(!allowed.completes_preface(H2_PREFACE));
     }
 
     #[test]

@@ -361,6 +361,7 @@ fn classify<'r>(
         req.version(),
         req.headers(),
         &ctx.settings.limits,
+        ctx.settings.target_options,
     )
     .map_err(Refused::Unclassified)
 }
@@ -586,6 +587,11 @@ async fn forward<'p>(
     let token = admitted.allowed.token;
     let api_name = ctx.api;
     let upstream = &settings.upstreams[admitted.allowed.upstream];
+    let host = admitted.classified.host.clone();
+    let forwarded = settings
+        .set_forwarded
+        .then(|| forward::forwarded_value(ctx.client.ip, ctx.conn.tls, host.as_ref()))
+        .flatten();
     let identity = Identity {
         sid: token.sid_header.as_ref(),
         account: token.account_header.as_ref(),
@@ -595,9 +601,15 @@ async fn forward<'p>(
             .as_ref()
             .unwrap_or(&ctx.conn.forwarded_for),
         tls: ctx.conn.tls,
-        host: admitted.classified.host.clone(),
+        host,
         keep_authorization: settings.forward_authorization,
         upgrade: forward::upgrade_request(&req),
+        strip: &settings.strip_request_headers,
+        forwarded,
+        real_ip: settings
+            .set_x_real_ip
+            .then(|| http::HeaderValue::from_str(&ctx.client.ip.to_string()).ok())
+            .flatten(),
     };
     let client_upgrade = identity
         .upgrade
@@ -643,8 +655,21 @@ async fn forward<'p>(
             ratelimit::set_headers(resp.headers_mut(), &admitted.limiter, admitted.rate);
             crate::quota::append_headers(resp.headers_mut(), &admitted.quota_states);
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                if let Some(client_side) = client_upgrade {
-                    splice_upgrade(client_side, hyper::upgrade::on(&mut resp));
+                // Only the WebSocket switch the client asked for is spliced; any other 101
+                // (an upstream answering `h2c` or an unasked upgrade) would hand the client a
+                // raw channel to the upstream that no decision covers.
+                match client_upgrade {
+                    Some(client_side) if forward::is_websocket_switch(&resp) => {
+                        splice_upgrade(client_side, hyper::upgrade::on(&mut resp));
+                    }
+                    _ => {
+                        tracing::warn!(
+                            target: "scopegate::upstream",
+                            upstream = upstream.name.as_str(),
+                            "upstream switched protocols without an allowed upgrade; refused"
+                        );
+                        return Err(Refused::UnrequestedUpgrade);
+                    }
                 }
             }
             shared
@@ -711,6 +736,12 @@ async fn refuse(
     if !has_body {
         return refusal(kind, false);
     }
+    // hyper sends `100 Continue` as soon as the body is first read: a refused request's body
+    // is never read then, and the connection closes, since the client may or may not send
+    // the body after a final status (RFC 9110 §10.1.1).
+    if expects_continue(headers) {
+        return refusal(kind, true);
+    }
     let limit = settings.limits.max_refused_body_drain_bytes;
     if declared.is_some_and(|n| n > limit) {
         return refusal(kind, true);
@@ -719,6 +750,15 @@ async fn refuse(
     let drained = tokio::time::timeout(settings.timeouts.refused_body_drain, body.collect()).await;
     let clean = matches!(drained, Ok(Ok(_)));
     refusal(kind, !clean)
+}
+
+/// Whether the request carries `Expect: 100-continue` (the only expectation there is).
+fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers.get_all(http::header::EXPECT).iter().any(|v| {
+        v.as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"100-continue")
+    })
 }
 
 /// After a `101 Switching Protocols`, copies bytes both ways between the client and the

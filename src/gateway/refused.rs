@@ -64,6 +64,9 @@ pub enum Refused<'p> {
     UpstreamFailed,
     /// The upstream sent no response head within its `response_timeout`.
     UpstreamTimeout,
+    /// The upstream answered `101` to a request without an allowed (WebSocket) upgrade:
+    /// splicing would hand the client a raw channel no decision covers.
+    UnrequestedUpgrade,
 }
 
 impl Refused<'_> {
@@ -87,7 +90,9 @@ impl Refused<'_> {
             Refused::Denied(Denial::Address { .. }) => {
                 Refusal::InvalidCredentials(settings.invalid_credentials_status)
             }
-            Refused::UpstreamTlsUnavailable | Refused::UpstreamFailed => Refusal::BadGateway,
+            Refused::UpstreamTlsUnavailable
+            | Refused::UpstreamFailed
+            | Refused::UnrequestedUpgrade => Refusal::BadGateway,
             Refused::BodyTooLarge => Refusal::PayloadTooLarge,
             Refused::UpstreamTimeout => Refusal::GatewayTimeout,
         }
@@ -97,7 +102,10 @@ impl Refused<'_> {
     /// bytes after this request cannot be trusted, or its body is left unread.
     pub fn closes_connection(&self) -> bool {
         match self {
-            Refused::AmbiguousFraming | Refused::Unforwardable | Refused::BodyTooLarge => true,
+            Refused::AmbiguousFraming
+            | Refused::Unforwardable
+            | Refused::BodyTooLarge
+            | Refused::UnrequestedUpgrade => true,
             Refused::Unclassified(why) => why.poisons_connection(),
             _ => false,
         }
@@ -119,7 +127,8 @@ impl Refused<'_> {
             Refused::UpstreamTlsUnavailable
             | Refused::BodyTooLarge
             | Refused::UpstreamFailed
-            | Refused::UpstreamTimeout => DecisionLabel::Allowed,
+            | Refused::UpstreamTimeout
+            | Refused::UnrequestedUpgrade => DecisionLabel::Allowed,
         }
     }
 
@@ -146,6 +155,7 @@ impl Refused<'_> {
             Refused::BodyTooLarge => "body_too_large",
             Refused::UpstreamFailed => "upstream_error",
             Refused::UpstreamTimeout => "upstream_timeout",
+            Refused::UnrequestedUpgrade => "unrequested_upgrade",
         }
     }
 

@@ -57,6 +57,8 @@ pub async fn serve_main(
     let settings = shared.policy.load().settings.clone();
     let mut builder = connection_builder(&settings);
     if tls.is_none() && !settings.http2_cleartext {
+        // Not enough on its own: `serve_connection_with_upgrades` still serves a connection
+        // that opens with the HTTP/2 preface. `FramingWatch` refuses those.
         builder = builder.http1_only();
     }
     let builder = Arc::new(builder);
@@ -94,6 +96,7 @@ pub async fn serve_main(
             builder: builder.clone(),
             tls: tls.clone(),
             handshake_timeout: settings.timeouts.header_read,
+            http2_cleartext: settings.http2_cleartext,
             watcher: graceful.watcher(),
         };
         if !proxy_protocol {
@@ -126,6 +129,9 @@ struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
+    /// `http2_cleartext`: whether a plain connection may open with the HTTP/2 preface
+    /// (h2c prior knowledge); TLS connections negotiate h2 through ALPN instead.
+    http2_cleartext: bool,
     watcher: Watcher,
 }
 
@@ -147,7 +153,10 @@ impl Connection {
     {
         let conn_info = ConnInfo::new(remote, self.tls.is_some());
         let result = match self.tls.clone() {
-            None => self.serve_http(stream, conn_info).await,
+            None => {
+                let http2_allowed = self.http2_cleartext;
+                self.serve_http(stream, conn_info, http2_allowed).await
+            }
             Some(acceptor) => {
                 let stream =
                     match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream))
@@ -163,7 +172,7 @@ impl Connection {
                             return;
                         }
                     };
-                self.serve_http(stream, conn_info).await
+                self.serve_http(stream, conn_info, true).await
             }
         };
         if let Err(e) = result {
@@ -175,11 +184,12 @@ impl Connection {
         self,
         stream: IO,
         mut conn_info: ConnInfo,
+        http2_allowed: bool,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (stream, flags) = FramingWatch::new(stream);
+        let (stream, flags) = FramingWatch::new(stream, http2_allowed);
         conn_info.framing = Some(flags);
         let shared = self.shared;
         let service = service_fn(move |req| proxy::handle(shared.clone(), conn_info.clone(), req));

@@ -127,10 +127,12 @@ fn literal(text: &str, piece: bool) -> Result<String, String> {
             encoded.push(char::from(b));
         }
     }
-    let guard = if piece { "/_" } else { "/" };
-    let as_path = format!("{guard}{encoded}");
+    // Text beside a parameter is checked between two `_`, so its own dots are not taken for a
+    // dot segment or a segment's trailing dot (the parameter's text surrounds it).
+    let (guard, end) = if piece { ("/_", "_") } else { ("/", "") };
+    let as_path = format!("{guard}{encoded}{end}");
     match canonicalize(&as_path) {
-        Ok(target) => Ok(target.path[guard.len()..].to_owned()),
+        Ok(target) => Ok(target.path[guard.len()..target.path.len() - end.len()].to_owned()),
         Err(TargetError::DotSegment) => Err(format!(
             "segment `{text}` is a dot segment, which the gateway refuses in request paths"
         )),

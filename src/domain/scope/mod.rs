@@ -1,5 +1,6 @@
 //! Scope enforcement core: owns the pipeline that decides whether a request path falls inside a
-//! token's grants: [`target`] canonicalizes the request target, [`pattern`] parses the grant path
+//! token's grants: [`target`] canonicalizes the request target (with `fold` refusing segments
+//! that an upstream folding Unicode would read differently), [`pattern`] parses the grant path
 //! patterns of the catalog, and [`catalog`] compiles them into a segment trie that is walked per
 //! request; [`relate`] compares patterns for drift checks.
 //!
@@ -8,6 +9,7 @@
 //! form so that one spelling exists for every resource.
 
 pub mod catalog;
+mod fold;
 pub mod pattern;
 pub mod relate;
 pub mod target;
@@ -17,7 +19,7 @@ mod proptests;
 
 pub use catalog::{ApiId, Catalog, CatalogBuilder, Match};
 pub use pattern::{parse_pattern, Affix, Pattern, PatternError, Segment};
-pub use target::{canonicalize, Target, TargetError};
+pub use target::{canonicalize, canonicalize_with, Target, TargetError, TargetOptions};
 
 /// Deepest path, in segments, that patterns may describe and the matcher will look at.
 ///

@@ -254,13 +254,14 @@ fn malformed(part: &str) -> PatternError {
 }
 
 /// Checks the literal text beside a `*` or `{account}`: the same byte rules and canonical
-/// spelling as a literal segment. It is checked behind a `_` so that `.` or `..` (fine as
-/// part of a longer segment) are not taken for dot segments.
+/// spelling as a literal segment. It is checked between two `_` so that `.` or `..` (fine as
+/// part of a longer segment) are not taken for dot segments, nor a prefix's last `.` for a
+/// segment's trailing dot.
 fn affix_piece(piece: &str) -> Result<&str, PatternError> {
     if piece.is_empty() {
         return Ok(piece);
     }
-    let as_path = format!("/_{piece}");
+    let as_path = format!("/_{piece}_");
     match canonicalize(&as_path) {
         Err(reason) => Err(PatternError::InvalidLiteral {
             segment: piece.to_owned(),
@@ -268,7 +269,11 @@ fn affix_piece(piece: &str) -> Result<&str, PatternError> {
         }),
         Ok(target) if target.path != as_path => Err(PatternError::NonCanonicalLiteral {
             segment: piece.to_owned(),
-            canonical: target.path.get(2..).unwrap_or_default().to_owned(),
+            canonical: target
+                .path
+                .get(2..target.path.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_owned(),
         }),
         Ok(_) => Ok(piece),
     }
@@ -379,7 +384,7 @@ mod tests {
             "/v1/*/x/*",
             "/pub/*",
             "/%C3%A9/%3A/a-b_c~.d",
-            "/a/...",
+            "/a/..b",
             "/\"|!$&'()+,=:@",
             "/a*",
             "/*.json",

@@ -57,10 +57,19 @@ pub enum TargetError {
     EncodedControl,
     /// Encoded bytes >= 0x80 that are not valid UTF-8 (stray, truncated, overlong, surrogate).
     InvalidUtf8,
-    /// A `.` or `..` segment (literal or encoded): servers disagree on whether to resolve it.
+    /// A `.` or `..` segment (literal or encoded), or one made only of dots and spaces (`.. `,
+    /// `. .`, which Windows trims to a dot segment): servers disagree on resolving it.
     DotSegment,
-    /// An empty segment (`//`), other than a single trailing slash: servers disagree on merging.
+    /// An empty segment (`//`), other than a single trailing slash, or one made only of
+    /// invisible characters: servers disagree on merging.
     EmptySegment,
+    /// A segment ending in `.` or a space: Windows drops them, so `Items.` is read as `Items`.
+    TrailingDotOrSpace,
+    /// An encoded character that Unicode NFKC or Windows best-fit folds to ASCII (fullwidth
+    /// `．／＼`, leaders `‥` `․`, small reverse solidus, no-break spaces, fullwidth letters...).
+    CompatibilityCharacter,
+    /// An encoded non-ASCII character while the operator accepts ASCII paths only.
+    NonAsciiRefused,
     /// Control byte or space in the query: would corrupt the forwarded request line.
     QueryControlByte,
     /// Raw byte >= 0x80 in the query.
@@ -87,8 +96,13 @@ impl TargetError {
             Self::EncodedSemicolon => "encoded semicolon (%3B) in path",
             Self::EncodedControl => "encoded control byte in path",
             Self::InvalidUtf8 => "percent-encoded bytes are not valid UTF-8",
-            Self::DotSegment => "`.` or `..` segment in path",
+            Self::DotSegment => "`.` or `..` segment (or one of only dots and spaces) in path",
             Self::EmptySegment => "empty segment (`//`) in path",
+            Self::TrailingDotOrSpace => "path segment ends in `.` or a space",
+            Self::CompatibilityCharacter => {
+                "character that Unicode (NFKC) or Windows best-fit folds to ASCII in path"
+            }
+            Self::NonAsciiRefused => "non-ASCII character in path (refuse_non_ascii_paths is on)",
             Self::QueryControlByte => "control byte or space in query",
             Self::QueryNonAscii => "raw non-ASCII byte in query",
             Self::QueryHash => "`#` in query",
@@ -104,14 +118,31 @@ impl fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
+/// Operator choices that make canonicalization stricter than the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetOptions {
+    /// Refuse every percent-encoded non-ASCII character (`refuse_non_ascii_paths: true`), for
+    /// upstreams that fold letters in ways no table here covers (case mapping, transliteration).
+    pub refuse_non_ascii: bool,
+}
+
+/// Canonicalizes with the default options; see [`canonicalize_with`].
+pub fn canonicalize(path_and_query: &str) -> Result<Target<'_>, TargetError> {
+    canonicalize_with(path_and_query, TargetOptions::default())
+}
+
 /// Canonicalizes the path-and-query of an origin-form request target, or says why it must be
 /// refused.
 ///
 /// Total on any `&str`: it is fed both by the HTTP parser (which already rejected some bytes)
 /// and by the `explain` CLI with user-typed input, so it re-checks everything itself.
 /// When several problems are present, the first one found scanning the path left to right is
-/// reported; segment problems (dot, empty) are reported after byte-level ones, the query last.
-pub fn canonicalize(path_and_query: &str) -> Result<Target<'_>, TargetError> {
+/// reported; segment problems (dot, empty, Unicode folding) are reported after byte-level ones,
+/// the query last.
+pub fn canonicalize_with(
+    path_and_query: &str,
+    options: TargetOptions,
+) -> Result<Target<'_>, TargetError> {
     let (path, query) = match path_and_query.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (path_and_query, None),
@@ -120,7 +151,7 @@ pub fn canonicalize(path_and_query: &str) -> Result<Target<'_>, TargetError> {
         return Err(TargetError::NotOriginForm);
     }
     let path = normalize_path(path)?;
-    check_segments(&path)?;
+    check_segments(&path, options)?;
     if let Some(query) = query {
         check_query(query)?;
     }
@@ -266,20 +297,50 @@ fn utf8_sequence(bytes: &[u8], i: usize, lead: u8) -> Result<([u8; 4], usize), T
     }
 }
 
-/// Segment pass over the (decoded) path: no `.`/`..` and no empty segment except one trailing.
-fn check_segments(path: &str) -> Result<(), TargetError> {
+/// Segment pass over the canonical path: no `.`/`..` and no empty segment except one trailing,
+/// then each segment, percent-decoded, through the Unicode folding rules of [`super::fold`].
+fn check_segments(path: &str, options: TargetOptions) -> Result<(), TargetError> {
     let rest = path.strip_prefix('/').unwrap_or(path);
     if rest.is_empty() {
         return Ok(());
     }
+    let mut decoded = String::new();
     let mut segments = rest.split('/').peekable();
     while let Some(segment) = segments.next() {
         match segment {
             "" if segments.peek().is_some() => return Err(TargetError::EmptySegment),
+            "" => {}
             "." | ".." => return Err(TargetError::DotSegment),
-            _ => {}
+            // The common segment: plain ASCII that does not end in a dot (spaces are encoded,
+            // so a raw one cannot occur); only an all-dots one is left to refuse.
+            _ if !segment.contains('%') && !segment.ends_with('.') => {}
+            _ => {
+                decode_segment(segment, &mut decoded)?;
+                super::fold::check_segment(&decoded, options.refuse_non_ascii)?;
+            }
         }
     }
+    Ok(())
+}
+
+/// Percent-decodes one canonical segment into `out` (cleared first). The byte-level pass
+/// already checked every `%XX` and that encoded bytes form UTF-8, so failure is not expected;
+/// it is still reported as invalid rather than trusted.
+fn decode_segment(segment: &str, out: &mut String) -> Result<(), TargetError> {
+    let bytes = segment.as_bytes();
+    let mut raw = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            raw.push(decode_at(bytes, i)?);
+            i += 3;
+        } else {
+            raw.push(b);
+            i += 1;
+        }
+    }
+    out.clear();
+    out.push_str(std::str::from_utf8(&raw).map_err(|_| TargetError::InvalidUtf8)?);
     Ok(())
 }
 
@@ -309,8 +370,8 @@ mod tests {
         ("/a/", "/a/", None, true),
         ("/a/b/", "/a/b/", None, true),
         ("/A/b", "/A/b", None, true),
-        ("/a/..b/...", "/a/..b/...", None, true),
-        ("/.a/a./.../a..", "/.a/a./.../a..", None, true),
+        ("/a/..b/.c", "/a/..b/.c", None, true),
+        ("/.a/a.b/..a", "/.a/a.b/..a", None, true),
         ("/\"{}|!$&'()*+,=:@[]", "/\"{}|!$&'()*+,=:@[]", None, true),
         // query split
         ("/a?x=1", "/a", Some("x=1"), true),
@@ -329,7 +390,7 @@ mod tests {
         ("/%41%5A%7A%30%39", "/AZz09", None, false),
         ("/a%2db%5Fc%7e", "/a-b_c~", None, false),
         ("/a%2Eb", "/a.b", None, false),
-        ("/%2e%2e%2e", "/...", None, false),
+        ("/%2e%2e%2ex", "/...x", None, false),
         ("/x/%2E%2Ea", "/x/..a", None, false),
         ("/%61/?q=%61", "/a/", Some("q=%61"), false),
         // other bytes stay encoded with uppercase hex
@@ -347,6 +408,11 @@ mod tests {
         ("/%C3%A9%C3%A9a", "/%C3%A9%C3%A9a", None, true),
         // a rewrite before keeps later tokens
         ("/%61%3A%C3%A9b", "/a%3A%C3%A9b", None, false),
+        // non-ASCII that no Unicode fold turns into ASCII, spaces inside a segment
+        ("/Jos%C3%A9/%E6%97%A5", "/Jos%C3%A9/%E6%97%A5", None, true),
+        ("/Jose%CC%81", "/Jose%CC%81", None, true),
+        ("/a%20b", "/a%20b", None, true),
+        ("/a%E3%80%82b", "/a%E3%80%82b", None, true),
     ];
 
     const REFUSED: &[(&str, TargetError)] = &[
@@ -428,6 +494,33 @@ mod tests {
         ("/.%2e/a", DotSegment),
         ("/a/%2e.", DotSegment),
         ("/a/..?x", DotSegment),
+        // only dots and spaces (Windows trims trailing ones), or only invisible characters
+        ("/...", DotSegment),
+        ("/%2e%2e%2e", DotSegment),
+        ("/a/..%20/b", DotSegment),
+        ("/a/.%20./b", DotSegment),
+        ("/a/%20../b", DotSegment),
+        ("/a/..%E2%80%8B/b", DotSegment),
+        ("/a/%E2%80%8B/b", EmptySegment),
+        // trailing dot or space
+        ("/a.", TrailingDotOrSpace),
+        ("/a/Items./x", TrailingDotOrSpace),
+        ("/a/Items%2E", TrailingDotOrSpace),
+        ("/a/Items%20", TrailingDotOrSpace),
+        ("/a/%20", TrailingDotOrSpace),
+        // Unicode compatibility forms (NFKC) and Windows best-fit
+        ("/a/%EF%BC%8E%EF%BC%8E/b", CompatibilityCharacter),
+        ("/a/%ef%bc%8f", CompatibilityCharacter),
+        ("/a/x%EF%BC%BCy", CompatibilityCharacter),
+        ("/a/%E2%80%A5/b", CompatibilityCharacter),
+        ("/a/%E2%80%A4%E2%80%A4/b", CompatibilityCharacter),
+        ("/a/%EF%B9%A8", CompatibilityCharacter),
+        ("/a/%EF%BC%85%32%65", CompatibilityCharacter),
+        ("/a/..%EF%BC%9B/b", CompatibilityCharacter),
+        ("/a/%C2%A5..", CompatibilityCharacter),
+        ("/a/..%E2%88%95b", CompatibilityCharacter),
+        ("/a/..%C2%A0", CompatibilityCharacter),
+        ("/a/%EF%BD%81dmin", CompatibilityCharacter),
         // empty segments
         ("//", EmptySegment),
         ("//a", EmptySegment),
@@ -497,6 +590,8 @@ mod tests {
             InvalidUtf8,
             DotSegment,
             EmptySegment,
+            TrailingDotOrSpace,
+            CompatibilityCharacter,
             QueryControlByte,
             QueryNonAscii,
             QueryHash,
@@ -520,6 +615,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn non_ascii_can_be_refused_altogether() {
+        let strict = TargetOptions {
+            refuse_non_ascii: true,
+        };
+        assert_eq!(
+            canonicalize_with("/Jos%C3%A9", strict),
+            Err(NonAsciiRefused)
+        );
+        assert!(canonicalize_with("/Jose?q=%C3%A9", strict).is_ok());
+        assert!(canonicalize("/Jos%C3%A9").is_ok());
     }
 
     #[test]

@@ -1,0 +1,490 @@
+//! Edge hardening: one raw-socket test per class an outside red team found (Unicode folding in
+//! paths, h2c upgrades and prior knowledge, gateway-owned headers, `Expect: 100-continue` on a
+//! refused request, HTTP/0.9 request lines, Basic with several spaces). Each asserts the exact
+//! status and what the upstream received (nothing, or the header removed or overwritten).
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
+
+fn get_line(target: &str, who: &Fixture, extra: &str) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n{extra}\r\n",
+        basic(who)
+    )
+}
+
+/// Reads whatever the peer sends until it closes (bounded), for refusals that close.
+async fn read_until_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    out
+}
+
+#[tokio::test]
+async fn unicode_folding_and_trailing_dot_targets_are_refused() {
+    let h = Harness::start().await;
+    let refused = [
+        // fullwidth, leader and small forms of `.`, `/`, `\`, `%` (NFKC)
+        "/public/%EF%BC%8E%EF%BC%8E/x",
+        "/public/a%EF%BC%8F..%EF%BC%8F..%EF%BC%8FMediapartners",
+        "/public/..%EF%BC%BC..%EF%BC%BCx",
+        "/public/%E2%80%A5/x",
+        "/public/%E2%80%A4%E2%80%A4/x",
+        "/public/%EF%B9%92%EF%B9%92/x",
+        "/public/%EF%B9%A8..%EF%B9%A8x",
+        "/public/%EF%BC%85%32%65%EF%BC%85%32%65/x",
+        "/public/..%EF%BC%9B/x",
+        // Windows best-fit only: yen (932), won (949), division slash, set minus
+        "/public/%C2%A5..%C2%A5x",
+        "/public/..%E2%82%A9x",
+        "/public/..%E2%88%95x",
+        "/public/..%E2%88%96x",
+        // dots and spaces, invisible characters
+        "/public/..%20/x",
+        "/public/.%20./x",
+        "/public/%20../x",
+        "/public/...%20/x",
+        "/public/..%E2%80%8B/x",
+        "/public/%E2%80%8B/x",
+        // trailing dot or space, spelled any way: Windows reads `Items`, a more specific
+        // API (campaign_items) than the campaigns grant that would match
+        "/Mediapartners/IRacme/Campaigns/5/Items.",
+        "/Mediapartners/IRacme/Campaigns/5/Items%2E",
+        "/Mediapartners/IRacme/Campaigns/5/Items%20",
+        "/Mediapartners/IRacme/Campaigns/5/Items%E3%80%80",
+        "/Mediapartners/IRacme/Campaigns/5/Items%C2%A0",
+        // a compatibility letter NFKC turns into the more specific API's literal
+        "/Mediapartners/IRacme/Campaigns/5/%EF%BC%A9tems",
+    ];
+    for target in refused {
+        let r = raw(h.addr(), get_line(target, &READER, "").as_bytes()).await;
+        assert_eq!(r.status, 400, "{target}");
+    }
+    assert_eq!(
+        h.upstream.count(),
+        0,
+        "nothing refused reached the upstream"
+    );
+
+    // Non-ASCII that no fold turns into ASCII is forwarded exactly as authorized.
+    for target in [
+        "/public/Jos%C3%A9",
+        "/public/%E6%97%A5%E6%9C%AC",
+        "/public/a.b",
+    ] {
+        let r = raw(h.addr(), get_line(target, &READER, "").as_bytes()).await;
+        assert_eq!(r.status, 200, "{target}");
+        assert_eq!(h.upstream.last().unwrap().target, target);
+    }
+}
+
+#[tokio::test]
+async fn non_ascii_paths_can_be_refused_altogether() {
+    let h = Harness::start_with("refuse_non_ascii_paths: true\n", &tokens_yaml()).await;
+    let r = raw(
+        h.addr(),
+        get_line("/public/Jos%C3%A9", &READER, "").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(h.upstream.count(), 0);
+    let r = raw(h.addr(), get_line("/public/Jose", &READER, "").as_bytes()).await;
+    assert_eq!(r.status, 200);
+}
+
+/// A raw upstream that records each request head and answers `101` to any request carrying
+/// `Upgrade` (or to every request when `always_101`), `200` otherwise, then closes.
+async fn switching_upstream(always_101: bool) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut b).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let upgrade = always_101 || head.contains("\r\nupgrade:");
+                record.lock().unwrap().push(head);
+                let reply: &[u8] = if upgrade {
+                    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                };
+                let _ = s.write_all(reply).await;
+                // An HTTP/2 server would now send its SETTINGS frame on the new protocol.
+                if upgrade {
+                    let _ = s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
+                }
+            });
+        }
+    });
+    (addr, heads)
+}
+
+async fn gateway_for(upstream: SocketAddr, extra: &str) -> (scopegate::Running, TempDir) {
+    let dir = TempDir::new();
+    dir.write("tokens.yaml", &tokens_yaml());
+    let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream, extra));
+    (start_gateway(&cfg).await, dir)
+}
+
+#[tokio::test]
+async fn h2c_upgrade_is_removed_before_forwarding() {
+    let (up, heads) = switching_upstream(false).await;
+    let (gw, _dir) = gateway_for(up, "").await;
+    let h2c = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n";
+    let r = raw(gw.addr, get_line(CAMPAIGNS, &READER, h2c).as_bytes()).await;
+    assert_eq!(
+        r.status, 200,
+        "served as the plain HTTP/1.1 request it also is"
+    );
+    // Other protocols, several protocols at once, a WebSocket handshake that is not a GET,
+    // and a websocket upgrade over HTTP/1.0 are not upgrades the gateway passes either.
+    for extra in [
+        "Connection: Upgrade\r\nUpgrade: h2c, websocket\r\n",
+        "Connection: Upgrade\r\nUpgrade: websocket\r\nUpgrade: h2c\r\n",
+        "Connection: Upgrade\r\nUpgrade: TLS/1.2\r\n",
+        "Connection: upgrade\r\nUpgrade: h2\r\n",
+    ] {
+        let r = raw(gw.addr, get_line(CAMPAIGNS, &READER, extra).as_bytes()).await;
+        assert_eq!(r.status, 200, "{extra}");
+    }
+    let post = format!(
+        "POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n",
+        basic(&WRITER)
+    );
+    assert_eq!(raw(gw.addr, post.as_bytes()).await.status, 200);
+    let heads = heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 6);
+    for head in heads {
+        assert!(!head.contains("\r\nupgrade:"), "{head}");
+        assert!(!head.contains("http2-settings"), "{head}");
+        assert!(!head.contains("connection: upgrade"), "{head}");
+    }
+}
+
+#[tokio::test]
+async fn a_101_without_an_allowed_upgrade_never_reaches_the_client() {
+    let (up, heads) = switching_upstream(true).await;
+    let (gw, _dir) = gateway_for(up, "").await;
+    for extra in ["", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"] {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(get_line(CAMPAIGNS, &READER, extra).as_bytes())
+            .await
+            .unwrap();
+        let got = read_until_close(&mut s).await;
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 502 "), "{text}");
+        assert!(!text.contains("101"), "{text}");
+    }
+    // A WebSocket handshake answered with a switch to another protocol is refused too.
+    let ws = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(get_line(CAMPAIGNS, &READER, ws).as_bytes())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&read_until_close(&mut s).await).into_owned();
+    assert!(text.starts_with("HTTP/1.1 502 "), "{text}");
+    assert_eq!(heads.lock().unwrap().len(), 3);
+}
+
+/// The HTTP/2 connection preface followed by an empty SETTINGS frame.
+const H2_PRIOR_KNOWLEDGE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_not_served_unless_enabled() {
+    let h = Harness::start().await;
+    let mut s = TcpStream::connect(h.addr()).await.unwrap();
+    s.write_all(H2_PRIOR_KNOWLEDGE).await.unwrap();
+    assert!(
+        read_until_close(&mut s).await.is_empty(),
+        "closed without an HTTP/2 frame"
+    );
+    // The preface in pieces is refused the same way.
+    let mut s = TcpStream::connect(h.addr()).await.unwrap();
+    s.write_all(&H2_PRIOR_KNOWLEDGE[..7]).await.unwrap();
+    s.flush().await.unwrap();
+    s.write_all(&H2_PRIOR_KNOWLEDGE[7..]).await.unwrap();
+    assert!(read_until_close(&mut s).await.is_empty());
+    assert_eq!(h.upstream.count(), 0);
+
+    let enabled = Harness::start_with("http2_cleartext: true\n", &tokens_yaml()).await;
+    let mut s = TcpStream::connect(enabled.addr()).await.unwrap();
+    s.write_all(H2_PRIOR_KNOWLEDGE).await.unwrap();
+    let mut frame = [0u8; 9];
+    s.read_exact(&mut frame).await.unwrap();
+    assert_eq!(frame[3], 0x04, "the server's SETTINGS frame");
+}
+
+#[tokio::test]
+async fn refused_expect_continue_gets_the_final_status_without_100() {
+    let h = Harness::start().await;
+    // In scope for GET only: the POST is refused (403) before any `100 Continue`.
+    let head = format!(
+        "POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        basic(&READER)
+    );
+    let mut s = TcpStream::connect(h.addr()).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let text = String::from_utf8_lossy(&read_until_close(&mut s).await).into_owned();
+    assert!(text.starts_with("HTTP/1.1 403 "), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    // No credentials: 401, same way.
+    let head = format!(
+        "PUT {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    );
+    let mut s = TcpStream::connect(h.addr()).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let text = String::from_utf8_lossy(&read_until_close(&mut s).await).into_owned();
+    assert!(text.starts_with("HTTP/1.1 401 "), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+    assert_eq!(h.upstream.count(), 0);
+
+    // An authorized request gets `100 Continue` (only now), then its answer.
+    let head = format!(
+        "POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        basic(&WRITER)
+    );
+    let mut s = TcpStream::connect(h.addr()).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).await.unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"hello").await.unwrap();
+    assert_eq!(read_response(&mut s).await.unwrap().status, 200);
+    assert_eq!(&h.upstream.last().unwrap().body[..], b"hello");
+}
+
+#[tokio::test]
+async fn http09_request_lines_get_400_at_once() {
+    let h = Harness::start_with("timeouts:\n  header_read: 30s\n", &tokens_yaml()).await;
+    for (first, rest) in [
+        ("GET /", "\r\n"),
+        ("GET", " /public/x\r\n"),
+        ("GET /public/x", "\n"),
+    ] {
+        let mut s = TcpStream::connect(h.addr()).await.unwrap();
+        s.write_all(first.as_bytes()).await.unwrap();
+        // An incomplete line gets no answer (the gateway reads it as a partial head)...
+        let mut b = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(200), s.read(&mut b)).await;
+        assert!(early.is_err(), "answered before the line was complete");
+        // ...and the complete HTTP/0.9 line a 400 well before the 30 s header timeout.
+        s.write_all(rest.as_bytes()).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(3), read_response(&mut s))
+            .await
+            .expect("answered at once")
+            .expect("a response");
+        assert_eq!(reply.status, 400, "{first:?} + {rest:?}");
+        assert!(closed_by_peer(&mut s).await);
+    }
+    assert_eq!(h.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn basic_with_several_spaces_is_accepted() {
+    let h = Harness::start().await;
+    let creds = basic(&READER).replacen("Basic ", "Basic   ", 1);
+    let req = format!("GET {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {creds}\r\n\r\n");
+    assert_eq!(raw(h.addr(), req.as_bytes()).await.status, 200);
+    let tab = basic(&READER).replacen("Basic ", "Basic\t", 1);
+    let req = format!("GET {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {tab}\r\n\r\n");
+    assert_eq!(raw(h.addr(), req.as_bytes()).await.status, 401);
+    assert_eq!(h.upstream.count(), 1);
+}
+
+/// Routing and identity names public bypass tools send (a sample; the unit tests of
+/// `owned_headers` hold the long list).
+const TOOL_NAMES: &[&str] = &[
+    "Forwarded",
+    "X-Real-IP",
+    "True-Client-IP",
+    "X-Client-IP",
+    "Client-IP",
+    "CF-Connecting-IP",
+    "Fastly-Client-IP",
+    "X-Cluster-Client-IP",
+    "X-Originating-IP",
+    "X-Remote-IP",
+    "X-Remote-Addr",
+    "X-Host",
+    "X-Forwarded-Port",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-Uri",
+    "X-Forwarded-Server",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Original-Path",
+    "X-HTTP-Path-Override",
+    "X-Override-URL",
+    "X-Envoy-Original-Path",
+    "X-Envoy-Internal",
+    "X-Scopegate-Token",
+    "X-Scopegate-Account",
+    "X-Scopegate-Other",
+    "X-Custom-IP-Authorization",
+    "X-ProxyUser-Ip",
+    "WL-Proxy-Client-IP",
+    "X-Originally-Forwarded-For",
+    "Forwarded-For",
+    "X-Forward-For",
+    "X-HTTP-Host-Override",
+    "Base-Url",
+    "Request-Uri",
+    "X-Remote-User",
+];
+
+#[tokio::test]
+async fn gateway_owned_headers_never_reach_the_upstream() {
+    let extra = "limits:\n  max_headers: 400\n  max_header_bytes: 65536\n\
+                 strip_request_headers: [X-Internal-User, \"x-acme-*\"]\n\
+                 set_forwarded: true\nset_x_real_ip: true\n";
+    let h = Harness::start_with(extra, &tokens_yaml()).await;
+    let mut names: Vec<String> = TOOL_NAMES.iter().map(|n| n.to_string()).collect();
+    for family in scopegate::owned_headers::FAMILIES {
+        for rule in family.rules {
+            names.push(match *rule {
+                scopegate::owned_headers::Rule::Exact(e) => e.to_owned(),
+                scopegate::owned_headers::Rule::Prefix(p) => format!("{p}probe"),
+                scopegate::owned_headers::Rule::Word(w) => format!("x-{w}-probe"),
+            });
+        }
+    }
+    names.extend(["X-Internal-User", "X-Acme-Role", "X_Acme_Tenant"].map(String::from));
+    let mut head = format!(
+        "GET {CAMPAIGNS} HTTP/1.1\r\nHost: gw.example:8080\r\nAuthorization: {}\r\nX-Request-Id: kept-1\r\nX-Acmex: kept-2\r\n",
+        basic(&READER)
+    );
+    for name in &names {
+        head.push_str(&format!("{name}: 127.0.0.1\r\n"));
+    }
+    head.push_str("\r\n");
+    assert_eq!(raw(h.addr(), head.as_bytes()).await.status, 200);
+    let seen = h.upstream.last().unwrap().headers;
+
+    // The gateway's own values, never the client's.
+    let own: &[(&str, &str)] = &[
+        ("x-forwarded-for", "127.0.0.1"),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", "gw.example:8080"),
+        (
+            "forwarded",
+            "for=127.0.0.1;proto=http;host=\"gw.example:8080\"",
+        ),
+        ("x-real-ip", "127.0.0.1"),
+        ("x-scopegate-token", READER.sid),
+        ("x-scopegate-account", "IRacme"),
+    ];
+    for (name, value) in own {
+        let values: Vec<_> = seen.get_all(*name).iter().collect();
+        assert_eq!(values.len(), 1, "{name}: {values:?}");
+        assert_eq!(values[0], *value, "{name}");
+    }
+    for name in &names {
+        let lower = name.to_ascii_lowercase();
+        if own.iter().any(|(n, _)| *n == lower) {
+            continue;
+        }
+        assert!(
+            !seen.contains_key(lower.as_str()),
+            "{name} reached the upstream"
+        );
+    }
+    assert_eq!(seen["x-request-id"], "kept-1");
+    assert_eq!(seen["x-acmex"], "kept-2");
+}
+
+#[tokio::test]
+async fn underscore_method_overrides_are_authorized_too() {
+    let h = Harness::start().await;
+    // READER may only GET campaigns; a CGI-style upstream reads this as DELETE.
+    for name in [
+        "X_HTTP_Method_Override",
+        "X-HTTP_Method",
+        "x_method_override",
+    ] {
+        let head = get_line(CAMPAIGNS, &READER, &format!("{name}: DELETE\r\n"));
+        assert_eq!(raw(h.addr(), head.as_bytes()).await.status, 403, "{name}");
+    }
+    assert_eq!(h.upstream.count(), 0);
+    let head = get_line(CAMPAIGNS, &WRITER, "X_HTTP_Method_Override: DELETE\r\n");
+    assert_eq!(raw(h.addr(), head.as_bytes()).await.status, 200);
+}
+
+#[tokio::test]
+async fn without_the_options_forwarded_and_x_real_ip_are_only_removed() {
+    let h = Harness::start().await;
+    let head = get_line(
+        CAMPAIGNS,
+        &READER,
+        "Forwarded: for=10.0.0.1;proto=https\r\nX-Real-IP: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.1\r\n",
+    );
+    assert_eq!(raw(h.addr(), head.as_bytes()).await.status, 200);
+    let seen = h.upstream.last().unwrap().headers;
+    assert!(!seen.contains_key("forwarded"));
+    assert!(!seen.contains_key("x-real-ip"));
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+}
+
+#[test]
+fn bad_strip_request_headers_entries_are_named() {
+    let yaml = gateway_yaml(
+        "127.0.0.1:1".parse().unwrap(),
+        "strip_request_headers: [x-ok, \"bad name\", content-length, \"*\"]\n",
+    );
+    let errors = scopegate::config::load_from_sources(
+        std::path::Path::new("/t/scopegate.yaml"),
+        &yaml,
+        Some(&tokens_yaml()),
+    )
+    .expect_err("refused");
+    let text = errors.to_string();
+    for field in [
+        "strip_request_headers[1]",
+        "strip_request_headers[2]",
+        "strip_request_headers[3]",
+    ] {
+        assert!(text.contains(field), "{field} missing from:\n{text}");
+    }
+    assert!(!text.contains("strip_request_headers[0]"), "{text}");
+}
+
+#[tokio::test]
+async fn authority_form_targets_are_refused() {
+    let h = Harness::start().await;
+    for (method, target, host) in [
+        ("CONNECT", "x:443", "x:443"),
+        ("CONNECT", "127.0.0.1:22", "127.0.0.1:22"),
+        ("GET", "x:443", "x:443"),
+    ] {
+        let req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\n\r\n",
+            basic(&LEGACY)
+        );
+        let r = raw(h.addr(), req.as_bytes()).await;
+        assert_eq!(r.status, 400, "{method} {target}");
+    }
+    assert_eq!(h.upstream.count(), 0);
+}
