@@ -43,24 +43,20 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod gateway;
-// Landed from issue 19b in the flat layout; placed by the next commit.
-pub mod client_addr;
-pub mod netaddr;
-pub mod owned_headers;
-pub mod proxy_protocol;
 
 // Old module paths, kept while branches cut from the flat layout are merged.
 pub use cli::{notifier as notify, promql};
 pub use config::{openapi, yamlsrc};
 pub use domain::{
-    auth, bruteforce, decision, duration, model, ratelimit, request, scope, secret_format,
-    shorthand, token_policy,
+    auth, bruteforce, client_addr, decision, duration, model, netaddr, owned_headers, ratelimit,
+    request, scope, secret_format, shorthand, token_policy,
 };
 pub(crate) use gateway::quota_gate;
 pub use gateway::snapshot as policy;
 pub use gateway::{
-    access_log, admin, adminlog, body, console, forward, framing, logging, metrics, proxy, quota,
-    redis_limit, reload, response, runtime, server, tls, upstream_error, usage, usage_redis,
+    access_log, admin, adminlog, body, console, forward, framing, logging, metrics, proxy,
+    proxy_protocol, quota, redis_limit, reload, response, runtime, server, tls, upstream_error,
+    usage, usage_redis,
 };
 
 use std::net::SocketAddr;

@@ -12,6 +12,7 @@ pub mod framing;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod quota;
 pub(crate) mod quota_gate;
 pub mod redis_limit;
