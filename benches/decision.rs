@@ -9,13 +9,13 @@ use base64::Engine;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::{HeaderMap, HeaderValue};
 
-use scopegate::auth::parse_basic;
-use scopegate::decision::{decide, Ask};
-use scopegate::metrics::{DecisionLabel, Metrics};
-use scopegate::model::{method_index, SecretHash};
-use scopegate::policy::Policy;
-use scopegate::runtime::RuntimeRegistry;
-use scopegate::scope::canonicalize;
+use scopegate::domain::auth::parse_basic;
+use scopegate::domain::decision::{decide, Ask};
+use scopegate::domain::model::{method_index, SecretHash};
+use scopegate::domain::scope::canonicalize;
+use scopegate::gateway::metrics::{DecisionLabel, Metrics};
+use scopegate::gateway::runtime::RuntimeRegistry;
+use scopegate::gateway::snapshot::Policy;
 
 const APIS: usize = 24;
 

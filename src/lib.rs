@@ -44,21 +44,6 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 
-// Old module paths, kept while branches cut from the flat layout are merged.
-pub use cli::{notifier as notify, promql};
-pub use config::{openapi, yamlsrc};
-pub use domain::{
-    auth, bruteforce, client_addr, decision, duration, model, netaddr, owned_headers, ratelimit,
-    request, scope, secret_format, shorthand, token_policy,
-};
-pub(crate) use gateway::quota_gate;
-pub use gateway::snapshot as policy;
-pub use gateway::{
-    access_log, admin, adminlog, body, console, forward, framing, logging, metrics, proxy,
-    proxy_protocol, quota, redis_limit, reload, response, runtime, server, tls, upstream_error,
-    usage, usage_redis,
-};
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -67,11 +52,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admin::Readiness;
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::proxy::Shared;
-use crate::runtime::RuntimeRegistry;
+use crate::gateway::admin::Readiness;
+use crate::gateway::metrics::Metrics;
+use crate::gateway::proxy::Shared;
+use crate::gateway::runtime::RuntimeRegistry;
 
 /// Builds the shared state for a validated configuration (generation 1).
 pub fn build_shared(config: Config) -> Arc<Shared> {
@@ -79,25 +64,25 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
     let registry = RuntimeRegistry::default();
     // The default client's TLS uses the system roots; it cannot fail to build (an empty
     // root store only makes https upstreams fail, which is logged).
-    let client = forward::client(
+    let client = gateway::forward::client(
         config.settings.timeouts.upstream_connect,
-        &tls::UpstreamTls::default(),
+        &gateway::tls::UpstreamTls::default(),
     )
     .expect("a client with system roots always builds");
     let settings = config.settings.clone();
     let redis = settings
         .redis_rate_limit
         .as_ref()
-        .map(|redis| redis_limit::RedisBackend::new(redis, &metrics.registry));
+        .map(|redis| gateway::redis_limit::RedisBackend::new(redis, &metrics.registry));
     // Quotas count on the rate limits' Redis and follow its on_redis_error.
-    let quotas = redis
-        .as_ref()
-        .map(|r| quota::QuotaBackend::new(r.conn().clone(), r.on_error(), &metrics.registry));
-    let rate_limits = redis.map(|r| Box::new(r) as Box<dyn ratelimit::RateLimitBackend>);
+    let quotas = redis.as_ref().map(|r| {
+        gateway::quota::QuotaBackend::new(r.conn().clone(), r.on_error(), &metrics.registry)
+    });
+    let rate_limits = redis.map(|r| Box::new(r) as Box<dyn domain::ratelimit::RateLimitBackend>);
     let usage_writer = settings
         .usage_redis
         .as_ref()
-        .map(|u| usage_redis::UsageWriter::new(u, &metrics.registry));
+        .map(|u| gateway::usage_redis::UsageWriter::new(u, &metrics.registry));
     let policy = gateway::snapshot::build(config, 1, &registry, &metrics);
     metrics.generation.set(1);
     metrics.count_reload(true);
@@ -112,7 +97,7 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
         rate_limits,
         quotas,
         usage_writer,
-        addresses: bruteforce::AddressThrottle::default(),
+        addresses: domain::bruteforce::AddressThrottle::default(),
         tls_clients: Default::default(),
         cert_store: Default::default(),
         id: {
@@ -186,7 +171,7 @@ impl Running {
             // Bounded: every Redis call inside has the writer's timeout.
             writer.flush(&self.shared).await;
         }
-        let _ = usage::save_now(&self.shared);
+        let _ = gateway::usage::save_now(&self.shared);
     }
 }
 
@@ -215,11 +200,11 @@ pub fn start_workers(
     let tls = match shared.policy.load().settings.tls.clone() {
         None => None,
         Some(files) => {
-            let key = tls::load_certified_key(&files.cert, &files.key)
+            let key = gateway::tls::load_certified_key(&files.cert, &files.key)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            let store = tls::CertStore::new(key);
+            let store = gateway::tls::CertStore::new(key);
             let _ = shared.cert_store.set(store.clone());
-            let config = tls::server_config(store)
+            let config = gateway::tls::server_config(store)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
             Some(tokio_rustls::TlsAcceptor::from(config))
         }
@@ -239,9 +224,10 @@ pub fn start_workers(
     let until_stage = |mut rx: watch::Receiver<u8>, stage: u8| async move {
         let _ = rx.wait_for(|s| *s >= stage).await;
     };
-    usage::load(&shared);
-    let usage_task = usage::spawn_persister(shared.clone(), usage::DEFAULT_SAVE_INTERVAL);
-    let usage_redis_task = usage_redis::spawn_writer(shared.clone());
+    gateway::usage::load(&shared);
+    let usage_task =
+        gateway::usage::spawn_persister(shared.clone(), gateway::usage::DEFAULT_SAVE_INTERVAL);
+    let usage_redis_task = gateway::usage_redis::spawn_writer(shared.clone());
     let mut worker_done = Vec::new();
     let main = if workers > 1 {
         let std_listener = main.into_std()?;
@@ -260,7 +246,7 @@ pub fn start_workers(
                     let cut_off = match rt {
                         Ok(rt) => rt.block_on(async move {
                             match TcpListener::from_std(listener) {
-                                Ok(l) => server::serve_main(shared, l, tls, stop).await,
+                                Ok(l) => gateway::server::serve_main(shared, l, tls, stop).await,
                                 Err(e) => {
                                     tracing::error!(error = %e, "worker cannot listen");
                                     false
@@ -280,13 +266,13 @@ pub fn start_workers(
     } else {
         main
     };
-    let main_task = tokio::spawn(server::serve_main(
+    let main_task = tokio::spawn(gateway::server::serve_main(
         shared.clone(),
         main,
         tls,
         until_stage(stop_rx.clone(), 1),
     ));
-    let admin_task = tokio::spawn(admin::serve_admin(
+    let admin_task = tokio::spawn(gateway::admin::serve_admin(
         shared.clone(),
         ready.clone(),
         admin,

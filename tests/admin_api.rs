@@ -14,7 +14,7 @@ const ADMIN: &str = "ops";
 const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 fn admin_yaml(extra: &str) -> String {
-    let hash = scopegate::console::auth::hash_password(ADMIN_PASSWORD.as_bytes()).unwrap();
+    let hash = scopegate::gateway::console::auth::hash_password(ADMIN_PASSWORD.as_bytes()).unwrap();
     format!(
         "state_dir: state\nadmin:\n  users:\n    - name: {ADMIN}\n      password_hash: \"{hash}\"\n{extra}"
     )
@@ -899,7 +899,7 @@ fn hash_argon2_prints_a_phc_string_the_gateway_accepts() {
 #[test]
 fn bad_admin_users_are_reported_with_file_line_and_field() {
     let dir = TempDir::new();
-    let good = scopegate::console::auth::hash_password(b"pw").unwrap();
+    let good = scopegate::gateway::console::auth::hash_password(b"pw").unwrap();
     let yaml = gateway_yaml(
         "127.0.0.1:9".parse().unwrap(),
         &format!(

@@ -14,7 +14,7 @@ use support::*;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use scopegate::usage::{self, ScopeRecord, TokenRecord, UsageState};
+use scopegate::gateway::usage::{self, ScopeRecord, TokenRecord, UsageState};
 
 const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 const DAY: i64 = 86_400;
@@ -565,8 +565,8 @@ async fn shadow_scopes_count_what_they_would_deny_and_serve_it() {
     let policy = scopegate::gateway::snapshot::build(
         config,
         1,
-        &scopegate::runtime::RuntimeRegistry::default(),
-        &scopegate::metrics::Metrics::new(),
+        &scopegate::gateway::runtime::RuntimeRegistry::default(),
+        &scopegate::gateway::metrics::Metrics::new(),
     );
     let ex = |m: &str, p: &str| {
         scopegate::cli::explain::explain(&policy, "SGshadow", m, p, &Default::default(), now())

@@ -115,7 +115,7 @@ fn reset(config: &Path, sid: &str, extra: &[&str]) -> String {
 }
 
 async fn reload(h: &Harness) {
-    scopegate::reload::reload_from(&h.gateway.shared, &h.config_path)
+    scopegate::gateway::reload::reload_from(&h.gateway.shared, &h.config_path)
         .await
         .unwrap_or_else(|e| panic!("reload failed: {e}"));
 }
@@ -241,9 +241,11 @@ async fn token_lifecycle_against_the_running_gateway() {
         "{}",
         c.stderr
     );
-    assert!(scopegate::reload::reload_from(&h.gateway.shared, &cfg)
-        .await
-        .is_err());
+    assert!(
+        scopegate::gateway::reload::reload_from(&h.gateway.shared, &cfg)
+            .await
+            .is_err()
+    );
     assert_eq!(call(&h, &sid, &s4).await, StatusCode::FORBIDDEN);
     // Nor can the CLI touch it.
     std::fs::write(tokens_path(&h), &text).unwrap();
@@ -436,7 +438,9 @@ fn the_secret_never_reaches_the_file_stderr_or_list_and_show() {
         .trim()
         .to_owned();
     assert_eq!(secret_line.len(), 50, "sgs_ + 40 base62 + 6 checksum");
-    assert!(scopegate::secret_format::is_valid(secret_line.as_bytes()));
+    assert!(scopegate::domain::secret_format::is_valid(
+        secret_line.as_bytes()
+    ));
     assert!(r.stdout.contains(&format!("{sid}:{secret_line}")));
     assert!(r.stdout.contains(&format!("curl -u '{sid}:{secret_line}'")));
     secrets.push(secret_line);

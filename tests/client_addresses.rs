@@ -673,7 +673,7 @@ async fn a_reload_changes_allowlists_and_trusted_proxies() {
         "scopegate.yaml",
         &gateway_yaml(h.upstream.addr, "trusted_proxies: [127.0.0.5]\n"),
     );
-    scopegate::reload::reload(&h.gateway.shared, &h.config_path)
+    scopegate::gateway::reload::reload(&h.gateway.shared, &h.config_path)
         .await
         .expect("a valid configuration reloads");
 
@@ -732,7 +732,7 @@ async fn the_token_cli_manages_allowed_ips() {
         shown["allowed_ips"],
         serde_json::json!(["127.0.0.2/32", "2001:db8::/32"])
     );
-    let reload = || scopegate::reload::reload(&h.gateway.shared, &h.config_path);
+    let reload = || scopegate::gateway::reload::reload(&h.gateway.shared, &h.config_path);
     reload().await.expect("the CLI wrote a valid file");
     let status = |src: &'static str| {
         let req = request_with(&auth, "");

@@ -98,7 +98,7 @@ fn shorthands_are_lower_case_and_typos_are_named() {
     dir.write("tokens.yaml", &ok);
     let loaded = config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
     let methods = loaded.tokens[0].scopes[0].methods;
-    assert_eq!(methods, scopegate::model::MethodSet::ALL);
+    assert_eq!(methods, scopegate::domain::model::MethodSet::ALL);
     let t = tokens_with(&token("SGa", "").replace("[GET]", "[read, Write]"));
     let errs = errors(GATEWAY, &t);
     assert_error(

@@ -213,7 +213,7 @@ async fn the_console_in_a_real_browser() {
         return;
     };
 
-    let hash = scopegate::console::auth::hash_password(ADMIN_PASSWORD.as_bytes()).unwrap();
+    let hash = scopegate::gateway::console::auth::hash_password(ADMIN_PASSWORD.as_bytes()).unwrap();
     let extra = format!(
         "state_dir: state\ninvalid_credentials_status: 401\nadmin:\n  users:\n    - {{name: {ADMIN}, password_hash: \"{hash}\"}}\n"
     );

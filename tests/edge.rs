@@ -363,12 +363,12 @@ async fn gateway_owned_headers_never_reach_the_upstream() {
                  set_forwarded: true\nset_x_real_ip: true\n";
     let h = Harness::start_with(extra, &tokens_yaml()).await;
     let mut names: Vec<String> = TOOL_NAMES.iter().map(|n| n.to_string()).collect();
-    for family in scopegate::owned_headers::FAMILIES {
+    for family in scopegate::domain::owned_headers::FAMILIES {
         for rule in family.rules {
             names.push(match *rule {
-                scopegate::owned_headers::Rule::Exact(e) => e.to_owned(),
-                scopegate::owned_headers::Rule::Prefix(p) => format!("{p}probe"),
-                scopegate::owned_headers::Rule::Word(w) => format!("x-{w}-probe"),
+                scopegate::domain::owned_headers::Rule::Exact(e) => e.to_owned(),
+                scopegate::domain::owned_headers::Rule::Prefix(p) => format!("{p}probe"),
+                scopegate::domain::owned_headers::Rule::Word(w) => format!("x-{w}-probe"),
             });
         }
     }

@@ -12,9 +12,9 @@ use serde_json::Value;
 use support::*;
 
 use scopegate::cli::explain::{explain, parse_headers, Explanation};
-use scopegate::metrics::Metrics;
-use scopegate::policy::Policy;
-use scopegate::runtime::RuntimeRegistry;
+use scopegate::gateway::metrics::Metrics;
+use scopegate::gateway::runtime::RuntimeRegistry;
+use scopegate::gateway::snapshot::Policy;
 
 const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
-use scopegate::usage::{ScopeRecord, UsageState};
+use scopegate::gateway::usage::{ScopeRecord, UsageState};
 use serde_json::Value;
 use support::prom::*;
 use support::redis_server::*;
@@ -68,7 +68,7 @@ impl Fleet {
     fn merged_local(&self) -> BTreeMap<String, Vec<ScopeRecord>> {
         let mut merged: BTreeMap<(String, String, String), ScopeRecord> = BTreeMap::new();
         for r in &self.replicas {
-            let state = scopegate::usage::collect(&r.shared.registry, unix_now());
+            let state = scopegate::gateway::usage::collect(&r.shared.registry, unix_now());
             for (sid, record) in state.tokens {
                 for s in record.scopes {
                     let k = (sid.clone(), s.api.clone(), s.method.clone());
@@ -230,14 +230,14 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
 
     // The fleet record in Redis: exactly the merged records, counts included. Polled:
     // each replica writes once per interval.
-    let settings = scopegate::usage_redis::UsageRedisSettings {
+    let settings = scopegate::gateway::usage_redis::UsageRedisSettings {
         url: redis.url(),
         interval: Duration::from_millis(200),
         timeout: Duration::from_secs(2),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let state = scopegate::usage_redis::read_fleet(&settings, unix_now())
+        let state = scopegate::gateway::usage_redis::read_fleet(&settings, unix_now())
             .await
             .unwrap();
         if scopes_of(&state) == want {
@@ -254,7 +254,7 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
     // Prometheus: once both replicas were scraped after the traffic, the fleet view is
     // the merged record (last use to the second, counts summed over replicas).
     prom.wait_scraped_after(2, traffic_done).await;
-    let from_prom = scopegate::promql::Prometheus::new(&prom.base)
+    let from_prom = scopegate::cli::promql::Prometheus::new(&prom.base)
         .unwrap()
         .usage(None, 3600)
         .await
@@ -656,7 +656,7 @@ async fn redis_killed_mid_run_follows_the_configured_mode() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     redis.restart().await;
-    let settings = scopegate::usage_redis::UsageRedisSettings {
+    let settings = scopegate::gateway::usage_redis::UsageRedisSettings {
         url: redis.url(),
         interval: Duration::from_millis(200),
         timeout: Duration::from_secs(2),
@@ -664,7 +664,7 @@ async fn redis_killed_mid_run_follows_the_configured_mode() {
     let want = open.merged_local();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let state = scopegate::usage_redis::read_fleet(&settings, unix_now()).await;
+        let state = scopegate::gateway::usage_redis::read_fleet(&settings, unix_now()).await;
         if let Ok(state) = state {
             let got = scopes_of(&state);
             // A fresh Redis: last uses are all re-sent; counts only what was not yet sent.

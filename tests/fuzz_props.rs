@@ -8,8 +8,8 @@ use std::path::Path;
 
 use base64::Engine;
 use proptest::prelude::*;
-use scopegate::auth::parse_basic_value;
-use scopegate::scope::{canonicalize, parse_pattern, CatalogBuilder};
+use scopegate::domain::auth::parse_basic_value;
+use scopegate::domain::scope::{canonicalize, parse_pattern, CatalogBuilder};
 
 fn config() -> ProptestConfig {
     ProptestConfig {

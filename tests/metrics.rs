@@ -1192,7 +1192,7 @@ async fn reload_drops_removed_tokens_series_and_counts_results() {
         "tokens.yaml",
         &format!("{}{}", &full[..start], &full[end..]),
     );
-    let generation = scopegate::reload::reload_from(&h.gateway.shared, &h.config_path)
+    let generation = scopegate::gateway::reload::reload_from(&h.gateway.shared, &h.config_path)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(generation, 2);
@@ -1257,7 +1257,7 @@ async fn reload_drops_removed_tokens_series_and_counts_results() {
     h.dir
         .write("tokens.yaml", "accounts: [this is not: valid\n");
     assert!(
-        scopegate::reload::reload_from(&h.gateway.shared, &h.config_path)
+        scopegate::gateway::reload::reload_from(&h.gateway.shared, &h.config_path)
             .await
             .is_err()
     );

@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use scopegate::openapi::{self, render, GroupBy, Import, Operation, Options};
+use scopegate::config::openapi::{self, render, GroupBy, Import, Operation, Options};
 use support::{basic_raw, hash, send, start_gateway, TempDir, Upstream, ACCOUNT, OTHER_ACCOUNT};
 
 /// The value every non-account parameter gets; no literal segment of these documents has it.

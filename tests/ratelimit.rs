@@ -102,7 +102,7 @@ async fn a_reload_changing_one_limit_keeps_the_other_tokens_state() {
         &tokens_with_limits(SLOW3, "{requests_per_second: 0.0002, burst: 10}"),
     );
     let shared = h.gateway.shared.clone();
-    let generation = scopegate::reload::reload_from(&shared, &h.config_path)
+    let generation = scopegate::gateway::reload::reload_from(&shared, &h.config_path)
         .await
         .unwrap();
     assert_eq!(generation, 2);

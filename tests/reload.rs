@@ -22,9 +22,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use scopegate::model::TokenStatus;
-use scopegate::policy::Policy;
-use scopegate::reload::{ReloadStatus, Reloader, WatchOptions};
+use scopegate::domain::model::TokenStatus;
+use scopegate::gateway::reload::{ReloadStatus, Reloader, WatchOptions};
+use scopegate::gateway::snapshot::Policy;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -201,7 +201,7 @@ impl Live {
         tokens_path: PathBuf,
     ) -> Live {
         let gateway = start_gateway(&config_path).await;
-        let reloader = scopegate::reload::spawn_watchers_with(
+        let reloader = scopegate::gateway::reload::spawn_watchers_with(
             gateway.shared.clone(),
             config_path.clone(),
             fast_watch(),

@@ -182,7 +182,7 @@ async fn certificate_rotation_keeps_open_connections() {
     let (cert2, key2, der2) = ca.leaf("gateway-2");
     h.dir.write("cert.pem", &cert2);
     h.dir.write("key.pem", &key2);
-    scopegate::reload::reload_from(&h.gateway.shared, &h.config_path)
+    scopegate::gateway::reload::reload_from(&h.gateway.shared, &h.config_path)
         .await
         .unwrap();
 
@@ -197,7 +197,7 @@ async fn certificate_rotation_keeps_open_connections() {
 
     // A broken replacement keeps the current certificate.
     h.dir.write("cert.pem", "not a certificate");
-    let _ = scopegate::reload::reload_from(&h.gateway.shared, &h.config_path).await;
+    let _ = scopegate::gateway::reload::reload_from(&h.gateway.shared, &h.config_path).await;
     let (_, still) = tls_connect(h.addr(), &ca_pem, b"http/1.1").await;
     assert_eq!(still, der2);
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use scopegate::secret_format;
+use scopegate::domain::secret_format;
 use support::cli::{create, run};
 use support::*;
 

@@ -27,8 +27,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::config::{self, Config, TokenSpec};
-use crate::model::{method_index, MethodSet, TokenKind, TokenStatus, KNOWN_METHODS};
-use crate::usage::{self, StateError, UsageState};
+use crate::domain::model::{method_index, MethodSet, TokenKind, TokenStatus, KNOWN_METHODS};
+use crate::gateway::usage::{self, StateError, UsageState};
 
 mod render;
 mod scopes;
@@ -41,7 +41,7 @@ use source::*;
 
 const DAY: i64 = 86_400;
 /// The API name a legacy token's out-of-catalog requests are recorded under.
-const NO_API: &str = crate::metrics::NO_API;
+const NO_API: &str = crate::gateway::metrics::NO_API;
 
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
@@ -80,7 +80,7 @@ pub(crate) fn print_stdout(text: &str) {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = crate::duration::parse(s).map_err(|e| e.to_string())?;
+    let d = crate::domain::duration::parse(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be longer than zero".into());
     }

@@ -1,5 +1,5 @@
 //! `scopegate catalog import|diff`: the catalog from the API's own OpenAPI document, and the
-//! drift check that keeps the two in step (SPEC §11). The work is in [`crate::openapi`].
+//! drift check that keeps the two in step (SPEC §11). The work is in [`crate::config::openapi`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::config;
-use crate::openapi::{self, drift, render, GroupBy, Options};
+use crate::config::openapi::{self, drift, render, GroupBy, Options};
 
 #[derive(Subcommand)]
 pub enum CatalogCommand {

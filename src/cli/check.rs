@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::{self, Config};
-use crate::model::{TokenKind, TokenStatus};
+use crate::domain::model::{TokenKind, TokenStatus};
 
 pub fn run(path: &Path) -> ExitCode {
     match config::load(path) {

@@ -18,7 +18,7 @@ use super::secrets::{new_secret, new_sid};
 use super::serve::{bind, init_tracing, log_format, run_to_exit, serve_bound, Termination};
 use super::LogFormatArg;
 use crate::config;
-use crate::yamlsrc::edit::quote_scalar;
+use crate::config::yamlsrc::edit::quote_scalar;
 
 /// The shipped example config, used when `config/scopegate.yaml` is not found (the
 /// binary was installed elsewhere).
@@ -124,7 +124,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, String> {
         1,
         |running| {
             print_guide(running, &folder, &creds, tls);
-            crate::console::demo::print(running.admin_addr);
+            crate::gateway::console::demo::print(running.admin_addr);
         },
     )
     .await;
@@ -253,9 +253,9 @@ fn write_folder(
     m.insert("tokens_file".into(), "tokens.yaml".into());
     m.remove("tls");
     m.remove("state_dir");
-    crate::console::demo::enable(m)?;
+    crate::gateway::console::demo::enable(m)?;
     // The catalog comes from the demo API's own OpenAPI document (config/demo-openapi.yaml).
-    m.insert("apis".into(), crate::openapi::demo_apis()?);
+    m.insert("apis".into(), crate::config::openapi::demo_apis()?);
     if tls {
         let cert = rcgen::generate_simple_self_signed(vec![
             "localhost".to_owned(),
@@ -289,7 +289,7 @@ fn write_folder(
     for (name, scopes) in DEMO_TOKENS {
         let sid = new_sid()?;
         let secret = new_secret()?;
-        let hash = crate::model::SecretHash::of_secret(secret.as_bytes()).to_stored();
+        let hash = crate::domain::model::SecretHash::of_secret(secret.as_bytes()).to_stored();
         tokens_yaml.push_str(&format!(
             "      - sid: {sid}\n        name: {name}\n        description: {}\n        primary_contact: demo@example.com\n{}        auth_token_hash: \"{hash}\"\n        scopes: {scopes}\n",
             quote_scalar(&format!("Demo token {name}")),

@@ -14,12 +14,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use serde::Serialize;
 
 use crate::config::{self, ScopeGrant, Settings};
-use crate::decision::{self, Ask, Denial, ScopeFailure, SecretUsed};
 use crate::domain::classify::{classify, Unclassified};
+use crate::domain::decision::{self, Ask, Denial, ScopeFailure, SecretUsed};
 use crate::domain::labels::{DecisionLabel, NO_API};
+use crate::domain::model::{method_index, MethodSet, TokenStatus, KNOWN_METHODS};
 use crate::domain::policy::{Policy, Token};
-use crate::model::{method_index, MethodSet, TokenStatus, KNOWN_METHODS};
-use crate::scope::catalog::ApiId;
+use crate::domain::scope::catalog::ApiId;
 
 #[derive(clap::Args, Debug)]
 pub struct ExplainArgs {
@@ -236,7 +236,7 @@ pub fn explain_from<R>(
         resulting_scope: None,
         why: String::new(),
         shadow_denies: None,
-        from: from.map(|ip| crate::netaddr::canonical(ip).to_string()),
+        from: from.map(|ip| crate::domain::netaddr::canonical(ip).to_string()),
         allowed_ips: None,
         notes: Vec::new(),
     };
@@ -374,7 +374,7 @@ pub fn explain_from<R>(
                     e.why = format!(
                         "the client address {} is not in the token's allowed_ips [{listed}] \
                          (answered like a wrong secret)",
-                        crate::netaddr::canonical(ip)
+                        crate::domain::netaddr::canonical(ip)
                     );
                     e.notes.push(match &scoped {
                         Ok(_) => "its scopes would allow this request".into(),
@@ -384,7 +384,7 @@ pub fn explain_from<R>(
                 }
                 e.notes.push(format!(
                     "the client address {} is in allowed_ips [{listed}]",
-                    crate::netaddr::canonical(ip)
+                    crate::domain::netaddr::canonical(ip)
                 ));
             }
         }

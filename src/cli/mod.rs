@@ -171,7 +171,7 @@ fn hash(argon2: bool) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if argon2 {
-        return match crate::console::auth::hash_password(secret.as_bytes()) {
+        return match crate::gateway::console::auth::hash_password(secret.as_bytes()) {
             Ok(phc) => {
                 println!("{phc}");
                 ExitCode::SUCCESS
@@ -182,7 +182,9 @@ fn hash(argon2: bool) -> ExitCode {
             }
         };
     }
-    if crate::secret_format::shape(secret.as_bytes()) == crate::secret_format::Shape::Corrupt {
+    if crate::domain::secret_format::shape(secret.as_bytes())
+        == crate::domain::secret_format::Shape::Corrupt
+    {
         eprintln!(
             "error: the secret starts with `sgs_` but is not a valid scopegate secret (length, \
              characters or checksum); the gateway refuses such secrets: pick another"
@@ -191,7 +193,7 @@ fn hash(argon2: bool) -> ExitCode {
     }
     println!(
         "{}",
-        crate::model::SecretHash::of_secret(secret.as_bytes()).to_stored()
+        crate::domain::model::SecretHash::of_secret(secret.as_bytes()).to_stored()
     );
     ExitCode::SUCCESS
 }

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::cli::notifier::{self, NotifyMetrics};
 use crate::config;
-use crate::notify::{self, NotifyMetrics};
 
 #[derive(clap::Args, Debug)]
 pub struct NotifyArgs {
@@ -50,7 +50,7 @@ pub fn run(a: NotifyArgs) -> ExitCode {
     let metrics = NotifyMetrics::register(&prometheus::Registry::new());
     if !a.once {
         crate::cli::serve::init_tracing(crate::config::LogFormat::Text);
-        if let Err(e) = notify::spawn_periodic(config::absolute(&a.config), metrics) {
+        if let Err(e) = notifier::spawn_periodic(config::absolute(&a.config), metrics) {
             eprintln!("error: cannot start the notifier: {e}");
             return ExitCode::FAILURE;
         }
@@ -59,7 +59,7 @@ pub fn run(a: NotifyArgs) -> ExitCode {
         }
     }
     let now = now.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp());
-    match notify::run_blocking(notify::run_pass(&config, &metrics, now, false)) {
+    match notifier::run_blocking(notifier::run_pass(&config, &metrics, now, false)) {
         Ok(Ok(r)) => {
             println!("notifications: {} sent, {} failed", r.sent, r.failed);
             if r.failed == 0 {

@@ -31,7 +31,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use crate::usage::{ScopeRecord, TokenRecord, UsageState, STATE_VERSION};
+use crate::gateway::usage::{ScopeRecord, TokenRecord, UsageState, STATE_VERSION};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_ANSWER: usize = 64 << 20;
@@ -108,7 +108,7 @@ impl Prometheus {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         connector.enforce_http(false);
-        let tls = crate::tls::client_config(&crate::tls::UpstreamTls::default())
+        let tls = crate::gateway::tls::client_config(&crate::gateway::tls::UpstreamTls::default())
             .map_err(|e| e.to_string())?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)

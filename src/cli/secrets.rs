@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::secret_format;
+use crate::domain::secret_format;
 
 /// `SG` + 32 base62 characters (about 190 bits), as SPEC §1 describes.
 pub fn new_sid() -> std::io::Result<String> {

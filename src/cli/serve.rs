@@ -12,9 +12,9 @@ use super::LogFormatArg;
 use crate::config::{self, Config, LogFormat};
 pub use crate::gateway::signals::Termination;
 
-/// Sets up `tracing` (see [`crate::logging`]).
+/// Sets up `tracing` (see [`crate::gateway::logging`]).
 pub fn init_tracing(format: LogFormat) {
-    crate::logging::init(format);
+    crate::gateway::logging::init(format);
 }
 
 pub fn log_format(arg: Option<LogFormatArg>, config: Option<LogFormat>) -> LogFormat {
@@ -159,15 +159,15 @@ pub async fn serve_bound(
     let shared = crate::build_shared(config);
     if notifications {
         // Its own thread: deliveries and state writes never touch the workers.
-        let metrics = crate::notify::NotifyMetrics::register(&shared.metrics.registry);
-        if let Err(e) = crate::notify::spawn_periodic(config_path.clone(), metrics) {
+        let metrics = crate::cli::notifier::NotifyMetrics::register(&shared.metrics.registry);
+        if let Err(e) = crate::cli::notifier::spawn_periodic(config_path.clone(), metrics) {
             eprintln!("scopegate: cannot start the notifier: {e}");
             return ExitCode::FAILURE;
         }
     }
     // Watches are in place before the listeners serve, so no change after start-up is
     // missed.
-    let reloader = crate::reload::spawn_watchers(shared.clone(), config_path);
+    let reloader = crate::gateway::reload::spawn_watchers(shared.clone(), config_path);
     let running = match crate::start_workers(shared.clone(), main, admin, workers) {
         Ok(r) => r,
         Err(e) => {

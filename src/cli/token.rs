@@ -2,7 +2,7 @@
 //!
 //! `create`, `update`, `reset`, `disable`, `enable` and `delete` are each one locked
 //! read-modify-write of the tokens file ([`store::Store::transact`]): the edit is a
-//! comment-preserving text splice ([`crate::yamlsrc::TokensDoc`], located with yaml-rust2
+//! comment-preserving text splice ([`crate::config::yamlsrc::TokensDoc`], located with yaml-rust2
 //! spans and verified by re-parsing), the result is validated with every rule of
 //! `config::load_from_sources` before anything is written, and the write is atomic. The
 //! running gateway picks the new file up through its reload.
@@ -25,8 +25,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::adminlog::Actor;
 use crate::config::Settings;
+use crate::gateway::adminlog::Actor;
 #[cfg(test)]
 use ops::{merge_scopes, render_rate, render_scope_list, rfc3339};
 use ops::{not_found, now_utc};
@@ -101,13 +101,16 @@ pub fn parse_scope(s: &str) -> Result<ScopeArg, String> {
     for m in methods.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         // On the command line case does not matter: `get` is GET, `READ` is `read`.
         let lower = m.to_ascii_lowercase();
-        let name = if crate::shorthand::is_shorthand(&lower) {
+        let name = if crate::domain::shorthand::is_shorthand(&lower) {
             lower
         } else {
             m.to_ascii_uppercase()
         };
-        if crate::shorthand::expand(&name).is_none() {
-            return Err(format!("unknown method `{m}` ({})", crate::shorthand::HINT));
+        if crate::domain::shorthand::expand(&name).is_none() {
+            return Err(format!(
+                "unknown method `{m}` ({})",
+                crate::domain::shorthand::HINT
+            ));
         }
         if !out.contains(&name) {
             out.push(name);
@@ -125,7 +128,7 @@ pub fn parse_scope(s: &str) -> Result<ScopeArg, String> {
 }
 
 pub fn parse_grace(s: &str) -> Result<Duration, String> {
-    let d = crate::duration::parse(s).map_err(|e| e.to_string())?;
+    let d = crate::domain::duration::parse(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be longer than zero (leave --grace out to revoke at once)".into());
     }
@@ -150,7 +153,7 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
 
 /// An `allowed_ips` entry, checked as validation will check it, in canonical form.
 fn parse_allowed_ip(s: &str) -> Result<String, String> {
-    crate::netaddr::parse_cidr(s).map(|net| net.to_string())
+    crate::domain::netaddr::parse_cidr(s).map(|net| net.to_string())
 }
 
 #[derive(clap::Args, Debug)]
@@ -444,8 +447,8 @@ fn show(a: ShowArgs) -> Result<(), Fail> {
 
 fn history(a: ShowArgs) -> Result<(), Fail> {
     let store = Store::open(&a.config.config)?;
-    let log = crate::adminlog::path(&store.settings);
-    let (entries, skipped) = crate::adminlog::read(&store.settings, Some(&a.sid))
+    let log = crate::gateway::adminlog::path(&store.settings);
+    let (entries, skipped) = crate::gateway::adminlog::read(&store.settings, Some(&a.sid))
         .map_err(|e| fail(format!("cannot read the admin log {}: {e}", log.display())))?;
     if skipped > 0 {
         eprintln!(
@@ -624,8 +627,8 @@ fn delete(a: DeleteArgs) -> Result<(), Fail> {
 
 /// Tells the token's contacts about a change just written by `token scan --disable` (when
 /// `notifications:` is configured): queues the event, then one delivery attempt.
-fn notify_contacts(store: &Store, kind: crate::notify::EventKind, t: &view::TokenView) {
-    let token = crate::notify::TokenRef {
+fn notify_contacts(store: &Store, kind: crate::cli::notifier::EventKind, t: &view::TokenView) {
+    let token = crate::cli::notifier::TokenRef {
         sid: &t.sid,
         account: &t.account,
         name: &t.name,
@@ -633,7 +636,7 @@ fn notify_contacts(store: &Store, kind: crate::notify::EventKind, t: &view::Toke
         developer_emails: &t.developer_emails,
         expires_at: t.expires_at.clone(),
     };
-    match crate::notify::queue(&store.settings, kind, &token) {
+    match crate::cli::notifier::queue(&store.settings, kind, &token) {
         Ok(false) => {}
         Ok(true) => deliver_notifications(store),
         Err(e) => eprintln!("warning: the contacts were not notified: {e}"),
@@ -647,7 +650,7 @@ fn deliver_notifications(store: &Store) {
     if store.settings.notifications.is_none() {
         return;
     }
-    match crate::notify::deliver_outbox(&store.config_path) {
+    match crate::cli::notifier::deliver_outbox(&store.config_path) {
         Ok(r) if r.failed == 0 => {
             if r.sent > 0 {
                 eprintln!("Notified the token's contacts ({} deliveries).", r.sent);

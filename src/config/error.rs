@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::yamlsrc::spans::SpanIndex;
+use crate::config::yamlsrc::spans::SpanIndex;
 
 /// One problem in one configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]

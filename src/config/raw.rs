@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{TokenKind, TokenStatus};
+use crate::domain::model::{TokenKind, TokenStatus};
 
 /// A duration as written. A bare number (`30`) is taken as its text, so that validation
 /// says "no unit: write 30s" with the field's name instead of a type error without one.

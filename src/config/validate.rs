@@ -15,9 +15,9 @@ use super::raw::{
     RawRateLimit, RawScope, RawTimeouts, RawToken, RawUsage,
 };
 use super::settings::*;
-use crate::bruteforce::BruteForceSettings;
-use crate::model::{method_index, MethodSet, SecretHash, TokenKind, TokenStatus};
-use crate::scope::pattern::parse_pattern;
+use crate::domain::bruteforce::BruteForceSettings;
+use crate::domain::model::{method_index, MethodSet, SecretHash, TokenKind, TokenStatus};
+use crate::domain::scope::pattern::parse_pattern;
 
 pub const DEFAULT_MAX_ACTIVE_TOKENS: usize = 20;
 
@@ -279,7 +279,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         strip_request_headers: strip_request_headers(sink, raw.strip_request_headers),
         set_forwarded: raw.set_forwarded.unwrap_or(false),
         set_x_real_ip: raw.set_x_real_ip.unwrap_or(false),
-        target_options: crate::scope::TargetOptions {
+        target_options: crate::domain::scope::TargetOptions {
             refuse_non_ascii: raw.refuse_non_ascii_paths.unwrap_or(false),
         },
         timeouts,
@@ -300,8 +300,8 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
 fn strip_request_headers(
     sink: &mut ErrorSink<'_>,
     raw: Option<Vec<String>>,
-) -> crate::owned_headers::StripList {
-    let mut list = crate::owned_headers::StripList::default();
+) -> crate::domain::owned_headers::StripList {
+    let mut list = crate::domain::owned_headers::StripList::default();
     for (i, entry) in raw.unwrap_or_default().iter().enumerate() {
         if let Err(message) = list.add(entry) {
             sink.push(
@@ -656,11 +656,15 @@ fn token(
 }
 
 /// An `allowed_ips` or `trusted_proxies` list: CIDRs or bare addresses (see
-/// [`crate::netaddr::parse_cidr`]), every bad entry reported.
-fn address_list(sink: &mut ErrorSink<'_>, field: &str, list: &[String]) -> crate::netaddr::CidrSet {
+/// [`crate::domain::netaddr::parse_cidr`]), every bad entry reported.
+fn address_list(
+    sink: &mut ErrorSink<'_>,
+    field: &str,
+    list: &[String],
+) -> crate::domain::netaddr::CidrSet {
     let mut nets = Vec::with_capacity(list.len());
     for (i, entry) in list.iter().enumerate() {
-        match crate::netaddr::parse_cidr(entry) {
+        match crate::domain::netaddr::parse_cidr(entry) {
             Ok(net) => nets.push(net),
             Err(why) => sink.push(
                 &format!("{field}[{i}]"),
@@ -670,7 +674,7 @@ fn address_list(sink: &mut ErrorSink<'_>, field: &str, list: &[String]) -> crate
             ),
         }
     }
-    crate::netaddr::CidrSet::new(nets)
+    crate::domain::netaddr::CidrSet::new(nets)
 }
 
 /// The `rate_limit` and `quota` written on scope entries, by API. Two entries for one API
@@ -780,7 +784,7 @@ pub(crate) fn scopes(
         }
         let mut methods = MethodSet::EMPTY;
         for (j, m) in scope.methods.iter().enumerate() {
-            match crate::shorthand::expand(m) {
+            match crate::domain::shorthand::expand(m) {
                 Some(names) => {
                     for idx in names.iter().filter_map(|n| method_index(n)) {
                         methods.grant(idx);
@@ -789,7 +793,7 @@ pub(crate) fn scopes(
                 None => sink.push(
                     &format!("{sfield}.methods[{j}]"),
                     format!("unknown method `{m}`"),
-                    crate::shorthand::HINT,
+                    crate::domain::shorthand::HINT,
                 ),
             }
         }
@@ -939,7 +943,7 @@ pub fn duration_or(
 ) -> Duration {
     match value {
         None => default,
-        Some(v) => match crate::duration::parse(v) {
+        Some(v) => match crate::domain::duration::parse(v) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
                 sink.push(

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::netaddr::{canonical, CidrSet};
+use crate::domain::netaddr::{canonical, CidrSet};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -122,7 +122,7 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netaddr::parse_cidr;
+    use crate::domain::netaddr::parse_cidr;
 
     fn trusted(list: &[&str]) -> CidrSet {
         CidrSet::new(list.iter().map(|e| parse_cidr(e).unwrap()))

@@ -166,7 +166,9 @@ pub fn authenticate<'p, R>(
     now_unix: i64,
 ) -> Result<(&'p Token<R>, SecretUsed), Denial<'p, R>> {
     let deny = |token, reason| Denial::Credentials { token, reason };
-    if crate::secret_format::shape(creds.secret()) == crate::secret_format::Shape::Corrupt {
+    if crate::domain::secret_format::shape(creds.secret())
+        == crate::domain::secret_format::Shape::Corrupt
+    {
         return Err(deny(None, CredentialFailure::BadChecksum));
     }
     let Some(token) = policy.tokens.get(creds.sid()) else {

@@ -5,7 +5,7 @@ use http::header::{self, HeaderMap};
 use http::uri::Authority;
 use http::{Method, Uri, Version};
 
-use crate::model::method_index;
+use crate::domain::model::method_index;
 
 /// Why a request is refused with 400 before anything else is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +143,7 @@ pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, out: &mut Vec<
     // Matched with `_` read as `-`: CGI-style stacks expose `X_HTTP_Method_Override` as the
     // same variable as `X-HTTP-Method-Override`, so both must be authorized.
     for (name, v) in headers {
-        if OVERRIDE_HEADERS.contains(&&*crate::owned_headers::dashed(name.as_str())) {
+        if OVERRIDE_HEADERS.contains(&&*crate::domain::owned_headers::dashed(name.as_str())) {
             let m = v.to_str().ok().map(str::trim).and_then(method_index);
             out.push(m);
         }

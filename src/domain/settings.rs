@@ -10,9 +10,9 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use time::OffsetDateTime;
 
-use crate::model::{MethodSet, SecretHash, TokenKind, TokenStatus};
-use crate::scope::catalog::ApiId;
-use crate::scope::pattern::Pattern;
+use crate::domain::model::{MethodSet, SecretHash, TokenKind, TokenStatus};
+use crate::domain::scope::catalog::ApiId;
+use crate::domain::scope::pattern::Pattern;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -130,18 +130,18 @@ pub struct Settings {
     pub invalid_credentials_status: http::StatusCode,
     pub forward_authorization: bool,
     /// Operator additions to the gateway-owned header table (`strip_request_headers:`).
-    pub strip_request_headers: crate::owned_headers::StripList,
+    pub strip_request_headers: crate::domain::owned_headers::StripList,
     pub set_forwarded: bool,
     pub set_x_real_ip: bool,
     /// Stricter request-target rules (`refuse_non_ascii_paths:`).
-    pub target_options: crate::scope::TargetOptions,
+    pub target_options: crate::domain::scope::TargetOptions,
     pub timeouts: Timeouts,
     pub limits: Limits,
-    pub bruteforce: crate::bruteforce::BruteForceSettings,
+    pub bruteforce: crate::domain::bruteforce::BruteForceSettings,
     /// `admin.users`; empty turns the admin API and console off (404).
     pub admin_users: Vec<crate::domain::admin::AdminUser>,
     /// Peers whose `X-Forwarded-For` is read (see `client_addr`); empty: none.
-    pub trusted_proxies: crate::netaddr::CidrSet,
+    pub trusted_proxies: crate::domain::netaddr::CidrSet,
     /// The main listener expects a PROXY protocol header first. Read at start only.
     pub proxy_protocol: bool,
     /// `usage.backend: redis`: the fleet-wide usage record. Read at start only.
@@ -187,7 +187,7 @@ pub struct TokenSpec {
     pub shadow_scopes: Option<Vec<ScopeGrant>>,
     pub rate_limit: Option<RateLimit>,
     /// The client addresses the token may be used from; `None`: any address.
-    pub allowed_ips: Option<crate::netaddr::CidrSet>,
+    pub allowed_ips: Option<crate::domain::netaddr::CidrSet>,
     /// The token's own quota (all its requests).
     pub quota: Option<crate::domain::backends::Quota>,
     /// Per-scope overrides, sorted by API: a scope's `rate_limit` replaces the token's

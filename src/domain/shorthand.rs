@@ -2,7 +2,7 @@
 //! and `all` (SPEC §11). One expansion, used by `tokens.yaml` validation, the `--scope`
 //! flag, `token show` and the admin API, so a name means the same thing everywhere.
 
-use crate::model::{method_index, MethodSet, KNOWN_METHODS};
+use crate::domain::model::{method_index, MethodSet, KNOWN_METHODS};
 
 /// The shorthands, lower-case so they never clash with a method (methods are upper-case).
 pub const SHORTHANDS: [(&str, &[&str]); 3] = [

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::body::{BodyError, GatewayBody};
+use crate::gateway::body::{BodyError, GatewayBody};
 
 /// The longest user agent logged, in characters; longer ones are cut with `...`.
 pub const MAX_USER_AGENT: usize = 200;
@@ -70,7 +70,7 @@ impl AccessRecord {
             token: String::new(),
             account: String::new(),
             api: String::new(),
-            method: crate::model::method_label(req.method()),
+            method: crate::domain::model::method_label(req.method()),
             path: printable(req.uri().path().as_bytes(), MAX_PATH),
             status: 0,
             decision: "",

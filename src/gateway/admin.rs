@@ -1,5 +1,5 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz` and `/generation`, plus the admin
-//! API and console ([`crate::console`]) when admin users are configured. It never serves
+//! API and console ([`crate::gateway::console`]) when admin users are configured. It never serves
 //! proxied traffic and is meant to stay on a private address.
 
 use std::convert::Infallible;
@@ -15,8 +15,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::proxy::Shared;
-use crate::response::text;
+use crate::gateway::proxy::Shared;
+use crate::gateway::response::text;
 
 /// Whether the gateway should receive traffic: false once draining has begun, so a load
 /// balancer stops sending new requests before the listener closes.
@@ -91,7 +91,7 @@ pub async fn serve_admin(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let console = Arc::new(crate::console::Console::default());
+    let console = Arc::new(crate::gateway::console::Console::default());
     log_console_state(&shared, &listener);
     loop {
         let (stream, peer) = tokio::select! {
@@ -114,8 +114,10 @@ pub async fn serve_admin(
                 let ready = ready.clone();
                 let console = console.clone();
                 async move {
-                    if crate::console::owns(req.uri().path()) {
-                        let resp = crate::console::handle(&console, &shared, req, peer.ip()).await;
+                    if crate::gateway::console::owns(req.uri().path()) {
+                        let resp =
+                            crate::gateway::console::handle(&console, &shared, req, peer.ip())
+                                .await;
                         return Ok::<_, Infallible>(resp);
                     }
                     Ok(route(&shared, &ready, &req))

@@ -16,10 +16,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 
-use crate::body::RequestBody;
 use crate::config::UpstreamSpec;
-use crate::owned_headers::{self, StripList};
-use crate::tls::{TlsError, UpstreamTls};
+use crate::domain::owned_headers::{self, StripList};
+use crate::gateway::body::RequestBody;
+use crate::gateway::tls::{TlsError, UpstreamTls};
 
 /// The pooled upstream client (http and https), built at start-up and shared.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
@@ -32,7 +32,7 @@ pub fn client(connect_timeout: Duration, tls: &UpstreamTls) -> Result<UpstreamCl
     connector.set_nodelay(true);
     connector.enforce_http(false);
     let https = HttpsConnectorBuilder::new()
-        .with_tls_config(crate::tls::client_config(tls)?)
+        .with_tls_config(crate::gateway::tls::client_config(tls)?)
         .https_or_http()
         .enable_http1()
         .wrap_connector(connector);

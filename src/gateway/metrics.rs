@@ -281,7 +281,7 @@ impl Metrics {
                 &["reason"],
             ),
         );
-        for reason in crate::proxy_protocol::ProxyHeaderError::LABELS {
+        for reason in crate::gateway::proxy_protocol::ProxyHeaderError::LABELS {
             proxy_protocol_rejected.with_label_values(&[reason]);
         }
         let secret_checksum_failures = build(

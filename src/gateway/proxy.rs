@@ -14,23 +14,23 @@ use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::access_log::{AccessRecord, Logged};
-use crate::auth;
-use crate::body::{BodyError, RequestBody};
-use crate::bruteforce::AddressThrottle;
-use crate::client_addr::{self, ClientAddr};
-use crate::decision::{self, Allowed, Ask, Denial, SecretUsed};
+use crate::domain::auth;
+use crate::domain::bruteforce::AddressThrottle;
 use crate::domain::classify::{self, Classified};
+use crate::domain::client_addr::{self, ClientAddr};
+use crate::domain::decision::{self, Allowed, Ask, Denial, SecretUsed};
+use crate::domain::model::{method_index, method_label};
+use crate::domain::ratelimit::{self, RateLimitBackend, RateOutcome, TokenLimiter};
 use crate::domain::settings::Settings;
-use crate::forward::{self, Identity, UpstreamClient};
+use crate::gateway::access_log::{AccessRecord, Logged};
+use crate::gateway::body::{BodyError, RequestBody};
 use crate::gateway::clock::unix_now;
+use crate::gateway::forward::{self, Identity, UpstreamClient};
+use crate::gateway::metrics::{DecisionLabel, Metrics, NO_API};
 use crate::gateway::refused::{self, Refused, Throttle};
-use crate::metrics::{DecisionLabel, Metrics, NO_API};
-use crate::model::{method_index, method_label};
-use crate::policy::{Policy, Token};
-use crate::ratelimit::{self, RateLimitBackend, RateOutcome, TokenLimiter};
-use crate::response::{refusal, GatewayBody, Refusal};
-use crate::runtime::{RuntimeRegistry, TokenRuntime};
+use crate::gateway::response::{refusal, GatewayBody, Refusal};
+use crate::gateway::runtime::{RuntimeRegistry, TokenRuntime};
+use crate::gateway::snapshot::{Policy, Token};
 
 /// State shared by every connection.
 pub struct Shared {
@@ -43,14 +43,14 @@ pub struct Shared {
     pub rate_limits: Option<Box<dyn RateLimitBackend>>,
     /// Quota counting (on the rate-limit backend's Redis); `None` without Redis, where
     /// validation refuses quotas.
-    pub quotas: Option<crate::quota::QuotaBackend>,
+    pub quotas: Option<crate::gateway::quota::QuotaBackend>,
     /// The fleet usage record's writer (`usage.backend: redis`).
-    pub usage_writer: Option<crate::usage_redis::UsageWriter>,
+    pub usage_writer: Option<crate::gateway::usage_redis::UsageWriter>,
     pub addresses: AddressThrottle,
     /// Clients for upstreams with their own TLS settings (private CA, client certificate).
-    pub tls_clients: dashmap::DashMap<crate::tls::UpstreamTls, UpstreamClient>,
+    pub tls_clients: dashmap::DashMap<crate::gateway::tls::UpstreamTls, UpstreamClient>,
     /// The listener's certificate, when TLS is on; replaced on reload.
-    pub cert_store: std::sync::OnceLock<Arc<crate::tls::CertStore>>,
+    pub cert_store: std::sync::OnceLock<Arc<crate::gateway::tls::CertStore>>,
     /// Process-unique id, keying the per-thread upstream clients.
     pub id: u64,
     pub connect_timeout: std::time::Duration,
@@ -83,8 +83,11 @@ impl Shared {
             if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
                 return Some(client.clone());
             }
-            let client =
-                forward::client(self.connect_timeout, &crate::tls::UpstreamTls::default()).ok()?;
+            let client = forward::client(
+                self.connect_timeout,
+                &crate::gateway::tls::UpstreamTls::default(),
+            )
+            .ok()?;
             clients.push((self.id, client.clone()));
             Some(client)
         });
@@ -99,7 +102,7 @@ impl Shared {
     pub fn prepare_clients(
         &self,
         settings: &crate::config::Settings,
-    ) -> Result<(), crate::tls::TlsError> {
+    ) -> Result<(), crate::gateway::tls::TlsError> {
         for up in &settings.upstreams {
             if up.tls.is_default() || self.tls_clients.contains_key(&up.tls) {
                 continue;
@@ -121,14 +124,14 @@ pub struct ConnInfo {
     pub forwarded_for: http::HeaderValue,
     /// One flag per HTTP/1.1 request head: did it carry both `Content-Length` and
     /// `Transfer-Encoding` (which hyper resolves before the service sees it)?
-    pub framing: Option<Arc<crate::framing::FramingFlags>>,
+    pub framing: Option<Arc<crate::gateway::framing::FramingFlags>>,
 }
 
 impl ConnInfo {
     /// `remote` is the connection's peer: the TCP peer, or the source address of the
     /// connection's PROXY protocol header.
     pub fn new(remote: SocketAddr, tls: bool) -> ConnInfo {
-        let ip = crate::netaddr::canonical(remote.ip());
+        let ip = crate::domain::netaddr::canonical(remote.ip());
         let forwarded_for = http::HeaderValue::from_str(&ip.to_string())
             .unwrap_or(http::HeaderValue::from_static("unknown"));
         ConnInfo {
@@ -173,14 +176,14 @@ struct Admitted<'p, 'r> {
     /// The limiter the request was counted on and its outcome, for the response fields.
     limiter: LimiterRef<'p>,
     rate: RateOutcome,
-    quota_states: Vec<crate::quota::QuotaState>,
+    quota_states: Vec<crate::gateway::quota::QuotaState>,
 }
 
 /// The rate limiter a request took from: the token's (loaded per request, as a reload may
 /// swap it) or its scope's own.
 enum LimiterRef<'p> {
     Token(Arc<TokenLimiter>),
-    Scope(&'p crate::runtime::ScopeLimiter),
+    Scope(&'p crate::gateway::runtime::ScopeLimiter),
 }
 
 impl std::ops::Deref for LimiterRef<'_> {
@@ -274,7 +277,7 @@ pub async fn handle(
         decision,
     );
     if let Some(r) = record.as_mut() {
-        let unknown = crate::metrics::UNKNOWN;
+        let unknown = crate::gateway::metrics::UNKNOWN;
         r.token = ctx
             .token
             .map_or(unknown, |t| t.spec.sid.as_str())
@@ -485,7 +488,14 @@ async fn limit<'p>(
     shared: &Shared,
     ctx: &Ctx<'p>,
     allowed: &Allowed<'p, TokenRuntime>,
-) -> Result<(LimiterRef<'p>, RateOutcome, Vec<crate::quota::QuotaState>), Refused<'p>> {
+) -> Result<
+    (
+        LimiterRef<'p>,
+        RateOutcome,
+        Vec<crate::gateway::quota::QuotaState>,
+    ),
+    Refused<'p>,
+> {
     let token = allowed.token;
     let scope_limiter = allowed.api.and_then(|a| token.scope_limiter(a));
     let (limiter, bucket) = match scope_limiter {
@@ -512,11 +522,11 @@ async fn limit<'p>(
             headers,
         });
     }
-    match crate::quota_gate::check(shared, token, allowed.api, ctx.api, ctx.now).await {
+    match crate::gateway::quota_gate::check(shared, token, allowed.api, ctx.api, ctx.now).await {
         Ok(states) => Ok((limiter, rate, states)),
         Err(over) => {
             let mut headers = http::HeaderMap::new();
-            crate::quota::set_refusal_headers(&mut headers, over.state.as_ref());
+            crate::gateway::quota::set_refusal_headers(&mut headers, over.state.as_ref());
             Err(Refused::OverQuota {
                 reason: over.reason,
                 headers,
@@ -571,7 +581,7 @@ fn note_allowed(
     };
     record(method_label(req.method()));
     for o in admitted.classified.overrides.iter().flatten() {
-        record(crate::model::KNOWN_METHODS[usize::from(*o)]);
+        record(crate::domain::model::KNOWN_METHODS[usize::from(*o)]);
     }
 }
 
@@ -653,7 +663,7 @@ async fn forward<'p>(
         Ok(Ok(mut resp)) => {
             forward::clean_response(&mut resp);
             ratelimit::set_headers(resp.headers_mut(), &admitted.limiter, admitted.rate);
-            crate::quota::append_headers(resp.headers_mut(), &admitted.quota_states);
+            crate::gateway::quota::append_headers(resp.headers_mut(), &admitted.quota_states);
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                 // Only the WebSocket switch the client asked for is spliced; any other 101
                 // (an upstream answering `h2c` or an unasked upgrade) would hand the client a
@@ -683,7 +693,7 @@ async fn forward<'p>(
         }
         Ok(Err(e)) if BodyError::is_too_large(&e) => Err(Refused::BodyTooLarge),
         Ok(Err(e)) => {
-            let cause = crate::upstream_error::describe(&e);
+            let cause = crate::gateway::upstream_error::describe(&e);
             tracing::warn!(
                 target: "scopegate::upstream",
                 upstream = upstream.name.as_str(),
@@ -705,7 +715,7 @@ async fn forward<'p>(
                 "upstream {} at {} sent no response headers within {}; answered 504",
                 upstream.name,
                 upstream.authority,
-                crate::duration::format(upstream.response_timeout)
+                crate::domain::duration::format(upstream.response_timeout)
             );
             ctx.failed_upstream = Some(upstream);
             Err(Refused::UpstreamTimeout)

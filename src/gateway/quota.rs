@@ -24,7 +24,7 @@ use prometheus::{IntCounter, Registry};
 use redis::Script;
 use time::{Date, Month, OffsetDateTime, Time};
 
-use crate::redis_limit::{OnRedisError, RedisConn};
+use crate::gateway::redis_limit::{OnRedisError, RedisConn};
 
 pub use crate::domain::backends::{Quota, QuotaPeriod};
 

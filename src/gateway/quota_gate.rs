@@ -1,11 +1,11 @@
 //! The request path's quota step: which quotas apply to an allowed request (the token's,
 //! and the scope's for the API it is recorded under) and what to answer when one is used
-//! up. The counting itself is [`crate::quota`]'s.
+//! up. The counting itself is [`crate::gateway::quota`]'s.
 
-use crate::policy::Token;
-use crate::proxy::Shared;
-use crate::quota::{Applicable, QuotaDecision, QuotaState};
-use crate::scope::catalog::ApiId;
+use crate::domain::scope::catalog::ApiId;
+use crate::gateway::proxy::Shared;
+use crate::gateway::quota::{Applicable, QuotaDecision, QuotaState};
+use crate::gateway::snapshot::Token;
 
 /// A request refused by a quota.
 pub struct Refused {

@@ -19,7 +19,7 @@
 //!
 //! The connection handling (lazy connect, per-call timeout, one retry on a dead
 //! connection, skipping Redis while it is down) is [`RedisConn`], which quotas
-//! ([`crate::quota`]) share and the fleet usage record ([`crate::usage_redis`]) reuses.
+//! ([`crate::gateway::quota`]) share and the fleet usage record ([`crate::gateway::usage_redis`]) reuses.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -30,7 +30,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, RedisResult, Script};
 
 use crate::config::RateLimit;
-use crate::ratelimit::{RateCheck, RateLimitBackend, RateOutcome, TokenLimiter};
+use crate::domain::ratelimit::{RateCheck, RateLimitBackend, RateOutcome, TokenLimiter};
 
 pub use crate::domain::backends::{DEFAULT_TIMEOUT, DEFAULT_URL};
 /// Failed calls in a row after which Redis is only probed, not called on every request.

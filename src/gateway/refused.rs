@@ -1,5 +1,5 @@
 //! Every way the request path can refuse a request, as one typed list. A phase returns
-//! `Err(Refused)`; the one exit in [`crate::proxy`] turns it into its response (through
+//! `Err(Refused)`; the one exit in [`crate::gateway::proxy`] turns it into its response (through
 //! [`Refused::kind`]), its metrics and its access-log line (through [`Refused::decision`]
 //! and [`Refused::reason`]). A new reason is one variant here and one line in each match.
 

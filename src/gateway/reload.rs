@@ -22,11 +22,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{self, Config, ConfigErrors, ScopeGrant, Settings, TokenSpec};
+use crate::domain::model::{MethodSet, TokenStatus};
+use crate::gateway::logging::List;
+use crate::gateway::proxy::Shared;
 use crate::gateway::signals::Hangup;
-use crate::logging::List;
-use crate::model::{MethodSet, TokenStatus};
-use crate::policy::Policy;
-use crate::proxy::Shared;
+use crate::gateway::snapshot::Policy;
 
 pub use crate::gateway::clock::unix_now_f64;
 

@@ -8,7 +8,7 @@ use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
-pub use crate::body::GatewayBody;
+pub use crate::gateway::body::GatewayBody;
 
 /// The kinds of response the gateway writes itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,10 +13,10 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use prometheus::{Gauge, IntGauge};
 
-use crate::bruteforce::SidFailures;
 use crate::config::RateLimit;
-use crate::metrics::{Metrics, TokenSeries};
-use crate::ratelimit::{RateOutcome, TokenLimiter};
+use crate::domain::bruteforce::SidFailures;
+use crate::domain::ratelimit::{RateOutcome, TokenLimiter};
+use crate::gateway::metrics::{Metrics, TokenSeries};
 
 /// State of one token that survives reloads.
 pub struct TokenRuntime {
@@ -27,7 +27,7 @@ pub struct TokenRuntime {
     pub limiter: ArcSwap<TokenLimiter>,
     pub failures: SidFailures,
     /// Per-scope usage for `scopegate audit`.
-    pub usage: crate::usage::TokenUsage,
+    pub usage: crate::gateway::usage::TokenUsage,
     /// Created on the token's first rate-limit decision: 100,000 configured tokens
     /// would otherwise mean 200,000 gauge series (and hundreds of megabytes) at start-up.
     rate_gauges: OnceLock<(IntGauge, Gauge)>,
@@ -45,7 +45,7 @@ impl TokenRuntime {
             last_used: AtomicI64::new(0),
             limiter: ArcSwap::from_pointee(TokenLimiter::new(limit)),
             failures: SidFailures::default(),
-            usage: crate::usage::TokenUsage::default(),
+            usage: crate::gateway::usage::TokenUsage::default(),
             rate_gauges: OnceLock::new(),
             scope_limiters: Mutex::new(HashMap::new()),
         }

@@ -18,9 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
-use crate::framing::FramingWatch;
-use crate::proxy::{self, ConnInfo, Shared};
-use crate::proxy_protocol::{self, Prefixed, ProxyHeaderError};
+use crate::gateway::framing::FramingWatch;
+use crate::gateway::proxy::{self, ConnInfo, Shared};
+use crate::gateway::proxy_protocol::{self, Prefixed, ProxyHeaderError};
 
 /// The HTTP settings every client connection gets. Fixed at start-up: changing them
 /// needs a restart (a reload reports that).

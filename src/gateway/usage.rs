@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Metrics;
-use crate::model::{method_index, KNOWN_METHODS};
-use crate::proxy::Shared;
-use crate::runtime::RuntimeRegistry;
+use crate::domain::model::{method_index, KNOWN_METHODS};
+use crate::gateway::metrics::Metrics;
+use crate::gateway::proxy::Shared;
+use crate::gateway::runtime::RuntimeRegistry;
 
 /// File name of the usage record inside `state_dir`.
 pub const STATE_FILE: &str = "usage.json";

@@ -30,9 +30,9 @@ use prometheus::{IntCounter, Registry};
 use redis::aio::ConnectionManager;
 use redis::Script;
 
-use crate::proxy::Shared;
-use crate::redis_limit::RedisConn;
-use crate::usage::{ScopeRecord, TokenRecord, UsageState, STATE_VERSION};
+use crate::gateway::proxy::Shared;
+use crate::gateway::redis_limit::RedisConn;
+use crate::gateway::usage::{ScopeRecord, TokenRecord, UsageState, STATE_VERSION};
 
 pub use crate::domain::backends::{
     DEFAULT_USAGE_INTERVAL as DEFAULT_INTERVAL, DEFAULT_USAGE_TIMEOUT as DEFAULT_TIMEOUT,

@@ -130,7 +130,7 @@ pub const OTHER: Fixture = Fixture {
 };
 
 pub fn hash(secret: &str) -> String {
-    scopegate::model::SecretHash::of_secret(secret.as_bytes()).to_stored()
+    scopegate::domain::model::SecretHash::of_secret(secret.as_bytes()).to_stored()
 }
 
 pub fn gateway_yaml(upstream: SocketAddr, extra: &str) -> String {

@@ -15,7 +15,7 @@ pub(super) fn fleet_usage(
         // Without --now, Prometheus' own clock (a scrape a moment ago is then inside).
         let at = args.now.is_some().then_some(now_unix);
         let (mut state, since) =
-            crate::promql::usage_blocking(url, at, args.stale_after.as_secs())?;
+            crate::cli::promql::usage_blocking(url, at, args.stale_after.as_secs())?;
         cover_configured(&mut state, config, since);
         return Ok(Some((
             url.clone(),
@@ -34,7 +34,7 @@ pub(super) fn fleet_usage(
     else {
         return Ok(None);
     };
-    let (mut state, since) = crate::usage_redis::read_fleet_blocking(redis, now_unix)
+    let (mut state, since) = crate::gateway::usage_redis::read_fleet_blocking(redis, now_unix)
         .map_err(|e| format!("{e} (the fleet usage record; --state FILE reads a replica's own)"))?;
     cover_configured(&mut state, config, since);
     let target = redis::Client::open(redis.url.as_str())

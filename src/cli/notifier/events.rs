@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::settings::NotifySettings;
 use crate::cli::audit::{self, AuditOptions, FailOn, FindingKind};
 use crate::config::{Config, TokenSpec};
-use crate::model::TokenStatus;
-use crate::usage::UsageState;
+use crate::domain::model::TokenStatus;
+use crate::gateway::usage::UsageState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

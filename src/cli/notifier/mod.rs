@@ -263,8 +263,8 @@ pub async fn run_pass(
     let file = StateFile::new(dir);
     let mut events = file.read().map_err(|e| e.to_string())?.outbox;
     if !outbox_only {
-        let usage_path = crate::usage::state_path(dir);
-        let usage = crate::usage::read_state(&usage_path).ok();
+        let usage_path = crate::gateway::usage::state_path(dir);
+        let usage = crate::gateway::usage::read_state(&usage_path).ok();
         let due = events::due(
             config,
             usage.as_ref().map(|u| (usage_path.as_path(), u)),

@@ -3,7 +3,7 @@
 //!
 //! Each (event, channel) pair is a [`Delivery`] moving `sending -> sent`, or `sending ->
 //! failed -> sending ...` until it gives up. Every transition is one locked
-//! read-modify-write with an atomic replace of the file ([`crate::usage::write_atomic`]):
+//! read-modify-write with an atomic replace of the file ([`crate::gateway::usage::write_atomic`]):
 //!
 //! - BEFORE a delivery the pair is claimed (`sending`, with the time), so a second notifier
 //!   running at the same time skips it, and a restart knows an attempt was under way.
@@ -126,7 +126,7 @@ impl StateFile {
         state.prune(now);
         let mut bytes = serde_json::to_vec_pretty(&state).map_err(io::Error::other)?;
         bytes.push(b'\n');
-        crate::usage::write_atomic(&self.path, &bytes)?;
+        crate::gateway::usage::write_atomic(&self.path, &bytes)?;
         Ok(out)
     }
 

@@ -30,7 +30,7 @@ pub type WebhookClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The client for webhook deliveries (system roots for https).
 pub fn client() -> Result<WebhookClient, String> {
-    let tls = crate::tls::client_config(&crate::tls::UpstreamTls::default())
+    let tls = crate::gateway::tls::client_config(&crate::gateway::tls::UpstreamTls::default())
         .map_err(|e| e.to_string())?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);

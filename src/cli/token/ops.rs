@@ -1,6 +1,6 @@
 //! The token operations shared by the CLI and the admin API/console: create, update, reset,
 //! disable/enable and delete, each one locked, validated, atomic transaction of the tokens
-//! file ([`Store::transact`]) followed by an admin-log entry ([`crate::adminlog`]).
+//! file ([`Store::transact`]) followed by an admin-log entry ([`crate::gateway::adminlog`]).
 //!
 //! Nothing here prints: warnings are returned for the caller to show (stderr for the CLI,
 //! the JSON answer or a console banner for the admin listener), and failures carry a
@@ -16,11 +16,11 @@ use zeroize::Zeroizing;
 use super::store::{fail, Fail, FailKind, Store};
 use super::view::{self, scopes_field, str_field, str_list, ScopeView};
 use super::ScopeArg;
-use crate::adminlog::{self, Actor};
+use crate::cli::notifier::EventKind;
+use crate::config::yamlsrc::{flow_map, flow_seq, flow_seq_rendered, quote_scalar, TokensDoc};
 use crate::config::Settings;
-use crate::model::{SecretHash, KNOWN_METHODS};
-use crate::notify::EventKind;
-use crate::yamlsrc::{flow_map, flow_seq, flow_seq_rendered, quote_scalar, TokensDoc};
+use crate::domain::model::{SecretHash, KNOWN_METHODS};
+use crate::gateway::adminlog::{self, Actor};
 
 /// A token to create, with the fields as named in `tokens.yaml`.
 #[derive(Debug, Default, Clone)]
@@ -566,7 +566,7 @@ fn edit_allowed_ips(
     remove: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, Fail> {
-    let canonical = |s: &str| crate::netaddr::parse_cidr(s).map(|net| net.to_string());
+    let canonical = |s: &str| crate::domain::netaddr::parse_cidr(s).map(|net| net.to_string());
     let same = |written: &str, wanted: &str| canonical(written).is_ok_and(|w| w == wanted);
     for r in remove {
         let before = ips.len();
@@ -597,7 +597,7 @@ fn token_view(doc: &TokensDoc, sid: &str) -> Option<view::TokenView> {
 }
 
 /// Queues the lifecycle notification for a change just written, when `notifications:` is
-/// configured (a small durable write; delivery is the caller's [`crate::notify::deliver_outbox`]
+/// configured (a small durable write; delivery is the caller's [`crate::cli::notifier::deliver_outbox`]
 /// or the gateway's periodic pass). The change itself is done: a queueing problem is a warning.
 fn queue_notification(
     store: &Store,
@@ -606,7 +606,7 @@ fn queue_notification(
     warnings: &mut Vec<String>,
 ) {
     let Some(t) = t else { return };
-    let token = crate::notify::TokenRef {
+    let token = crate::cli::notifier::TokenRef {
         sid: &t.sid,
         account: &t.account,
         name: &t.name,
@@ -614,7 +614,7 @@ fn queue_notification(
         developer_emails: &t.developer_emails,
         expires_at: t.expires_at.clone(),
     };
-    if let Err(e) = crate::notify::queue(&store.settings, kind, &token) {
+    if let Err(e) = crate::cli::notifier::queue(&store.settings, kind, &token) {
         warnings.push(format!("the contacts will not be notified: {e}"));
     }
 }

@@ -13,8 +13,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::config::yamlsrc::{EditError, TokensDoc};
 use crate::config::{self, ConfigError, ConfigErrors, Settings};
-use crate::yamlsrc::{EditError, TokensDoc};
 
 /// A failed command: one line for the operator (printed as `error: ...`), and what kind of
 /// failure it is (the admin API answers with the matching status).

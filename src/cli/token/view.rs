@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::config::Settings;
-use crate::usage;
+use crate::gateway::usage;
 
 /// One scope as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,8 +210,12 @@ impl TokenView {
                 .map(|s| {
                     let mut scope = json!({"api": s.api, "methods": s.methods});
                     // Only where a shorthand was written: plain lists keep their shape.
-                    if s.methods.iter().any(|m| crate::shorthand::is_shorthand(m)) {
-                        scope["expanded_methods"] = json!(crate::shorthand::expand_all(&s.methods));
+                    if s.methods
+                        .iter()
+                        .any(|m| crate::domain::shorthand::is_shorthand(m))
+                    {
+                        scope["expanded_methods"] =
+                            json!(crate::domain::shorthand::expand_all(&s.methods));
                     }
                     scope
                 })
@@ -326,7 +330,7 @@ impl TokenView {
             out.push_str("  (none: every request is refused)\n");
         }
         for s in &self.scopes {
-            let methods = crate::shorthand::describe(&s.methods);
+            let methods = crate::domain::shorthand::describe(&s.methods);
             out.push_str(&format!("  {}: {methods}\n", s.api));
         }
         for (api, l) in &self.scope_limits {
@@ -343,7 +347,7 @@ impl TokenView {
                 out.push_str("  (none)\n");
             }
             for s in shadow {
-                let methods = crate::shorthand::describe(&s.methods);
+                let methods = crate::domain::shorthand::describe(&s.methods);
                 out.push_str(&format!("  {}: {methods}\n", s.api));
             }
         }
@@ -387,7 +391,7 @@ pub fn last_used(settings: &Settings) -> HashMap<String, i64> {
     }
     if let Some(redis) = &settings.usage_redis {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        match crate::usage_redis::read_fleet_blocking(redis, now) {
+        match crate::gateway::usage_redis::read_fleet_blocking(redis, now) {
             Ok((state, _)) => merge_last_used(&mut out, &state),
             Err(e) => eprintln!("warning: fleet last-used times unavailable: {e}"),
         }

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::{Import, Skipped};
 use crate::config::{Settings, TokenSpec};
-use crate::model::{method_index, MethodSet, TokenKind};
-use crate::scope::relate::{covers, overlaps};
+use crate::domain::model::{method_index, MethodSet, TokenKind};
+use crate::domain::scope::relate::{covers, overlaps};
 
 /// An operation of the document that no configured pattern covers.
 #[derive(Debug, Clone, PartialEq, Eq)]

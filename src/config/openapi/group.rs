@@ -7,7 +7,7 @@
 //! (`Calls.json` -> `calls`).
 
 use super::document::percent_decode;
-use crate::scope::{Pattern, Segment};
+use crate::domain::scope::{Pattern, Segment};
 
 /// The API name given to untagged operations when grouping by tag.
 pub const UNTAGGED: &str = "default";
@@ -124,7 +124,7 @@ pub fn unique_names(keys: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scope::parse_pattern;
+    use crate::domain::scope::parse_pattern;
 
     #[test]
     fn names_are_valid_and_deterministic() {

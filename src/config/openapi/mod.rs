@@ -9,8 +9,8 @@ pub mod group;
 pub mod render;
 pub mod template;
 
-use crate::model::KNOWN_METHODS;
-use crate::scope::Pattern;
+use crate::domain::model::KNOWN_METHODS;
+use crate::domain::scope::Pattern;
 
 pub use document::Document;
 
@@ -312,7 +312,7 @@ fn overlap_notes(apis: &[ImportedApi], operations: &[Operation]) -> Vec<String> 
     let mut total = 0usize;
     for (i, (a_api, a_text, a)) in entries.iter().enumerate() {
         for (b_api, b_text, b) in &entries[i + 1..] {
-            if a_api == b_api || !crate::scope::relate::overlaps(a, b) {
+            if a_api == b_api || !crate::domain::scope::relate::overlaps(a, b) {
                 continue;
             }
             total += 1;

@@ -105,7 +105,7 @@ fn comment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::import;
+    use crate::config::openapi::import;
 
     #[test]
     fn block_is_yaml_with_comments_that_cannot_inject() {

@@ -7,7 +7,7 @@
 //! one segment, a literal `*`, bytes the gateway refuses in request paths) is refused with a
 //! reason, never widened.
 
-use crate::scope::{canonicalize, parse_pattern, Pattern, TargetError};
+use crate::domain::scope::{canonicalize, parse_pattern, Pattern, TargetError};
 
 /// A template converted to a pattern.
 #[derive(Debug, Clone)]

@@ -279,7 +279,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scope::parse_pattern;
+    use crate::domain::scope::parse_pattern;
 
     fn catalog(patterns: &[(ApiId, &str)]) -> Catalog {
         let mut builder = CatalogBuilder::new();

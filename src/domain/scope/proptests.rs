@@ -16,7 +16,7 @@ use super::{
     canonicalize, parse_pattern, ApiId, Catalog, CatalogBuilder, Pattern, Segment, Target,
     MAX_SEGMENTS,
 };
-use crate::scope::pattern::Affix;
+use crate::domain::scope::pattern::Affix;
 
 const CASES: u32 = 2000;
 

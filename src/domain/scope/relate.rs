@@ -67,7 +67,7 @@ fn segments_overlap(a: &Segment, b: &Segment) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scope::parse_pattern;
+    use crate::domain::scope::parse_pattern;
 
     fn p(s: &str) -> Pattern {
         parse_pattern(s).unwrap_or_else(|e| panic!("{s}: {e}"))

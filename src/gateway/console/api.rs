@@ -12,11 +12,11 @@ use time::OffsetDateTime;
 
 use super::data::{self, blocking};
 use super::{Console, Reply};
-use crate::adminlog::Actor;
 use crate::cli::token::ops;
 use crate::cli::token::store::{fail, Fail, FailKind};
 use crate::cli::token::{parse_grace, parse_rfc3339, parse_scope, ScopeArg};
-use crate::proxy::Shared;
+use crate::gateway::adminlog::Actor;
+use crate::gateway::proxy::Shared;
 
 /// A JSON answer.
 pub fn json_reply(status: StatusCode, body: &Value) -> Reply {
@@ -113,7 +113,7 @@ struct PatchIn {
 fn cidrs(list: &[String]) -> Result<Vec<String>, Fail> {
     list.iter()
         .map(|s| {
-            crate::netaddr::parse_cidr(s)
+            crate::domain::netaddr::parse_cidr(s)
                 .map(|net| net.to_string())
                 .map_err(|e| fail(format!("allowed_ips entry `{s}`: {e}")))
         })

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::bruteforce::{BruteForceSettings, SidFailures};
 use crate::config::admin::AdminUser;
+use crate::domain::bruteforce::{BruteForceSettings, SidFailures};
 
 /// How long a verified credential is trusted without running argon2 again.
 const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -105,7 +105,7 @@ impl AdminAuth {
     pub async fn check(
         &self,
         users: &[AdminUser],
-        throttle: &crate::bruteforce::AddressThrottle,
+        throttle: &crate::domain::bruteforce::AddressThrottle,
         settings: &BruteForceSettings,
         ip: IpAddr,
         name: &str,

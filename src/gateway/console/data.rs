@@ -14,8 +14,8 @@ use crate::cli::audit::{self, AuditOptions, FailOn, Finding, Report};
 use crate::cli::token::ops::fail_kind;
 use crate::cli::token::store::{Fail, FailKind, Store};
 use crate::cli::token::view::{self, TokenView};
-use crate::proxy::Shared;
-use crate::usage::{self, ScopeRecord, UsageState};
+use crate::gateway::proxy::Shared;
+use crate::gateway::usage::{self, ScopeRecord, UsageState};
 
 /// Runs blocking work (file I/O, locks, fsync) off the async threads.
 pub async fn blocking<T: Send + 'static>(
@@ -60,7 +60,7 @@ pub async fn write<T: Send + 'static>(
     .await?;
     let running = shared.policy.load().settings.clone();
     let config_path = running.config_path.clone();
-    crate::reload::run_reload(shared, &config_path, &running, "admin api")
+    crate::gateway::reload::run_reload(shared, &config_path, &running, "admin api")
         .await
         .map_err(|e| {
             fail_kind(
@@ -76,7 +76,7 @@ pub async fn write<T: Send + 'static>(
         // Lifecycle events (disable, reset, delete) were queued by the operation; deliver
         // them now, off the answer's path. What fails stays queued for the periodic pass.
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = crate::notify::deliver_outbox(&config_path) {
+            if let Err(e) = crate::cli::notifier::deliver_outbox(&config_path) {
                 tracing::warn!(error = %e, "notifications after an admin change were not delivered");
             }
         });

@@ -29,7 +29,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::proxy::Shared;
+use crate::gateway::proxy::Shared;
 
 /// The largest request body the admin API and console read.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -236,7 +236,7 @@ async fn api_request(console: &Console, shared: &Arc<Shared>, req: Incoming2) ->
             "Basic realm=\"scopegate admin\", charset=\"UTF-8\"",
         )
     };
-    let creds = match crate::auth::parse_basic(&req.headers) {
+    let creds = match crate::domain::auth::parse_basic(&req.headers) {
         Ok(c) => c,
         Err(_) => return unauthorized("admin credentials required (HTTP Basic)"),
     };
@@ -278,7 +278,7 @@ async fn api_request(console: &Console, shared: &Arc<Shared>, req: Incoming2) ->
 }
 
 /// 429 for a throttled admin login.
-pub fn throttled(is_api: bool, s: &crate::bruteforce::BruteForceSettings) -> Reply {
+pub fn throttled(is_api: bool, s: &crate::domain::bruteforce::BruteForceSettings) -> Reply {
     let msg = "too many failed admin logins; try again later";
     let reply = if is_api {
         api::error_reply(StatusCode::TOO_MANY_REQUESTS, "throttled", msg)

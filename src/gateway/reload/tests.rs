@@ -1,11 +1,11 @@
 use super::*;
 use crate::config::RateLimit;
-use crate::model::{SecretHash, TokenKind};
+use crate::domain::model::{SecretHash, TokenKind};
 
 fn methods(list: &[&str]) -> MethodSet {
     let mut set = MethodSet::EMPTY;
     for m in list {
-        set.grant(crate::model::method_index(m).expect("known method"));
+        set.grant(crate::domain::model::method_index(m).expect("known method"));
     }
     set
 }

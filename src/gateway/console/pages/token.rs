@@ -29,7 +29,7 @@ pub(super) fn catalog(shared: &Shared) -> (Vec<CatalogApi>, Vec<String>) {
 /// The last use of a granted method (a GET grant covers HEAD; a shorthand such as `read`
 /// covers the methods it expands to).
 pub(super) fn used_at(insight: Option<&Insight>, api: &str, method: &str) -> Option<i64> {
-    let covered = crate::shorthand::expand(method).unwrap_or(&[]);
+    let covered = crate::domain::shorthand::expand(method).unwrap_or(&[]);
     insight?
         .usage
         .iter()
