@@ -1,41 +1,34 @@
 //! scopegate: a reverse-proxy gateway that enforces scoped API tokens.
 //!
-//! A request travels in a straight line, one step per module:
+//! # Map
 //!
-//! - [`server`]: accepts connections, applies connection limits and timeouts, drains on shutdown;
-//!   [`proxy_protocol`] reads a load balancer's PROXY header first when configured.
-//! - [`client_addr`]: the client address (peer, or `X-Forwarded-For` behind
-//!   `trusted_proxies`) that `allowed_ips` and the throttle judge; [`netaddr`] the CIDR lists.
-//! - [`proxy`]: the per-request service; loads the policy snapshot once and runs the phases.
-//! - [`request`]: framing, `Host` and method-override checks made before authentication.
-//! - [`scope`]: request-target canonicalization ([`scope::target`]) and the compiled
-//!   catalog matcher ([`scope::catalog`]).
-//! - [`auth`]: strict HTTP Basic parsing; [`model`]: methods, statuses, secret hashes;
-//!   [`shorthand`]: the `read`/`write`/`all` method shorthands of scopes.
-//! - [`decision`]: authenticate and authorize, pure; shared with `scopegate explain`.
-//! - [`forward`]: request/response rewriting and the pooled upstream client; [`owned_headers`]:
-//!   the table of routing and identity headers a client may not send.
-//! - [`response`]: every response the gateway makes up itself.
-//! - [`access_log`]: the access-log line, written when the response body is done;
-//!   [`upstream_error`] says in plain words why an upstream exchange failed.
+//! Four modules, each depending only on the ones below it:
+//! [`cli`] -> [`gateway`] -> [`config`] -> [`domain`].
 //!
-//! Around it: [`config`] (files -> validated settings, all errors at once; [`duration`] is
-//! the one duration grammar), [`policy`] (the
-//! immutable snapshot a request borrows), [`runtime`] (per-token state that survives
-//! reloads), [`reload`] (file watch + SIGHUP -> validate -> swap), [`metrics`] and
-//! [`admin`] (Prometheus registry and the admin listener), [`console`] (the admin API and
-//! web console on that listener), [`adminlog`] (who changed which token), [`logging`] (text
-//! or JSON log lines), [`cli`] (the commands; `cli::token::ops` holds the token operations
-//! the CLI and the API share), [`openapi`] (the catalog from an OpenAPI document, drift
-//! checks).
+//! - [`domain`]: the rules, with no I/O (no tokio, hyper, prometheus, notify, redis or
+//!   file access): credentials ([`domain::auth`], [`domain::model`],
+//!   [`domain::secret_format`]), scopes and canonical targets ([`domain::scope`]),
+//!   request classification ([`domain::classify`]), the decision ([`domain::decision`])
+//!   over the policy snapshot ([`domain::policy`]), rate-limit and throttle arithmetic,
+//!   client addresses ([`domain::client_addr`], [`domain::netaddr`]), and the validated
+//!   settings ([`domain::settings`]).
+//! - [`config`]: the files -> domain types, every error at once with file, line, field and
+//!   hint; YAML positions and comment-preserving edits ([`config::yamlsrc`]); catalogs
+//!   from OpenAPI documents ([`config::openapi`]).
+//! - [`gateway`]: the running process. [`gateway::server`] accepts connections and
+//!   hands each request to [`gateway::proxy::handle`], which runs the phases in order
+//!   (classify -> authenticate -> authorize -> limit -> forward), each returning
+//!   `Result<_, Refused>` ([`gateway::refused`]) and filling a per-request context; its
+//!   one exit builds every refusal's response, the metrics and the access-log line.
+//!   Around it: [`gateway::forward`], [`gateway::tls`], [`gateway::reload`] and
+//!   [`gateway::signals`], [`gateway::snapshot`] and [`gateway::runtime`] (state that
+//!   survives reloads), [`gateway::metrics`] and [`gateway::admin`] (with the console),
+//!   Redis-backed limits and quotas, the usage record.
+//! - [`cli`]: the commands (`serve`, `token`, `audit`, `check`, `explain`, `catalog`,
+//!   `demo`, `notify`). `explain` calls the gateway's own classification and decision.
 //!
-//! Fleet-wide state: [`redis_limit`] (the Redis connection and shared rate limits),
-//! [`quota`] (day/month quotas counted in Redis), [`usage`] (each replica's usage record)
-//! and [`usage_redis`] (the fleet's, in Redis), [`promql`] (the fleet's usage read back
-//! from Prometheus for `scopegate audit --prometheus`).
-//!
-//! Token hygiene (SPEC §12): [`secret_format`] (identifiable `sgs_` secrets),
-//! [`token_policy`] (lifetimes) and [`notify`] (telling a token's contacts).
+//! The entry points below build the shared state ([`build_shared`]) and start the gateway
+//! on bound listeners ([`start`], [`start_workers`]); tests bind port 0 and call them.
 
 #![forbid(unsafe_code)]
 
