@@ -3,7 +3,9 @@
 //! # Map
 //!
 //! Four modules, each depending only on the ones below it:
-//! [`cli`] -> [`gateway`] -> [`config`] -> [`domain`].
+//! [`cli`] -> [`gateway`] -> [`config`] -> [`domain`]. One exception is still open: the
+//! admin console (`gateway::console`, `gateway::adminlog`) calls the token operations
+//! under `cli::token` and `cli::audit`.
 //!
 //! - [`domain`]: the rules, with no I/O (no tokio, hyper, prometheus, notify, redis or
 //!   file access): credentials ([`domain::auth`], [`domain::model`],
