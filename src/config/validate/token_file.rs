@@ -1,0 +1,425 @@
+//! Validation of the tokens file: accounts, tokens, their scopes, limits and quotas.
+
+use super::*;
+
+/// Validates `tokens.yaml` against the validated gateway settings.
+pub fn tokens(
+    inputs: Vec<AccountInput>,
+    deleted_sids: Vec<String>,
+    settings: &Settings,
+    sink: &mut ErrorSink<'_>,
+) -> (Vec<AccountSpec>, Vec<TokenSpec>, Vec<String>) {
+    let deleted: HashSet<&str> = deleted_sids.iter().map(String::as_str).collect();
+    let mut accounts = Vec::new();
+    let mut tokens = Vec::new();
+    let mut sid_seen: HashMap<String, String> = HashMap::new();
+    let mut account_seen = HashSet::new();
+
+    for (ai, input) in inputs.into_iter().enumerate() {
+        let afield = format!("accounts[{ai}]");
+        let account = match input.header {
+            Ok((id, name)) => AccountHeader { id, name },
+            Err(e) => {
+                sink.push_serde(&afield, &e);
+                continue;
+            }
+        };
+        if !valid_account_id(&account.id) {
+            sink.push(
+                &format!("{afield}.id"),
+                format!("invalid account id `{}`", account.id),
+                "use letters, digits, `-`, `_` and `.` (it appears in paths and metrics)",
+            );
+        }
+        if !account_seen.insert(account.id.clone()) {
+            sink.push(
+                &format!("{afield}.id"),
+                format!("duplicate account `{}`", account.id),
+                "list each account once and put all its tokens under it",
+            );
+        }
+        let mut active_scoped = 0usize;
+        for (ti, parsed) in input.tokens.into_iter().enumerate() {
+            let tfield = format!("{afield}.tokens[{ti}]");
+            let raw_token: RawToken = match parsed {
+                Ok(t) => t,
+                Err(e) => {
+                    sink.push_serde(&tfield, &e);
+                    continue;
+                }
+            };
+            if let Some(other) = sid_seen.insert(raw_token.sid.clone(), tfield.clone()) {
+                sink.push(
+                    &format!("{tfield}.sid"),
+                    format!("duplicate SID `{}` (also at {other})", raw_token.sid),
+                    "every token needs its own SID; create new tokens with `scopegate token create`",
+                );
+            }
+            if deleted.contains(raw_token.sid.as_str()) {
+                sink.push(
+                    &format!("{tfield}.sid"),
+                    format!(
+                        "SID `{}` was deleted and can never be used again",
+                        raw_token.sid
+                    ),
+                    "create a new token with `scopegate token create`",
+                );
+            }
+            if let Some(t) = token(raw_token, &account.id, &tfield, settings, sink) {
+                if t.status == TokenStatus::Active && t.kind == TokenKind::Scoped {
+                    active_scoped += 1;
+                    if active_scoped == settings.max_active_tokens_per_account + 1 {
+                        sink.push(
+                            &tfield,
+                            format!(
+                                "account `{}` has more than {} active scoped tokens",
+                                account.id, settings.max_active_tokens_per_account
+                            ),
+                            "disable or delete tokens the account no longer needs",
+                        );
+                    }
+                }
+                tokens.push(t);
+            }
+        }
+        accounts.push(AccountSpec {
+            name: account.name.unwrap_or_else(|| account.id.clone()),
+            id: account.id,
+        });
+    }
+    (accounts, tokens, deleted_sids)
+}
+
+pub(super) struct AccountHeader {
+    id: String,
+    name: Option<String>,
+}
+
+pub(super) fn token(
+    raw: RawToken,
+    account: &str,
+    field: &str,
+    settings: &Settings,
+    sink: &mut ErrorSink<'_>,
+) -> Option<TokenSpec> {
+    let errors_before = sink.errors.len();
+    if !valid_sid(&raw.sid) {
+        sink.push(
+            &format!("{field}.sid"),
+            "a SID must be non-empty, without `:`, whitespace or control characters",
+            "generated SIDs look like SG followed by 32 letters and digits",
+        );
+    }
+    let name = raw.name.unwrap_or_default();
+    if name.trim().is_empty() {
+        sink.push(
+            &format!("{field}.name"),
+            "a token needs a name",
+            "name it after the integration that uses it",
+        );
+    }
+    if let Some(contact) = &raw.primary_contact {
+        if !valid_email(contact) {
+            sink.push(
+                &format!("{field}.primary_contact"),
+                format!("`{contact}` is not an email address"),
+                "write it as name@example.com",
+            );
+        }
+    }
+    for (i, email) in raw.developer_emails.iter().enumerate() {
+        if !valid_email(email) {
+            sink.push(
+                &format!("{field}.developer_emails[{i}]"),
+                format!("`{email}` is not an email address"),
+                "write it as name@example.com",
+            );
+        }
+    }
+    if let Some(v) = &raw.api_version {
+        if !settings.api_versions.contains(v) {
+            sink.push(
+                &format!("{field}.api_version"),
+                format!("unknown API version `{v}`"),
+                format!(
+                    "use one of the catalog's api_versions: {}",
+                    names(settings.api_versions.iter())
+                ),
+            );
+        }
+    }
+    let hash = match raw.auth_token_hash.as_deref() {
+        None => {
+            sink.push(
+                &format!("{field}.auth_token_hash"),
+                "missing auth_token_hash",
+                "create tokens with `scopegate token create`, or hash a secret with `scopegate hash`",
+            );
+            None
+        }
+        Some(h) => SecretHash::parse(h)
+            .map_err(|e| {
+                sink.push(
+                    &format!("{field}.auth_token_hash"),
+                    format!("malformed hash: {e}"),
+                    "produce it with `scopegate hash`",
+                )
+            })
+            .ok(),
+    };
+    let previous = match (&raw.previous_auth_token_hash, &raw.previous_valid_until) {
+        (None, None) => None,
+        (Some(h), Some(until)) => {
+            let hash = SecretHash::parse(h)
+                .map_err(|e| {
+                    sink.push(
+                        &format!("{field}.previous_auth_token_hash"),
+                        format!("malformed hash: {e}"),
+                        "produce it with `scopegate hash`",
+                    )
+                })
+                .ok();
+            let until = timestamp(sink, &format!("{field}.previous_valid_until"), until);
+            hash.zip(until)
+        }
+        _ => {
+            sink.push(
+                field,
+                "previous_auth_token_hash and previous_valid_until go together",
+                "set both (as `token reset --grace` does) or neither",
+            );
+            None
+        }
+    };
+    let created_at = raw
+        .created_at
+        .as_deref()
+        .and_then(|s| timestamp(sink, &format!("{field}.created_at"), s));
+    let rotated_at = raw
+        .rotated_at
+        .as_deref()
+        .and_then(|s| timestamp(sink, &format!("{field}.rotated_at"), s));
+    let expires_at = raw
+        .expires_at
+        .as_deref()
+        .and_then(|s| timestamp(sink, &format!("{field}.expires_at"), s));
+    let kind = raw.kind.unwrap_or_default();
+    let granted = scopes(sink, &format!("{field}.scopes"), &raw.scopes, settings);
+    let shadow_scopes = raw
+        .shadow_scopes
+        .as_ref()
+        .map(|s| scopes(sink, &format!("{field}.shadow_scopes"), s, settings));
+    let rate_limit = raw
+        .rate_limit
+        .map(|r| rate_limit(sink, &format!("{field}.rate_limit"), r));
+    let allowed_ips = raw.allowed_ips.as_deref().map(|list| {
+        let afield = format!("{field}.allowed_ips");
+        if list.is_empty() {
+            // It would refuse every request, which `status: disabled` says more clearly.
+            sink.push(
+                &afield,
+                "an empty allowed_ips list would refuse every request",
+                "list CIDRs such as 203.0.113.0/24 or 2001:db8::/48, remove the field to \
+                 allow any address, or disable the token",
+            );
+        }
+        address_list(sink, &afield, list)
+    });
+    let quota = raw
+        .quota
+        .map(|q| quota(sink, &format!("{field}.quota"), q, settings));
+    let scope_limits = scope_limits(sink, &format!("{field}.scopes"), &raw.scopes, settings);
+    for (i, s) in raw.shadow_scopes.iter().flatten().enumerate() {
+        if s.rate_limit.is_some() || s.quota.is_some() {
+            sink.push(
+                &format!("{field}.shadow_scopes[{i}]"),
+                "rate_limit and quota are not used on shadow_scopes",
+                "put limits on the scopes entry; shadow_scopes only count what they would deny",
+            );
+        }
+    }
+
+    if sink.errors.len() > errors_before {
+        return None;
+    }
+    Some(TokenSpec {
+        sid: raw.sid,
+        account: account.to_owned(),
+        name,
+        description: raw.description.unwrap_or_default(),
+        primary_contact: raw.primary_contact.unwrap_or_default(),
+        developer_emails: raw.developer_emails,
+        api_version: raw.api_version,
+        status: raw.status.unwrap_or(TokenStatus::Active),
+        kind,
+        hash: hash?,
+        previous,
+        environment: raw.environment,
+        created_at,
+        rotated_at,
+        expires_at,
+        scopes: granted,
+        shadow_scopes,
+        rate_limit,
+        allowed_ips,
+        quota,
+        scope_limits,
+    })
+}
+
+/// An `allowed_ips` or `trusted_proxies` list: CIDRs or bare addresses (see
+/// [`crate::domain::netaddr::parse_cidr`]), every bad entry reported.
+pub(super) fn address_list(
+    sink: &mut ErrorSink<'_>,
+    field: &str,
+    list: &[String],
+) -> crate::domain::netaddr::CidrSet {
+    let mut nets = Vec::with_capacity(list.len());
+    for (i, entry) in list.iter().enumerate() {
+        match crate::domain::netaddr::parse_cidr(entry) {
+            Ok(net) => nets.push(net),
+            Err(why) => sink.push(
+                &format!("{field}[{i}]"),
+                why,
+                "write an address (203.0.113.7, 2001:db8::7) or a CIDR with a clean network \
+                 part (203.0.113.0/24, 2001:db8::/48)",
+            ),
+        }
+    }
+    crate::domain::netaddr::CidrSet::new(nets)
+}
+
+/// The `rate_limit` and `quota` written on scope entries, by API. Two entries for one API
+/// may not both carry the same kind of limit (which one would apply?).
+pub(super) fn scope_limits(
+    sink: &mut ErrorSink<'_>,
+    field: &str,
+    raw: &[RawScope],
+    settings: &Settings,
+) -> Vec<ScopeLimits> {
+    let mut out: Vec<ScopeLimits> = Vec::new();
+    for (i, scope) in raw.iter().enumerate() {
+        if scope.rate_limit.is_none() && scope.quota.is_none() {
+            continue;
+        }
+        let sfield = format!("{field}[{i}]");
+        // An unknown API is reported by `scopes`.
+        let Some(api) = settings.api_id(&scope.api) else {
+            continue;
+        };
+        let rate = scope
+            .rate_limit
+            .map(|r| rate_limit(sink, &format!("{sfield}.rate_limit"), r));
+        let quota = scope
+            .quota
+            .map(|q| quota(sink, &format!("{sfield}.quota"), q, settings));
+        match out.iter_mut().find(|l| l.api == api) {
+            Some(existing) => {
+                if (rate.is_some() && existing.rate_limit.is_some())
+                    || (quota.is_some() && existing.quota.is_some())
+                {
+                    sink.push(
+                        &sfield,
+                        format!("a second rate_limit or quota for API `{}`", scope.api),
+                        "write each API's limits on one of its scope entries",
+                    );
+                }
+                existing.rate_limit = existing.rate_limit.or(rate);
+                existing.quota = existing.quota.or(quota);
+            }
+            None => out.push(ScopeLimits {
+                api,
+                rate_limit: rate,
+                quota,
+            }),
+        }
+    }
+    out.sort_by_key(|l| l.api);
+    out
+}
+
+pub(super) fn quota(
+    sink: &mut ErrorSink<'_>,
+    field: &str,
+    raw: RawQuota,
+    settings: &Settings,
+) -> crate::domain::backends::Quota {
+    if raw.requests == 0 {
+        sink.push(
+            &format!("{field}.requests"),
+            "must be at least 1",
+            "a token that may send nothing should be disabled instead",
+        );
+    }
+    if settings.redis_rate_limit.is_none() {
+        sink.push(
+            field,
+            "a quota needs the shared Redis backend",
+            "set rate_limit.backend: redis (with redis_url) in scopegate.yaml: quotas are \
+             counted across replicas in Redis; a per-replica count would multiply the quota \
+             by the number of replicas",
+        );
+    }
+    crate::domain::backends::Quota {
+        requests: raw.requests,
+        per: raw.per,
+    }
+}
+
+/// Parses a scope list; several entries for one API are merged.
+pub(crate) fn scopes(
+    sink: &mut ErrorSink<'_>,
+    field: &str,
+    raw: &[RawScope],
+    settings: &Settings,
+) -> Vec<ScopeGrant> {
+    let mut grants: Vec<ScopeGrant> = Vec::new();
+    for (i, scope) in raw.iter().enumerate() {
+        let sfield = format!("{field}[{i}]");
+        let Some(api) = settings.api_id(&scope.api) else {
+            sink.push(
+                &format!("{sfield}.api"),
+                format!("unknown API `{}`", scope.api),
+                format!(
+                    "use an API of the catalog in scopegate.yaml: {}",
+                    names(settings.apis.iter().map(|a| &a.name))
+                ),
+            );
+            continue;
+        };
+        if scope.methods.is_empty() {
+            sink.push(
+                &format!("{sfield}.methods"),
+                "a scope needs at least one method",
+                "e.g. methods: [GET]",
+            );
+        }
+        let mut methods = MethodSet::EMPTY;
+        for (j, m) in scope.methods.iter().enumerate() {
+            match crate::domain::shorthand::expand(m) {
+                Some(names) => {
+                    for idx in names.iter().filter_map(|n| method_index(n)) {
+                        methods.grant(idx);
+                    }
+                }
+                None => sink.push(
+                    &format!("{sfield}.methods[{j}]"),
+                    format!("unknown method `{m}`"),
+                    crate::domain::shorthand::HINT,
+                ),
+            }
+        }
+        match grants.iter_mut().find(|g| g.api == api) {
+            Some(g) => {
+                for name in methods.names() {
+                    if let Some(idx) = method_index(name) {
+                        g.methods.grant(idx);
+                    }
+                }
+            }
+            None => grants.push(ScopeGrant { api, methods }),
+        }
+    }
+    grants.sort_by_key(|g| g.api);
+    grants
+}
