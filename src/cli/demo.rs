@@ -380,7 +380,6 @@ fn print_guide(running: &crate::Running, folder: &Folder, creds: &[Credential], 
     line(&format!(
         "curl -s http://{admin}/metrics | grep scopegate_requests_total"
     ));
-    // Admin console (issue 17): print its URL here, e.g. `http://{admin}/console`.
     // Not `print!`: a closed stdout (`| head`) must not panic the gateway.
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
