@@ -628,19 +628,10 @@ fn delete(a: DeleteArgs) -> Result<(), Fail> {
 /// Tells the token's contacts about a change just written by `token scan --disable` (when
 /// `notifications:` is configured): queues the event, then one delivery attempt.
 fn notify_contacts(store: &Store, kind: crate::cli::notifier::EventKind, t: &view::TokenView) {
-    let token = crate::cli::notifier::TokenRef {
-        sid: &t.sid,
-        account: &t.account,
-        name: &t.name,
-        primary_contact: &t.primary_contact,
-        developer_emails: &t.developer_emails,
-        expires_at: t.expires_at.clone(),
-    };
-    match crate::cli::notifier::queue(&store.settings, kind, &token) {
-        Ok(false) => {}
-        Ok(true) => deliver_notifications(store),
-        Err(e) => eprintln!("warning: the contacts were not notified: {e}"),
-    }
+    let mut warnings = Vec::new();
+    ops::queue_notification(store, kind, Some(t), &mut warnings);
+    warn_all(&warnings);
+    deliver_notifications(store);
 }
 
 /// Delivers what the last operation queued for the token's contacts, one attempt per

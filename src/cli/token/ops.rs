@@ -599,7 +599,7 @@ fn token_view(doc: &TokensDoc, sid: &str) -> Option<view::TokenView> {
 /// Queues the lifecycle notification for a change just written, when `notifications:` is
 /// configured (a small durable write; delivery is the caller's [`crate::cli::notifier::deliver_outbox`]
 /// or the gateway's periodic pass). The change itself is done: a queueing problem is a warning.
-fn queue_notification(
+pub(crate) fn queue_notification(
     store: &Store,
     kind: EventKind,
     t: Option<&view::TokenView>,
