@@ -623,29 +623,8 @@ async fn forward<'p>(
         .set_forwarded
         .then(|| forward::forwarded_value(ctx.client.ip, ctx.conn.tls, host.as_ref()))
         .flatten();
-    let identity = Identity {
-        sid: token.sid_header.as_ref(),
-        account: token.account_header.as_ref(),
-        client_addr: ctx
-            .client
-            .forwarded_for
-            .as_ref()
-            .unwrap_or(&ctx.conn.forwarded_for),
-        tls: ctx.conn.tls,
-        host,
-        keep_authorization: settings.forward_authorization,
-        upgrade: forward::upgrade_request(&req),
-        strip: &settings.strip_request_headers,
-        forwarded,
-        real_ip: settings
-            .set_x_real_ip
-            .then(|| http::HeaderValue::from_str(&ctx.client.ip.to_string()).ok())
-            .flatten(),
-    };
-    let client_upgrade = identity
-        .upgrade
-        .is_some()
-        .then(|| hyper::upgrade::on(&mut req));
+    let upgrade = forward::upgrade_request(&req);
+    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     // HTTP/1.1 requests to a plain-http upstream go over the client connection's own
     // upstream connection; HTTP/2 streams (concurrent), TLS upstreams and upgrades (which
     // consume their connection) use the pool.
@@ -658,25 +637,34 @@ async fn forward<'p>(
         forward::Route::Pooled
     };
     let (path, query) = (admitted.classified.path(), admitted.classified.query());
-    if forward::prepare(&mut req, upstream, route, path, query, &identity).is_err() {
+    // The identity is only needed to rewrite the request: in a block of its own, so it is
+    // not kept in the future's state across the exchange.
+    let prepared = {
+        let identity = Identity {
+            sid: token.sid_header.as_ref(),
+            account: token.account_header.as_ref(),
+            client_addr: ctx
+                .client
+                .forwarded_for
+                .as_ref()
+                .unwrap_or(&ctx.conn.forwarded_for),
+            tls: ctx.conn.tls,
+            host,
+            keep_authorization: settings.forward_authorization,
+            upgrade,
+            strip: &settings.strip_request_headers,
+            forwarded,
+            real_ip: settings
+                .set_x_real_ip
+                .then(|| http::HeaderValue::from_str(&ctx.client.ip.to_string()).ok())
+                .flatten(),
+        };
+        forward::prepare(&mut req, upstream, route, path, query, &identity)
+    };
+    if prepared.is_err() {
         // The canonical path is valid by construction; treat a failure as a bad target.
         return Err(Refused::Unforwardable);
     }
-    let client = match route {
-        forward::Route::Owned => None,
-        forward::Route::Pooled => match shared.client_for(upstream) {
-            Some(client) => Some(client),
-            None => {
-                tracing::error!(
-                    target: "scopegate::upstream",
-                    upstream = upstream.name.as_str(),
-                    "no TLS client for this upstream (its CA or client certificate could not be loaded)"
-                );
-                ctx.failed_upstream = Some(upstream);
-                return Err(Refused::UpstreamTlsUnavailable);
-            }
-        },
-    };
     if let Some(max) = settings.limits.max_body_bytes {
         let declared = req
             .headers()
@@ -689,18 +677,34 @@ async fn forward<'p>(
     }
     let counter = ctx.forwarded_bytes.take();
     let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(counter));
-    let sent = Instant::now();
-    let exchange = async {
-        match &client {
-            None => ctx
-                .conn
-                .upstream
-                .send(&upstream.authority, shared.connect_timeout, req)
-                .await
-                .map_err(ExchangeFailure::from),
-            Some(client) => client.request(req).await.map_err(ExchangeFailure::from),
+    // Boxed, behind one pointer: each route's future is large, and this future is part of
+    // every request's, moved as a whole at each level.
+    let exchange: Exchange<'_> = match route {
+        forward::Route::Owned => {
+            let owned = ctx.conn.upstream.clone();
+            let connect_timeout = shared.connect_timeout;
+            Box::pin(async move {
+                owned
+                    .send(&upstream.authority, connect_timeout, req)
+                    .await
+                    .map_err(ExchangeFailure::from)
+            })
+        }
+        forward::Route::Pooled => {
+            let Some(client) = shared.client_for(upstream) else {
+                tracing::error!(
+                    target: "scopegate::upstream",
+                    upstream = upstream.name.as_str(),
+                    "no TLS client for this upstream (its CA or client certificate could not be loaded)"
+                );
+                ctx.failed_upstream = Some(upstream);
+                return Err(Refused::UpstreamTlsUnavailable);
+            };
+            let response = client.request(req);
+            Box::pin(async move { response.await.map_err(ExchangeFailure::from) })
         }
     };
+    let sent = Instant::now();
     let result = tokio::time::timeout(upstream.response_timeout, exchange).await;
     // One clock read for both durations.
     let answered = Instant::now();
@@ -776,6 +780,11 @@ async fn forward<'p>(
 
 /// A failed upstream exchange, whichever route it took (read through its source chain).
 type ExchangeFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// An upstream exchange under way, whichever route it took.
+type Exchange<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Incoming>, ExchangeFailure>> + Send + 'a>,
+>;
 
 /// Builds a refusal for a request whose body may be unread. On HTTP/1.1, hyper closes a
 /// connection whose request body was not consumed, without telling the client; a small

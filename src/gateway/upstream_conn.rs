@@ -9,11 +9,20 @@
 //! none of that. HTTP/2 clients (many streams at once), TLS upstreams and WebSocket
 //! upgrades keep using the pooled client (`forward::client`).
 //!
+//! The upstream connection is driven by the client connection's own task
+//! ([`OwnedUpstream::drive`], called by `server`), not by a task of its own: the answer
+//! the upstream sends is read by the task that writes it to the client, without a wake-up
+//! of another task in between.
+//!
 //! Nothing is ever re-sent: a request goes out on a connection that reported itself ready,
 //! and a failure after that is the client's 502, exactly as with the pool (which runs with
 //! `retry_canceled_requests(false)`).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::task::Context;
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -46,7 +55,15 @@ pub struct OwnedUpstream {
     /// Taken while a request uses it and put back when its response head arrived: the
     /// requests of an HTTP/1.1 connection never overlap, so the lock is never contended.
     held: Mutex<Option<Held>>,
+    /// The futures that run the upstream connections (usually one; a replaced one stays
+    /// until it has finished), polled by the client connection's task.
+    drivers: Mutex<Vec<Driver>>,
+    /// Whether `drivers` is non-empty, so a client connection without one skips the lock.
+    driving: AtomicBool,
 }
+
+/// A future running one upstream connection until it closes.
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 struct Held {
     authority: Authority,
@@ -85,7 +102,14 @@ impl OwnedUpstream {
             Some(h) => h.sender,
             // Boxed: the connect path (resolve, connect, handshake) is rare and large; unboxed,
             // every request's future would carry its state.
-            None => Box::pin(connect(authority, connect_timeout)).await?,
+            None => {
+                let (sender, driver) = Box::pin(connect(authority, connect_timeout)).await?;
+                if let Ok(mut drivers) = self.drivers.lock() {
+                    drivers.push(driver);
+                    self.driving.store(true, Ordering::Relaxed);
+                }
+                sender
+            }
         };
         let result = sender.send_request(req).await;
         if !sender.is_closed() {
@@ -98,15 +122,28 @@ impl OwnedUpstream {
         }
         result.map_err(ExchangeError::Exchange)
     }
+
+    /// Runs the upstream connections as far as they can go. The client connection's task
+    /// calls it around every poll of the client connection, so the connections make
+    /// progress whenever that task is woken, which their sockets' readiness does.
+    pub fn drive(&self, cx: &mut Context<'_>) {
+        if !self.driving.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(mut drivers) = self.drivers.lock() {
+            drivers.retain_mut(|d| d.as_mut().poll(cx).is_pending());
+            self.driving.store(!drivers.is_empty(), Ordering::Relaxed);
+        }
+    }
 }
 
 /// Resolves `authority` and connects to the first address that answers, all within
-/// `timeout`, then runs the HTTP/1.1 handshake and drives the connection in a task of the
-/// calling worker (which is also the worker of the client connection).
+/// `timeout`, then runs the HTTP/1.1 handshake. Returns the sender and the future that
+/// runs the connection (see [`OwnedUpstream::drive`]).
 async fn connect(
     authority: &Authority,
     timeout: Duration,
-) -> Result<SendRequest<RequestBody>, ExchangeError> {
+) -> Result<(SendRequest<RequestBody>, Driver), ExchangeError> {
     let stream = tokio::time::timeout(timeout, open(authority))
         .await
         .map_err(|_| ExchangeError::Connect(std::io::ErrorKind::TimedOut.into()))??;
@@ -114,12 +151,12 @@ async fn connect(
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(ExchangeError::Handshake)?;
-    tokio::spawn(async move {
+    let driver = Box::pin(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }
     });
-    Ok(sender)
+    Ok((sender, driver))
 }
 
 async fn open(authority: &Authority) -> Result<TcpStream, ExchangeError> {
