@@ -6,8 +6,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Command;
 
 use serde_json::{json, Value};
 use support::*;
@@ -16,7 +14,6 @@ use time::OffsetDateTime;
 
 use scopegate::gateway::usage::{self, ScopeRecord, TokenRecord, UsageState};
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 const DAY: i64 = 86_400;
 
 fn now() -> i64 {
@@ -229,21 +226,6 @@ async fn traffic(h: &Harness) {
     );
 }
 
-fn run_audit(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .arg("audit")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run scopegate audit");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn finding<'a>(report: &'a Value, kind: &str, sid: Option<&str>) -> &'a Value {
     report["findings"]
         .as_array()
@@ -292,7 +274,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         "old DELETE kept"
     );
 
-    let (code, stdout, stderr) = run_audit(&h.config_path, &["--json", "--fail-on", "critical"]);
+    let (code, stdout, stderr) = cli::audit(&h.config_path, &["--json", "--fail-on", "critical"]);
     assert_eq!(
         code, 1,
         "a critical finding fails --fail-on critical\n{stderr}"
@@ -390,7 +372,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
     assert_eq!(a["limit"], 8);
 
     // The readable report: default --fail-on none exits 0.
-    let (code, text, _) = run_audit(&h.config_path, &[]);
+    let (code, text, _) = cli::audit(&h.config_path, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("token SGreader \"reader\""), "{text}");
     assert!(text.contains("narrowed scopes:"), "{text}");
@@ -400,7 +382,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         "{text}"
     );
     // A shorter window: the stale token used 45 days ago is fine within 60 days.
-    let (_, stdout, _) = run_audit(&h.config_path, &["--json", "--stale-after", "60d"]);
+    let (_, stdout, _) = cli::audit(&h.config_path, &["--json", "--stale-after", "60d"]);
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["findings"]
         .as_array()
@@ -408,19 +390,19 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         .iter()
         .all(|f| f["sid"] != STALE_T.sid));
     // --fail-on warning fails; a missing explicit --state is a usage error.
-    assert_eq!(run_audit(&h.config_path, &["--fail-on", "warning"]).0, 1);
+    assert_eq!(cli::audit(&h.config_path, &["--fail-on", "warning"]).0, 1);
     let missing = h.dir.path("nowhere.json");
     assert_eq!(
-        run_audit(&h.config_path, &["--state", missing.to_str().unwrap()]).0,
+        cli::audit(&h.config_path, &["--state", missing.to_str().unwrap()]).0,
         2
     );
-    assert_eq!(run_audit(&h.dir.path("nope.yaml"), &[]).0, 2);
+    assert_eq!(cli::audit(&h.dir.path("nope.yaml"), &[]).0, 2);
 }
 
 #[tokio::test]
 async fn audit_without_a_record_skips_usage_findings() {
     let h = Harness::start_with(WITH_STATE, &audit_tokens()).await;
-    let (code, stdout, _) = run_audit(&h.config_path, &["--json"]);
+    let (code, stdout, _) = cli::audit(&h.config_path, &["--json"]);
     assert_eq!(code, 0);
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["usage_record"].is_null());
@@ -490,25 +472,7 @@ async fn a_corrupt_record_is_moved_aside_and_the_gateway_serves() {
     assert_eq!(saved.tokens[READER_T.sid].scopes[0].count, 1);
     // A corrupt record is an error for audit, not a silent empty report.
     std::fs::write(state.join(usage::STATE_FILE), b"[]").unwrap();
-    assert_eq!(run_audit(&h.config_path, &[]).0, 2);
-}
-
-/// Parses `name{labels} value` lines of one metric into label maps.
-fn series(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix(name))
-        .filter_map(|rest| rest.strip_prefix('{'))
-        .filter_map(|rest| rest.split_once("} "))
-        .map(|(labels, value)| {
-            let map = labels
-                .split("\",")
-                .filter(|p| !p.is_empty())
-                .filter_map(|p| p.split_once("=\""))
-                .map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned()))
-                .collect();
-            (map, value.trim().parse().unwrap())
-        })
-        .collect()
+    assert_eq!(cli::audit(&h.config_path, &[]).0, 2);
 }
 
 #[tokio::test]
@@ -527,7 +491,7 @@ async fn shadow_scopes_count_what_they_would_deny_and_serve_it() {
     assert_eq!(call(&h, &t, "HEAD", CAMPAIGNS, &[]).await, 200);
     let text = metrics(&h).await;
     assert!(
-        series(&text, "scopegate_shadow_denied_total").is_empty(),
+        exposition::series_of(&text, "scopegate_shadow_denied_total").is_empty(),
         "{text}"
     );
     // Inside the scopes, outside the shadow set: served (200) and counted.
@@ -546,7 +510,7 @@ async fn shadow_scopes_count_what_they_would_deny_and_serve_it() {
     assert_eq!(call(&h, &t, "DELETE", CAMPAIGNS, &[]).await, 403);
     let text = metrics(&h).await;
     let mut got: Vec<(String, String, String, f64)> =
-        series(&text, "scopegate_shadow_denied_total")
+        exposition::series_of(&text, "scopegate_shadow_denied_total")
             .into_iter()
             .map(|(l, v)| (l["token"].clone(), l["api"].clone(), l["method"].clone(), v))
             .collect();

@@ -18,7 +18,6 @@ use support::*;
 
 const ADMIN: &str = "ops";
 const ADMIN_PASSWORD: &str = "browser-test-password";
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 const REPORTS: &str = "/Mediapartners/IRacme/Reports/daily";
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {

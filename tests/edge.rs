@@ -13,8 +13,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
 fn get_line(target: &str, who: &Fixture, extra: &str) -> String {
     format!(
         "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n{extra}\r\n",

@@ -28,7 +28,7 @@ impl Proc {
         let dir = TempDir::new();
         let out = dir.path("stdout.txt");
         let err = dir.path("stderr.txt");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = support::cli::bin();
         cmd.args(args)
             .env("RUST_LOG", "info")
             .env_remove("NO_COLOR")
@@ -132,7 +132,7 @@ fn shell(line: &str) -> (i32, String, String) {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let out = support::cli::bin()
         .args(args)
         .env_remove("NO_COLOR")
         .output()
@@ -458,7 +458,7 @@ async fn readme_validation_showcase_is_real() {
             "{api: reprots, methods: [GET]}",
         ),
     );
-    let out = Command::new(BIN)
+    let out = support::cli::bin()
         .args(["check", "--config", "config/scopegate.yaml"])
         .current_dir(&dir.0)
         .output()

@@ -6,8 +6,6 @@ mod support;
 
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
 #[tokio::test]
 async fn allowed_request_reaches_upstream_rewritten() {
     let h = Harness::start().await;

@@ -11,8 +11,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
 fn get_request(who: &Fixture) -> String {
     format!(
         "GET {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n",
@@ -241,13 +239,12 @@ async fn secrets_never_reach_logs_or_metrics() {
     let cfg = dir.write("scopegate.yaml", &yaml);
     let log_path = dir.path("gateway.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+    let mut child = support::cli::bin_async()
         .args(["serve", "--config"])
         .arg(&cfg)
         .env("RUST_LOG", "debug")
         .stderr(log.try_clone().unwrap())
         .stdout(log)
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");

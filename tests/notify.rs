@@ -448,10 +448,9 @@ notifications:
     assert_eq!(smtp.messages().len(), 3);
 }
 
+/// A series' value in an exposition, 0 when absent.
 fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    exposition::series_value(text, series).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -648,12 +647,11 @@ async fn serve_notifies_on_its_own_and_exports_the_counter() {
     );
     dir.write("tokens.yaml", &tokens(OffsetDateTime::now_utc()));
     let log = std::fs::File::create(dir.path("gateway.log")).unwrap();
-    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+    let _child = support::cli::bin_async()
         .args(["serve", "--config"])
         .arg(&cfg)
         .stderr(log.try_clone().unwrap())
         .stdout(log)
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     wait_ready(admin).await;

@@ -6,8 +6,6 @@ mod support;
 
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
 fn tokens_with_limits(reader_limit: &str, writer_limit: &str) -> String {
     tokens_yaml()
         .replace(

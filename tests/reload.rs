@@ -30,7 +30,6 @@ use tokio::sync::Notify;
 
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 /// Upper bound for any single wait; generous for a loaded 2-core CI machine.
 const WAIT: Duration = Duration::from_secs(15);
 /// No per-token limit gets in the way of the load test.
@@ -270,15 +269,7 @@ async fn admin_generation(url: &str) -> u64 {
 }
 
 fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {series} in metrics"))
+    exposition::series_value(text, series).unwrap_or_else(|| panic!("no {series} in metrics"))
 }
 
 async fn reload_errors(live: &Live) -> f64 {
@@ -618,7 +609,7 @@ impl Process {
         let config = dir.write("scopegate.yaml", &yaml);
         dir.write("tokens.yaml", tokens);
         let stderr = dir.path("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        let child = support::cli::bin()
             .args(["serve", "--log-format", "json", "--config"])
             .arg(&config)
             .env("RUST_LOG", "info")

@@ -17,8 +17,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
 struct Ca {
     cert: rcgen::Certificate,
     key: KeyPair,
@@ -383,10 +381,9 @@ async fn curl_http1_and_http2_against_the_binary() {
         admin,
     );
     let cfg = dir.write("scopegate.yaml", &yaml);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+    let mut child = support::cli::bin_async()
         .args(["serve", "--config"])
         .arg(&cfg)
-        .kill_on_drop(true)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod exposition;
 pub mod prom;
 pub mod redis_server;
 
@@ -96,6 +97,8 @@ impl Upstream {
 }
 
 pub const ACCOUNT: &str = "IRacme";
+/// The campaigns listing of [`ACCOUNT`]: the path most tests request.
+pub const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 pub const OTHER_ACCOUNT: &str = "IRother";
 
 /// A token fixture: SID, secret, and its YAML lines after `sid`/hash.
@@ -419,8 +422,12 @@ pub async fn closed_by_peer(stream: &mut TcpStream) -> bool {
 
 /// Reads the admin `/metrics` text.
 pub async fn metrics(h: &Harness) -> String {
-    let url = format!("http://{}/metrics", h.gateway.admin_addr);
-    get(&url, None).await.text()
+    metrics_at(h.gateway.admin_addr).await
+}
+
+/// Reads the `/metrics` text of an admin listener.
+pub async fn metrics_at(admin: SocketAddr) -> String {
+    get(&format!("http://{admin}/metrics"), None).await.text()
 }
 
 /// A port that was free a moment ago (the built binary needs fixed ports in its config).
