@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod exposition;
+pub mod process;
 pub mod prom;
 pub mod redis_server;
 
@@ -323,27 +324,46 @@ impl Reply {
 
 /// Sends a request with a real HTTP client (hyper's pooled client) over TCP.
 pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    try_send_body(method, url, headers, body)
+        .await
+        .expect("request reached the gateway")
+}
+
+/// Like [`send`] without a body, for a server that may not answer yet: `None` when
+/// nothing answered within 30 s.
+pub async fn try_send(method: &str, url: &str, headers: &[(&str, &str)]) -> Option<Reply> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        try_send_body(method, url, headers, ""),
+    )
+    .await
+    .ok()?
+}
+
+async fn try_send_body(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<Reply> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
-    let resp = client
-        .request(req)
-        .await
-        .expect("request reached the gateway");
+    let req = req.body(Full::new(Bytes::from(body.to_owned()))).ok()?;
+    let resp = client.request(req).await.ok()?;
     let (parts, body) = resp.into_parts();
     let body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    Reply {
+    Some(Reply {
         status: parts.status,
         headers: parts.headers,
         body,
-    }
+    })
 }
 
 pub async fn get(url: &str, auth: Option<&Fixture>) -> Reply {
@@ -455,21 +475,22 @@ pub fn with_ports(yaml: &str, port: u16, admin: u16) -> String {
 /// Polls the admin `/readyz` of a gateway process until it answers 200 (bounded).
 pub async fn wait_ready(admin: u16) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", admin)).await {
-            let _ = s
-                .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await;
-            if let Some(r) = read_response(&mut s).await {
-                if r.status == 200 {
-                    return;
-                }
-            }
-        }
+    while !is_ready(&format!("127.0.0.1:{admin}")).await {
         assert!(
             std::time::Instant::now() < deadline,
             "gateway did not become ready"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Whether the admin listener at `admin` (host:port) answers `/readyz` with 200 now.
+pub async fn is_ready(admin: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(admin).await else {
+        return false;
+    };
+    let _ = s
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    read_response(&mut s).await.is_some_and(|r| r.status == 200)
 }
