@@ -53,15 +53,6 @@ async fn call(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u1
     (r.status.as_u16(), v)
 }
 
-/// A proxied GET with Basic credentials: the status the client sees.
-async fn proxy_get(h: &Harness, sid: &str, secret: &str, path: &str) -> u16 {
-    let auth = basic_raw(sid, secret);
-    send("GET", &h.url(path), &[("authorization", &auth)], "")
-        .await
-        .status
-        .as_u16()
-}
-
 const REPORTS: &str = "/Mediapartners/IRacme/Reports/daily";
 
 fn cli(config: &Path, args: &[&str]) -> (bool, String) {

@@ -114,14 +114,6 @@ async fn browser(driver: &Driver, chromium: &Path) -> Client {
         .expect("a WebDriver session")
 }
 
-async fn proxy_get(h: &Harness, sid: &str, secret: &str, path: &str) -> u16 {
-    let auth = basic_raw(sid, secret);
-    send("GET", &h.url(path), &[("authorization", &auth)], "")
-        .await
-        .status
-        .as_u16()
-}
-
 /// Scrolls the element to the middle of the window (clear of the sticky action bar), as a
 /// person would, and clicks it.
 async fn click(c: &Client, css: &str) {

@@ -165,18 +165,11 @@ async fn bad_upstream(kind: &'static str) -> SocketAddr {
     addr
 }
 
-async fn gateway_for(upstream: SocketAddr) -> (scopegate::Running, TempDir) {
-    let dir = TempDir::new();
-    dir.write("tokens.yaml", &tokens_yaml());
-    let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream, ""));
-    (start_gateway(&cfg).await, dir)
-}
-
 #[tokio::test]
 async fn upstream_faults_map_to_statuses_and_the_gateway_keeps_serving() {
     for (kind, want) in [("reset_before_headers", 502u16), ("malformed", 502)] {
         let up = bad_upstream(kind).await;
-        let (gw, _dir) = gateway_for(up).await;
+        let (gw, _dir) = gateway_for(up, "").await;
         for _ in 0..3 {
             let r = get(&format!("http://{}{CAMPAIGNS}", gw.addr), Some(&READER)).await;
             assert_eq!(r.status.as_u16(), want, "{kind}");
@@ -189,7 +182,7 @@ async fn upstream_faults_map_to_statuses_and_the_gateway_keeps_serving() {
 #[tokio::test]
 async fn reset_mid_response_aborts_the_client_stream() {
     let up = bad_upstream("reset_mid_body").await;
-    let (gw, _dir) = gateway_for(up).await;
+    let (gw, _dir) = gateway_for(up, "").await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(get_request(&READER).as_bytes()).await.unwrap();
     let mut buf = Vec::new();
@@ -351,7 +344,7 @@ async fn a_failed_post_is_not_retried() {
             });
         }
     });
-    let (gw, _dir) = gateway_for(up).await;
+    let (gw, _dir) = gateway_for(up, "").await;
     let r = send(
         "POST",
         &format!("http://{}{CAMPAIGNS}", gw.addr),

@@ -285,13 +285,8 @@ async fn upgrade_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>)
         while let Ok((mut s, _)) = listener.accept().await {
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read(&mut b).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
+                if read_head(&mut s).await.is_none() {
+                    return;
                 }
                 s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
                     .await
@@ -312,10 +307,7 @@ async fn upgrade_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>)
 #[tokio::test]
 async fn websocket_upgrade_passes_for_allowed_tokens_only() {
     let (up, seen) = upgrade_upstream().await;
-    let dir = TempDir::new();
-    dir.write("tokens.yaml", &tokens_yaml());
-    let cfg = dir.write("scopegate.yaml", &gateway_yaml(up, ""));
-    let gw = start_gateway(&cfg).await;
+    let (gw, _dir) = gateway_for(up, "").await;
 
     let upgrade = |who: &Fixture| {
         format!(
@@ -330,12 +322,7 @@ async fn websocket_upgrade_passes_for_allowed_tokens_only() {
 
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(upgrade(&READER).as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_ne!(s.read(&mut b).await.unwrap(), 0);
-        head.push(b[0]);
-    }
+    let head = read_head(&mut s).await.expect("a response head");
     let head = String::from_utf8(head).unwrap();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(

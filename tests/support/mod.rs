@@ -289,6 +289,15 @@ impl Harness {
     }
 }
 
+/// The gateway on port 0 in front of `upstream` (an upstream a test runs itself), with the
+/// harness fixtures and `extra` settings; the folder holds its config files.
+pub async fn gateway_for(upstream: SocketAddr, extra: &str) -> (scopegate::Running, TempDir) {
+    let dir = TempDir::new();
+    dir.write("tokens.yaml", &tokens_yaml());
+    let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream, extra));
+    (start_gateway(&cfg).await, dir)
+}
+
 pub async fn start_gateway(config_path: &Path) -> scopegate::Running {
     let config = scopegate::config::load(config_path).unwrap_or_else(|e| panic!("{e}"));
     let shared = scopegate::build_shared(config);
@@ -366,6 +375,15 @@ async fn try_send_body(
     })
 }
 
+/// A proxied GET with Basic credentials: the status the client sees.
+pub async fn proxy_get(h: &Harness, sid: &str, secret: &str, path: &str) -> u16 {
+    let auth = basic_raw(sid, secret);
+    send("GET", &h.url(path), &[("authorization", &auth)], "")
+        .await
+        .status
+        .as_u16()
+}
+
 pub async fn get(url: &str, auth: Option<&Fixture>) -> Reply {
     match auth {
         Some(f) => send("GET", url, &[("authorization", &basic(f))], "").await,
@@ -425,6 +443,20 @@ pub async fn read_response(stream: &mut TcpStream) -> Option<Reply> {
         headers: map,
         body: Bytes::from(body),
     })
+}
+
+/// Reads one message head, up to and including the blank line, byte by byte (so nothing
+/// after it is consumed); `None` if the peer closes first.
+pub async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut b).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(b[0]);
+    }
+    Some(head)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
