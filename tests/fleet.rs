@@ -340,14 +340,6 @@ fn redis_limits(redis: &RedisServer, on_error: &str) -> String {
     )
 }
 
-/// Adds lines to a fixture token, after its `name:` line.
-fn with_token_lines(tokens: &str, name: &str, lines: &str) -> String {
-    tokens.replace(
-        &format!("        name: {name}\n"),
-        &format!("        name: {name}\n{lines}"),
-    )
-}
-
 /// A daily quota of 200 on the reader, 300 requests alternating over two replicas:
 /// exactly 200 reach the upstream, and the 429s name the quota policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

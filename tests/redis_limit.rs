@@ -26,15 +26,7 @@ fn redis_yaml(redis: &RedisServer, on_error: &str, timeout: &str) -> String {
 /// The fixture tokens, the reader and the writer with `burst` and no refill to speak of.
 fn tokens_with_burst(burst: u32) -> String {
     let limit = format!("{{requests_per_second: 0.0002, burst: {burst}}}");
-    tokens_yaml()
-        .replace(
-            "        api_version: v15\n",
-            &format!("        api_version: v15\n        rate_limit: {limit}\n"),
-        )
-        .replace(
-            "        name: writer\n",
-            &format!("        name: writer\n        rate_limit: {limit}\n"),
-        )
+    tokens_with_limits(&limit, &limit)
 }
 
 fn campaigns(gateway: SocketAddr) -> String {

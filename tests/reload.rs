@@ -44,14 +44,7 @@ fn tokens_a() -> String {
 
 /// The reader disabled.
 fn tokens_disabled() -> String {
-    let t = tokens_yaml();
-    let out = t.replacen(
-        "name: reader\n",
-        "name: reader\n        status: disabled\n",
-        1,
-    );
-    assert_ne!(out, t);
-    out
+    with_token_lines(&tokens_yaml(), "reader", "        status: disabled\n")
 }
 
 /// The reader keeps `public` but loses `campaigns`: GET on CAMPAIGNS is denied.

@@ -221,6 +221,21 @@ deleted_sids: [SGdeleted]
     )
 }
 
+/// `tokens` with `lines` (YAML, indented as a token's fields) added to the token named
+/// `name`.
+pub fn with_token_lines(tokens: &str, name: &str, lines: &str) -> String {
+    let marker = format!("        name: {name}\n");
+    assert!(tokens.contains(&marker), "no token named {name}");
+    tokens.replacen(&marker, &format!("{marker}{lines}"), 1)
+}
+
+/// The harness tokens with the reader's and the writer's own `rate_limit`s.
+pub fn tokens_with_limits(reader_limit: &str, writer_limit: &str) -> String {
+    let limit = |l: &str| format!("        rate_limit: {l}\n");
+    let tokens = with_token_lines(&tokens_yaml(), "reader", &limit(reader_limit));
+    with_token_lines(&tokens, "writer", &limit(writer_limit))
+}
+
 /// A private folder for one test's config files, removed on drop.
 pub struct TempDir(pub PathBuf);
 
