@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use support::exposition::*;
+use support::process::find_tool;
 use support::prom::*;
 use support::*;
 

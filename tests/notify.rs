@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use support::cli::run;
+use support::process::ChildGuard;
 use support::*;
 
 const HOOK_SECRET: &str = "whsec-test-0123456789";
@@ -138,16 +139,9 @@ impl Receiver {
 
 /// aiosmtpd, running `tests/support/smtp_sink.py` with STARTTLS required.
 struct SmtpSink {
-    child: Child,
+    _child: ChildGuard,
     port: u16,
     out: PathBuf,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl SmtpSink {
@@ -186,7 +180,11 @@ impl SmtpSink {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "READY", "the SMTP sink did not start");
-        Some(SmtpSink { child, port, out })
+        Some(SmtpSink {
+            _child: ChildGuard(child),
+            port,
+            out,
+        })
     }
 
     /// The messages received so far, in order.

@@ -1,8 +1,9 @@
-//! The built binary as a long-running process (`serve`, `demo`): its output in files,
-//! waits on what it prints, on `/readyz` and on a reload generation (never a fixed
-//! sleep), signals, and a stop on drop that still lets it clean up.
+//! Processes a test runs besides the gateway in-process. The built binary as a
+//! long-running process (`serve`, `demo`): its output in files, waits on what it prints,
+//! on `/readyz` and on a reload generation (never a fixed sleep), signals, and a stop on
+//! drop that still lets it clean up. Other programs: found on PATH, killed on drop.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -153,5 +154,38 @@ pub async fn wait_generation(admin: &str, n: u64) -> u64 {
         }
         assert!(Instant::now() < deadline, "generation {n} not reached");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Finds an executable on PATH (or `$ENV` when set).
+pub fn find_tool(name: &str, env: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+pub fn is_executable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
     }
 }
