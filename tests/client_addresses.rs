@@ -10,6 +10,7 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use support::process::Proc;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -763,16 +764,9 @@ async fn the_access_log_names_the_decision_and_the_resolved_client() {
     );
     let cfg = dir.write("scopegate.yaml", &yaml);
     dir.write("tokens.yaml", &tokens());
-    let log_path = dir.path("stderr.log");
-    let mut child = support::cli::bin()
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    wait_ready(admin).await;
+    let cfg = cfg.to_str().expect("a UTF-8 test path");
+    let mut p = Proc::start(&["serve", "--log-format", "json", "--config", cfg], &[]);
+    p.wait_ready(&format!("127.0.0.1:{admin}")).await;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let r = send_from(
         "127.0.0.5",
@@ -783,23 +777,14 @@ async fn the_access_log_names_the_decision_and_the_resolved_client() {
     assert_denied(&r);
 
     // The access-log line is written before the response; the file may lag a little.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let line = loop {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if let Some(l) = log
-            .lines()
-            .find(|l| l.contains("\"decision\":\"denied_ip\""))
-        {
-            break l.to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no access-log line: {log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let denied = "\"decision\":\"denied_ip\"";
+    let log = p.wait_for(denied, true).await;
+    let line = log
+        .lines()
+        .find(|l| l.contains(denied))
+        .expect("the line just seen")
+        .to_owned();
+    drop(p);
     assert!(line.contains("\"client\":\"198.51.100.23\""), "{line}");
     assert!(line.contains("\"token\":\"SGpinned\""), "{line}");
     assert!(line.contains("\"reason\":\"ip_not_allowed\""), "{line}");

@@ -7,6 +7,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use support::process::Proc;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -230,19 +231,11 @@ async fn secrets_never_reach_logs_or_metrics() {
     let (port, admin) = (free_port(), free_port());
     let yaml = with_ports(&gateway_yaml(upstream.addr, ""), port, admin);
     let cfg = dir.write("scopegate.yaml", &yaml);
-    let log_path = dir.path("gateway.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = support::cli::bin_async()
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "debug")
-        .stderr(log.try_clone().unwrap())
-        .stdout(log)
-        .spawn()
-        .unwrap();
+    let cfg = cfg.to_str().expect("a UTF-8 test path");
+    let mut p = Proc::start(&["serve", "--config", cfg], &[("RUST_LOG", "debug")]);
     let base = format!("http://127.0.0.1:{port}");
     let admin_base = format!("http://127.0.0.1:{admin}");
-    wait_ready(admin).await;
+    p.wait_ready(&format!("127.0.0.1:{admin}")).await;
     let guess = "guessed-secret-value-1234";
     let query_secret = "api_key=query-secret-5678";
     for _ in 0..3 {
@@ -300,11 +293,9 @@ async fn secrets_never_reach_logs_or_metrics() {
         );
     }
     let metrics = get(&format!("{admin_base}/metrics"), None).await.text();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-    let logs = std::fs::read_to_string(&log_path).unwrap();
+    p.signal("TERM");
+    let _ = tokio::time::timeout(Duration::from_secs(10), p.exit()).await;
+    let logs = format!("{}{}", p.stdout(), p.stderr());
     assert!(
         logs.contains("scopegate::access"),
         "access log present: {logs}"

@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use support::cli::run;
-use support::process::ChildGuard;
+use support::process::{ChildGuard, Proc};
 use support::*;
 
 const HOOK_SECRET: &str = "whsec-test-0123456789";
@@ -644,22 +644,16 @@ async fn serve_notifies_on_its_own_and_exports_the_counter() {
         ),
     );
     dir.write("tokens.yaml", &tokens(OffsetDateTime::now_utc()));
-    let log = std::fs::File::create(dir.path("gateway.log")).unwrap();
-    let _child = support::cli::bin_async()
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stderr(log.try_clone().unwrap())
-        .stdout(log)
-        .spawn()
-        .unwrap();
-    wait_ready(admin).await;
+    let cfg = cfg.to_str().expect("a UTF-8 test path");
+    let mut p = Proc::start(&["serve", "--config", cfg], &[]);
+    p.wait_ready(&format!("127.0.0.1:{admin}")).await;
     // The start-up pass delivers both due events; wait for them (bounded), not a timer.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while hook.hooks().len() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "no notifications from serve: {}",
-            std::fs::read_to_string(dir.path("gateway.log")).unwrap_or_default()
+            p.stderr()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls_pki_types::CertificateDer;
+use support::process::Proc;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -368,13 +369,9 @@ async fn curl_http1_and_http2_against_the_binary() {
         admin,
     );
     let cfg = dir.write("scopegate.yaml", &yaml);
-    let mut child = support::cli::bin_async()
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(admin).await;
+    let cfg = cfg.to_str().expect("a UTF-8 test path");
+    let mut p = Proc::start(&["serve", "--config", cfg], &[]);
+    p.wait_ready(&format!("127.0.0.1:{admin}")).await;
     for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
         for (method, want) in [("GET", "200"), ("POST", "403")] {
             let out = tokio::process::Command::new("curl")
@@ -403,5 +400,5 @@ async fn curl_http1_and_http2_against_the_binary() {
         }
     }
     assert_eq!(upstream.count(), 2);
-    let _ = child.kill().await;
+    drop(p);
 }

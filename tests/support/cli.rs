@@ -149,11 +149,3 @@ pub fn explain(config: &Path, args: &[&str]) -> (i32, String) {
     let r = run(config, &all);
     (r.code.unwrap_or(-1), r.output())
 }
-
-/// The built binary as a tokio child process (for `serve`, awaited or left running),
-/// with no standard input, killed when dropped.
-pub fn bin_async() -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"));
-    c.stdin(Stdio::null()).kill_on_drop(true);
-    c
-}

@@ -128,18 +128,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Polls the admin `/readyz` of a gateway process until it answers 200 (bounded).
-pub async fn wait_ready(admin: u16) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !is_ready(&format!("127.0.0.1:{admin}")).await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gateway did not become ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 /// Whether the admin listener at `admin` (host:port) answers `/readyz` with 200 now.
 pub async fn is_ready(admin: &str) -> bool {
     let Ok(mut s) = TcpStream::connect(admin).await else {
