@@ -593,12 +593,10 @@ impl Process {
     /// `/readyz`.
     async fn start(upstream: SocketAddr, extra: &str, tokens: &str) -> Process {
         let dir = TempDir::new();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let yaml = gateway_yaml(upstream, extra).replace(
-            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0",
-            &format!("listen: {addr}\nadmin_listen: {admin}"),
-        );
+        let (port, admin_port) = (free_port(), free_port());
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+        let yaml = with_ports(&gateway_yaml(upstream, extra), port, admin_port);
         let config = dir.write("scopegate.yaml", &yaml);
         dir.write("tokens.yaml", tokens);
         let config = config.to_str().expect("a UTF-8 test path");
