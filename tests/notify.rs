@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use support::cli::run;
+use support::process::{ChildGuard, Proc};
 use support::*;
 
 const HOOK_SECRET: &str = "whsec-test-0123456789";
@@ -138,16 +139,9 @@ impl Receiver {
 
 /// aiosmtpd, running `tests/support/smtp_sink.py` with STARTTLS required.
 struct SmtpSink {
-    child: Child,
+    _child: ChildGuard,
     port: u16,
     out: PathBuf,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl SmtpSink {
@@ -186,7 +180,11 @@ impl SmtpSink {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "READY", "the SMTP sink did not start");
-        Some(SmtpSink { child, port, out })
+        Some(SmtpSink {
+            _child: ChildGuard(child),
+            port,
+            out,
+        })
     }
 
     /// The messages received so far, in order.
@@ -448,10 +446,9 @@ notifications:
     assert_eq!(smtp.messages().len(), 3);
 }
 
+/// A series' value in an exposition, 0 when absent.
 fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    exposition::series_value(text, series).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -647,23 +644,16 @@ async fn serve_notifies_on_its_own_and_exports_the_counter() {
         ),
     );
     dir.write("tokens.yaml", &tokens(OffsetDateTime::now_utc()));
-    let log = std::fs::File::create(dir.path("gateway.log")).unwrap();
-    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stderr(log.try_clone().unwrap())
-        .stdout(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_ready(admin).await;
+    let cfg = cfg.to_str().expect("a UTF-8 test path");
+    let mut p = Proc::start(&["serve", "--config", cfg], &[]);
+    p.wait_ready(&format!("127.0.0.1:{admin}")).await;
     // The start-up pass delivers both due events; wait for them (bounded), not a timer.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while hook.hooks().len() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "no notifications from serve: {}",
-            std::fs::read_to_string(dir.path("gateway.log")).unwrap_or_default()
+            p.stderr()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use support::{basic, read_response, READER};
+use support::{basic, read_response, CAMPAIGNS, READER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -98,10 +98,7 @@ async fn serve(
 }
 
 async fn gateway(upstream: &CountingUpstream) -> (scopegate::Running, support::TempDir) {
-    let dir = support::TempDir::new();
-    let config = dir.write("scopegate.yaml", &support::gateway_yaml(upstream.addr, ""));
-    dir.write("tokens.yaml", &support::tokens_yaml());
-    (support::start_gateway(&config).await, dir)
+    support::gateway_for(upstream.addr, "").await
 }
 
 /// Sends one GET on `stream` with the reader's credentials and returns its status.
@@ -113,8 +110,6 @@ async fn get(stream: &mut TcpStream, path: &str) -> Option<u16> {
     stream.write_all(request.as_bytes()).await.ok()?;
     read_response(stream).await.map(|r| r.status.as_u16())
 }
-
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 
 #[tokio::test]
 async fn a_client_connection_keeps_one_upstream_connection_of_its_own() {

@@ -12,6 +12,8 @@ pub mod raw;
 pub mod redis_url;
 pub mod token_policy;
 pub use crate::domain::settings;
+#[cfg(test)]
+pub(crate) mod test_fixture;
 pub mod validate;
 pub mod yamlsrc;
 

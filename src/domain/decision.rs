@@ -344,3 +344,6 @@ pub fn shadow_denies<R>(policy: &Policy<R>, token: &Token<R>, ask: &Ask<'_>) -> 
     };
     Some(!(allows(ask.method) && ask.overrides.iter().all(|o| allows(*o))))
 }
+
+#[cfg(test)]
+mod tests;

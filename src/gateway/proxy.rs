@@ -329,10 +329,10 @@ async fn run<'p>(
 }
 
 /// Every check before forwarding, each phase a function of its own.
-async fn admit<'p, 'r>(
+async fn admit<'p, 'r, B>(
     shared: &Shared,
     ctx: &mut Ctx<'p>,
-    req: &Request<Incoming>,
+    req: &Request<B>,
     uri: &'r http::Uri,
 ) -> Result<Admitted<'p, 'r>, Refused<'p>> {
     let classified = classify(ctx, req, uri)?;
@@ -351,9 +351,9 @@ async fn admit<'p, 'r>(
 /// Phase 1: framing, `Host`, target form and length, the canonical target and the method
 /// overrides ([`classify::classify`], shared with `explain`). The framing flag is taken
 /// for every HTTP/1 request, first, so the queue stays in step with the requests.
-fn classify<'r>(
+fn classify<'r, B>(
     ctx: &Ctx<'_>,
-    req: &Request<Incoming>,
+    req: &Request<B>,
     uri: &'r http::Uri,
 ) -> Result<Classified<'r>, Refused<'static>> {
     if req.version() < Version::HTTP_2
@@ -379,10 +379,10 @@ fn classify<'r>(
 /// Phase 2: the credentials, behind the failed-authentication throttle (a throttled
 /// address or SID gets 429 before its secret is even checked), then the secret and the
 /// token's state ([`decision::authenticate`]). Unproven secrets feed the throttle.
-fn authenticate<'p>(
+fn authenticate<'p, B>(
     shared: &Shared,
     ctx: &mut Ctx<'p>,
-    req: &Request<Incoming>,
+    req: &Request<B>,
 ) -> Result<(&'p Token, SecretUsed), Refused<'p>> {
     let creds = auth::parse_basic(req.headers()).map_err(Refused::Unauthenticated)?;
     // The throttle judges the resolved client address.
@@ -454,13 +454,13 @@ fn authenticate<'p>(
 
 /// Phase 3: the method(s) and canonical path against the token's scopes
 /// ([`decision::authorize`]); picks the API and the upstream.
-fn authorize<'p>(
+fn authorize<'p, B>(
     shared: &Shared,
     ctx: &mut Ctx<'p>,
     token: &'p Token,
     secret: SecretUsed,
     classified: &Classified<'_>,
-    req: &Request<Incoming>,
+    req: &Request<B>,
 ) -> Result<Allowed<'p, TokenRuntime>, Refused<'p>> {
     let ask = Ask {
         method: method_index(req.method().as_str()),
@@ -559,12 +559,7 @@ async fn limit<'p>(
 /// Bookkeeping for an admitted request: the shadow-scope comparison, the grace-period
 /// note, and usage for the audit (the wire method and every override it carried: a POST
 /// overriding to DELETE uses DELETE).
-fn note_allowed(
-    shared: &Shared,
-    ctx: &Ctx<'_>,
-    req: &Request<Incoming>,
-    admitted: &Admitted<'_, '_>,
-) {
+fn note_allowed<B>(shared: &Shared, ctx: &Ctx<'_>, req: &Request<B>, admitted: &Admitted<'_, '_>) {
     let token = admitted.allowed.token;
     let api_name = ctx.api;
     let path = admitted.classified.path();
@@ -854,3 +849,6 @@ fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::O
         }
     });
 }
+
+#[cfg(test)]
+mod tests;
