@@ -167,7 +167,10 @@ pub fn is_gateway_owned(name: &str) -> bool {
     let index = &*INDEX;
     index.exact.contains(&*name)
         || index.prefixes.iter().any(|p| name.starts_with(p))
-        || name.split('-').any(|part| index.words.contains(part))
+        || name
+            .as_bytes()
+            .split(|b| *b == b'-')
+            .any(|part| std::str::from_utf8(part).is_ok_and(|p| index.words.contains(p)))
 }
 
 /// The table regrouped by rule kind, built once: a request costs one hash probe per name,
