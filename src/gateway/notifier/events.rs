@@ -13,9 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::settings::NotifySettings;
-use crate::cli::audit::{self, AuditOptions, FailOn, FindingKind};
 use crate::config::{Config, TokenSpec};
 use crate::domain::model::TokenStatus;
+use crate::gateway::manage::audit::{self, AuditOptions, FailOn, FindingKind};
 use crate::gateway::usage::UsageState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
