@@ -34,10 +34,28 @@
 
 #![forbid(unsafe_code)]
 
+// Crate-private, so the dead-code lint sees what nothing uses; the `test-util` feature
+// (on for this crate's own tests, benches and examples, through its self dev-dependency)
+// opens them to `tests/` and `benches/`.
+#[cfg(feature = "test-util")]
 pub mod cli;
+#[cfg(not(feature = "test-util"))]
+mod cli;
+#[cfg(feature = "test-util")]
 pub mod config;
+#[cfg(not(feature = "test-util"))]
+mod config;
+#[cfg(feature = "test-util")]
 pub mod domain;
+#[cfg(not(feature = "test-util"))]
+mod domain;
+#[cfg(feature = "test-util")]
 pub mod gateway;
+#[cfg(not(feature = "test-util"))]
+mod gateway;
+
+/// The command line (`src/main.rs` calls it).
+pub use cli::main;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
