@@ -1,12 +1,13 @@
-//! The tokens file as the CLI sees it: where it is, a lock serializing CLI runs, validation
-//! of a pending edit against the gateway config, and atomic writes.
+//! The tokens file as the CLI and the console edit it: where it is, a lock serializing
+//! edits, validation of a pending edit against the gateway config, and atomic writes.
 //!
 //! Every change is one transaction ([`Store::transact`]): take `tokens.yaml.lock`, read the
 //! file, apply the edit to a [`TokensDoc`] (comment-preserving text splices), validate the
 //! new text with every rule of `config::load_from_sources`, then replace the file atomically
 //! ([`config::atomic::write_atomic`]: temp file in the same folder, write, fsync, rename,
-//! fsync the folder) keeping its permission bits and, where allowed, its owner. The lock is held from the read to the
-//! rename, so two concurrent runs can never lose each other's update.
+//! fsync the folder) keeping its permission bits and, where allowed, its owner. The lock is
+//! held from the read to the rename, so two concurrent runs can never lose each other's
+//! update.
 
 use std::fs::{File, OpenOptions};
 use std::io;
