@@ -56,8 +56,9 @@ pub struct TokenLimiter<C: Clock = DefaultClock> {
     replenish: Duration,
     /// `RateLimit-Policy` value, the same for every response of this token.
     policy_header: HeaderValue,
-    /// The policy's name in the `RateLimit` field.
-    name: Box<str>,
+    /// The start of the `RateLimit` field, `"<name>";r=`, rendered once: the field is
+    /// written on every response.
+    field_prefix: Box<[u8]>,
 }
 
 fn quota(limit: RateLimit) -> (Quota, Duration) {
@@ -95,14 +96,14 @@ impl<C: Clock + Clone> TokenLimiter<C> {
         let policy_header =
             HeaderValue::from_str(&format!("\"{name}\";q={};w={window}", limit.burst))
                 .unwrap_or(HeaderValue::from_static("\"default\""));
-        let name: Box<str> = name.into();
+        let field_prefix = format!("\"{name}\";r=").into_bytes().into_boxed_slice();
         TokenLimiter {
             limit,
             gcra,
             clock,
             replenish,
             policy_header,
-            name,
+            field_prefix,
         }
     }
 
@@ -152,8 +153,13 @@ pub fn set_headers<C: Clock>(
         }
     };
     headers.insert(RATELIMIT_POLICY, limiter.policy_header.clone());
-    let name = &limiter.name;
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={remaining};t={reset}")) {
+    // `"<name>";r=<remaining>;t=<reset>`, written without the formatting machinery.
+    let mut field = Vec::with_capacity(limiter.field_prefix.len() + 24);
+    field.extend_from_slice(&limiter.field_prefix);
+    field.extend_from_slice(itoa::Buffer::new().format(remaining).as_bytes());
+    field.extend_from_slice(b";t=");
+    field.extend_from_slice(itoa::Buffer::new().format(reset).as_bytes());
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(field)) {
         headers.insert(RATELIMIT, v);
     }
     headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limiter.limit.burst));

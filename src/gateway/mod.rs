@@ -28,6 +28,7 @@ pub mod server;
 pub mod signals;
 pub mod snapshot;
 pub mod tls;
+pub mod upstream_conn;
 pub mod upstream_error;
 pub mod usage;
 pub mod usage_redis;

@@ -31,6 +31,7 @@ use crate::gateway::refused::{self, Refused, Throttle};
 use crate::gateway::response::{refusal, GatewayBody, Refusal};
 use crate::gateway::runtime::{RuntimeRegistry, TokenRuntime};
 use crate::gateway::snapshot::{Policy, Token};
+use crate::gateway::upstream_conn::OwnedUpstream;
 
 /// State shared by every connection.
 pub struct Shared {
@@ -125,6 +126,9 @@ pub struct ConnInfo {
     /// One flag per HTTP/1.1 request head: did it carry both `Content-Length` and
     /// `Transfer-Encoding` (which hyper resolves before the service sees it)?
     pub framing: Option<Arc<crate::gateway::framing::FramingFlags>>,
+    /// The connection's own upstream connection, for its HTTP/1.1 requests to plain-http
+    /// upstreams (see `upstream_conn`).
+    pub upstream: Arc<OwnedUpstream>,
 }
 
 impl ConnInfo {
@@ -139,6 +143,7 @@ impl ConnInfo {
             tls,
             forwarded_for,
             framing: None,
+            upstream: Arc::default(),
         }
     }
 }
@@ -259,7 +264,9 @@ pub async fn handle(
             let kind = refused.kind(ctx.settings);
             let close = refused.closes_connection();
             let mut resp = match req {
-                Some(req) if !close => refuse(req, kind, ctx.settings).await,
+                // Boxed: draining a refused body is the rare path; its state stays out of
+                // every request's future.
+                Some(req) if !close => Box::pin(refuse(req, kind, ctx.settings)).await,
                 _ => refusal(kind, close),
             };
             if let Some(headers) = refused.take_headers(ctx.settings) {
@@ -522,7 +529,21 @@ async fn limit<'p>(
             headers,
         });
     }
-    match crate::gateway::quota_gate::check(shared, token, allowed.api, ctx.api, ctx.now).await {
+    // Boxed, and only when a quota applies: the Redis exchange's state is large and most
+    // requests have no quota.
+    let quota = if crate::gateway::quota_gate::applies(token, allowed.api) {
+        Box::pin(crate::gateway::quota_gate::check(
+            shared,
+            token,
+            allowed.api,
+            ctx.api,
+            ctx.now,
+        ))
+        .await
+    } else {
+        Ok(Vec::new())
+    };
+    match quota {
         Ok(states) => Ok((limiter, rate, states)),
         Err(over) => {
             let mut headers = http::HeaderMap::new();
@@ -625,19 +646,36 @@ async fn forward<'p>(
         .upgrade
         .is_some()
         .then(|| hyper::upgrade::on(&mut req));
+    // HTTP/1.1 requests to a plain-http upstream go over the client connection's own
+    // upstream connection; HTTP/2 streams (concurrent), TLS upstreams and upgrades (which
+    // consume their connection) use the pool.
+    let route = if req.version() < Version::HTTP_2
+        && upstream.scheme == http::uri::Scheme::HTTP
+        && client_upgrade.is_none()
+    {
+        forward::Route::Owned
+    } else {
+        forward::Route::Pooled
+    };
     let (path, query) = (admitted.classified.path(), admitted.classified.query());
-    if forward::prepare(&mut req, upstream, path, query, &identity).is_err() {
+    if forward::prepare(&mut req, upstream, route, path, query, &identity).is_err() {
         // The canonical path is valid by construction; treat a failure as a bad target.
         return Err(Refused::Unforwardable);
     }
-    let Some(client) = shared.client_for(upstream) else {
-        tracing::error!(
-            target: "scopegate::upstream",
-            upstream = upstream.name.as_str(),
-            "no TLS client for this upstream (its CA or client certificate could not be loaded)"
-        );
-        ctx.failed_upstream = Some(upstream);
-        return Err(Refused::UpstreamTlsUnavailable);
+    let client = match route {
+        forward::Route::Owned => None,
+        forward::Route::Pooled => match shared.client_for(upstream) {
+            Some(client) => Some(client),
+            None => {
+                tracing::error!(
+                    target: "scopegate::upstream",
+                    upstream = upstream.name.as_str(),
+                    "no TLS client for this upstream (its CA or client certificate could not be loaded)"
+                );
+                ctx.failed_upstream = Some(upstream);
+                return Err(Refused::UpstreamTlsUnavailable);
+            }
+        },
     };
     if let Some(max) = settings.limits.max_body_bytes {
         let declared = req
@@ -652,12 +690,25 @@ async fn forward<'p>(
     let counter = ctx.forwarded_bytes.take();
     let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(counter));
     let sent = Instant::now();
-    let result = tokio::time::timeout(upstream.response_timeout, client.request(req)).await;
-    ctx.upstream_secs = Some(sent.elapsed().as_secs_f64());
+    let exchange = async {
+        match &client {
+            None => ctx
+                .conn
+                .upstream
+                .send(&upstream.authority, shared.connect_timeout, req)
+                .await
+                .map_err(ExchangeFailure::from),
+            Some(client) => client.request(req).await.map_err(ExchangeFailure::from),
+        }
+    };
+    let result = tokio::time::timeout(upstream.response_timeout, exchange).await;
+    // One clock read for both durations.
+    let answered = Instant::now();
+    ctx.upstream_secs = Some((answered - sent).as_secs_f64());
     shared.metrics.observe_token_duration(
         &token.runtime.series,
         api_name,
-        ctx.start.elapsed().as_secs_f64(),
+        (answered - ctx.start).as_secs_f64(),
     );
     match result {
         Ok(Ok(mut resp)) => {
@@ -688,12 +739,12 @@ async fn forward<'p>(
             let deadline = settings
                 .timeouts
                 .request
-                .map(|total| total.saturating_sub(ctx.start.elapsed()));
+                .map(|total| total.saturating_sub(answered - ctx.start));
             Ok(resp.map(|b| GatewayBody::upstream(b, deadline)))
         }
-        Ok(Err(e)) if BodyError::is_too_large(&e) => Err(Refused::BodyTooLarge),
+        Ok(Err(e)) if BodyError::is_too_large(&*e) => Err(Refused::BodyTooLarge),
         Ok(Err(e)) => {
-            let cause = crate::gateway::upstream_error::describe(&e);
+            let cause = crate::gateway::upstream_error::describe(&*e);
             tracing::warn!(
                 target: "scopegate::upstream",
                 upstream = upstream.name.as_str(),
@@ -722,6 +773,9 @@ async fn forward<'p>(
         }
     }
 }
+
+/// A failed upstream exchange, whichever route it took (read through its source chain).
+type ExchangeFailure = Box<dyn std::error::Error + Send + Sync>;
 
 /// Builds a refusal for a request whose body may be unread. On HTTP/1.1, hyper closes a
 /// connection whose request body was not consumed, without telling the client; a small

@@ -192,7 +192,10 @@ impl Connection {
         let (stream, flags) = FramingWatch::new(stream, http2_allowed);
         conn_info.framing = Some(flags);
         let shared = self.shared;
-        let service = service_fn(move |req| proxy::handle(shared.clone(), conn_info.clone(), req));
+        // Boxed: hyper keeps the request's future in its dispatcher and moves it; a pointer
+        // moves for free, the future itself (every phase's state) is kilobytes.
+        let service =
+            service_fn(move |req| Box::pin(proxy::handle(shared.clone(), conn_info.clone(), req)));
         let conn = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
