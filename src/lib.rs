@@ -136,7 +136,6 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
     shared
 }
 
-
 /// A running gateway: its bound addresses and the means to stop it.
 pub struct Running {
     pub addr: SocketAddr,
