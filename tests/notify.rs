@@ -467,12 +467,12 @@ async fn retries_back_off_and_are_counted() {
     dir.write("tokens.yaml", &tokens(now));
     let config = scopegate::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
     let registry = prometheus::Registry::new();
-    let metrics = scopegate::cli::notifier::NotifyMetrics::register(&registry);
+    let metrics = scopegate::gateway::notifier::NotifyMetrics::register(&registry);
 
     // Two failures, then success, inside one pass: 2 retried + 1 sent for the first event.
     hook.fail.store(2, Ordering::SeqCst);
     let started = std::time::Instant::now();
-    let r = scopegate::cli::notifier::run_pass(&config, &metrics, now.unix_timestamp(), false)
+    let r = scopegate::gateway::notifier::run_pass(&config, &metrics, now.unix_timestamp(), false)
         .await
         .unwrap();
     assert_eq!((r.sent, r.failed), (2, 0));
@@ -508,11 +508,11 @@ async fn retries_back_off_and_are_counted() {
     let (cfg2, c2) = (cfg.clone(), config2.clone());
     // Blocking (it runs its own pass), as the CLI and the admin API call it.
     let queued = tokio::task::spawn_blocking(move || {
-        scopegate::cli::notifier::token_changed(
+        scopegate::gateway::notifier::token_changed(
             &cfg2,
             &c2.settings,
-            scopegate::cli::notifier::EventKind::Deleted,
-            &scopegate::cli::notifier::TokenRef::of(&c2.tokens[0]),
+            scopegate::gateway::notifier::EventKind::Deleted,
+            &scopegate::gateway::notifier::TokenRef::of(&c2.tokens[0]),
         )
     })
     .await
@@ -523,7 +523,7 @@ async fn retries_back_off_and_are_counted() {
     hook.fail.store(0, Ordering::SeqCst);
     let before = hook.hooks().len();
     let soon = OffsetDateTime::now_utc().unix_timestamp();
-    let r = scopegate::cli::notifier::run_pass(&config2, &metrics, soon, true)
+    let r = scopegate::gateway::notifier::run_pass(&config2, &metrics, soon, true)
         .await
         .unwrap();
     assert_eq!(
@@ -532,7 +532,7 @@ async fn retries_back_off_and_are_counted() {
         "not before the backoff has passed"
     );
     assert_eq!(hook.hooks().len(), before);
-    let r = scopegate::cli::notifier::run_pass(&config2, &metrics, soon + 3600, true)
+    let r = scopegate::gateway::notifier::run_pass(&config2, &metrics, soon + 3600, true)
         .await
         .unwrap();
     assert_eq!((r.sent, r.failed), (1, 0));
@@ -579,8 +579,9 @@ async fn stale_tokens_are_notified_from_the_usage_record_once() {
     scopegate::gateway::usage::write_state(&dir.path("state/usage.json"), &usage).unwrap();
 
     let config = scopegate::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
-    let metrics = scopegate::cli::notifier::NotifyMetrics::register(&prometheus::Registry::new());
-    scopegate::cli::notifier::run_pass(&config, &metrics, t, false)
+    let metrics =
+        scopegate::gateway::notifier::NotifyMetrics::register(&prometheus::Registry::new());
+    scopegate::gateway::notifier::run_pass(&config, &metrics, t, false)
         .await
         .unwrap();
     let stale: Vec<_> = hook
@@ -592,7 +593,7 @@ async fn stale_tokens_are_notified_from_the_usage_record_once() {
     assert_eq!(stale[0].body["sid"], "SGfine");
     assert!(stale[0].signature_ok);
     let before = hook.hooks().len();
-    scopegate::cli::notifier::run_pass(&config, &metrics, t + 3600, false)
+    scopegate::gateway::notifier::run_pass(&config, &metrics, t + 3600, false)
         .await
         .unwrap();
     assert_eq!(hook.hooks().len(), before, "nothing is sent twice");
@@ -685,7 +686,7 @@ async fn serve_notifies_on_its_own_and_exports_the_counter() {
 /// once, with the same event id a receiver deduplicates on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_left_by_a_crash_is_delivered_after_the_lease() {
-    use scopegate::cli::notifier::state::{self, Delivery, StateFile, Status};
+    use scopegate::gateway::notifier::state::{self, Delivery, StateFile, Status};
     let dir = TempDir::new();
     let hook = Receiver::start().await;
     let extra = format!(
@@ -716,7 +717,8 @@ async fn a_claim_left_by_a_crash_is_delivered_after_the_lease() {
         })
         .unwrap();
     let config = scopegate::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
-    let metrics = scopegate::cli::notifier::NotifyMetrics::register(&prometheus::Registry::new());
+    let metrics =
+        scopegate::gateway::notifier::NotifyMetrics::register(&prometheus::Registry::new());
     let sids = |hooks: Vec<Hook>| -> Vec<String> {
         hooks
             .iter()
@@ -724,19 +726,19 @@ async fn a_claim_left_by_a_crash_is_delivered_after_the_lease() {
             .collect()
     };
 
-    let r = scopegate::cli::notifier::run_pass(&config, &metrics, t + 60, false)
+    let r = scopegate::gateway::notifier::run_pass(&config, &metrics, t + 60, false)
         .await
         .unwrap();
     assert_eq!(r.sent, 1);
     assert_eq!(sids(hook.hooks()), vec!["SGold"], "the claimed event waits");
 
-    let r = scopegate::cli::notifier::run_pass(&config, &metrics, t + state::LEASE, false)
+    let r = scopegate::gateway::notifier::run_pass(&config, &metrics, t + state::LEASE, false)
         .await
         .unwrap();
     assert_eq!(r.sent, 1);
     assert_eq!(sids(hook.hooks()), vec!["SGold", "SGsoon"]);
 
-    let r = scopegate::cli::notifier::run_pass(&config, &metrics, t + 2 * state::LEASE, false)
+    let r = scopegate::gateway::notifier::run_pass(&config, &metrics, t + 2 * state::LEASE, false)
         .await
         .unwrap();
     assert_eq!(r.sent, 0);

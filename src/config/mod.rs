@@ -5,6 +5,7 @@
 //! `spawn_blocking` on a running server.
 
 pub mod admin;
+pub mod atomic;
 pub mod error;
 pub mod notify;
 pub mod openapi;

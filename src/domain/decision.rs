@@ -307,7 +307,9 @@ pub fn check_address<'p, R>(
 }
 
 /// The three steps, as the gateway runs them: authenticate, check the client address,
-/// authorize.
+/// authorize. The gateway runs them as separate phases; the benchmark and the tests call
+/// them together.
+#[cfg(any(test, feature = "test-util"))]
 pub fn decide<'p, R>(
     policy: &'p Policy<R>,
     creds: &Credentials,

@@ -34,8 +34,8 @@ pub enum RateOutcome {
     },
 }
 
-/// Where rate-limit state lives. [`LocalBackend`] keeps it in process; a shared
-/// implementation keeps it where every replica sees it.
+/// Where rate-limit state lives when it is shared: where every replica sees it. Without
+/// one, the proxy calls the token's own in-process GCRA bucket ([`TokenLimiter`]) directly.
 pub trait RateLimitBackend: Send + Sync {
     /// Takes one request from `bucket`: a token's SID, or `SID:api` for a scope with a
     /// `rate_limit` of its own.
@@ -45,17 +45,6 @@ pub trait RateLimitBackend: Send + Sync {
 /// A decision in progress: a shared backend asks over the network, so the request path
 /// awaits it instead of blocking a worker thread.
 pub type RateCheck<'a> = Pin<Box<dyn Future<Output = RateOutcome> + Send + 'a>>;
-
-/// The in-process backend: the token's own GCRA bucket. The proxy calls the bucket
-/// directly when no shared backend is configured (no boxed future per request); this type
-/// is the same behaviour behind the trait, for callers that want one code path.
-pub struct LocalBackend;
-
-impl RateLimitBackend for LocalBackend {
-    fn check<'a>(&'a self, _bucket: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
-        Box::pin(std::future::ready(limiter.check()))
-    }
-}
 
 type Gcra<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>;
 
