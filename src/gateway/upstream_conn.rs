@@ -9,10 +9,10 @@
 //! none of that. HTTP/2 clients (many streams at once), TLS upstreams and WebSocket
 //! upgrades keep using the pooled client (`forward::client`).
 //!
-//! The upstream connection is driven by the client connection's own task
-//! ([`OwnedUpstream::drive`], called by `server`), not by a task of its own: the answer
-//! the upstream sends is read by the task that writes it to the client, without a wake-up
-//! of another task in between.
+//! The upstream connection runs in a task of its own on the client connection's worker.
+//! (Driving it from the client connection's task instead, polled around the client
+//! connection, was measured: it cost ~7 % more CPU per request, from the extra polls of
+//! both connections on every wake-up; see BENCHMARKS.md.)
 //!
 //! Nothing is ever re-sent: a request goes out on a connection that reported itself ready,
 //! and a failure after that is the client's 502, exactly as with the pool (which runs with
@@ -20,9 +20,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::task::Context;
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -55,11 +53,6 @@ pub struct OwnedUpstream {
     /// Taken while a request uses it and put back when its response head arrived: the
     /// requests of an HTTP/1.1 connection never overlap, so the lock is never contended.
     held: Mutex<Option<Held>>,
-    /// The futures that run the upstream connections (usually one; a replaced one stays
-    /// until it has finished), polled by the client connection's task.
-    drivers: Mutex<Vec<Driver>>,
-    /// Whether `drivers` is non-empty, so a client connection without one skips the lock.
-    driving: AtomicBool,
 }
 
 /// A future running one upstream connection until it closes.
@@ -104,10 +97,7 @@ impl OwnedUpstream {
             // every request's future would carry its state.
             None => {
                 let (sender, driver) = Box::pin(connect(authority, connect_timeout)).await?;
-                if let Ok(mut drivers) = self.drivers.lock() {
-                    drivers.push(driver);
-                    self.driving.store(true, Ordering::Relaxed);
-                }
+                tokio::spawn(driver);
                 sender
             }
         };
@@ -122,24 +112,11 @@ impl OwnedUpstream {
         }
         result.map_err(ExchangeError::Exchange)
     }
-
-    /// Runs the upstream connections as far as they can go. The client connection's task
-    /// calls it around every poll of the client connection, so the connections make
-    /// progress whenever that task is woken, which their sockets' readiness does.
-    pub fn drive(&self, cx: &mut Context<'_>) {
-        if !self.driving.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Ok(mut drivers) = self.drivers.lock() {
-            drivers.retain_mut(|d| d.as_mut().poll(cx).is_pending());
-            self.driving.store(!drivers.is_empty(), Ordering::Relaxed);
-        }
-    }
 }
 
 /// Resolves `authority` and connects to the first address that answers, all within
 /// `timeout`, then runs the HTTP/1.1 handshake. Returns the sender and the future that
-/// runs the connection (see [`OwnedUpstream::drive`]).
+/// runs the connection until it closes.
 async fn connect(
     authority: &Authority,
     timeout: Duration,
