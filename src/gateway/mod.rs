@@ -25,6 +25,7 @@ pub mod reload;
 pub mod response;
 pub mod runtime;
 pub mod server;
+pub mod shared;
 pub mod signals;
 pub mod snapshot;
 pub mod tls;

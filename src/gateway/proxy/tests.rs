@@ -3,6 +3,7 @@
 //! refusal is checked as the one exit turns it into the client's answer: status, the
 //! `decision` label and the access log's reason.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
