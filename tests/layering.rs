@@ -152,7 +152,16 @@ fn top_level_modules_depend_one_way_and_the_domain_has_no_runtime() {
         for file in files {
             let text = std::fs::read_to_string(&file).expect("readable source file");
             let rel = file.strip_prefix(&src).expect("under src/");
-            all.extend(violations(layer, rel, &text));
+            // A unit-test module in a `tests.rs` of its own (compiled only for tests) may
+            // build its fixtures with a higher layer, e.g. the domain's decision tests
+            // compile a policy with the config loader: the rule is about what the running
+            // code depends on. The domain's ban on runtime crates still applies to them.
+            let test_module = file.file_name().is_some_and(|n| n == "tests.rs");
+            all.extend(
+                violations(layer, rel, &text)
+                    .into_iter()
+                    .filter(|v| !(test_module && v.contains("` may not use `"))),
+            );
             scanned += 1;
         }
     }
