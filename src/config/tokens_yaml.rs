@@ -53,8 +53,14 @@ pub fn read<T: DeserializeOwned>(src: &str) -> Option<T> {
 /// tab, no carriage return, no byte-order mark, no character that YAML 1.1 takes as a
 /// line break.
 fn plain_text(src: &str) -> bool {
-    let control = |b: u8| (b < 0x20 && b != b'\n') || b == 0x7f;
-    if src.bytes().any(control) {
+    // Without short-circuits inside a chunk, so that the check vectorizes (52 MB at
+    // 100,000 tokens).
+    let control = |b: u8| ((b < 0x20) & (b != b'\n')) | (b == 0x7f);
+    if src
+        .as_bytes()
+        .chunks(64)
+        .any(|chunk| chunk.iter().fold(false, |found, &b| found | control(b)))
+    {
         return false;
     }
     src.is_ascii()
