@@ -137,16 +137,3 @@ fn numbers_are_read_only_in_the_forms_every_schema_agrees_on() {
     declined("accounts:\n  - id: a\n    tokens:\n      - sid: s\n        rate_limit: {requests_per_second: 1, burst: -3}\n");
 }
 
-#[test]
-#[ignore]
-fn big_file_same() {
-    let src = std::fs::read_to_string("/tmp/sg16/k100/tokens.yaml").unwrap();
-    let t = std::time::Instant::now();
-    let fast = read::<TypedTokensFile>(&src).map(|f| format!("{f:?}"));
-    eprintln!("fast {:?}", t.elapsed());
-    assert!(fast.is_some());
-    let mut options = serde_saphyr::Options::default();
-    options.budget = None;
-    let slow = serde_saphyr::from_str_with_options::<TypedTokensFile>(&src, options).ok().map(|f| format!("{f:?}"));
-    assert!(fast == slow);
-}
