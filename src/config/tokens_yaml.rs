@@ -65,7 +65,11 @@ fn plain_text(src: &str) -> bool {
     }
     src.is_ascii()
         || !src.chars().any(|c| {
-            matches!(c, '\u{80}'..='\u{a0}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+            matches!(
+                c,
+                '\u{80}'
+                    ..='\u{a0}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+            )
         })
 }
 
@@ -532,7 +536,8 @@ impl<'de> MapAccess<'de> for NodeMap<'de> {
             return Ok(None);
         };
         self.value = Some(value);
-        seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some)
+        seed.deserialize(BorrowedStrDeserializer::new(key))
+            .map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
@@ -684,7 +689,8 @@ impl<'de> MapAccess<'de> for BlockMap<'_, 'de> {
         let (key, rest) = split_key(text).ok_or(GiveUp)?;
         self.reader.advance();
         self.value = Some(self.reader.value_after(rest, self.indent)?);
-        seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some)
+        seed.deserialize(BorrowedStrDeserializer::new(key))
+            .map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {

@@ -80,7 +80,9 @@ fn a_file_as_the_cli_writes_it_reads_as_the_full_parser_reads_it() {
 
 #[test]
 fn block_sequences_may_sit_at_their_keys_indentation() {
-    same_as_full("accounts:\n- id: a\n  tokens:\n  - sid: s\n    name: n\n  name: A\ndeleted_sids: [x]\n");
+    same_as_full(
+        "accounts:\n- id: a\n  tokens:\n  - sid: s\n    name: n\n  name: A\ndeleted_sids: [x]\n",
+    );
     same_as_full("deleted_sids: []\naccounts: []\n");
     // An empty value for a list: the full parser decides what it means.
     declined("accounts:\n");
@@ -136,4 +138,3 @@ fn numbers_are_read_only_in_the_forms_every_schema_agrees_on() {
     }
     declined("accounts:\n  - id: a\n    tokens:\n      - sid: s\n        rate_limit: {requests_per_second: 1, burst: -3}\n");
 }
-
