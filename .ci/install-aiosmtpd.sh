@@ -10,14 +10,9 @@ set -euo pipefail
 
 PY="${PYTHON:-python3}"
 
-fail() {
-  echo "install-aiosmtpd: $*" >&2
-  if [ "${CI:-}" = "true" ]; then
-    exit 1
-  fi
-  echo "install-aiosmtpd: continuing; the SMTP tests in tests/notify.rs will skip" >&2
-  exit 0
-}
+NAME=install-aiosmtpd
+SKIPS="the SMTP tests in tests/notify.rs will skip"
+. "$(dirname "$0")/lib.sh"
 
 command -v "$PY" >/dev/null 2>&1 || fail "$PY not found"
 if "$PY" -c 'import aiosmtpd' >/dev/null 2>&1; then

@@ -12,32 +12,13 @@ if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&
   exit 0
 fi
 
-fail() {
-  echo "install-chromium: $*" >&2
-  if [ "${CI:-}" = "true" ]; then
-    exit 1
-  fi
-  echo "install-chromium: continuing; tests/console_browser.rs will skip" >&2
-  exit 0
-}
+NAME=install-chromium
+SKIPS="tests/console_browser.rs will skip"
+. "$(dirname "$0")/lib.sh"
+need_apt_as_root chromium
 
-command -v apt-get >/dev/null 2>&1 || fail "apt-get not available to install chromium"
-SUDO=""
-if [ "$(id -u)" != "0" ]; then
-  command -v sudo >/dev/null 2>&1 || fail "not root and no sudo: cannot install chromium"
-  SUDO="sudo -n"
-fi
-
-LOG="$(mktemp)"
 echo "install-chromium: installing chromium and chromium-driver (Debian packages)"
-if ! { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-    && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      chromium chromium-driver; } >"$LOG" 2>&1; then
-  tail -n 20 "$LOG" >&2
-  rm -f "$LOG"
-  fail "apt-get install chromium chromium-driver failed"
-fi
-rm -f "$LOG"
+apt_install chromium chromium-driver
 
 command -v chromium >/dev/null 2>&1 || fail "chromium still not on PATH after install"
 command -v chromedriver >/dev/null 2>&1 || fail "chromedriver still not on PATH after install"

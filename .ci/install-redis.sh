@@ -13,21 +13,10 @@ if command -v redis-server >/dev/null 2>&1; then
   exit 0
 fi
 
-fail() {
-  echo "install-redis: $*" >&2
-  if [ "${CI:-}" = "true" ]; then
-    exit 1
-  fi
-  echo "install-redis: continuing; tests/redis_limit.rs will skip" >&2
-  exit 0
-}
-
-command -v apt-get >/dev/null 2>&1 || fail "apt-get not available to install redis-server"
-SUDO=""
-if [ "$(id -u)" != "0" ]; then
-  command -v sudo >/dev/null 2>&1 || fail "not root and no sudo: cannot install redis-server"
-  SUDO="sudo -n"
-fi
+NAME=install-redis
+SKIPS="tests/redis_limit.rs will skip"
+. "$(dirname "$0")/lib.sh"
+need_apt_as_root redis-server
 
 # Keep the package's maintainer scripts from starting the service: a policy-rc.d that
 # denies every start, unless the machine already has one.
@@ -45,16 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-LOG="$(mktemp)"
 echo "install-redis: installing redis-server (Debian package)"
-if ! { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-    && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      redis-server; } >"$LOG" 2>&1; then
-  tail -n 20 "$LOG" >&2
-  rm -f "$LOG"
-  fail "apt-get install redis-server failed"
-fi
-rm -f "$LOG"
+apt_install redis-server
 
 # On a machine running systemd the package enables its unit: undo that, the tests run
 # their own servers.

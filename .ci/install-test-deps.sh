@@ -28,29 +28,13 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
-fail() {
-  echo "test deps: $*" >&2
-  if [ "${CI:-}" = "true" ]; then
-    exit 1
-  fi
-  echo "test deps: continuing; tests that need ${missing[*]} will be skipped" >&2
-  exit 0
-}
-
-command -v apt-get >/dev/null 2>&1 || fail "cannot install ${missing[*]}: apt-get not available"
-as_root=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null 2>&1 || fail "cannot install ${missing[*]}: not root and no sudo"
-  as_root=(sudo -n)
-fi
+NAME="test deps"
+SKIPS="tests that need ${missing[*]} will be skipped"
+. "$(dirname "$0")/lib.sh"
+need_apt_as_root "${missing[*]}"
 
 echo "test deps: installing Debian packages: ${missing[*]}"
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; fail "apt-get update failed"; }
-"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1 \
-  || { tail -n 30 "$log" >&2; fail "apt-get install ${missing[*]} failed"; }
+apt_install "${missing[@]}"
 
 for tool in prometheus promtool curl; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is still not on PATH after installing ${missing[*]}"

@@ -2,13 +2,16 @@
 //!
 //! # Map
 //!
-//! Four modules, each depending only on the ones below it:
-//! [`cli`] -> [`gateway`] -> [`config`] -> [`domain`]. One exception is still open: the
-//! admin console (`gateway::console`, `gateway::adminlog`) calls the token operations
-//! under `cli::token` and `cli::audit`.
+//! Four modules, each depending only on the ones below it (`tests/layering.rs` checks it):
 //!
-//! - [`domain`]: the rules, with no I/O (no tokio, hyper, prometheus, notify, redis or
-//!   file access): credentials ([`domain::auth`], [`domain::model`],
+//! | layer | may use |
+//! | --- | --- |
+//! | [`cli`] | [`gateway`], [`config`], [`domain`] |
+//! | [`gateway`] | [`config`], [`domain`] |
+//! | [`config`] | [`domain`] |
+//! | [`domain`] | nothing of the crate; no tokio, hyper, prometheus, notify, redis or `std::fs` |
+//!
+//! - [`domain`]: the rules, with no I/O: credentials ([`domain::auth`], [`domain::model`],
 //!   [`domain::secret_format`]), scopes and canonical targets ([`domain::scope`]),
 //!   request classification ([`domain::classify`]), the decision ([`domain::decision`])
 //!   over the policy snapshot ([`domain::policy`]), rate-limit and throttle arithmetic,
@@ -16,7 +19,8 @@
 //!   settings ([`domain::settings`]).
 //! - [`config`]: the files -> domain types, every error at once with file, line, field and
 //!   hint; YAML positions and comment-preserving edits ([`config::yamlsrc`]); catalogs
-//!   from OpenAPI documents ([`config::openapi`]).
+//!   from OpenAPI documents ([`config::openapi`]); the one atomic file write
+//!   ([`config::atomic`]).
 //! - [`gateway`]: the running process. [`gateway::server`] accepts connections and
 //!   hands each request to [`gateway::proxy::handle`], which runs the phases in order
 //!   (classify -> authenticate -> authorize -> limit -> forward), each returning
@@ -25,19 +29,44 @@
 //!   Around it: [`gateway::forward`], [`gateway::tls`], [`gateway::reload`] and
 //!   [`gateway::signals`], [`gateway::snapshot`] and [`gateway::runtime`] (state that
 //!   survives reloads), [`gateway::metrics`] and [`gateway::admin`] (with the console),
-//!   Redis-backed limits and quotas, the usage record.
+//!   Redis-backed limits and quotas, the usage record. [`gateway::manage`] is the token
+//!   management the console shares with the command line (the tokens-file store, the
+//!   token operations, views, parsers, the audit), [`gateway::notifier`] the contacts'
+//!   notifications.
 //! - [`cli`]: the commands (`serve`, `token`, `audit`, `check`, `explain`, `catalog`,
-//!   `demo`, `notify`). `explain` calls the gateway's own classification and decision.
+//!   `demo`, `notify`): argument parsing and printing around the layers below. `explain`
+//!   calls the gateway's own classification and decision.
 //!
-//! The entry points below build the shared state ([`build_shared`]) and start the gateway
-//! on bound listeners ([`start`], [`start_workers`]); tests bind port 0 and call them.
+//! The modules are crate-private, so the dead-code lint sees unused items; the `test-util`
+//! feature (on for this crate's tests and benches) makes them public. What the binary and
+//! embedding tests need is exported here: [`main`] (the command line), [`build_shared`]
+//! (the shared state) and [`start`], [`start_workers`] (the gateway on bound listeners;
+//! tests bind port 0 and call them).
 
 #![forbid(unsafe_code)]
 
+// Crate-private, so the dead-code lint sees what nothing uses; the `test-util` feature
+// (on for this crate's own tests, benches and examples, through its self dev-dependency)
+// opens them to `tests/` and `benches/`.
+#[cfg(feature = "test-util")]
 pub mod cli;
+#[cfg(not(feature = "test-util"))]
+mod cli;
+#[cfg(feature = "test-util")]
 pub mod config;
+#[cfg(not(feature = "test-util"))]
+mod config;
+#[cfg(feature = "test-util")]
 pub mod domain;
+#[cfg(not(feature = "test-util"))]
+mod domain;
+#[cfg(feature = "test-util")]
 pub mod gateway;
+#[cfg(not(feature = "test-util"))]
+mod gateway;
+
+/// The command line (`src/main.rs` calls it).
+pub use cli::main;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,8 +135,6 @@ pub fn build_shared(config: Config) -> Arc<Shared> {
     }
     shared
 }
-
-pub use gateway::reload::refresh_tls;
 
 /// A running gateway: its bound addresses and the means to stop it.
 pub struct Running {

@@ -1,7 +1,7 @@
 //! The `scopegate` binary: everything lives in the library's `cli` module.
 
 fn main() -> std::process::ExitCode {
-    scopegate::cli::main()
+    scopegate::main()
 }
 
 /// mimalloc: the gateway allocates many small, short-lived buffers per request (headers,

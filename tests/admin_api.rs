@@ -5,7 +5,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 use support::*;
@@ -53,30 +53,11 @@ async fn call(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u1
     (r.status.as_u16(), v)
 }
 
-/// A proxied GET with Basic credentials: the status the client sees.
-async fn proxy_get(h: &Harness, sid: &str, secret: &str, path: &str) -> u16 {
-    let auth = basic_raw(sid, secret);
-    send("GET", &h.url(path), &[("authorization", &auth)], "")
-        .await
-        .status
-        .as_u16()
-}
-
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 const REPORTS: &str = "/Mediapartners/IRacme/Reports/daily";
 
 fn cli(config: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = support::cli::run(config, args);
+    (r.ok(), r.stderr)
 }
 
 #[tokio::test]
@@ -393,7 +374,7 @@ async fn every_endpoint_and_changes_are_enforced_when_the_api_answers() {
     }
     assert!(!log.contains("sha256:"));
     // `token history` prints it.
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+    let out = support::cli::bin()
         .args(["token", "history", &sid, "--config"])
         .arg(&h.config_path)
         .output()
@@ -608,14 +589,14 @@ async fn the_token_limit_gives_409_with_the_clis_message() {
 #[tokio::test]
 async fn cli_changes_are_logged_with_the_os_user() {
     let h = harness("").await;
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+    let out = support::cli::bin()
         .args(["token", "disable", "SGwriter", "--config"])
         .arg(&h.config_path)
         .env("USER", "alice")
         .output()
         .unwrap();
     assert!(out.status.success());
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+    let out = support::cli::bin()
         .args(["token", "history", "SGwriter", "--json", "--config"])
         .arg(&h.config_path)
         .output()
@@ -861,23 +842,9 @@ async fn console_forms_need_a_session_and_a_csrf_token() {
 
 #[test]
 fn hash_argon2_prints_a_phc_string_the_gateway_accepts() {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(["hash", "--argon2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret pass\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let phc = String::from_utf8(out.stdout).unwrap();
+    let out = support::cli::with_input(&["hash", "--argon2"], b"s3cret pass\n");
+    assert!(out.ok());
+    let phc = out.stdout;
     let phc = phc.trim();
     assert!(phc.starts_with("$argon2id$v=19$"), "{phc}");
     assert!(!phc.contains("s3cret"));
@@ -888,12 +855,7 @@ fn hash_argon2_prints_a_phc_string_the_gateway_accepts() {
         .verify_password(b"s3cret pass", &parsed)
         .is_ok());
     // An empty password is refused.
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(["hash", "--argon2"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    assert!(!support::cli::scopegate(&["hash", "--argon2"]).ok());
 }
 
 #[test]
@@ -908,7 +870,7 @@ fn bad_admin_users_are_reported_with_file_line_and_field() {
     );
     let config = dir.write("scopegate.yaml", &yaml);
     dir.write("tokens.yaml", "accounts: []\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+    let out = support::cli::bin()
         .args(["check", "--config"])
         .arg(&config)
         .output()

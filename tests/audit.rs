@@ -6,8 +6,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Command;
 
 use serde_json::{json, Value};
 use support::*;
@@ -16,7 +14,6 @@ use time::OffsetDateTime;
 
 use scopegate::gateway::usage::{self, ScopeRecord, TokenRecord, UsageState};
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 const DAY: i64 = 86_400;
 
 fn now() -> i64 {
@@ -32,52 +29,31 @@ fn days_ago(d: i64) -> String {
 
 const WITH_STATE: &str = "state_dir: state\nmax_active_tokens_per_account: 8\n";
 
-struct T {
-    sid: &'static str,
-    secret: &'static str,
-}
-
-const READER_T: T = T {
-    sid: "SGreader",
-    secret: "reader-secret",
-};
-const WRITER_T: T = T {
-    sid: "SGwriter",
-    secret: "writer-secret",
-};
-const STALE_T: T = T {
+const STALE_T: Fixture = Fixture {
     sid: "SGstale",
     secret: "stale-secret",
 };
-const NEVER_T: T = T {
+const NEVER_T: Fixture = Fixture {
     sid: "SGnever",
     secret: "never-secret",
 };
-const OLD_T: T = T {
+const OLD_T: Fixture = Fixture {
     sid: "SGold",
     secret: "old-secret",
 };
-const LEGACY_T: T = T {
-    sid: "SGlegacy",
-    secret: "legacy-secret",
-};
-const NEW_T: T = T {
+const NEW_T: Fixture = Fixture {
     sid: "SGnew",
     secret: "new-secret",
 };
-const NODESC_T: T = T {
+const NODESC_T: Fixture = Fixture {
     sid: "SGnodesc",
     secret: "nodesc-secret",
-};
-const OTHER_T: T = T {
-    sid: "SGother",
-    secret: "other-secret",
 };
 
 /// The audit fixture. Every token is fully described and recently rotated unless the
 /// point of the token is that it is not.
 fn audit_tokens() -> String {
-    let full = |t: &T, created: i64, rotated: i64, extra: &str| {
+    let full = |t: &Fixture, created: i64, rotated: i64, extra: &str| {
         format!(
             "      - sid: {}\n        name: {}\n        description: test token\n        primary_contact: ops@acme.example\n        auth_token_hash: \"{}\"\n        created_at: {}\n        rotated_at: {}\n{extra}",
             t.sid,
@@ -89,13 +65,13 @@ fn audit_tokens() -> String {
     };
     let mut s = String::from("accounts:\n  - id: IRacme\n    name: Acme\n    tokens:\n");
     s += &full(
-        &READER_T,
+        &READER,
         200,
         10,
         "        scopes:\n          - {api: campaigns, methods: [GET]}\n          - {api: public, methods: [GET]}\n          - {api: reports, methods: [GET]}\n",
     );
     s += &full(
-        &WRITER_T,
+        &WRITER,
         200,
         10,
         "        scopes: [{api: campaigns, methods: [GET, POST, DELETE]}]\n",
@@ -118,7 +94,7 @@ fn audit_tokens() -> String {
         120,
         "        scopes: [{api: campaigns, methods: [GET]}]\n",
     );
-    s += &full(&LEGACY_T, 200, 10, "        kind: legacy\n");
+    s += &full(&LEGACY, 200, 10, "        kind: legacy\n");
     s += &full(
         &NEW_T,
         2,
@@ -138,7 +114,7 @@ fn audit_tokens() -> String {
     );
     s += "  - id: IRother\n    name: Other\n    tokens:\n";
     s += &full(
-        &OTHER_T,
+        &OTHER,
         200,
         10,
         "        scopes: [{api: campaigns, methods: [GET]}]\n",
@@ -152,15 +128,15 @@ fn seeded_state() -> UsageState {
     let since = now() - 100 * DAY;
     let mut tokens = BTreeMap::new();
     for sid in [
-        READER_T.sid,
-        WRITER_T.sid,
+        READER.sid,
+        WRITER.sid,
         STALE_T.sid,
         NEVER_T.sid,
         OLD_T.sid,
-        LEGACY_T.sid,
+        LEGACY.sid,
         NEW_T.sid,
         NODESC_T.sid,
-        OTHER_T.sid,
+        OTHER.sid,
     ] {
         tokens.insert(
             sid.to_owned(),
@@ -177,7 +153,7 @@ fn seeded_state() -> UsageState {
         last_used: now() - days * DAY,
     };
     tokens.get_mut(STALE_T.sid).unwrap().scopes = vec![scope("campaigns", "GET", 3, 45)];
-    tokens.get_mut(WRITER_T.sid).unwrap().scopes = vec![scope("campaigns", "DELETE", 2, 60)];
+    tokens.get_mut(WRITER.sid).unwrap().scopes = vec![scope("campaigns", "DELETE", 2, 60)];
     UsageState {
         version: usage::STATE_VERSION,
         saved_at: now() - DAY,
@@ -185,7 +161,7 @@ fn seeded_state() -> UsageState {
     }
 }
 
-async fn call(h: &Harness, t: &T, method: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+async fn call(h: &Harness, t: &Fixture, method: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
     let auth = basic_raw(t.sid, t.secret);
     let mut all = headers.to_vec();
     all.push(("authorization", &auth));
@@ -194,54 +170,29 @@ async fn call(h: &Harness, t: &T, method: &str, path: &str, headers: &[(&str, &s
 
 /// The scripted traffic of the audit fixture.
 async fn traffic(h: &Harness) {
-    assert_eq!(call(h, &READER_T, "GET", CAMPAIGNS, &[]).await, 200);
+    assert_eq!(call(h, &READER, "GET", CAMPAIGNS, &[]).await, 200);
     assert_eq!(
-        call(h, &READER_T, "GET", &format!("{CAMPAIGNS}/1"), &[]).await,
+        call(h, &READER, "GET", &format!("{CAMPAIGNS}/1"), &[]).await,
         200
     );
     // HEAD is a use of the GET grant.
-    assert_eq!(call(h, &READER_T, "HEAD", "/public/x", &[]).await, 200);
+    assert_eq!(call(h, &READER, "HEAD", "/public/x", &[]).await, 200);
     // Refused requests are not use.
-    assert_eq!(call(h, &READER_T, "DELETE", CAMPAIGNS, &[]).await, 403);
-    assert_eq!(call(h, &WRITER_T, "POST", CAMPAIGNS, &[]).await, 200);
-    assert_eq!(call(h, &WRITER_T, "GET", CAMPAIGNS, &[]).await, 200);
+    assert_eq!(call(h, &READER, "DELETE", CAMPAIGNS, &[]).await, 403);
+    assert_eq!(call(h, &WRITER, "POST", CAMPAIGNS, &[]).await, 200);
+    assert_eq!(call(h, &WRITER, "GET", CAMPAIGNS, &[]).await, 200);
     assert_eq!(call(h, &OLD_T, "GET", CAMPAIGNS, &[]).await, 200);
     assert_eq!(call(h, &NODESC_T, "GET", CAMPAIGNS, &[]).await, 200);
-    assert_eq!(call(h, &LEGACY_T, "GET", CAMPAIGNS, &[]).await, 200);
+    assert_eq!(call(h, &LEGACY, "GET", CAMPAIGNS, &[]).await, 200);
     assert_eq!(
-        call(
-            h,
-            &LEGACY_T,
-            "DELETE",
-            "/Mediapartners/IRacme/Reports/1",
-            &[]
-        )
-        .await,
+        call(h, &LEGACY, "DELETE", "/Mediapartners/IRacme/Reports/1", &[]).await,
         200
     );
+    assert_eq!(call(h, &LEGACY, "GET", "/anything/at/all", &[]).await, 200);
     assert_eq!(
-        call(h, &LEGACY_T, "GET", "/anything/at/all", &[]).await,
+        call(h, &OTHER, "GET", "/Mediapartners/IRother/Campaigns", &[]).await,
         200
     );
-    assert_eq!(
-        call(h, &OTHER_T, "GET", "/Mediapartners/IRother/Campaigns", &[]).await,
-        200
-    );
-}
-
-fn run_audit(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .arg("audit")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run scopegate audit");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn finding<'a>(report: &'a Value, kind: &str, sid: Option<&str>) -> &'a Value {
@@ -266,7 +217,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
     assert_eq!(saved.as_deref(), Some(state_file.as_path()));
 
     let record = usage::read_state(&state_file).unwrap();
-    let reader = &record.tokens[READER_T.sid];
+    let reader = &record.tokens[READER.sid];
     assert!(
         reader.since <= now() - 99 * DAY,
         "the record's start is kept"
@@ -277,7 +228,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         .map(|s| (s.api.as_str(), s.method.as_str(), s.count))
         .collect();
     assert_eq!(got, vec![("campaigns", "GET", 2), ("public", "HEAD", 1)]);
-    let legacy: Vec<(&str, &str)> = record.tokens[LEGACY_T.sid]
+    let legacy: Vec<(&str, &str)> = record.tokens[LEGACY.sid]
         .scopes
         .iter()
         .map(|s| (s.api.as_str(), s.method.as_str()))
@@ -286,13 +237,9 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         legacy,
         vec![("campaigns", "GET"), ("none", "GET"), ("reports", "DELETE")]
     );
-    assert_eq!(
-        record.tokens[WRITER_T.sid].scopes.len(),
-        3,
-        "old DELETE kept"
-    );
+    assert_eq!(record.tokens[WRITER.sid].scopes.len(), 3, "old DELETE kept");
 
-    let (code, stdout, stderr) = run_audit(&h.config_path, &["--json", "--fail-on", "critical"]);
+    let (code, stdout, stderr) = cli::audit(&h.config_path, &["--json", "--fail-on", "critical"]);
     assert_eq!(
         code, 1,
         "a critical finding fails --fail-on critical\n{stderr}"
@@ -313,12 +260,12 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         .collect();
     let want: BTreeSet<(String, String, String)> = [
         ("account_near_limit", "-", "warning"),
-        ("unused_scopes", READER_T.sid, "warning"),
-        ("unused_scopes", WRITER_T.sid, "warning"),
+        ("unused_scopes", READER.sid, "warning"),
+        ("unused_scopes", WRITER.sid, "warning"),
         ("stale_token", STALE_T.sid, "warning"),
         ("stale_token", NEVER_T.sid, "warning"),
         ("rotation_overdue", OLD_T.sid, "warning"),
-        ("legacy_token", LEGACY_T.sid, "critical"),
+        ("legacy_token", LEGACY.sid, "critical"),
         ("missing_description", NODESC_T.sid, "info"),
         ("missing_contact", NODESC_T.sid, "info"),
     ]
@@ -331,7 +278,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
     assert_eq!(report["summary"]["info"], 2);
 
     // Unused scopes, and the narrowed list of what was used.
-    let r = finding(&report, "unused_scopes", Some(READER_T.sid));
+    let r = finding(&report, "unused_scopes", Some(READER.sid));
     assert_eq!(r["unused"], json!([{"api": "reports", "methods": ["GET"]}]));
     assert_eq!(
         r["scopes"],
@@ -349,7 +296,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
             h.config_path.display()
         )
     );
-    let w = finding(&report, "unused_scopes", Some(WRITER_T.sid));
+    let w = finding(&report, "unused_scopes", Some(WRITER.sid));
     assert_eq!(
         w["unused"],
         json!([{"api": "campaigns", "methods": ["DELETE"]}])
@@ -377,7 +324,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
     assert_eq!(o["since_field"], "rotated_at");
 
     // The legacy token, with the scopes it actually used.
-    let l = finding(&report, "legacy_token", Some(LEGACY_T.sid));
+    let l = finding(&report, "legacy_token", Some(LEGACY.sid));
     assert_eq!(
         l["scopes"],
         json!([{"api": "campaigns", "methods": ["GET"]}, {"api": "reports", "methods": ["DELETE"]}])
@@ -390,7 +337,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
     assert_eq!(a["limit"], 8);
 
     // The readable report: default --fail-on none exits 0.
-    let (code, text, _) = run_audit(&h.config_path, &[]);
+    let (code, text, _) = cli::audit(&h.config_path, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("token SGreader \"reader\""), "{text}");
     assert!(text.contains("narrowed scopes:"), "{text}");
@@ -400,7 +347,7 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         "{text}"
     );
     // A shorter window: the stale token used 45 days ago is fine within 60 days.
-    let (_, stdout, _) = run_audit(&h.config_path, &["--json", "--stale-after", "60d"]);
+    let (_, stdout, _) = cli::audit(&h.config_path, &["--json", "--stale-after", "60d"]);
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["findings"]
         .as_array()
@@ -408,19 +355,19 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         .iter()
         .all(|f| f["sid"] != STALE_T.sid));
     // --fail-on warning fails; a missing explicit --state is a usage error.
-    assert_eq!(run_audit(&h.config_path, &["--fail-on", "warning"]).0, 1);
+    assert_eq!(cli::audit(&h.config_path, &["--fail-on", "warning"]).0, 1);
     let missing = h.dir.path("nowhere.json");
     assert_eq!(
-        run_audit(&h.config_path, &["--state", missing.to_str().unwrap()]).0,
+        cli::audit(&h.config_path, &["--state", missing.to_str().unwrap()]).0,
         2
     );
-    assert_eq!(run_audit(&h.dir.path("nope.yaml"), &[]).0, 2);
+    assert_eq!(cli::audit(&h.dir.path("nope.yaml"), &[]).0, 2);
 }
 
 #[tokio::test]
 async fn audit_without_a_record_skips_usage_findings() {
     let h = Harness::start_with(WITH_STATE, &audit_tokens()).await;
-    let (code, stdout, _) = run_audit(&h.config_path, &["--json"]);
+    let (code, stdout, _) = cli::audit(&h.config_path, &["--json"]);
     assert_eq!(code, 0);
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["usage_record"].is_null());
@@ -437,8 +384,8 @@ async fn audit_without_a_record_skips_usage_findings() {
 #[tokio::test]
 async fn usage_record_survives_a_restart() {
     let h = Harness::start_with(WITH_STATE, &audit_tokens()).await;
-    assert_eq!(call(&h, &READER_T, "GET", CAMPAIGNS, &[]).await, 200);
-    assert_eq!(call(&h, &READER_T, "GET", CAMPAIGNS, &[]).await, 200);
+    assert_eq!(call(&h, &READER, "GET", CAMPAIGNS, &[]).await, 200);
+    assert_eq!(call(&h, &READER, "GET", CAMPAIGNS, &[]).await, 200);
     let Harness {
         upstream,
         gateway,
@@ -449,7 +396,7 @@ async fn usage_record_survives_a_restart() {
     gateway.shutdown().await;
     let state_file = dir.path("state").join(usage::STATE_FILE);
     let saved = usage::read_state(&state_file).expect("shutdown saved the usage record");
-    assert_eq!(saved.tokens[READER_T.sid].scopes[0].count, 2);
+    assert_eq!(saved.tokens[READER.sid].scopes[0].count, 2);
 
     // Start-up loads it: the counts continue, and the last-used gauge is back.
     let gateway = start_gateway(&config_path).await;
@@ -461,19 +408,19 @@ async fn usage_record_survives_a_restart() {
     };
     let rt_snapshot = |h: &Harness| {
         let policy = h.gateway.shared.policy.load();
-        policy.tokens[READER_T.sid].runtime.usage.snapshot()
+        policy.tokens[READER.sid].runtime.usage.snapshot()
     };
     let before = rt_snapshot(&h);
     assert_eq!(before.scopes.len(), 1);
     assert_eq!(before.scopes[0].count, 2, "loaded at start-up");
-    assert_eq!(before.since, saved.tokens[READER_T.sid].since);
+    assert_eq!(before.since, saved.tokens[READER.sid].since);
     assert!(metrics(&h).await.lines().any(|l| l
         .starts_with("scopegate_token_last_used_timestamp_seconds")
-        && l.contains(READER_T.sid)));
-    assert_eq!(call(&h, &READER_T, "GET", CAMPAIGNS, &[]).await, 200);
+        && l.contains(READER.sid)));
+    assert_eq!(call(&h, &READER, "GET", CAMPAIGNS, &[]).await, 200);
     h.gateway.shutdown().await;
     let saved = usage::read_state(&state_file).unwrap();
-    assert_eq!(saved.tokens[READER_T.sid].scopes[0].count, 3);
+    assert_eq!(saved.tokens[READER.sid].scopes[0].count, 3);
 }
 
 #[tokio::test]
@@ -484,31 +431,13 @@ async fn a_corrupt_record_is_moved_aside_and_the_gateway_serves() {
     std::fs::write(state.join(usage::STATE_FILE), b"{\"version\": 1, \"tok").unwrap();
     usage::load(&h.gateway.shared);
     assert!(state.join("usage.json.corrupt").exists());
-    assert_eq!(call(&h, &READER_T, "GET", CAMPAIGNS, &[]).await, 200);
+    assert_eq!(call(&h, &READER, "GET", CAMPAIGNS, &[]).await, 200);
     usage::save_now(&h.gateway.shared).unwrap();
     let saved = usage::read_state(&state.join(usage::STATE_FILE)).unwrap();
-    assert_eq!(saved.tokens[READER_T.sid].scopes[0].count, 1);
+    assert_eq!(saved.tokens[READER.sid].scopes[0].count, 1);
     // A corrupt record is an error for audit, not a silent empty report.
     std::fs::write(state.join(usage::STATE_FILE), b"[]").unwrap();
-    assert_eq!(run_audit(&h.config_path, &[]).0, 2);
-}
-
-/// Parses `name{labels} value` lines of one metric into label maps.
-fn series(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix(name))
-        .filter_map(|rest| rest.strip_prefix('{'))
-        .filter_map(|rest| rest.split_once("} "))
-        .map(|(labels, value)| {
-            let map = labels
-                .split("\",")
-                .filter(|p| !p.is_empty())
-                .filter_map(|p| p.split_once("=\""))
-                .map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned()))
-                .collect();
-            (map, value.trim().parse().unwrap())
-        })
-        .collect()
+    assert_eq!(cli::audit(&h.config_path, &[]).0, 2);
 }
 
 #[tokio::test]
@@ -518,7 +447,7 @@ async fn shadow_scopes_count_what_they_would_deny_and_serve_it() {
         hash("shadow-secret")
     );
     let h = Harness::start_with("", &tokens).await;
-    let t = T {
+    let t = Fixture {
         sid: "SGshadow",
         secret: "shadow-secret",
     };
@@ -527,7 +456,7 @@ async fn shadow_scopes_count_what_they_would_deny_and_serve_it() {
     assert_eq!(call(&h, &t, "HEAD", CAMPAIGNS, &[]).await, 200);
     let text = metrics(&h).await;
     assert!(
-        series(&text, "scopegate_shadow_denied_total").is_empty(),
+        exposition::series_of(&text, "scopegate_shadow_denied_total").is_empty(),
         "{text}"
     );
     // Inside the scopes, outside the shadow set: served (200) and counted.
@@ -546,7 +475,7 @@ async fn shadow_scopes_count_what_they_would_deny_and_serve_it() {
     assert_eq!(call(&h, &t, "DELETE", CAMPAIGNS, &[]).await, 403);
     let text = metrics(&h).await;
     let mut got: Vec<(String, String, String, f64)> =
-        series(&text, "scopegate_shadow_denied_total")
+        exposition::series_of(&text, "scopegate_shadow_denied_total")
             .into_iter()
             .map(|(l, v)| (l["token"].clone(), l["api"].clone(), l["method"].clone(), v))
             .collect();

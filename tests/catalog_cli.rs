@@ -4,24 +4,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_yaml::Value;
 use support::*;
-
-/// Runs the binary: (exit code, stdout, stderr).
-fn scopegate(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn petstore() -> String {
     let path =
@@ -32,7 +17,8 @@ fn petstore() -> String {
 /// A gateway config whose catalog is the printed import block, pasted as is.
 fn config_from_import(dir: &TempDir, document: &Path, tokens: &str) -> std::path::PathBuf {
     let doc = document.to_str().expect("utf-8 path");
-    let (code, block, stderr) = scopegate(&["catalog", "import", doc, "--upstream", "main"]);
+    let (code, block, stderr) =
+        cli::scopegate(&["catalog", "import", doc, "--upstream", "main"]).parts();
     assert_eq!(code, 0, "{stderr}");
     dir.write("tokens.yaml", tokens);
     dir.write(
@@ -77,7 +63,8 @@ fn import_block_passes_check_as_is() {
     let dir = TempDir::new();
     let doc = dir.write("petstore.yaml", &petstore());
     let config = config_from_import(&dir, &doc, TOKENS);
-    let (code, out, err) = scopegate(&["check", "--config", config.to_str().unwrap_or_default()]);
+    let (code, out, err) =
+        cli::scopegate(&["check", "--config", config.to_str().unwrap_or_default()]).parts();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("3 API(s) in the catalog"), "{out}");
     let text = std::fs::read_to_string(&config).unwrap_or_default();
@@ -91,20 +78,22 @@ fn import_block_passes_check_as_is() {
 fn import_refuses_what_is_not_openapi_with_exit_2() {
     let dir = TempDir::new();
     let swagger = dir.write("swagger.yaml", "swagger: '2.0'\npaths: {}\n");
-    let (code, out, err) = scopegate(&["catalog", "import", swagger.to_str().unwrap_or_default()]);
+    let (code, out, err) =
+        cli::scopegate(&["catalog", "import", swagger.to_str().unwrap_or_default()]).parts();
     assert_eq!(code, 2);
     assert!(out.is_empty());
     assert!(err.contains("Swagger 2.0"), "{err}");
-    let (code, _, err) = scopegate(&["catalog", "import", "/nonexistent/doc.yaml"]);
+    let (code, _, err) = cli::scopegate(&["catalog", "import", "/nonexistent/doc.yaml"]).parts();
     assert_eq!(code, 2);
     assert!(err.starts_with("error: /nonexistent/doc.yaml"), "{err}");
-    let (code, _, err) = scopegate(&[
+    let (code, _, err) = cli::scopegate(&[
         "catalog",
         "import",
         swagger.to_str().unwrap_or_default(),
         "--strip-prefix",
         "api",
-    ]);
+    ])
+    .parts();
     assert_eq!(code, 2);
     assert!(err.contains("--strip-prefix must start with `/`"), "{err}");
 }
@@ -122,7 +111,8 @@ fn import_reports_unusable_paths_on_stderr_and_in_the_block() {
             serde_yaml::from_str("{get: {tags: [pet]}}").unwrap_or_default(),
         );
     });
-    let (code, out, err) = scopegate(&["catalog", "import", doc.to_str().unwrap_or_default()]);
+    let (code, out, err) =
+        cli::scopegate(&["catalog", "import", doc.to_str().unwrap_or_default()]).parts();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("warning: not imported: GET /pet/{a}.{b}: segment `{a}.{b}` holds more than one parameter"), "{err}");
     assert!(err.contains("warning: not imported: GET /pet;x:"), "{err}");
@@ -138,13 +128,14 @@ fn diff_finds_added_and_removed_operations() {
     let cfg = config.to_str().unwrap_or_default();
 
     // In step: exit 0.
-    let (code, out, err) = scopegate(&[
+    let (code, out, err) = cli::scopegate(&[
         "catalog",
         "diff",
         original.to_str().unwrap_or_default(),
         "--config",
         cfg,
-    ]);
+    ])
+    .parts();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("no drift"), "{out}");
 
@@ -155,14 +146,15 @@ fn diff_finds_added_and_removed_operations() {
             serde_yaml::from_str("{get: {tags: [pet]}}").unwrap_or_default(),
         );
     });
-    let (code, out, _) = scopegate(&[
+    let (code, out, _) = cli::scopegate(&[
         "catalog",
         "diff",
         added.to_str().unwrap_or_default(),
         "--config",
         cfg,
         "--json",
-    ]);
+    ])
+    .parts();
     assert_eq!(code, 1, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(report["drift"], true);
@@ -192,14 +184,15 @@ fn diff_finds_added_and_removed_operations() {
             order.remove("delete");
         }
     });
-    let (code, out, _) = scopegate(&[
+    let (code, out, _) = cli::scopegate(&[
         "catalog",
         "diff",
         removed.to_str().unwrap_or_default(),
         "--config",
         cfg,
         "--json",
-    ]);
+    ])
+    .parts();
     assert_eq!(code, 1, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(report["uncovered_operations"], serde_json::json!([]));
@@ -223,13 +216,14 @@ fn diff_finds_added_and_removed_operations() {
     assert_eq!(extra[0]["sid"], "SGpets");
 
     // The same as text.
-    let (code, out, _) = scopegate(&[
+    let (code, out, _) = cli::scopegate(&[
         "catalog",
         "diff",
         removed.to_str().unwrap_or_default(),
         "--config",
         cfg,
-    ]);
+    ])
+    .parts();
     assert_eq!(code, 1);
     assert!(
         out.contains("APIs no operation of the document uses (1):\n  user: /api/v3/user"),
@@ -253,10 +247,10 @@ fn diff_with_upstream_compares_only_that_upstreams_apis() {
         config.to_str().unwrap_or_default(),
         original.to_str().unwrap_or_default(),
     );
-    let (code, out, _) = scopegate(&["catalog", "diff", doc, "--config", cfg]);
+    let (code, out, _) = cli::scopegate(&["catalog", "diff", doc, "--config", cfg]).parts();
     assert_eq!(code, 1);
     assert!(out.contains("invoices: /billing/invoices/**"), "{out}");
-    let (code, out, _) = scopegate(&[
+    let (code, out, _) = cli::scopegate(&[
         "catalog",
         "diff",
         doc,
@@ -264,9 +258,10 @@ fn diff_with_upstream_compares_only_that_upstreams_apis() {
         cfg,
         "--upstream",
         "main",
-    ]);
+    ])
+    .parts();
     assert_eq!(code, 0, "{out}");
-    let (code, _, err) = scopegate(&[
+    let (code, _, err) = cli::scopegate(&[
         "catalog",
         "diff",
         doc,
@@ -274,7 +269,8 @@ fn diff_with_upstream_compares_only_that_upstreams_apis() {
         cfg,
         "--upstream",
         "nope",
-    ]);
+    ])
+    .parts();
     assert_eq!(code, 2);
     assert!(
         err.contains("--upstream `nope` is not an upstream"),
@@ -348,7 +344,7 @@ fn shorthands_on_the_command_line_and_in_token_show() {
     let config = dir.write("scopegate.yaml", &gateway_yaml(upstream, ""));
     dir.write("tokens.yaml", "accounts: []\n");
     let cfg = config.to_str().unwrap_or_default();
-    let (code, out, err) = scopegate(&[
+    let (code, out, err) = cli::scopegate(&[
         "token",
         "create",
         "--config",
@@ -364,7 +360,8 @@ fn shorthands_on_the_command_line_and_in_token_show() {
         "--scope",
         "campaigns:write,GET",
         "--json",
-    ]);
+    ])
+    .parts();
     assert_eq!(code, 0, "{err}");
     let created: serde_json::Value = serde_json::from_str(&out).expect("json");
     let sid = created["sid"].as_str().unwrap_or_default().to_owned();
@@ -373,7 +370,7 @@ fn shorthands_on_the_command_line_and_in_token_show() {
         tokens.contains("{api: reports, methods: [read]}"),
         "{tokens}"
     );
-    let (code, out, err) = scopegate(&["token", "show", &sid, "--config", cfg]);
+    let (code, out, err) = cli::scopegate(&["token", "show", &sid, "--config", cfg]).parts();
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("  reports: GET, HEAD (written: read)"),
@@ -383,7 +380,7 @@ fn shorthands_on_the_command_line_and_in_token_show() {
         out.contains("  campaigns: GET, HEAD, POST, PUT, PATCH, DELETE (written: write, GET)"),
         "{out}"
     );
-    let (_, out, _) = scopegate(&["token", "show", &sid, "--config", cfg, "--json"]);
+    let (_, out, _) = cli::scopegate(&["token", "show", &sid, "--config", cfg, "--json"]).parts();
     let shown: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(shown["scopes"][0]["methods"], serde_json::json!(["read"]));
     assert_eq!(
@@ -391,7 +388,7 @@ fn shorthands_on_the_command_line_and_in_token_show() {
         serde_json::json!(["GET", "HEAD"])
     );
     // A typo is refused before anything is written.
-    let (code, _, err) = scopegate(&[
+    let (code, _, err) = cli::scopegate(&[
         "token",
         "create",
         "--config",
@@ -402,7 +399,8 @@ fn shorthands_on_the_command_line_and_in_token_show() {
         "m",
         "--scope",
         "reports:reads",
-    ]);
+    ])
+    .parts();
     assert_ne!(code, 0);
     assert!(
         err.contains("unknown method `reads`") && err.contains("read (GET, HEAD)"),

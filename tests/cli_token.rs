@@ -7,101 +7,24 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use http::StatusCode;
 use serde_json::Value as Json;
 
+use support::cli::{bin, create, run, scopegate, Run};
 use support::*;
-
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
-/// One CLI run.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn of(out: Output) -> Run {
-        Run {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    #[track_caller]
-    fn expect_ok(self) -> Run {
-        assert!(
-            self.ok,
-            "the CLI failed:\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// A refusal: non-zero exit and exactly one `error:` line on stderr.
-    #[track_caller]
-    fn expect_refused(self, needle: &str) -> Run {
-        assert!(!self.ok, "the CLI should have failed:\n{}", self.stdout);
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one clear line, got:\n{}", self.stderr);
-        assert!(lines[0].starts_with("error: "), "{}", self.stderr);
-        assert!(
-            self.stderr.contains(needle),
-            "expected `{needle}` in: {}",
-            self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Json {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
-    }
-}
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_scopegate"));
-    c.stdin(Stdio::null());
-    c
-}
 
 /// `scopegate token <sub> --config <config> <rest...>`.
 fn token(config: &Path, sub: &str, rest: &[&str]) -> Run {
-    let out = bin()
-        .arg("token")
-        .arg(sub)
-        .arg("--config")
-        .arg(config)
-        .args(rest)
-        .output()
-        .expect("the binary runs");
-    Run::of(out)
+    let config = config.to_str().expect("a UTF-8 test path");
+    let mut all = vec!["token", sub, "--config", config];
+    all.extend_from_slice(rest);
+    scopegate(&all)
 }
 
 fn check(config: &Path) -> Run {
-    Run::of(
-        bin()
-            .arg("check")
-            .arg("--config")
-            .arg(config)
-            .output()
-            .expect("the binary runs"),
-    )
-}
-
-/// `token create --json`: (sid, secret).
-fn create(config: &Path, args: &[&str]) -> (String, String) {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let j = token(config, "create", &all).expect_ok().json();
-    (
-        j["sid"].as_str().unwrap().to_owned(),
-        j["secret"].as_str().unwrap().to_owned(),
-    )
+    run(config, &["check"])
 }
 
 /// `token reset --json`: the new secret.
@@ -235,7 +158,7 @@ async fn token_lifecycle_against_the_running_gateway() {
     assert_ne!(readded, text);
     std::fs::write(tokens_path(&h), &readded).unwrap();
     let c = check(&cfg);
-    assert!(!c.ok, "check must refuse a tombstoned SID");
+    assert!(!c.ok(), "check must refuse a tombstoned SID");
     assert!(
         c.stderr.contains(&sid) && c.stderr.contains("was deleted"),
         "{}",
@@ -330,7 +253,7 @@ async fn the_21st_active_scoped_token_is_refused_and_nothing_is_written() {
     assert_eq!(call(&h, &sid, &secret).await, StatusCode::OK);
     assert_eq!(call(&h, "SGfull0", "full-0").await, StatusCode::FORBIDDEN);
     assert_eq!(call(&h, "SGfull1", "full-1").await, StatusCode::OK);
-    assert!(check(&cfg).ok);
+    assert!(check(&cfg).ok());
     h.gateway.shutdown().await;
 }
 
@@ -392,7 +315,7 @@ fn rule_violations_are_refused_with_one_line_and_nothing_is_written() {
     )
     .expect_ok();
     assert!(r.stderr.contains("warning:") && r.stderr.contains("`reader`"));
-    assert!(check(&cfg).ok);
+    assert!(check(&cfg).ok());
 }
 
 #[test]
@@ -641,7 +564,7 @@ fn comments_in_a_hand_edited_file_survive_create_and_update() {
         assert!(after.contains(c), "comment lost: {c:?}\n{after}");
     }
     assert!(after.contains("name: reader-v2   # keep in sync with the job name"));
-    assert!(check(&cfg).ok, "{}", check(&cfg).stderr);
+    assert!(check(&cfg).ok(), "{}", check(&cfg).stderr);
 }
 
 #[cfg(unix)]
@@ -686,7 +609,7 @@ fn writes_keep_permissions_and_a_new_file_is_private() {
         ],
     );
     assert_eq!(mode(&path), 0o640);
-    assert!(check(&cfg).ok);
+    assert!(check(&cfg).ok());
 }
 
 #[test]
@@ -814,5 +737,5 @@ fn update_edits_fields_and_scopes_list_and_show_report_them() {
     let card = token(&cfg, "show", &[READER.sid]).expect_ok().stdout;
     assert!(card.contains("secret:          set (sha256)"), "{card}");
     assert!(card.contains("campaigns: GET"));
-    assert!(check(&cfg).ok);
+    assert!(check(&cfg).ok());
 }

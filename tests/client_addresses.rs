@@ -10,11 +10,10 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use support::process::Proc;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 
 /// Allowed from 127.0.0.1 only.
 const PINNED: Fixture = Fixture {
@@ -96,15 +95,9 @@ fn forwarded_for(h: &Harness) -> String {
 
 /// The value of `scopegate_requests_total` for one token and decision.
 async fn requests_total(h: &Harness, token: &str, decision: &str) -> u64 {
-    let text = metrics(h).await;
-    text.lines()
-        .filter(|l| l.starts_with("scopegate_requests_total{"))
-        .filter(|l| {
-            l.contains(&format!("token=\"{token}\""))
-                && l.contains(&format!("decision=\"{decision}\""))
-        })
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-        .sum()
+    let samples = exposition::parse_exposition(&metrics(h).await);
+    let labels = [("token", token), ("decision", decision)];
+    exposition::sum(&samples, "scopegate_requests_total", &labels) as u64
 }
 
 #[tokio::test]
@@ -317,16 +310,8 @@ fn v2_local() -> Vec<u8> {
 }
 
 async fn rejected(h: &Harness, reason: &str) -> u64 {
-    metrics(h)
-        .await
-        .lines()
-        .find(|l| {
-            l.starts_with(&format!(
-                "scopegate_proxy_protocol_rejected_total{{reason=\"{reason}\"}}"
-            ))
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+    let series = format!("scopegate_proxy_protocol_rejected_total{{reason=\"{reason}\"}}");
+    exposition::series_value(&metrics(h).await, &series).unwrap_or(0.0) as u64
 }
 
 #[tokio::test]
@@ -578,25 +563,11 @@ fn address_lists_are_validated_with_file_line_and_field() {
     assert!(errors.iter().all(|e| !e.hint.is_empty()));
 }
 
-fn run_explain(cfg: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .arg("explain")
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .output()
-        .expect("run scopegate explain");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 #[tokio::test]
 async fn explain_checks_an_address_given_with_from() {
     let h = Harness::start_with("", &tokens()).await;
     let cfg = &h.config_path;
-    let (code, out) = run_explain(
+    let (code, out) = cli::explain(
         cfg,
         &[
             "--token",
@@ -611,7 +582,7 @@ async fn explain_checks_an_address_given_with_from() {
     assert!(out.contains("denied_ip (ip_not_allowed)"), "{out}");
     assert!(out.contains("192.0.2.0/24, 2001:db8::/32"), "{out}");
 
-    let (code, out) = run_explain(
+    let (code, out) = cli::explain(
         cfg,
         &[
             "--token",
@@ -630,18 +601,18 @@ async fn explain_checks_an_address_given_with_from() {
     assert_eq!(json["allowed_ips"][1], "2001:db8::/32");
 
     // Without --from the allowlist is reported, not checked.
-    let (code, out) = run_explain(cfg, &["--token", DOC.sid, "GET", CAMPAIGNS]);
+    let (code, out) = cli::explain(cfg, &["--token", DOC.sid, "GET", CAMPAIGNS]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("pass --from IP"), "{out}");
     // The address is checked after the secret-independent credential checks and before
     // the scopes, as the gateway does: a scope miss from a bad address is denied_ip.
-    let (code, out) = run_explain(
+    let (code, out) = cli::explain(
         cfg,
         &["--token", DOC.sid, "--from", "10.0.0.1", "POST", CAMPAIGNS],
     );
     assert_eq!(code, 1);
     assert!(out.contains("denied_ip"), "{out}");
-    let (code, _) = run_explain(
+    let (code, _) = cli::explain(
         cfg,
         &["--token", DOC.sid, "--from", "not-an-ip", "GET", CAMPAIGNS],
     );
@@ -684,20 +655,12 @@ async fn a_reload_changes_allowlists_and_trusted_proxies() {
     assert_eq!(forwarded_for(&h), "192.0.2.9, 127.0.0.5");
 }
 
-/// Runs the built binary's `token` command; returns (success, stdout, stderr).
+/// `scopegate token <args...>`: (success, stdout, stderr).
 fn token_cli(cfg: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .arg("token")
-        .args(args)
-        .arg("--config")
-        .arg(cfg)
-        .output()
-        .expect("run scopegate token");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["token"];
+    all.extend_from_slice(args);
+    let r = cli::run(cfg, &all);
+    (r.ok(), r.stdout, r.stderr)
 }
 
 #[tokio::test]
@@ -801,16 +764,9 @@ async fn the_access_log_names_the_decision_and_the_resolved_client() {
     );
     let cfg = dir.write("scopegate.yaml", &yaml);
     dir.write("tokens.yaml", &tokens());
-    let log_path = dir.path("stderr.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    wait_ready(admin).await;
+    let cfg = cfg.to_str().expect("a UTF-8 test path");
+    let mut p = Proc::start(&["serve", "--log-format", "json", "--config", cfg], &[]);
+    p.wait_ready(&format!("127.0.0.1:{admin}")).await;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let r = send_from(
         "127.0.0.5",
@@ -821,23 +777,14 @@ async fn the_access_log_names_the_decision_and_the_resolved_client() {
     assert_denied(&r);
 
     // The access-log line is written before the response; the file may lag a little.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let line = loop {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if let Some(l) = log
-            .lines()
-            .find(|l| l.contains("\"decision\":\"denied_ip\""))
-        {
-            break l.to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no access-log line: {log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let denied = "\"decision\":\"denied_ip\"";
+    let log = p.wait_for(denied, true).await;
+    let line = log
+        .lines()
+        .find(|l| l.contains(denied))
+        .expect("the line just seen")
+        .to_owned();
+    drop(p);
     assert!(line.contains("\"client\":\"198.51.100.23\""), "{line}");
     assert!(line.contains("\"token\":\"SGpinned\""), "{line}");
     assert!(line.contains("\"reason\":\"ip_not_allowed\""), "{line}");

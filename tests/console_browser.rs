@@ -9,16 +9,16 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
+use support::process::ChildGuard;
 use support::*;
 
 const ADMIN: &str = "ops";
 const ADMIN_PASSWORD: &str = "browser-test-password";
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 const REPORTS: &str = "/Mediapartners/IRacme/Reports/daily";
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
@@ -36,16 +36,9 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
 
 /// chromedriver on a free port, killed on drop.
 struct Driver {
-    child: Child,
+    _child: ChildGuard,
     port: u16,
     _profile: TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn start_driver(chromedriver: &Path) -> Driver {
@@ -57,7 +50,7 @@ async fn start_driver(chromedriver: &Path) -> Driver {
         .spawn()
         .expect("chromedriver starts");
     let driver = Driver {
-        child,
+        _child: ChildGuard(child),
         port,
         _profile: TempDir::new(),
     };
@@ -83,13 +76,7 @@ async fn start_driver(chromedriver: &Path) -> Driver {
 }
 
 async fn try_get(url: &str) -> Option<String> {
-    use http_body_util::{BodyExt, Full};
-    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let resp = client.get(url.parse().ok()?).await.ok()?;
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    Some(String::from_utf8_lossy(&body).into_owned())
+    try_send("GET", url, &[]).await.map(|r| r.text())
 }
 
 async fn browser(driver: &Driver, chromium: &Path) -> Client {
@@ -113,14 +100,6 @@ async fn browser(driver: &Driver, chromium: &Path) -> Client {
         .connect(&format!("http://127.0.0.1:{}", driver.port))
         .await
         .expect("a WebDriver session")
-}
-
-async fn proxy_get(h: &Harness, sid: &str, secret: &str, path: &str) -> u16 {
-    let auth = basic_raw(sid, secret);
-    send("GET", &h.url(path), &[("authorization", &auth)], "")
-        .await
-        .status
-        .as_u16()
 }
 
 /// Scrolls the element to the middle of the window (clear of the sticky action bar), as a

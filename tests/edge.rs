@@ -13,8 +13,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
 fn get_line(target: &str, who: &Fixture, extra: &str) -> String {
     format!(
         "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n{extra}\r\n",
@@ -112,14 +110,9 @@ async fn switching_upstream(always_101: bool) -> (SocketAddr, Arc<Mutex<Vec<Stri
         while let Ok((mut s, _)) = listener.accept().await {
             let record = record.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read(&mut b).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
+                let Some(head) = read_head(&mut s).await else {
+                    return;
+                };
                 let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
                 let upgrade = always_101 || head.contains("\r\nupgrade:");
                 record.lock().unwrap().push(head);
@@ -137,13 +130,6 @@ async fn switching_upstream(always_101: bool) -> (SocketAddr, Arc<Mutex<Vec<Stri
         }
     });
     (addr, heads)
-}
-
-async fn gateway_for(upstream: SocketAddr, extra: &str) -> (scopegate::Running, TempDir) {
-    let dir = TempDir::new();
-    dir.write("tokens.yaml", &tokens_yaml());
-    let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream, extra));
-    (start_gateway(&cfg).await, dir)
 }
 
 #[tokio::test]

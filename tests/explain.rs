@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use serde_json::Value;
 use support::*;
@@ -15,8 +14,6 @@ use scopegate::cli::explain::{explain, parse_headers, Explanation};
 use scopegate::gateway::metrics::Metrics;
 use scopegate::gateway::runtime::RuntimeRegistry;
 use scopegate::gateway::snapshot::Policy;
-
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 
 struct Case {
     what: &'static str,
@@ -488,22 +485,15 @@ fn table() -> Vec<Case> {
     ]
 }
 
-/// Every `scopegate_requests_total` series, by its label text.
-fn request_counts(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("scopegate_requests_total{"))
-        .filter_map(|rest| rest.rsplit_once("} "))
-        .map(|(labels, v)| (labels.to_owned(), v.trim().parse().unwrap()))
+/// Every `scopegate_requests_total` series, by its labels.
+fn request_counts(text: &str) -> BTreeMap<BTreeMap<String, String>, f64> {
+    exposition::series_of(text, "scopegate_requests_total")
+        .into_iter()
         .collect()
 }
 
-fn label(labels: &str, name: &str) -> String {
-    labels
-        .split("\",")
-        .filter_map(|p| p.split_once("=\""))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_end_matches('"').to_owned())
-        .unwrap_or_default()
+fn label(labels: &BTreeMap<String, String>, name: &str) -> String {
+    labels.get(name).cloned().unwrap_or_default()
 }
 
 /// Sends one case through the gateway and reads back its (decision, api) labels.
@@ -522,7 +512,7 @@ async fn gateway_decision(h: &Harness, case: &Case) -> (String, String, u16) {
     ));
     let reply = raw(h.addr(), req.as_bytes()).await;
     let after = request_counts(&metrics(h).await);
-    let changed: Vec<&String> = after
+    let changed: Vec<&BTreeMap<String, String>> = after
         .iter()
         .filter(|(k, v)| before.get(*k).copied().unwrap_or(0.0) < **v)
         .map(|(k, _)| k)
@@ -667,25 +657,11 @@ async fn explain_names_the_scope_that_allows_or_the_one_missing() {
     assert!(e.notes.iter().any(|n| n.contains("case-sensitive")));
 }
 
-fn run_explain(h: &Harness, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .arg("explain")
-        .arg("--config")
-        .arg(&h.config_path)
-        .args(args)
-        .output()
-        .expect("run scopegate explain");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 #[tokio::test]
 async fn explain_command_output_and_exit_codes() {
     let h = Harness::start().await;
-    let (code, out) = run_explain(
-        &h,
+    let (code, out) = cli::explain(
+        &h.config_path,
         &[
             "--token",
             READER.sid,
@@ -708,7 +684,7 @@ async fn explain_command_output_and_exit_codes() {
     );
     assert!(!out.contains("page=2"), "the query is never echoed: {out}");
 
-    let (code, out) = run_explain(&h, &["--token", READER.sid, "POST", CAMPAIGNS]);
+    let (code, out) = cli::explain(&h.config_path, &["--token", READER.sid, "POST", CAMPAIGNS]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("decision     denied_scope (method_not_granted), api campaigns"),
@@ -716,8 +692,8 @@ async fn explain_command_output_and_exit_codes() {
     );
     assert!(out.contains("missing      add {api: campaigns, methods: [POST]} (the scope becomes {api: campaigns, methods: [GET, POST]})"), "{out}");
 
-    let (code, out) = run_explain(
-        &h,
+    let (code, out) = cli::explain(
+        &h.config_path,
         &[
             "--token",
             WRITER.sid,
@@ -735,25 +711,31 @@ async fn explain_command_output_and_exit_codes() {
     assert_eq!(v["missing"]["methods"][0], "PATCH");
     assert_eq!(v["overrides"][0], "PATCH");
 
-    let (code, out) = run_explain(&h, &["--token", "SGnobody", "GET", CAMPAIGNS]);
+    let (code, out) = cli::explain(&h.config_path, &["--token", "SGnobody", "GET", CAMPAIGNS]);
     assert_eq!(code, 1);
     assert!(out.contains("denied_credentials (unknown_sid)"), "{out}");
 
-    let (code, out) = run_explain(&h, &["--token", READER.sid, "GET", "/a/%2e%2e/b"]);
+    let (code, out) = cli::explain(
+        &h.config_path,
+        &["--token", READER.sid, "GET", "/a/%2e%2e/b"],
+    );
     assert_eq!(code, 1);
     assert!(out.contains("refused (400)"), "{out}");
 
     // Usage and configuration errors exit 2.
     assert_eq!(
-        run_explain(
-            &h,
+        cli::explain(
+            &h.config_path,
             &["--token", READER.sid, "--header", "no colon", "GET", "/"]
         )
         .0,
         2
     );
-    assert_eq!(run_explain(&h, &["--token", READER.sid, "G(ET", "/"]).0, 2);
-    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+    assert_eq!(
+        cli::explain(&h.config_path, &["--token", READER.sid, "G(ET", "/"]).0,
+        2
+    );
+    let out = support::cli::bin()
         .args([
             "explain",
             "--config",

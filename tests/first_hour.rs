@@ -5,121 +5,14 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use support::process::{wait_generation, Proc};
 use support::{
     basic, basic_raw, free_port, gateway_yaml, send, tokens_yaml, TempDir, Upstream, READER,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_scopegate");
-const WAIT: Duration = Duration::from_secs(60);
-
-/// A `scopegate` process with its stdout and stderr in files.
-struct Proc {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    _dir: TempDir,
-}
-
-impl Proc {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let dir = TempDir::new();
-        let out = dir.path("stdout.txt");
-        let err = dir.path("stderr.txt");
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env("RUST_LOG", "info")
-            .env_remove("NO_COLOR")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Proc {
-            child: cmd.spawn().unwrap(),
-            out,
-            err,
-            _dir: dir,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// Waits until `what` shows in stdout (or stderr with `in_stderr`), failing if the
-    /// process exits first.
-    async fn wait_for(&mut self, what: &str, in_stderr: bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let text = if in_stderr {
-                self.stderr()
-            } else {
-                self.stdout()
-            };
-            if text.contains(what) {
-                return text;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "exited ({status}) before printing {what:?}\nstdout:\n{}\nstderr:\n{}",
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            assert!(Instant::now() < deadline, "no {what:?}: {}", self.stderr());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name}");
-    }
-
-    async fn exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "did not exit: {}", self.stderr());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Proc {
-    /// A failed test stops the process with SIGTERM first, so that a demo still removes
-    /// its temporary folder; SIGKILL after 5 s.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Runs a command line exactly as printed, through the shell.
 fn shell(line: &str) -> (i32, String, String) {
@@ -132,7 +25,7 @@ fn shell(line: &str) -> (i32, String, String) {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let out = support::cli::bin()
         .args(args)
         .env_remove("NO_COLOR")
         .output()
@@ -167,20 +60,6 @@ async fn get_as(url: &str, sid: &str, secret: &str) -> support::Reply {
         "",
     )
     .await
-}
-
-/// Polls the admin `/generation` until it reaches `n`.
-async fn wait_generation(admin: &str, n: u64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let r = send("GET", &format!("http://{admin}/generation"), &[], "").await;
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        if v["generation"].as_u64().unwrap() >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "generation {n} not reached");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn demo_folder(stdout: &str) -> PathBuf {
@@ -458,7 +337,7 @@ async fn readme_validation_showcase_is_real() {
             "{api: reprots, methods: [GET]}",
         ),
     );
-    let out = Command::new(BIN)
+    let out = support::cli::bin()
         .args(["check", "--config", "config/scopegate.yaml"])
         .current_dir(&dir.0)
         .output()
@@ -523,29 +402,6 @@ fn start_serve(
     (p, listen, admin, dir)
 }
 
-async fn ready(p: &mut Proc, admin: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(admin).await {
-            use tokio::io::AsyncWriteExt;
-            let _ = s
-                .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await;
-            if support::read_response(&mut s)
-                .await
-                .is_some_and(|r| r.status == 200)
-            {
-                return;
-            }
-        }
-        if let Ok(Some(status)) = p.child.try_wait() {
-            panic!("exited ({status}): {}", p.stderr());
-        }
-        assert!(Instant::now() < deadline, "not ready: {}", p.stderr());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Text access log: client address, escaped user agent, byte counts, integer durations,
 /// the path of a 400 without its query; no colour codes on a pipe, NO_COLOR or not; the
 /// drain message once however many workers.
@@ -554,7 +410,7 @@ async fn text_access_log_has_the_fields_and_no_colour() {
     let upstream = Upstream::start().await;
     let (mut p, listen, admin, _dir) =
         start_serve(upstream.addr, "", &[], &[("TOKIO_WORKER_THREADS", "3")]);
-    ready(&mut p, &admin).await;
+    p.wait_ready(&admin).await;
     let base = format!("http://{listen}");
     let r = send(
         "POST",
@@ -625,7 +481,7 @@ async fn json_log_lines_and_a_502_that_says_why() {
     // An upstream address nothing listens on.
     let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let (mut p, listen, admin, dir) = start_serve(dead, "", &["--log-format", "json"], &[]);
-    ready(&mut p, &admin).await;
+    p.wait_ready(&admin).await;
     let r = send(
         "GET",
         &format!("http://{listen}/Mediapartners/IRacme/Campaigns"),
@@ -736,7 +592,7 @@ async fn the_example_config_serves_in_front_of_scopegate_echo() {
         ],
         &[],
     );
-    ready(&mut p, &admin).await;
+    p.wait_ready(&admin).await;
     let path = &url[url.find("/Mediapartners").unwrap()..];
     let r = get_as(&format!("http://{listen}{path}"), &sid, &secret).await;
     assert_eq!(r.status, 200, "{}", p.stderr());

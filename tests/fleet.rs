@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
@@ -17,7 +17,6 @@ use support::prom::*;
 use support::redis_server::*;
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 const REPORTS: &str = "/Mediapartners/IRacme/Reports/daily";
 const PUBLIC: &str = "/public/status";
 
@@ -114,31 +113,13 @@ fn scopes_of(state: &UsageState) -> BTreeMap<String, Vec<ScopeRecord>> {
 
 /// A sample's value in a replica's `/metrics` (0 when absent).
 async fn metric(admin: SocketAddr, series: &str) -> f64 {
-    let text = get(&format!("http://{admin}/metrics"), None).await.text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
+    exposition::series_value(&metrics_at(admin).await, series).unwrap_or(0.0)
 }
 
 async fn expect(url: &str, who: &Fixture, method: &str, want: StatusCode) -> Reply {
     let r = send(method, url, &[("authorization", &basic(who))], "").await;
     assert_eq!(r.status, want, "{method} {url}: {}", r.text());
     r
-}
-
-fn run_audit(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .arg("audit")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run scopegate audit");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The `unused_scopes` findings of an audit report: SID -> (unused, used) as
@@ -268,9 +249,9 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
     let base = prom.base.clone();
     let (by_prom, by_redis, by_local) = tokio::task::spawn_blocking(move || {
         (
-            run_audit(&config, &["--json", "--prometheus", &base]),
-            run_audit(&config, &["--json"]),
-            run_audit(&config, &["--json", "--state", "/nonexistent/usage.json"]),
+            cli::audit(&config, &["--json", "--prometheus", &base]),
+            cli::audit(&config, &["--json"]),
+            cli::audit(&config, &["--json", "--state", "/nonexistent/usage.json"]),
         )
     })
     .await
@@ -307,10 +288,11 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
     // A token the fleet never used is observed (unused) since the fleet record began,
     // not since the audit: with a 1 s window it is stale.
     let config = fleet.configs[0].clone();
-    let (code, stdout, stderr) =
-        tokio::task::spawn_blocking(move || run_audit(&config, &["--json", "--stale-after", "1s"]))
-            .await
-            .unwrap();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        cli::audit(&config, &["--json", "--stale-after", "1s"])
+    })
+    .await
+    .unwrap();
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert!(
@@ -327,7 +309,7 @@ async fn audit_sees_the_scopes_used_on_either_replica() {
     let last = want[WRITER.sid].iter().map(|s| s.last_used).max().unwrap();
     let config = fleet.configs[0].clone();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        support::cli::bin()
             .args(["token", "show", WRITER.sid, "--json", "--config"])
             .arg(&config)
             .output()
@@ -355,14 +337,6 @@ fn redis_limits(redis: &RedisServer, on_error: &str) -> String {
         "rate_limit:\n  requests_per_second: 10000\n  burst: 10000\n  backend: redis\n  \
          redis_url: {}\n  redis_timeout: 200ms\n  on_redis_error: {on_error}\n",
         redis.url()
-    )
-}
-
-/// Adds lines to a fixture token, after its `name:` line.
-fn with_token_lines(tokens: &str, name: &str, lines: &str) -> String {
-    tokens.replace(
-        &format!("        name: {name}\n"),
-        &format!("        name: {name}\n{lines}"),
     )
 }
 
@@ -798,11 +772,12 @@ fn audit_prometheus_unreachable_is_an_error() {
     h.write("tokens.yaml", &tokens_yaml());
     let port = free_port();
     let started = Instant::now();
-    let (code, _, stderr) = run_audit(&cfg, &["--prometheus", &format!("http://127.0.0.1:{port}")]);
+    let (code, _, stderr) =
+        cli::audit(&cfg, &["--prometheus", &format!("http://127.0.0.1:{port}")]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30));
-    let (code, _, stderr) = run_audit(&cfg, &["--prometheus", "ftp://x"]);
+    let (code, _, stderr) = cli::audit(&cfg, &["--prometheus", "ftp://x"]);
     assert_eq!(code, 2, "{stderr}");
 }
 
@@ -828,7 +803,7 @@ fn token_show_lists_quota_and_scope_limits() {
     );
     dir.write("tokens.yaml", &tokens);
     let show = |json: bool| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"));
+        let mut cmd = support::cli::bin();
         cmd.args(["token", "show", WRITER.sid, "--config"])
             .arg(&cfg);
         if json {

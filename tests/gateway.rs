@@ -6,8 +6,6 @@ mod support;
 
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
 #[tokio::test]
 async fn allowed_request_reaches_upstream_rewritten() {
     let h = Harness::start().await;
@@ -528,10 +526,7 @@ async fn upstream_unreachable_is_502() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let dir = TempDir::new();
-    let cfg = dir.write("scopegate.yaml", &gateway_yaml(closed, ""));
-    dir.write("tokens.yaml", &tokens_yaml());
-    let gw = start_gateway(&cfg).await;
+    let (gw, _dir) = gateway_for(closed, "").await;
     let reply = get(&format!("http://{}{CAMPAIGNS}", gw.addr), Some(&READER)).await;
     assert_eq!(reply.status, 502);
     assert_eq!(
@@ -551,13 +546,7 @@ async fn upstream_too_slow_is_504() {
             held.push(s);
         }
     });
-    let dir = TempDir::new();
-    let cfg = dir.write(
-        "scopegate.yaml",
-        &gateway_yaml(addr, "timeouts:\n  upstream_response: 300ms\n"),
-    );
-    dir.write("tokens.yaml", &tokens_yaml());
-    let gw = start_gateway(&cfg).await;
+    let (gw, _dir) = gateway_for(addr, "timeouts:\n  upstream_response: 300ms\n").await;
     let reply = get(&format!("http://{}{CAMPAIGNS}", gw.addr), Some(&READER)).await;
     assert_eq!(reply.status, 504);
 }

@@ -7,11 +7,10 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use support::process::Proc;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 
 fn get_request(who: &Fixture) -> String {
     format!(
@@ -167,18 +166,11 @@ async fn bad_upstream(kind: &'static str) -> SocketAddr {
     addr
 }
 
-async fn gateway_for(upstream: SocketAddr) -> (scopegate::Running, TempDir) {
-    let dir = TempDir::new();
-    dir.write("tokens.yaml", &tokens_yaml());
-    let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream, ""));
-    (start_gateway(&cfg).await, dir)
-}
-
 #[tokio::test]
 async fn upstream_faults_map_to_statuses_and_the_gateway_keeps_serving() {
     for (kind, want) in [("reset_before_headers", 502u16), ("malformed", 502)] {
         let up = bad_upstream(kind).await;
-        let (gw, _dir) = gateway_for(up).await;
+        let (gw, _dir) = gateway_for(up, "").await;
         for _ in 0..3 {
             let r = get(&format!("http://{}{CAMPAIGNS}", gw.addr), Some(&READER)).await;
             assert_eq!(r.status.as_u16(), want, "{kind}");
@@ -191,7 +183,7 @@ async fn upstream_faults_map_to_statuses_and_the_gateway_keeps_serving() {
 #[tokio::test]
 async fn reset_mid_response_aborts_the_client_stream() {
     let up = bad_upstream("reset_mid_body").await;
-    let (gw, _dir) = gateway_for(up).await;
+    let (gw, _dir) = gateway_for(up, "").await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(get_request(&READER).as_bytes()).await.unwrap();
     let mut buf = Vec::new();
@@ -239,20 +231,11 @@ async fn secrets_never_reach_logs_or_metrics() {
     let (port, admin) = (free_port(), free_port());
     let yaml = with_ports(&gateway_yaml(upstream.addr, ""), port, admin);
     let cfg = dir.write("scopegate.yaml", &yaml);
-    let log_path = dir.path("gateway.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "debug")
-        .stderr(log.try_clone().unwrap())
-        .stdout(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let cfg = cfg.to_str().expect("a UTF-8 test path");
+    let mut p = Proc::start(&["serve", "--config", cfg], &[("RUST_LOG", "debug")]);
     let base = format!("http://127.0.0.1:{port}");
     let admin_base = format!("http://127.0.0.1:{admin}");
-    wait_ready(admin).await;
+    p.wait_ready(&format!("127.0.0.1:{admin}")).await;
     let guess = "guessed-secret-value-1234";
     let query_secret = "api_key=query-secret-5678";
     for _ in 0..3 {
@@ -310,11 +293,9 @@ async fn secrets_never_reach_logs_or_metrics() {
         );
     }
     let metrics = get(&format!("{admin_base}/metrics"), None).await.text();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-    let logs = std::fs::read_to_string(&log_path).unwrap();
+    p.signal("TERM");
+    let _ = tokio::time::timeout(Duration::from_secs(10), p.exit()).await;
+    let logs = format!("{}{}", p.stdout(), p.stderr());
     assert!(
         logs.contains("scopegate::access"),
         "access log present: {logs}"
@@ -354,7 +335,7 @@ async fn a_failed_post_is_not_retried() {
             });
         }
     });
-    let (gw, _dir) = gateway_for(up).await;
+    let (gw, _dir) = gateway_for(up, "").await;
     let r = send(
         "POST",
         &format!("http://{}{CAMPAIGNS}", gw.addr),

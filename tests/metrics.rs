@@ -13,10 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use support::exposition::*;
+use support::process::find_tool;
 use support::prom::*;
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 const STANDARD_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
 ];
@@ -30,121 +31,10 @@ const DECISIONS: [&str; 7] = [
     "bad_request",
 ];
 
-// ------------------------------------------------------------------ text exposition
-
-/// One sample line of the text exposition.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-impl Sample {
-    fn label(&self, name: &str) -> &str {
-        self.labels.get(name).map_or("", String::as_str)
-    }
-
-    /// `name{a="x",b="y"}`: the identity of the series.
-    fn series(&self) -> String {
-        let labels: Vec<String> = self
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}"))
-            .collect();
-        format!("{}{{{}}}", self.name, labels.join(","))
-    }
-}
-
-/// Parses the sample lines of a text exposition (comments and blank lines skipped).
-fn parse_exposition(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("sample line without a value: {line:?}"));
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|_| panic!("bad sample value in {line:?}")),
-        };
-        let (name, labels) = match series.split_once('{') {
-            None => (series.to_owned(), BTreeMap::new()),
-            Some((name, rest)) => {
-                let body = rest
-                    .strip_suffix('}')
-                    .unwrap_or_else(|| panic!("unterminated labels in {line:?}"));
-                (name.to_owned(), parse_labels(body, line))
-            }
-        };
-        samples.push(Sample {
-            name,
-            labels,
-            value,
-        });
-    }
-    samples
-}
-
-fn parse_labels(body: &str, line: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    let mut chars = body.chars().peekable();
-    loop {
-        let mut name = String::new();
-        for c in chars.by_ref() {
-            if c == '=' {
-                break;
-            }
-            name.push(c);
-        }
-        if name.is_empty() {
-            break;
-        }
-        assert_eq!(
-            chars.next(),
-            Some('"'),
-            "label value not quoted in {line:?}"
-        );
-        let mut value = String::new();
-        loop {
-            match chars.next() {
-                Some('\\') => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(c) => value.push(c),
-                    None => panic!("dangling escape in {line:?}"),
-                },
-                Some('"') => break,
-                Some(c) => value.push(c),
-                None => panic!("unterminated label value in {line:?}"),
-            }
-        }
-        labels.insert(name, value);
-        if chars.peek() == Some(&',') {
-            chars.next();
-        }
-    }
-    labels
-}
-
 async fn scrape(h: &Harness) -> (String, Vec<Sample>) {
     let text = metrics(h).await;
     let samples = parse_exposition(&text);
     (text, samples)
-}
-
-fn of<'a>(samples: &'a [Sample], name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
-    samples.iter().filter(move |s| s.name == name)
-}
-
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    of(samples, name)
-        .find(|s| s.labels.len() == labels.len() && labels.iter().all(|(k, v)| s.label(k) == *v))
-        .map(|s| s.value)
 }
 
 fn unix_now() -> f64 {

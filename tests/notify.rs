@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use support::cli::run;
+use support::process::{ChildGuard, Proc};
 use support::*;
 
 const HOOK_SECRET: &str = "whsec-test-0123456789";
@@ -138,16 +139,9 @@ impl Receiver {
 
 /// aiosmtpd, running `tests/support/smtp_sink.py` with STARTTLS required.
 struct SmtpSink {
-    child: Child,
+    _child: ChildGuard,
     port: u16,
     out: PathBuf,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl SmtpSink {
@@ -186,7 +180,11 @@ impl SmtpSink {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "READY", "the SMTP sink did not start");
-        Some(SmtpSink { child, port, out })
+        Some(SmtpSink {
+            _child: ChildGuard(child),
+            port,
+            out,
+        })
     }
 
     /// The messages received so far, in order.
@@ -448,10 +446,9 @@ notifications:
     assert_eq!(smtp.messages().len(), 3);
 }
 
+/// A series' value in an exposition, 0 when absent.
 fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    exposition::series_value(text, series).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,12 +467,12 @@ async fn retries_back_off_and_are_counted() {
     dir.write("tokens.yaml", &tokens(now));
     let config = scopegate::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
     let registry = prometheus::Registry::new();
-    let metrics = scopegate::cli::notifier::NotifyMetrics::register(&registry);
+    let metrics = scopegate::gateway::notifier::NotifyMetrics::register(&registry);
 
     // Two failures, then success, inside one pass: 2 retried + 1 sent for the first event.
     hook.fail.store(2, Ordering::SeqCst);
     let started = std::time::Instant::now();
-    let r = scopegate::cli::notifier::run_pass(&config, &metrics, now.unix_timestamp(), false)
+    let r = scopegate::gateway::notifier::run_pass(&config, &metrics, now.unix_timestamp(), false)
         .await
         .unwrap();
     assert_eq!((r.sent, r.failed), (2, 0));
@@ -511,11 +508,11 @@ async fn retries_back_off_and_are_counted() {
     let (cfg2, c2) = (cfg.clone(), config2.clone());
     // Blocking (it runs its own pass), as the CLI and the admin API call it.
     let queued = tokio::task::spawn_blocking(move || {
-        scopegate::cli::notifier::token_changed(
+        scopegate::gateway::notifier::token_changed(
             &cfg2,
             &c2.settings,
-            scopegate::cli::notifier::EventKind::Deleted,
-            &scopegate::cli::notifier::TokenRef::of(&c2.tokens[0]),
+            scopegate::gateway::notifier::EventKind::Deleted,
+            &scopegate::gateway::notifier::TokenRef::of(&c2.tokens[0]),
         )
     })
     .await
@@ -526,7 +523,7 @@ async fn retries_back_off_and_are_counted() {
     hook.fail.store(0, Ordering::SeqCst);
     let before = hook.hooks().len();
     let soon = OffsetDateTime::now_utc().unix_timestamp();
-    let r = scopegate::cli::notifier::run_pass(&config2, &metrics, soon, true)
+    let r = scopegate::gateway::notifier::run_pass(&config2, &metrics, soon, true)
         .await
         .unwrap();
     assert_eq!(
@@ -535,7 +532,7 @@ async fn retries_back_off_and_are_counted() {
         "not before the backoff has passed"
     );
     assert_eq!(hook.hooks().len(), before);
-    let r = scopegate::cli::notifier::run_pass(&config2, &metrics, soon + 3600, true)
+    let r = scopegate::gateway::notifier::run_pass(&config2, &metrics, soon + 3600, true)
         .await
         .unwrap();
     assert_eq!((r.sent, r.failed), (1, 0));
@@ -582,8 +579,9 @@ async fn stale_tokens_are_notified_from_the_usage_record_once() {
     scopegate::gateway::usage::write_state(&dir.path("state/usage.json"), &usage).unwrap();
 
     let config = scopegate::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
-    let metrics = scopegate::cli::notifier::NotifyMetrics::register(&prometheus::Registry::new());
-    scopegate::cli::notifier::run_pass(&config, &metrics, t, false)
+    let metrics =
+        scopegate::gateway::notifier::NotifyMetrics::register(&prometheus::Registry::new());
+    scopegate::gateway::notifier::run_pass(&config, &metrics, t, false)
         .await
         .unwrap();
     let stale: Vec<_> = hook
@@ -595,7 +593,7 @@ async fn stale_tokens_are_notified_from_the_usage_record_once() {
     assert_eq!(stale[0].body["sid"], "SGfine");
     assert!(stale[0].signature_ok);
     let before = hook.hooks().len();
-    scopegate::cli::notifier::run_pass(&config, &metrics, t + 3600, false)
+    scopegate::gateway::notifier::run_pass(&config, &metrics, t + 3600, false)
         .await
         .unwrap();
     assert_eq!(hook.hooks().len(), before, "nothing is sent twice");
@@ -647,23 +645,16 @@ async fn serve_notifies_on_its_own_and_exports_the_counter() {
         ),
     );
     dir.write("tokens.yaml", &tokens(OffsetDateTime::now_utc()));
-    let log = std::fs::File::create(dir.path("gateway.log")).unwrap();
-    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stderr(log.try_clone().unwrap())
-        .stdout(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_ready(admin).await;
+    let cfg = cfg.to_str().expect("a UTF-8 test path");
+    let mut p = Proc::start(&["serve", "--config", cfg], &[]);
+    p.wait_ready(&format!("127.0.0.1:{admin}")).await;
     // The start-up pass delivers both due events; wait for them (bounded), not a timer.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while hook.hooks().len() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "no notifications from serve: {}",
-            std::fs::read_to_string(dir.path("gateway.log")).unwrap_or_default()
+            p.stderr()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -695,7 +686,7 @@ async fn serve_notifies_on_its_own_and_exports_the_counter() {
 /// once, with the same event id a receiver deduplicates on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_left_by_a_crash_is_delivered_after_the_lease() {
-    use scopegate::cli::notifier::state::{self, Delivery, StateFile, Status};
+    use scopegate::gateway::notifier::state::{self, Delivery, StateFile, Status};
     let dir = TempDir::new();
     let hook = Receiver::start().await;
     let extra = format!(
@@ -726,7 +717,8 @@ async fn a_claim_left_by_a_crash_is_delivered_after_the_lease() {
         })
         .unwrap();
     let config = scopegate::config::load(&cfg).unwrap_or_else(|e| panic!("{e}"));
-    let metrics = scopegate::cli::notifier::NotifyMetrics::register(&prometheus::Registry::new());
+    let metrics =
+        scopegate::gateway::notifier::NotifyMetrics::register(&prometheus::Registry::new());
     let sids = |hooks: Vec<Hook>| -> Vec<String> {
         hooks
             .iter()
@@ -734,19 +726,19 @@ async fn a_claim_left_by_a_crash_is_delivered_after_the_lease() {
             .collect()
     };
 
-    let r = scopegate::cli::notifier::run_pass(&config, &metrics, t + 60, false)
+    let r = scopegate::gateway::notifier::run_pass(&config, &metrics, t + 60, false)
         .await
         .unwrap();
     assert_eq!(r.sent, 1);
     assert_eq!(sids(hook.hooks()), vec!["SGold"], "the claimed event waits");
 
-    let r = scopegate::cli::notifier::run_pass(&config, &metrics, t + state::LEASE, false)
+    let r = scopegate::gateway::notifier::run_pass(&config, &metrics, t + state::LEASE, false)
         .await
         .unwrap();
     assert_eq!(r.sent, 1);
     assert_eq!(sids(hook.hooks()), vec!["SGold", "SGsoon"]);
 
-    let r = scopegate::cli::notifier::run_pass(&config, &metrics, t + 2 * state::LEASE, false)
+    let r = scopegate::gateway::notifier::run_pass(&config, &metrics, t + 2 * state::LEASE, false)
         .await
         .unwrap();
     assert_eq!(r.sent, 0);

@@ -6,20 +6,6 @@ mod support;
 
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
-fn tokens_with_limits(reader_limit: &str, writer_limit: &str) -> String {
-    tokens_yaml()
-        .replace(
-            "        api_version: v15\n",
-            &format!("        api_version: v15\n        rate_limit: {reader_limit}\n"),
-        )
-        .replace(
-            "        name: writer\n",
-            &format!("        name: writer\n        rate_limit: {writer_limit}\n"),
-        )
-}
-
 const SLOW3: &str = "{requests_per_second: 0.0002, burst: 3}";
 const SLOW5: &str = "{requests_per_second: 0.0002, burst: 5}";
 

@@ -14,8 +14,6 @@ use http::StatusCode;
 use support::redis_server::*;
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
 /// The gateway's `rate_limit` block for the Redis backend.
 fn redis_yaml(redis: &RedisServer, on_error: &str, timeout: &str) -> String {
     format!(
@@ -28,15 +26,7 @@ fn redis_yaml(redis: &RedisServer, on_error: &str, timeout: &str) -> String {
 /// The fixture tokens, the reader and the writer with `burst` and no refill to speak of.
 fn tokens_with_burst(burst: u32) -> String {
     let limit = format!("{{requests_per_second: 0.0002, burst: {burst}}}");
-    tokens_yaml()
-        .replace(
-            "        api_version: v15\n",
-            &format!("        api_version: v15\n        rate_limit: {limit}\n"),
-        )
-        .replace(
-            "        name: writer\n",
-            &format!("        name: writer\n        rate_limit: {limit}\n"),
-        )
+    tokens_with_limits(&limit, &limit)
 }
 
 fn campaigns(gateway: SocketAddr) -> String {
@@ -45,13 +35,12 @@ fn campaigns(gateway: SocketAddr) -> String {
 
 /// `scopegate_rate_limit_backend_errors_total{backend="redis"}` of one gateway.
 async fn backend_errors(admin: SocketAddr) -> u64 {
-    let text = get(&format!("http://{admin}/metrics"), None).await.text();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("scopegate_rate_limit_backend_errors_total{backend=\"redis\"} ")
-        })
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or_else(|| panic!("no Redis backend error counter in:\n{text}"))
+    let text = metrics_at(admin).await;
+    exposition::series_value(
+        &text,
+        "scopegate_rate_limit_backend_errors_total{backend=\"redis\"}",
+    )
+    .unwrap_or_else(|| panic!("no Redis backend error counter in:\n{text}")) as u64
 }
 
 /// Sends `n` reader requests alternating between the gateways; returns the 200s per

@@ -10,7 +10,6 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +27,9 @@ use scopegate::gateway::snapshot::Policy;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use support::process::{self, Proc};
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 /// Upper bound for any single wait; generous for a loaded 2-core CI machine.
 const WAIT: Duration = Duration::from_secs(15);
 /// No per-token limit gets in the way of the load test.
@@ -45,14 +44,7 @@ fn tokens_a() -> String {
 
 /// The reader disabled.
 fn tokens_disabled() -> String {
-    let t = tokens_yaml();
-    let out = t.replacen(
-        "name: reader\n",
-        "name: reader\n        status: disabled\n",
-        1,
-    );
-    assert_ne!(out, t);
-    out
+    with_token_lines(&tokens_yaml(), "reader", "        status: disabled\n")
 }
 
 /// The reader keeps `public` but loses `campaigns`: GET on CAMPAIGNS is denied.
@@ -270,15 +262,7 @@ async fn admin_generation(url: &str) -> u64 {
 }
 
 fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {series} in metrics"))
+    exposition::series_value(text, series).unwrap_or_else(|| panic!("no {series} in metrics"))
 }
 
 async fn reload_errors(live: &Live) -> f64 {
@@ -596,11 +580,11 @@ async fn fifty_reloads_under_load_fail_no_request() {
 // ---------------------------------------------------------------------------------------
 // The built binary: signals and process lifecycle
 
+/// `scopegate serve` on fixed free ports, with its config files in `dir`.
 struct Process {
-    child: Child,
+    proc: Proc,
     addr: SocketAddr,
     admin: SocketAddr,
-    stderr: PathBuf,
     dir: TempDir,
 }
 
@@ -609,133 +593,53 @@ impl Process {
     /// `/readyz`.
     async fn start(upstream: SocketAddr, extra: &str, tokens: &str) -> Process {
         let dir = TempDir::new();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let yaml = gateway_yaml(upstream, extra).replace(
-            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0",
-            &format!("listen: {addr}\nadmin_listen: {admin}"),
-        );
+        let (port, admin_port) = (free_port(), free_port());
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+        let yaml = with_ports(&gateway_yaml(upstream, extra), port, admin_port);
         let config = dir.write("scopegate.yaml", &yaml);
         dir.write("tokens.yaml", tokens);
-        let stderr = dir.path("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
-            .args(["serve", "--log-format", "json", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut p = Process {
-            child,
+        let config = config.to_str().expect("a UTF-8 test path");
+        let mut proc = Proc::start(&["serve", "--log-format", "json", "--config", config], &[]);
+        proc.wait_ready(&admin.to_string()).await;
+        Process {
+            proc,
             addr,
             admin,
-            stderr,
             dir,
-        };
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some((StatusCode::OK, _)) = try_get(&p.admin_url("/readyz")).await {
-                break;
-            }
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("scopegate exited early ({status}): {}", p.log());
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not ready: {}",
-                p.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        p
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{}", self.admin, path)
-    }
-
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.proc.stderr()
     }
 
     fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name}");
+        self.proc.signal(name);
     }
 
     /// Polls `/generation` until it reaches `n` (or passes it).
     async fn wait_generation(&self, n: u64) -> u64 {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some((StatusCode::OK, body)) = try_get(&self.admin_url("/generation")).await {
-                let v: serde_json::Value = serde_json::from_str(&body).expect("JSON generation");
-                let g = v["generation"].as_u64().expect("a number");
-                if g >= n {
-                    return g;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "generation {n} not reached: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        process::wait_generation(&self.admin.to_string(), n).await
     }
 
     /// Waits for the process to exit, with a deadline.
     async fn exit_status(mut self) -> (std::process::ExitStatus, String) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, self.log());
-            }
-            if tokio::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("scopegate did not exit: {}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        let status = self.proc.exit().await;
+        (status, self.log())
     }
 }
 
 /// A GET that reports a failure instead of panicking: `None` when nothing answered.
-async fn try_get(url: &str) -> Option<(StatusCode, String)> {
-    try_get_as(url, None).await
-}
-
 async fn try_get_as(url: &str, auth: Option<&Fixture>) -> Option<(StatusCode, String)> {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::get(url);
-    if let Some(f) = auth {
-        req = req.header("authorization", basic(f));
-    }
-    let req = req.body(Empty::new()).ok()?;
-    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-        .await
-        .ok()?
-        .ok()?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
+    let auth = auth.map(basic);
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    let r = try_send("GET", url, &headers).await?;
+    Some((r.status, r.text()))
 }
 
 /// An upstream that holds every request for `delay` before answering `slow ok`, and

@@ -13,11 +13,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls_pki_types::CertificateDer;
+use support::process::Proc;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
 
 struct Ca {
     cert: rcgen::Certificate,
@@ -287,13 +286,8 @@ async fn upgrade_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>)
         while let Ok((mut s, _)) = listener.accept().await {
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read(&mut b).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
+                if read_head(&mut s).await.is_none() {
+                    return;
                 }
                 s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
                     .await
@@ -314,10 +308,7 @@ async fn upgrade_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>)
 #[tokio::test]
 async fn websocket_upgrade_passes_for_allowed_tokens_only() {
     let (up, seen) = upgrade_upstream().await;
-    let dir = TempDir::new();
-    dir.write("tokens.yaml", &tokens_yaml());
-    let cfg = dir.write("scopegate.yaml", &gateway_yaml(up, ""));
-    let gw = start_gateway(&cfg).await;
+    let (gw, _dir) = gateway_for(up, "").await;
 
     let upgrade = |who: &Fixture| {
         format!(
@@ -332,12 +323,7 @@ async fn websocket_upgrade_passes_for_allowed_tokens_only() {
 
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(upgrade(&READER).as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_ne!(s.read(&mut b).await.unwrap(), 0);
-        head.push(b[0]);
-    }
+    let head = read_head(&mut s).await.expect("a response head");
     let head = String::from_utf8(head).unwrap();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(
@@ -383,14 +369,9 @@ async fn curl_http1_and_http2_against_the_binary() {
         admin,
     );
     let cfg = dir.write("scopegate.yaml", &yaml);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .kill_on_drop(true)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(admin).await;
+    let cfg = cfg.to_str().expect("a UTF-8 test path");
+    let mut p = Proc::start(&["serve", "--config", cfg], &[]);
+    p.wait_ready(&format!("127.0.0.1:{admin}")).await;
     for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
         for (method, want) in [("GET", "200"), ("POST", "403")] {
             let out = tokio::process::Command::new("curl")
@@ -419,5 +400,5 @@ async fn curl_http1_and_http2_against_the_binary() {
         }
     }
     assert_eq!(upstream.count(), 2);
-    let _ = child.kill().await;
+    drop(p);
 }

@@ -10,8 +10,6 @@ use scopegate::domain::secret_format;
 use support::cli::{create, run};
 use support::*;
 
-const CAMPAIGNS: &str = "/Mediapartners/IRacme/Campaigns";
-
 /// A copy of `secret` with one random-part character changed: same shape, bad checksum.
 fn corrupt(secret: &str) -> String {
     let mut b = secret.as_bytes().to_vec();
@@ -19,10 +17,9 @@ fn corrupt(secret: &str) -> String {
     String::from_utf8(b).unwrap()
 }
 
+/// A series' value in an exposition, 0 when absent.
 fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    exposition::series_value(text, series).unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -14,11 +14,11 @@ use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use super::echo::serve_echo;
-use super::secrets::{new_secret, new_sid};
 use super::serve::{bind, init_tracing, log_format, run_to_exit, serve_bound, Termination};
 use super::LogFormatArg;
 use crate::config;
 use crate::config::yamlsrc::edit::quote_scalar;
+use crate::gateway::manage::secrets::{new_secret, new_sid};
 
 /// The shipped example config, used when `config/scopegate.yaml` is not found (the
 /// binary was installed elsewhere).

@@ -191,6 +191,8 @@ pub fn parse_headers(lines: &[String]) -> Result<HeaderMap, UsageError> {
 }
 
 /// Explains one request without a client address: `allowed_ips` is reported, not checked.
+/// (The agreement test in `tests/explain.rs` calls it.)
+#[cfg(any(test, feature = "test-util"))]
 pub fn explain<R>(
     policy: &Policy<R>,
     sid: &str,

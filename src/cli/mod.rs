@@ -6,10 +6,8 @@ pub mod check;
 pub mod demo;
 pub mod echo;
 pub mod explain;
-pub mod notifier;
 pub mod notify;
 pub mod promql;
-pub mod secrets;
 pub mod serve;
 pub mod token;
 

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::cli::notifier::{self, NotifyMetrics};
 use crate::config;
+use crate::gateway::notifier::{self, NotifyMetrics};
 
 #[derive(clap::Args, Debug)]
 pub struct NotifyArgs {

@@ -159,8 +159,8 @@ pub async fn serve_bound(
     let shared = crate::build_shared(config);
     if notifications {
         // Its own thread: deliveries and state writes never touch the workers.
-        let metrics = crate::cli::notifier::NotifyMetrics::register(&shared.metrics.registry);
-        if let Err(e) = crate::cli::notifier::spawn_periodic(config_path.clone(), metrics) {
+        let metrics = crate::gateway::notifier::NotifyMetrics::register(&shared.metrics.registry);
+        if let Err(e) = crate::gateway::notifier::spawn_periodic(config_path.clone(), metrics) {
             eprintln!("scopegate: cannot start the notifier: {e}");
             return ExitCode::FAILURE;
         }

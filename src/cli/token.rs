@@ -7,34 +7,30 @@
 //! `config::load_from_sources` before anything is written, and the write is atomic. The
 //! running gateway picks the new file up through its reload.
 //!
-//! Secrets: 32 bytes from the OS CSPRNG ([`super::secrets`]), held in `Zeroizing`, hashed,
+//! Secrets: 32 bytes from the OS CSPRNG ([`crate::gateway::manage::secrets`]), held in `Zeroizing`, hashed,
 //! and printed once on stdout after the file is safely written. Only the hash is stored; the
 //! secret never reaches the file, stderr, logs, `list` or `show`.
 
-pub mod ops;
 mod scan;
-pub mod store;
-pub mod view;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::config::Settings;
 use crate::gateway::adminlog::Actor;
+use crate::gateway::manage::ops::{self, not_found, now_utc};
 #[cfg(test)]
-use ops::{merge_scopes, render_rate, render_scope_list, rfc3339};
-use ops::{not_found, now_utc};
-use store::{fail, Fail, Store};
-use view::ScopeView;
-
-/// The longest `reset --grace`: an overlap for a rollout, not a second permanent secret.
-const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+use crate::gateway::manage::ops::{merge_scopes, render_rate, render_scope_list, rfc3339};
+use crate::gateway::manage::parse::{
+    parse_grace, parse_rate, parse_rfc3339, parse_scope, ScopeArg,
+};
+use crate::gateway::manage::store::{fail, Fail, Store};
+use crate::gateway::manage::view::{self, ScopeView};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TokenCommand {
@@ -80,75 +76,6 @@ impl EnvArg {
             EnvArg::Live => "live",
         }
     }
-}
-
-/// `API:METHOD[,METHOD]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScopeArg {
-    pub api: String,
-    pub methods: Vec<String>,
-}
-
-pub fn parse_scope(s: &str) -> Result<ScopeArg, String> {
-    let (api, methods) = s
-        .split_once(':')
-        .ok_or("write a scope as API:METHOD[,METHOD], e.g. campaigns:GET,POST or reports:read")?;
-    let api = api.trim();
-    if api.is_empty() {
-        return Err("the scope names no API (write API:METHOD[,METHOD])".into());
-    }
-    let mut out: Vec<String> = Vec::new();
-    for m in methods.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-        // On the command line case does not matter: `get` is GET, `READ` is `read`.
-        let lower = m.to_ascii_lowercase();
-        let name = if crate::domain::shorthand::is_shorthand(&lower) {
-            lower
-        } else {
-            m.to_ascii_uppercase()
-        };
-        if crate::domain::shorthand::expand(&name).is_none() {
-            return Err(format!(
-                "unknown method `{m}` ({})",
-                crate::domain::shorthand::HINT
-            ));
-        }
-        if !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    if out.is_empty() {
-        return Err(format!(
-            "the scope for `{api}` names no method (write {api}:GET[,POST])"
-        ));
-    }
-    Ok(ScopeArg {
-        api: api.to_owned(),
-        methods: out,
-    })
-}
-
-pub fn parse_grace(s: &str) -> Result<Duration, String> {
-    let d = crate::domain::duration::parse(s).map_err(|e| e.to_string())?;
-    if d.is_zero() {
-        return Err("must be longer than zero (leave --grace out to revoke at once)".into());
-    }
-    if d > MAX_GRACE {
-        return Err("at most 30d: a grace period is a bounded overlap for a rollout".into());
-    }
-    Ok(d)
-}
-
-pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|_| "not an RFC 3339 timestamp (write e.g. 2027-01-31T00:00:00Z)".to_owned())
-}
-
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let r: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if !(r.is_finite() && r > 0.0 && r <= 1e9) {
-        return Err("must be a positive number of requests per second".into());
-    }
-    Ok(r)
 }
 
 /// An `allowed_ips` entry, checked as validation will check it, in canonical form.
@@ -627,7 +554,7 @@ fn delete(a: DeleteArgs) -> Result<(), Fail> {
 
 /// Tells the token's contacts about a change just written by `token scan --disable` (when
 /// `notifications:` is configured): queues the event, then one delivery attempt.
-fn notify_contacts(store: &Store, kind: crate::cli::notifier::EventKind, t: &view::TokenView) {
+fn notify_contacts(store: &Store, kind: crate::gateway::notifier::EventKind, t: &view::TokenView) {
     let mut warnings = Vec::new();
     ops::queue_notification(store, kind, Some(t), &mut warnings);
     warn_all(&warnings);
@@ -641,7 +568,7 @@ fn deliver_notifications(store: &Store) {
     if store.settings.notifications.is_none() {
         return;
     }
-    match crate::cli::notifier::deliver_outbox(&store.config_path) {
+    match crate::gateway::notifier::deliver_outbox(&store.config_path) {
         Ok(r) if r.failed == 0 => {
             if r.sent > 0 {
                 eprintln!("Notified the token's contacts ({} deliveries).", r.sent);
@@ -780,6 +707,7 @@ fn print_zeroizing(text: &Zeroizing<String>) -> Result<(), Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::format_description::well_known::Rfc3339;
 
     #[test]
     fn scope_arguments_are_parsed_strictly() {

@@ -5,6 +5,7 @@
 //! `spawn_blocking` on a running server.
 
 pub mod admin;
+pub mod atomic;
 pub mod error;
 pub mod notify;
 pub mod openapi;
@@ -13,6 +14,8 @@ pub mod redis_url;
 pub mod token_policy;
 pub mod tokens_yaml;
 pub use crate::domain::settings;
+#[cfg(test)]
+pub(crate) mod test_fixture;
 pub mod validate;
 pub mod yamlsrc;
 

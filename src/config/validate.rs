@@ -109,11 +109,24 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
                         "use an https:// URL or remove `tls`",
                     );
                 }
+                let default_port = if scheme == http::uri::Scheme::HTTPS {
+                    443
+                } else {
+                    80
+                };
+                let host = match authority.port_u16() {
+                    Some(p) if p == default_port => authority.host(),
+                    _ => authority.as_str(),
+                };
+                // An authority is valid header text by construction.
+                let host = http::HeaderValue::from_str(host)
+                    .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
                 upstreams.push(UpstreamSpec {
                     name: name.clone(),
                     scheme,
                     authority,
                     base_path,
+                    host,
                     response_timeout,
                     tls,
                 })

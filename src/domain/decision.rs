@@ -307,7 +307,9 @@ pub fn check_address<'p, R>(
 }
 
 /// The three steps, as the gateway runs them: authenticate, check the client address,
-/// authorize.
+/// authorize. The gateway runs them as separate phases; the benchmark and the tests call
+/// them together.
+#[cfg(any(test, feature = "test-util"))]
 pub fn decide<'p, R>(
     policy: &'p Policy<R>,
     creds: &Credentials,
@@ -344,3 +346,6 @@ pub fn shadow_denies<R>(policy: &Policy<R>, token: &Token<R>, ask: &Ask<'_>) -> 
     };
     Some(!(allows(ask.method) && ask.overrides.iter().all(|o| allows(*o))))
 }
+
+#[cfg(test)]
+mod tests;

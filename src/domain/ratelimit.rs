@@ -34,8 +34,8 @@ pub enum RateOutcome {
     },
 }
 
-/// Where rate-limit state lives. [`LocalBackend`] keeps it in process; a shared
-/// implementation keeps it where every replica sees it.
+/// Where rate-limit state lives when it is shared: where every replica sees it. Without
+/// one, the proxy calls the token's own in-process GCRA bucket ([`TokenLimiter`]) directly.
 pub trait RateLimitBackend: Send + Sync {
     /// Takes one request from `bucket`: a token's SID, or `SID:api` for a scope with a
     /// `rate_limit` of its own.
@@ -45,17 +45,6 @@ pub trait RateLimitBackend: Send + Sync {
 /// A decision in progress: a shared backend asks over the network, so the request path
 /// awaits it instead of blocking a worker thread.
 pub type RateCheck<'a> = Pin<Box<dyn Future<Output = RateOutcome> + Send + 'a>>;
-
-/// The in-process backend: the token's own GCRA bucket. The proxy calls the bucket
-/// directly when no shared backend is configured (no boxed future per request); this type
-/// is the same behaviour behind the trait, for callers that want one code path.
-pub struct LocalBackend;
-
-impl RateLimitBackend for LocalBackend {
-    fn check<'a>(&'a self, _bucket: &'a str, limiter: &'a TokenLimiter) -> RateCheck<'a> {
-        Box::pin(std::future::ready(limiter.check()))
-    }
-}
 
 type Gcra<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>;
 
@@ -67,8 +56,9 @@ pub struct TokenLimiter<C: Clock = DefaultClock> {
     replenish: Duration,
     /// `RateLimit-Policy` value, the same for every response of this token.
     policy_header: HeaderValue,
-    /// The policy's name in the `RateLimit` field.
-    name: Box<str>,
+    /// The start of the `RateLimit` field, `"<name>";r=`, rendered once: the field is
+    /// written on every response.
+    field_prefix: Box<[u8]>,
 }
 
 fn quota(limit: RateLimit) -> (Quota, Duration) {
@@ -106,14 +96,14 @@ impl<C: Clock + Clone> TokenLimiter<C> {
         let policy_header =
             HeaderValue::from_str(&format!("\"{name}\";q={};w={window}", limit.burst))
                 .unwrap_or(HeaderValue::from_static("\"default\""));
-        let name: Box<str> = name.into();
+        let field_prefix = format!("\"{name}\";r=").into_bytes().into_boxed_slice();
         TokenLimiter {
             limit,
             gcra,
             clock,
             replenish,
             policy_header,
-            name,
+            field_prefix,
         }
     }
 
@@ -163,8 +153,13 @@ pub fn set_headers<C: Clock>(
         }
     };
     headers.insert(RATELIMIT_POLICY, limiter.policy_header.clone());
-    let name = &limiter.name;
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={remaining};t={reset}")) {
+    // `"<name>";r=<remaining>;t=<reset>`, written without the formatting machinery.
+    let mut field = Vec::with_capacity(limiter.field_prefix.len() + 24);
+    field.extend_from_slice(&limiter.field_prefix);
+    field.extend_from_slice(itoa::Buffer::new().format(remaining).as_bytes());
+    field.extend_from_slice(b";t=");
+    field.extend_from_slice(itoa::Buffer::new().format(reset).as_bytes());
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(field)) {
         headers.insert(RATELIMIT, v);
     }
     headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limiter.limit.burst));

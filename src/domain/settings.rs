@@ -39,6 +39,9 @@ pub struct UpstreamSpec {
     pub authority: Authority,
     /// Path prefix of the upstream URL without a trailing slash (often empty).
     pub base_path: String,
+    /// The `Host` the upstream is sent: its authority, without the scheme's default port
+    /// (what a client library derives from the URL), rendered once.
+    pub host: http::HeaderValue,
     pub response_timeout: Duration,
     pub tls: crate::domain::backends::UpstreamTls,
 }

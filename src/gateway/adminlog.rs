@@ -74,7 +74,7 @@ pub fn record(
     warnings: &mut Vec<String>,
 ) {
     let entry = Entry {
-        at: crate::cli::token::ops::rfc3339(time::OffsetDateTime::now_utc()),
+        at: crate::gateway::manage::ops::rfc3339(time::OffsetDateTime::now_utc()),
         who: actor.who.clone(),
         via: actor.via.to_owned(),
         action: action.to_owned(),

@@ -100,7 +100,9 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Removes `Connection` and the fields it names, then the fixed hop-by-hop set.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !HOP_BY_HOP.iter().any(|h| headers.contains_key(h)) {
+    // One pass over the message's few names (comparing standard names is an integer
+    // compare) instead of a hash probe for each of the nine.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         return;
     }
     let named: Vec<HeaderName> = connection_tokens(headers)
@@ -170,11 +172,22 @@ pub fn is_websocket_switch<B>(resp: &Response<B>) -> bool {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case(WEBSOCKET))
 }
 
+/// How the request goes to the upstream, which decides the form of its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Through the pooled client, which wants an absolute URI and sets `Host` from it.
+    Pooled,
+    /// Over the client connection's own upstream connection (`upstream_conn`): the target
+    /// is written as it goes on the wire (origin form) and `Host` is set here.
+    Owned,
+}
+
 /// Rewrites an authorized request for the upstream, in place: the target becomes exactly
 /// the canonical path that was authorized, plus the untouched query.
 pub fn prepare(
     req: &mut Request<Incoming>,
     upstream: &UpstreamSpec,
+    route: Route,
     canonical_path: &str,
     query: Option<&str>,
     identity: &Identity<'_>,
@@ -188,18 +201,29 @@ pub fn prepare(
         target.push('?');
         target.push_str(q);
     }
-    let uri = Uri::builder()
-        .scheme(upstream.scheme.clone())
-        .authority(upstream.authority.clone())
-        .path_and_query(PathAndQuery::try_from(target)?)
-        .build()?;
+    let path_and_query = PathAndQuery::try_from(target)?;
+    let uri = match route {
+        Route::Pooled => Uri::builder()
+            .scheme(upstream.scheme.clone())
+            .authority(upstream.authority.clone())
+            .path_and_query(path_and_query)
+            .build()?,
+        Route::Owned => Uri::from(path_and_query),
+    };
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
 
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
-    // The client sets `Host` from the upstream URI.
-    headers.remove(header::HOST);
+    match route {
+        // The pooled client sets `Host` from the upstream URI.
+        Route::Pooled => {
+            headers.remove(header::HOST);
+        }
+        Route::Owned => {
+            headers.insert(header::HOST, upstream.host.clone());
+        }
+    }
     if !identity.keep_authorization {
         headers.remove(header::AUTHORIZATION);
     }

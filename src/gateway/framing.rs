@@ -135,56 +135,25 @@ impl Tracker {
             if skip == bytes.len() {
                 return &[];
             }
+            // The common case: the whole head arrived in one read. It is judged where it
+            // lies; only a head split over reads is copied aside.
+            if let Some((len, ambiguous, next)) = judge_head(bytes) {
+                self.flags.push(ambiguous);
+                self.state = next;
+                return &bytes[len..];
+            }
         }
         let start = self.partial.len();
         self.partial.extend_from_slice(bytes);
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let mut req = httparse::Request::new(&mut headers);
-        let parsed = {
-            let buf = &self.partial[..];
-            let leading = buf
-                .iter()
-                .take_while(|b| **b == b'\r' || **b == b'\n')
-                .count();
-            req.parse(&buf[leading..]).map(|s| match s {
-                httparse::Status::Complete(n) => httparse::Status::Complete(n + leading),
-                httparse::Status::Partial => httparse::Status::Partial,
-            })
-        };
-        match parsed {
-            Ok(httparse::Status::Complete(len)) => {
-                let mut content_length = None;
-                let mut lengths = 0;
-                let mut chunked = None;
-                let mut upgrade = false;
-                for h in req.headers.iter() {
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        lengths += 1;
-                        content_length = std::str::from_utf8(h.value)
-                            .ok()
-                            .and_then(|v| v.trim().parse::<u64>().ok());
-                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                        let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(b"");
-                        chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-                    } else if h.name.eq_ignore_ascii_case("upgrade") {
-                        upgrade = true;
-                    }
-                }
-                // A `#` in the target is a fragment the `http` crate drops silently; SPEC §3
-                // refuses it like the other ambiguous spellings.
-                let fragment = req.path.is_some_and(|p| p.contains('#'));
-                self.flags
-                    .push((lengths > 0 && chunked.is_some()) || fragment);
-                self.state = match (chunked, content_length) {
-                    _ if upgrade => State::Off,
-                    (Some(true), _) => State::ChunkSize,
-                    (Some(false), _) => State::Off, // hyper refuses it
-                    (None, _) if lengths > 1 => State::Off,
-                    (None, Some(n)) if n > 0 => State::Body(n),
-                    (None, Some(_)) => State::Head,
-                    (None, None) if lengths > 0 => State::Off, // unparsable length
-                    (None, None) => State::Head,
+        match parse_head(&self.partial) {
+            Ok(httparse::Status::Complete(_)) => {
+                let Some((len, ambiguous, next)) = judge_head(&self.partial) else {
+                    self.state = State::Off;
+                    self.partial.clear();
+                    return &[];
                 };
+                self.flags.push(ambiguous);
+                self.state = next;
                 let consumed_from_bytes = len.saturating_sub(start);
                 self.partial.clear();
                 &bytes[consumed_from_bytes.min(bytes.len())..]
@@ -235,6 +204,67 @@ impl Tracker {
         };
         &bytes[end + 1..]
     }
+}
+
+/// Most header fields a followed head may have; hyper's own limit is lower.
+const MAX_HEAD_FIELDS: usize = 128;
+
+/// Parses a head (leading blank lines allowed), only to see whether it is complete.
+fn parse_head(buf: &[u8]) -> httparse::Result<usize> {
+    let leading = leading_blank_lines(buf);
+    let mut fields = [const { std::mem::MaybeUninit::uninit() }; MAX_HEAD_FIELDS];
+    httparse::Request::new(&mut []).parse_with_uninit_headers(&buf[leading..], &mut fields)
+}
+
+/// Judges a complete head at the start of `buf` (leading blank lines allowed): its length
+/// in bytes, whether its framing is ambiguous, and what follows it. `None` when `buf` does
+/// not start with a complete, valid head.
+fn judge_head(buf: &[u8]) -> Option<(usize, bool, State)> {
+    let leading = leading_blank_lines(buf);
+    let mut fields = [const { std::mem::MaybeUninit::uninit() }; MAX_HEAD_FIELDS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(&buf[leading..], &mut fields) {
+        Ok(httparse::Status::Complete(n)) => n + leading,
+        _ => return None,
+    };
+    let mut content_length = None;
+    let mut lengths = 0;
+    let mut chunked = None;
+    let mut upgrade = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            lengths += 1;
+            content_length = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(b"");
+            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
+        }
+    }
+    // A `#` in the target is a fragment the `http` crate drops silently; SPEC §3 refuses
+    // it like the other ambiguous spellings.
+    let fragment = req.path.is_some_and(|p| p.contains('#'));
+    let ambiguous = (lengths > 0 && chunked.is_some()) || fragment;
+    let next = match (chunked, content_length) {
+        _ if upgrade => State::Off,
+        (Some(true), _) => State::ChunkSize,
+        (Some(false), _) => State::Off, // hyper refuses it
+        (None, _) if lengths > 1 => State::Off,
+        (None, Some(n)) if n > 0 => State::Body(n),
+        (None, Some(_)) => State::Head,
+        (None, None) if lengths > 0 => State::Off, // unparsable length
+        (None, None) => State::Head,
+    };
+    Some((len, ambiguous, next))
+}
+
+fn leading_blank_lines(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count()
 }
 
 /// Whether `head` (leading blank lines allowed) starts with a complete request line that has

@@ -22,8 +22,6 @@ use prometheus::{
 };
 
 pub use crate::domain::labels::{DecisionLabel, NO_API, UNKNOWN};
-/// Label used for a method that is not one of the standard methods.
-pub const OTHER_METHOD: &str = "other";
 /// Token statuses, always exported per account (at 0 when no token has that status).
 const TOKEN_STATUSES: [&str; 2] = ["active", "disabled"];
 /// Buckets of `scopegate_request_duration_seconds`.
@@ -42,14 +40,6 @@ pub enum StatusClass {
 }
 
 impl StatusClass {
-    pub const ALL: [StatusClass; 5] = [
-        StatusClass::Informational,
-        StatusClass::Success,
-        StatusClass::Redirection,
-        StatusClass::ClientError,
-        StatusClass::ServerError,
-    ];
-
     pub fn of(status: http::StatusCode) -> StatusClass {
         match status.as_u16() {
             100..=199 => StatusClass::Informational,

@@ -1,5 +1,7 @@
 //! The running process: listeners, the per-request service, forwarding, TLS, the admin
-//! listener and metrics, reloads, Redis-backed limits and quotas, and the usage record.
+//! listener and metrics, reloads, Redis-backed limits and quotas, the usage record, the
+//! token management the console shares with the command line ([`manage`]) and the
+//! contacts' notifications ([`notifier`]).
 
 pub mod access_log;
 pub mod admin;
@@ -10,7 +12,9 @@ pub mod console;
 pub mod forward;
 pub mod framing;
 pub mod logging;
+pub mod manage;
 pub mod metrics;
+pub mod notifier;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod quota;
@@ -24,6 +28,7 @@ pub mod server;
 pub mod signals;
 pub mod snapshot;
 pub mod tls;
+pub mod upstream_conn;
 pub mod upstream_error;
 pub mod usage;
 pub mod usage_redis;

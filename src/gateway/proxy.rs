@@ -31,6 +31,7 @@ use crate::gateway::refused::{self, Refused, Throttle};
 use crate::gateway::response::{refusal, GatewayBody, Refusal};
 use crate::gateway::runtime::{RuntimeRegistry, TokenRuntime};
 use crate::gateway::snapshot::{Policy, Token};
+use crate::gateway::upstream_conn::OwnedUpstream;
 
 /// State shared by every connection.
 pub struct Shared {
@@ -125,6 +126,9 @@ pub struct ConnInfo {
     /// One flag per HTTP/1.1 request head: did it carry both `Content-Length` and
     /// `Transfer-Encoding` (which hyper resolves before the service sees it)?
     pub framing: Option<Arc<crate::gateway::framing::FramingFlags>>,
+    /// The connection's own upstream connection, for its HTTP/1.1 requests to plain-http
+    /// upstreams (see `upstream_conn`).
+    pub upstream: Arc<OwnedUpstream>,
 }
 
 impl ConnInfo {
@@ -139,6 +143,7 @@ impl ConnInfo {
             tls,
             forwarded_for,
             framing: None,
+            upstream: Arc::default(),
         }
     }
 }
@@ -259,7 +264,9 @@ pub async fn handle(
             let kind = refused.kind(ctx.settings);
             let close = refused.closes_connection();
             let mut resp = match req {
-                Some(req) if !close => refuse(req, kind, ctx.settings).await,
+                // Boxed: draining a refused body is the rare path; its state stays out of
+                // every request's future.
+                Some(req) if !close => Box::pin(refuse(req, kind, ctx.settings)).await,
                 _ => refusal(kind, close),
             };
             if let Some(headers) = refused.take_headers(ctx.settings) {
@@ -322,10 +329,10 @@ async fn run<'p>(
 }
 
 /// Every check before forwarding, each phase a function of its own.
-async fn admit<'p, 'r>(
+async fn admit<'p, 'r, B>(
     shared: &Shared,
     ctx: &mut Ctx<'p>,
-    req: &Request<Incoming>,
+    req: &Request<B>,
     uri: &'r http::Uri,
 ) -> Result<Admitted<'p, 'r>, Refused<'p>> {
     let classified = classify(ctx, req, uri)?;
@@ -344,9 +351,9 @@ async fn admit<'p, 'r>(
 /// Phase 1: framing, `Host`, target form and length, the canonical target and the method
 /// overrides ([`classify::classify`], shared with `explain`). The framing flag is taken
 /// for every HTTP/1 request, first, so the queue stays in step with the requests.
-fn classify<'r>(
+fn classify<'r, B>(
     ctx: &Ctx<'_>,
-    req: &Request<Incoming>,
+    req: &Request<B>,
     uri: &'r http::Uri,
 ) -> Result<Classified<'r>, Refused<'static>> {
     if req.version() < Version::HTTP_2
@@ -372,10 +379,10 @@ fn classify<'r>(
 /// Phase 2: the credentials, behind the failed-authentication throttle (a throttled
 /// address or SID gets 429 before its secret is even checked), then the secret and the
 /// token's state ([`decision::authenticate`]). Unproven secrets feed the throttle.
-fn authenticate<'p>(
+fn authenticate<'p, B>(
     shared: &Shared,
     ctx: &mut Ctx<'p>,
-    req: &Request<Incoming>,
+    req: &Request<B>,
 ) -> Result<(&'p Token, SecretUsed), Refused<'p>> {
     let creds = auth::parse_basic(req.headers()).map_err(Refused::Unauthenticated)?;
     // The throttle judges the resolved client address.
@@ -447,13 +454,13 @@ fn authenticate<'p>(
 
 /// Phase 3: the method(s) and canonical path against the token's scopes
 /// ([`decision::authorize`]); picks the API and the upstream.
-fn authorize<'p>(
+fn authorize<'p, B>(
     shared: &Shared,
     ctx: &mut Ctx<'p>,
     token: &'p Token,
     secret: SecretUsed,
     classified: &Classified<'_>,
-    req: &Request<Incoming>,
+    req: &Request<B>,
 ) -> Result<Allowed<'p, TokenRuntime>, Refused<'p>> {
     let ask = Ask {
         method: method_index(req.method().as_str()),
@@ -522,7 +529,21 @@ async fn limit<'p>(
             headers,
         });
     }
-    match crate::gateway::quota_gate::check(shared, token, allowed.api, ctx.api, ctx.now).await {
+    // Boxed, and only when a quota applies: the Redis exchange's state is large and most
+    // requests have no quota.
+    let quota = if crate::gateway::quota_gate::applies(token, allowed.api) {
+        Box::pin(crate::gateway::quota_gate::check(
+            shared,
+            token,
+            allowed.api,
+            ctx.api,
+            ctx.now,
+        ))
+        .await
+    } else {
+        Ok(Vec::new())
+    };
+    match quota {
         Ok(states) => Ok((limiter, rate, states)),
         Err(over) => {
             let mut headers = http::HeaderMap::new();
@@ -538,12 +559,7 @@ async fn limit<'p>(
 /// Bookkeeping for an admitted request: the shadow-scope comparison, the grace-period
 /// note, and usage for the audit (the wire method and every override it carried: a POST
 /// overriding to DELETE uses DELETE).
-fn note_allowed(
-    shared: &Shared,
-    ctx: &Ctx<'_>,
-    req: &Request<Incoming>,
-    admitted: &Admitted<'_, '_>,
-) {
+fn note_allowed<B>(shared: &Shared, ctx: &Ctx<'_>, req: &Request<B>, admitted: &Admitted<'_, '_>) {
     let token = admitted.allowed.token;
     let api_name = ctx.api;
     let path = admitted.classified.path();
@@ -602,43 +618,48 @@ async fn forward<'p>(
         .set_forwarded
         .then(|| forward::forwarded_value(ctx.client.ip, ctx.conn.tls, host.as_ref()))
         .flatten();
-    let identity = Identity {
-        sid: token.sid_header.as_ref(),
-        account: token.account_header.as_ref(),
-        client_addr: ctx
-            .client
-            .forwarded_for
-            .as_ref()
-            .unwrap_or(&ctx.conn.forwarded_for),
-        tls: ctx.conn.tls,
-        host,
-        keep_authorization: settings.forward_authorization,
-        upgrade: forward::upgrade_request(&req),
-        strip: &settings.strip_request_headers,
-        forwarded,
-        real_ip: settings
-            .set_x_real_ip
-            .then(|| http::HeaderValue::from_str(&ctx.client.ip.to_string()).ok())
-            .flatten(),
+    let upgrade = forward::upgrade_request(&req);
+    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    // HTTP/1.1 requests to a plain-http upstream go over the client connection's own
+    // upstream connection; HTTP/2 streams (concurrent), TLS upstreams and upgrades (which
+    // consume their connection) use the pool.
+    let route = if req.version() < Version::HTTP_2
+        && upstream.scheme == http::uri::Scheme::HTTP
+        && client_upgrade.is_none()
+    {
+        forward::Route::Owned
+    } else {
+        forward::Route::Pooled
     };
-    let client_upgrade = identity
-        .upgrade
-        .is_some()
-        .then(|| hyper::upgrade::on(&mut req));
     let (path, query) = (admitted.classified.path(), admitted.classified.query());
-    if forward::prepare(&mut req, upstream, path, query, &identity).is_err() {
+    // The identity is only needed to rewrite the request: in a block of its own, so it is
+    // not kept in the future's state across the exchange.
+    let prepared = {
+        let identity = Identity {
+            sid: token.sid_header.as_ref(),
+            account: token.account_header.as_ref(),
+            client_addr: ctx
+                .client
+                .forwarded_for
+                .as_ref()
+                .unwrap_or(&ctx.conn.forwarded_for),
+            tls: ctx.conn.tls,
+            host,
+            keep_authorization: settings.forward_authorization,
+            upgrade,
+            strip: &settings.strip_request_headers,
+            forwarded,
+            real_ip: settings
+                .set_x_real_ip
+                .then(|| http::HeaderValue::from_str(&ctx.client.ip.to_string()).ok())
+                .flatten(),
+        };
+        forward::prepare(&mut req, upstream, route, path, query, &identity)
+    };
+    if prepared.is_err() {
         // The canonical path is valid by construction; treat a failure as a bad target.
         return Err(Refused::Unforwardable);
     }
-    let Some(client) = shared.client_for(upstream) else {
-        tracing::error!(
-            target: "scopegate::upstream",
-            upstream = upstream.name.as_str(),
-            "no TLS client for this upstream (its CA or client certificate could not be loaded)"
-        );
-        ctx.failed_upstream = Some(upstream);
-        return Err(Refused::UpstreamTlsUnavailable);
-    };
     if let Some(max) = settings.limits.max_body_bytes {
         let declared = req
             .headers()
@@ -651,13 +672,42 @@ async fn forward<'p>(
     }
     let counter = ctx.forwarded_bytes.take();
     let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(counter));
+    // Boxed, behind one pointer: each route's future is large, and this future is part of
+    // every request's, moved as a whole at each level.
+    let exchange: Exchange<'_> = match route {
+        forward::Route::Owned => {
+            let owned = ctx.conn.upstream.clone();
+            let connect_timeout = shared.connect_timeout;
+            Box::pin(async move {
+                owned
+                    .send(&upstream.authority, connect_timeout, req)
+                    .await
+                    .map_err(ExchangeFailure::from)
+            })
+        }
+        forward::Route::Pooled => {
+            let Some(client) = shared.client_for(upstream) else {
+                tracing::error!(
+                    target: "scopegate::upstream",
+                    upstream = upstream.name.as_str(),
+                    "no TLS client for this upstream (its CA or client certificate could not be loaded)"
+                );
+                ctx.failed_upstream = Some(upstream);
+                return Err(Refused::UpstreamTlsUnavailable);
+            };
+            let response = client.request(req);
+            Box::pin(async move { response.await.map_err(ExchangeFailure::from) })
+        }
+    };
     let sent = Instant::now();
-    let result = tokio::time::timeout(upstream.response_timeout, client.request(req)).await;
-    ctx.upstream_secs = Some(sent.elapsed().as_secs_f64());
+    let result = tokio::time::timeout(upstream.response_timeout, exchange).await;
+    // One clock read for both durations.
+    let answered = Instant::now();
+    ctx.upstream_secs = Some((answered - sent).as_secs_f64());
     shared.metrics.observe_token_duration(
         &token.runtime.series,
         api_name,
-        ctx.start.elapsed().as_secs_f64(),
+        (answered - ctx.start).as_secs_f64(),
     );
     match result {
         Ok(Ok(mut resp)) => {
@@ -688,12 +738,12 @@ async fn forward<'p>(
             let deadline = settings
                 .timeouts
                 .request
-                .map(|total| total.saturating_sub(ctx.start.elapsed()));
+                .map(|total| total.saturating_sub(answered - ctx.start));
             Ok(resp.map(|b| GatewayBody::upstream(b, deadline)))
         }
-        Ok(Err(e)) if BodyError::is_too_large(&e) => Err(Refused::BodyTooLarge),
+        Ok(Err(e)) if BodyError::is_too_large(&*e) => Err(Refused::BodyTooLarge),
         Ok(Err(e)) => {
-            let cause = crate::gateway::upstream_error::describe(&e);
+            let cause = crate::gateway::upstream_error::describe(&*e);
             tracing::warn!(
                 target: "scopegate::upstream",
                 upstream = upstream.name.as_str(),
@@ -722,6 +772,14 @@ async fn forward<'p>(
         }
     }
 }
+
+/// A failed upstream exchange, whichever route it took (read through its source chain).
+type ExchangeFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// An upstream exchange under way, whichever route it took.
+type Exchange<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Incoming>, ExchangeFailure>> + Send + 'a>,
+>;
 
 /// Builds a refusal for a request whose body may be unread. On HTTP/1.1, hyper closes a
 /// connection whose request body was not consumed, without telling the client; a small
@@ -791,3 +849,6 @@ fn splice_upgrade(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::O
         }
     });
 }
+
+#[cfg(test)]
+mod tests;

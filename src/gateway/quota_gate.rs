@@ -15,6 +15,15 @@ pub struct Refused {
     pub reason: &'static str,
 }
 
+/// Whether any quota applies to a request of `token` under `api`: the request path skips
+/// the quota step (and its future) for the rest.
+pub fn applies(token: &Token, api: Option<ApiId>) -> bool {
+    token.spec.quota.is_some()
+        || api
+            .and_then(|a| token.spec.scope_limits(a))
+            .is_some_and(|l| l.quota.is_some())
+}
+
 /// Takes the request from every quota that applies. Costs nothing for a token without
 /// quotas (no allocation, no Redis call).
 pub async fn check(

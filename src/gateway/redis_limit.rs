@@ -32,7 +32,6 @@ use redis::{RedisError, RedisResult, Script};
 use crate::config::RateLimit;
 use crate::domain::ratelimit::{RateCheck, RateLimitBackend, RateOutcome, TokenLimiter};
 
-pub use crate::domain::backends::{DEFAULT_TIMEOUT, DEFAULT_URL};
 /// Failed calls in a row after which Redis is only probed, not called on every request.
 pub const TRIP_AFTER: u32 = 3;
 /// How often a replica probes Redis while it is known to be down.
@@ -40,9 +39,9 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// At most one log line per this period while Redis stays unavailable.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-pub use crate::domain::backends::{BackendKind, OnRedisError, RedisSettings};
-
-pub use crate::config::redis_url::check_url;
+#[cfg(test)]
+use crate::config::redis_url::check_url;
+pub use crate::domain::backends::{OnRedisError, RedisSettings};
 
 /// The Redis key of a bucket (a token's SID, or `SID:api` for a scope's own limit).
 pub fn key(bucket: &str) -> String {

@@ -190,3 +190,6 @@ pub fn unproven(reason: CredentialFailure) -> bool {
             | CredentialFailure::BadChecksum
     )
 }
+
+#[cfg(test)]
+mod tests;

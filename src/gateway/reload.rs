@@ -79,11 +79,6 @@ pub fn swap(shared: &Shared, config: Config) -> Swapped {
     Swapped { old, new }
 }
 
-/// Installs a validated configuration as the next generation and returns its number.
-pub fn apply(shared: &Shared, config: Config) -> u64 {
-    swap(shared, config).new.generation
-}
-
 /// Reads, validates and applies the configuration at `path`. File I/O, validation and the
 /// policy build run on the blocking pool; the swap itself is one pointer store. A failure
 /// is counted in `scopegate_config_reloads_total{result="error"}` and changes nothing else.
@@ -107,7 +102,8 @@ pub async fn reload(shared: &Arc<Shared>, path: &Path) -> Result<Swapped, Config
     result
 }
 
-/// Like [`reload`], returning only the new generation number.
+/// Like [`reload`], returning only the new generation number (for tests).
+#[cfg(any(test, feature = "test-util"))]
 pub async fn reload_from(shared: &Arc<Shared>, path: &Path) -> Result<u64, ConfigErrors> {
     reload(shared, path).await.map(|s| s.new.generation)
 }
@@ -244,6 +240,7 @@ pub struct TokenDiff {
 }
 
 impl TokenDiff {
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.added.is_empty()
             && self.removed.is_empty()
@@ -456,10 +453,13 @@ pub struct ReloadStatus {
 
 /// The running reload task. Dropping it stops watching.
 pub struct Reloader {
+    #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
     status: watch::Receiver<ReloadStatus>,
     task: JoinHandle<()>,
 }
 
+/// What tests wait on: the reload counters and generation.
+#[cfg(any(test, feature = "test-util"))]
 impl Reloader {
     /// The counters after the last attempt.
     pub fn status(&self) -> ReloadStatus {

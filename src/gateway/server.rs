@@ -191,13 +191,30 @@ impl Connection {
     {
         let (stream, flags) = FramingWatch::new(stream, http2_allowed);
         conn_info.framing = Some(flags);
+        let upstream = conn_info.upstream.clone();
         let shared = self.shared;
-        let service = service_fn(move |req| proxy::handle(shared.clone(), conn_info.clone(), req));
+        // Boxed: hyper keeps the request's future in its dispatcher and moves it; a pointer
+        // moves for free, the future itself (every phase's state) is kilobytes.
+        let service =
+            service_fn(move |req| Box::pin(proxy::handle(shared.clone(), conn_info.clone(), req)));
         let conn = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        self.watcher.watch(conn).await
+        let serving = self.watcher.watch(conn);
+        tokio::pin!(serving);
+        // This task also runs the connection's own upstream connection (`upstream_conn`):
+        // first, so an answer that arrived is there when the request's future looks; then
+        // again, so a request the client connection just handed over goes out now.
+        std::future::poll_fn(|cx| {
+            upstream.drive(cx);
+            if let std::task::Poll::Ready(done) = serving.as_mut().poll(cx) {
+                return std::task::Poll::Ready(done);
+            }
+            upstream.drive(cx);
+            std::task::Poll::Pending
+        })
+        .await
     }
 }
 

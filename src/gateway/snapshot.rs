@@ -6,8 +6,6 @@ use crate::domain::policy::{self, Attached};
 use crate::gateway::metrics::Metrics;
 use crate::gateway::runtime::{RuntimeRegistry, TokenRuntime};
 
-pub use crate::domain::policy::ScopeLimiter;
-
 /// The gateway's policy snapshot.
 pub type Policy = policy::Policy<TokenRuntime>;
 /// A token of the gateway's snapshot.

@@ -12,7 +12,7 @@
 //! bumps two atomics; it allocates only the first time a token uses a scope.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -283,37 +283,18 @@ pub fn write_state(path: &Path, state: &UsageState) -> io::Result<()> {
     write_atomic(path, &text)
 }
 
-/// Replaces `path` with `bytes` atomically (temp file in the same folder, fsync, rename,
-/// fsync of the folder), creating the folder if needed. Also used by the notifier's state.
+/// [`config::atomic::write_atomic`] for the gateway's own files (the usage record, the
+/// notifier's state): a new file gets the umask's mode, and what the replace could not
+/// keep is logged.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .map_or_else(|| STATE_FILE.into(), |n| n.to_string_lossy().into_owned());
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let replaced = crate::config::atomic::write_atomic(path, bytes, None)?;
+    if let Some((uid, gid, e)) = replaced.owner_lost {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the file's owner {uid}:{gid}");
     }
-    result
+    if let Some(e) = replaced.folder_unsynced {
+        tracing::warn!(path = %path.display(), error = %e, "file replaced, but syncing its folder failed");
+    }
+    Ok(())
 }
 
 /// Snapshots every token of the registry.

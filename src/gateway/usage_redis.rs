@@ -34,9 +34,6 @@ use crate::gateway::proxy::Shared;
 use crate::gateway::redis_limit::RedisConn;
 use crate::gateway::usage::{ScopeRecord, TokenRecord, UsageState, STATE_VERSION};
 
-pub use crate::domain::backends::{
-    DEFAULT_USAGE_INTERVAL as DEFAULT_INTERVAL, DEFAULT_USAGE_TIMEOUT as DEFAULT_TIMEOUT,
-};
 /// The set of SIDs with a record.
 pub const INDEX_KEY: &str = "scopegate:usage:tokens";
 /// Since when the fleet record exists (the first writer's start; set once, `NX`): a
@@ -243,6 +240,7 @@ pub fn spawn_writer(shared: Arc<Shared>) -> Option<tokio::task::JoinHandle<()>> 
 /// waits at most the configured timeout (at least 2 s), and the record holds one hash per
 /// token that was ever used. Tokens never used have no record; [`read_fleet_since`] says
 /// since when that means "unused".
+#[cfg(any(test, feature = "test-util"))]
 pub async fn read_fleet(
     settings: &UsageRedisSettings,
     now_unix: i64,

@@ -15,10 +15,10 @@ use std::process::ExitCode;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::store::{fail, Fail, Store};
-use super::view::{self, str_field};
 use crate::domain::model::SecretHash;
 use crate::domain::secret_format::{self, SECRET_LEN};
+use crate::gateway::manage::store::{fail, Fail, Store};
+use crate::gateway::manage::view::{self, str_field};
 
 /// Files larger than this are skipped by default (logs and dumps are scanned; disk images
 /// are not).
@@ -247,7 +247,7 @@ fn scan(a: ScanArgs) -> Result<bool, Fail> {
             .into_iter()
             .find(|t| &t.sid == sid)
         {
-            super::notify_contacts(&store, crate::cli::notifier::EventKind::Disabled, &t);
+            super::notify_contacts(&store, crate::gateway::notifier::EventKind::Disabled, &t);
         }
     }
     Ok(!s.findings.is_empty())

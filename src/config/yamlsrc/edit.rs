@@ -147,7 +147,8 @@ impl TokensDoc {
         &self.text
     }
 
-    /// Line index of the current text, for error messages that point into the tokens file.
+    /// Line index of the current text (the unit tests check it).
+    #[cfg(test)]
     pub fn spans(&self) -> &SpanIndex {
         &self.index
     }

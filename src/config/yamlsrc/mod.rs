@@ -10,4 +10,3 @@ pub mod render;
 pub mod spans;
 
 pub use edit::{flow_map, flow_seq, flow_seq_rendered, quote_scalar, EditError, TokensDoc};
-pub use spans::{SpanIndex, SyntaxError};

@@ -209,6 +209,7 @@ impl SpanIndex {
     }
 
     /// True when the document has no content at all (empty or comments only).
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.root.is_none()
     }
@@ -226,6 +227,7 @@ impl SpanIndex {
     }
 
     /// Like [`SpanIndex::line_of`] but `None` when the path does not exist (or is malformed).
+    #[cfg(test)]
     pub fn exact_line(&self, path: &str) -> Option<usize> {
         let (segs, well_formed) = parse_path(path);
         match self.resolve(&segs) {

@@ -17,9 +17,14 @@ pub mod target;
 #[cfg(test)]
 mod proptests;
 
-pub use catalog::{ApiId, Catalog, CatalogBuilder, Match};
-pub use pattern::{parse_pattern, Affix, Pattern, PatternError, Segment};
-pub use target::{canonicalize, canonicalize_with, Target, TargetError, TargetOptions};
+#[cfg(any(test, feature = "test-util"))]
+pub use catalog::CatalogBuilder;
+#[cfg(test)]
+use catalog::{ApiId, Catalog};
+pub use pattern::{parse_pattern, Pattern, Segment};
+#[cfg(test)]
+use target::Target;
+pub use target::{canonicalize, TargetError, TargetOptions};
 
 /// Deepest path, in segments, that patterns may describe and the matcher will look at.
 ///

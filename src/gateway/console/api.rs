@@ -1,6 +1,6 @@
 //! The JSON admin API, version 1 (SPEC §10): `/api/v1/tokens`, `/api/v1/catalog`,
 //! `/api/v1/audit`. Every write goes through the token operations the CLI uses
-//! ([`crate::cli::token::ops`]) and answers after the reload that puts it in force.
+//! ([`crate::gateway::manage::ops`]) and answers after the reload that puts it in force.
 //! Errors are `{"error": <kind>, "message": <the CLI's message>}`.
 
 use std::sync::Arc;
@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 
 use super::data::{self, blocking};
 use super::{Console, Reply};
-use crate::cli::token::ops;
-use crate::cli::token::store::{fail, Fail, FailKind};
-use crate::cli::token::{parse_grace, parse_rfc3339, parse_scope, ScopeArg};
 use crate::gateway::adminlog::Actor;
+use crate::gateway::manage::ops;
+use crate::gateway::manage::parse::{parse_grace, parse_rfc3339, parse_scope, ScopeArg};
+use crate::gateway::manage::store::{fail, Fail, FailKind};
 use crate::gateway::proxy::Shared;
 
 /// A JSON answer.
@@ -141,7 +141,7 @@ pub fn scope_args(scopes: &[ScopeIn]) -> Result<Vec<ScopeArg>, Fail> {
 }
 
 fn rate_of(r: &RateIn) -> Result<(f64, Option<u32>), Fail> {
-    crate::cli::token::parse_rate(&r.requests_per_second.to_string())
+    crate::gateway::manage::parse::parse_rate(&r.requests_per_second.to_string())
         .map(|rps| (rps, r.burst))
         .map_err(|e| fail(format!("rate_limit.requests_per_second: {e}")))
 }

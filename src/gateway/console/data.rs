@@ -1,7 +1,7 @@
 //! What the admin API and the console read and write, on the blocking pool: token views
 //! from the tokens file (the same reader as `token list/show`), the live usage record,
 //! audit findings, shadow-scope denials and rate-limit headroom; and writes through the
-//! shared token operations ([`crate::cli::token::ops`]) followed by a reload, so a write
+//! shared token operations ([`crate::gateway::manage::ops`]) followed by a reload, so a write
 //! answers only once the new generation serves.
 
 use std::path::Path;
@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::audit::{self, AuditOptions, FailOn, Finding, Report};
-use crate::cli::token::ops::fail_kind;
-use crate::cli::token::store::{Fail, FailKind, Store};
-use crate::cli::token::view::{self, TokenView};
+use crate::gateway::manage::audit::{self, AuditOptions, FailOn, Finding, Report};
+use crate::gateway::manage::ops::fail_kind;
+use crate::gateway::manage::store::{Fail, FailKind, Store};
+use crate::gateway::manage::view::{self, TokenView};
 use crate::gateway::proxy::Shared;
 use crate::gateway::usage::{self, ScopeRecord, UsageState};
 
@@ -76,7 +76,7 @@ pub async fn write<T: Send + 'static>(
         // Lifecycle events (disable, reset, delete) were queued by the operation; deliver
         // them now, off the answer's path. What fails stays queued for the periodic pass.
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = crate::cli::notifier::deliver_outbox(&config_path) {
+            if let Err(e) = crate::gateway::notifier::deliver_outbox(&config_path) {
                 tracing::warn!(error = %e, "notifications after an admin change were not delivered");
             }
         });

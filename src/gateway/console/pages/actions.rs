@@ -251,7 +251,7 @@ impl Wanted {
 /// The granted (API, method) pairs the usage record shows in use (HEAD counts for GET).
 pub(super) fn used_scopes(
     shared: &Shared,
-    store: &crate::cli::token::store::Store,
+    store: &crate::gateway::manage::store::Store,
     sid: &str,
 ) -> Result<Vec<ScopeArg>, Fail> {
     let token = data::tokens(shared, store)?

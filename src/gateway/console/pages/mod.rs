@@ -19,12 +19,12 @@ use time::OffsetDateTime;
 use super::auth::{self, csrf_matches, Session};
 use super::data::{self, blocking, Insight};
 use super::{assets, Console, Incoming2, Reply};
-use crate::cli::audit::{Finding, Report};
-use crate::cli::token::ops::{self, fail_kind};
-use crate::cli::token::store::{fail, Fail, FailKind};
-use crate::cli::token::view::{unix_rfc3339, ScopeView, TokenView};
-use crate::cli::token::{parse_grace, ScopeArg};
 use crate::gateway::adminlog::Actor;
+use crate::gateway::manage::audit::{Finding, Report};
+use crate::gateway::manage::ops::{self, fail_kind};
+use crate::gateway::manage::parse::{parse_grace, ScopeArg};
+use crate::gateway::manage::store::{fail, Fail, FailKind};
+use crate::gateway::manage::view::{unix_rfc3339, ScopeView, TokenView};
 use crate::gateway::proxy::Shared;
 
 mod actions;

@@ -111,7 +111,7 @@ pub(super) fn scopes_from_form(form: &Form) -> Result<Vec<ScopeArg>, Fail> {
             )));
         }
         out.push(
-            crate::cli::token::parse_scope(&format!("{api}:{}", methods.join(",")))
+            crate::gateway::manage::parse::parse_scope(&format!("{api}:{}", methods.join(",")))
                 .map_err(|e| fail(format!("{e}; nothing was written")))?,
         );
     }

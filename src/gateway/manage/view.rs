@@ -1,5 +1,6 @@
-//! `token list` and `token show`: tokens read straight from the document's values, so that
-//! a file with a validation error (being repaired by hand) can still be listed.
+//! `token list` and `token show` (and the console's token pages): tokens read straight
+//! from the document's values, so that a file with a validation error (being repaired by
+//! hand) can still be listed.
 //!
 //! Nothing here prints a hash value: the card says `secret: set (sha256)`.
 

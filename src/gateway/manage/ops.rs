@@ -13,14 +13,14 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use super::parse::ScopeArg;
 use super::store::{fail, Fail, FailKind, Store};
 use super::view::{self, scopes_field, str_field, str_list, ScopeView};
-use super::ScopeArg;
-use crate::cli::notifier::EventKind;
 use crate::config::yamlsrc::{flow_map, flow_seq, flow_seq_rendered, quote_scalar, TokensDoc};
 use crate::config::Settings;
 use crate::domain::model::{SecretHash, KNOWN_METHODS};
 use crate::gateway::adminlog::{self, Actor};
+use crate::gateway::notifier::EventKind;
 
 /// A token to create, with the fields as named in `tokens.yaml`.
 #[derive(Debug, Default, Clone)]
@@ -120,9 +120,9 @@ pub fn create(store: &Store, a: &NewToken, actor: &Actor) -> Result<Created, Fai
             warnings.push("the expiry is in the past: the token is refused from the start".into());
         }
     }
-    let sid = crate::cli::secrets::new_sid()
+    let sid = crate::gateway::manage::secrets::new_sid()
         .map_err(|e| fail_kind(FailKind::Internal, format!("no randomness: {e}")))?;
-    let secret = crate::cli::secrets::new_secret()
+    let secret = crate::gateway::manage::secrets::new_secret()
         .map_err(|e| fail_kind(FailKind::Internal, format!("no randomness: {e}")))?;
     let hash = SecretHash::of_secret(secret.as_bytes()).to_stored();
     let stamp = rfc3339(now);
@@ -414,7 +414,7 @@ pub fn reset(
     grace: Option<Duration>,
     actor: &Actor,
 ) -> Result<Reset, Fail> {
-    let secret = crate::cli::secrets::new_secret()
+    let secret = crate::gateway::manage::secrets::new_secret()
         .map_err(|e| fail_kind(FailKind::Internal, format!("no randomness: {e}")))?;
     let hash = SecretHash::of_secret(secret.as_bytes()).to_stored();
     let now = now_utc();
@@ -597,7 +597,7 @@ fn token_view(doc: &TokensDoc, sid: &str) -> Option<view::TokenView> {
 }
 
 /// Queues the lifecycle notification for a change just written, when `notifications:` is
-/// configured (a small durable write; delivery is the caller's [`crate::cli::notifier::deliver_outbox`]
+/// configured (a small durable write; delivery is the caller's [`crate::gateway::notifier::deliver_outbox`]
 /// or the gateway's periodic pass). The change itself is done: a queueing problem is a warning.
 pub(crate) fn queue_notification(
     store: &Store,
@@ -606,7 +606,7 @@ pub(crate) fn queue_notification(
     warnings: &mut Vec<String>,
 ) {
     let Some(t) = t else { return };
-    let token = crate::cli::notifier::TokenRef {
+    let token = crate::gateway::notifier::TokenRef {
         sid: &t.sid,
         account: &t.account,
         name: &t.name,
@@ -614,7 +614,7 @@ pub(crate) fn queue_notification(
         developer_emails: &t.developer_emails,
         expires_at: t.expires_at.clone(),
     };
-    if let Err(e) = crate::cli::notifier::queue(&store.settings, kind, &token) {
+    if let Err(e) = crate::gateway::notifier::queue(&store.settings, kind, &token) {
         warnings.push(format!("the contacts will not be notified: {e}"));
     }
 }

@@ -105,26 +105,6 @@ pub fn scopes_yaml(scopes: &[ScopeOut]) -> String {
     s
 }
 
-/// Adds `--config ...` after every `scopegate token <verb>` in a suggestion.
-pub(super) fn with_config(text: &str, config_arg: &str) -> String {
-    const PREFIX: &str = "scopegate token ";
-    let mut out = String::with_capacity(text.len() + config_arg.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(PREFIX) {
-        let after = &rest[at + PREFIX.len()..];
-        let verb_len = after
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(after.len());
-        let end = at + PREFIX.len() + verb_len;
-        out.push_str(&rest[..end]);
-        out.push(' ');
-        out.push_str(config_arg);
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 pub(super) fn update_command(sid: &str, scopes: &[ScopeOut]) -> String {
     let mut cmd = format!("scopegate token update {sid} --clear-scopes");
     for s in scopes {
@@ -133,7 +113,7 @@ pub(super) fn update_command(sid: &str, scopes: &[ScopeOut]) -> String {
     cmd
 }
 
-pub(super) fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.@/:".contains(&b))
@@ -143,7 +123,7 @@ pub(super) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-pub(super) fn rfc3339(unix: i64) -> String {
+pub(crate) fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| {
@@ -154,7 +134,7 @@ pub(super) fn rfc3339(unix: i64) -> String {
 }
 
 /// `30d`, `12h`, `90s`: the way the options are written.
-pub(super) fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let s = d.as_secs();
     if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)

@@ -13,9 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::settings::NotifySettings;
-use crate::cli::audit::{self, AuditOptions, FailOn, FindingKind};
 use crate::config::{Config, TokenSpec};
 use crate::domain::model::TokenStatus;
+use crate::gateway::manage::audit::{self, AuditOptions, FailOn, FindingKind};
 use crate::gateway::usage::UsageState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,15 +41,6 @@ impl EventKind {
             EventKind::Deleted => "deleted",
         }
     }
-
-    pub const ALL: [EventKind; 6] = [
-        EventKind::BeforeExpiry,
-        EventKind::RotationDue,
-        EventKind::Stale,
-        EventKind::Disabled,
-        EventKind::Reset,
-        EventKind::Deleted,
-    ];
 }
 
 /// One notification: what happened to which token, and who is told. Holds no secret and
@@ -122,6 +113,7 @@ pub struct TokenRef<'a> {
 }
 
 impl<'a> TokenRef<'a> {
+    #[cfg(any(test, feature = "test-util"))]
     pub fn of(t: &'a TokenSpec) -> TokenRef<'a> {
         TokenRef {
             sid: &t.sid,

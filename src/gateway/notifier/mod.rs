@@ -342,7 +342,9 @@ pub fn queue(settings: &Settings, kind: EventKind, token: &TokenRef<'_>) -> Resu
 /// attempt per channel. What is not delivered stays queued for the next pass of `serve` or
 /// `scopegate notify`.
 ///
-/// Returns `Ok(None)` when notifications are not configured.
+/// Returns `Ok(None)` when notifications are not configured. (The commands queue through
+/// `manage::ops` and deliver the outbox; `tests/notify.rs` calls this.)
+#[cfg(any(test, feature = "test-util"))]
 pub fn token_changed(
     config_path: &Path,
     settings: &Settings,

@@ -1,15 +1,16 @@
-//! The tokens file as the CLI sees it: where it is, a lock serializing CLI runs, validation
-//! of a pending edit against the gateway config, and atomic writes.
+//! The tokens file as the CLI and the console edit it: where it is, a lock serializing
+//! edits, validation of a pending edit against the gateway config, and atomic writes.
 //!
 //! Every change is one transaction ([`Store::transact`]): take `tokens.yaml.lock`, read the
 //! file, apply the edit to a [`TokensDoc`] (comment-preserving text splices), validate the
 //! new text with every rule of `config::load_from_sources`, then replace the file atomically
-//! (temp file in the same folder, write, fsync, rename, fsync the folder) keeping its
-//! permission bits and, where allowed, its owner. The lock is held from the read to the
-//! rename, so two concurrent runs can never lose each other's update.
+//! ([`config::atomic::write_atomic`]: temp file in the same folder, write, fsync, rename,
+//! fsync the folder) keeping its permission bits and, where allowed, its owner. The lock is
+//! held from the read to the rename, so two concurrent runs can never lose each other's
+//! update.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -53,36 +54,6 @@ fn fail_as(kind: FailKind, msg: impl Into<String>) -> Fail {
     }
 }
 
-/// The file's permission bits and owner, kept across the atomic replace.
-#[derive(Debug, Clone, Copy)]
-pub struct FileMeta {
-    #[cfg(unix)]
-    mode: u32,
-    #[cfg(unix)]
-    uid: u32,
-    #[cfg(unix)]
-    gid: u32,
-}
-
-impl FileMeta {
-    fn of(meta: &std::fs::Metadata) -> FileMeta {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            FileMeta {
-                mode: meta.mode() & 0o7777,
-                uid: meta.uid(),
-                gid: meta.gid(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = meta;
-            FileMeta {}
-        }
-    }
-}
-
 /// The gateway config and the tokens file it names.
 pub struct Store {
     pub config_path: PathBuf,
@@ -114,17 +85,11 @@ impl Store {
     }
 
     /// The current text of the tokens file; a missing file reads as empty.
-    pub fn read(&self) -> Result<(String, Option<FileMeta>), Fail> {
+    pub fn read(&self) -> Result<String, Fail> {
         match std::fs::read(&self.tokens_path) {
-            Ok(bytes) => {
-                let meta = std::fs::metadata(&self.tokens_path)
-                    .map(|m| FileMeta::of(&m))
-                    .ok();
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| fail(format!("{} is not UTF-8 text", self.display())))?;
-                Ok((text, meta))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((String::new(), None)),
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| fail(format!("{} is not UTF-8 text", self.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
             Err(e) => Err(fail_as(
                 FailKind::Internal,
                 format!("cannot read {}: {e}", self.display()),
@@ -136,7 +101,7 @@ impl Store {
     /// confirmation step of `delete`: the file is only ever replaced whole, so an unlocked
     /// read sees one version or the next).
     pub fn read_doc(&self) -> Result<TokensDoc, Fail> {
-        let (text, _) = self.read()?;
+        let text = self.read()?;
         TokensDoc::parse(&text).map_err(|e| self.edit_fail(&e))
     }
 
@@ -152,12 +117,12 @@ impl Store {
         edit: impl FnOnce(&mut TokensDoc) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
         let _lock = self.lock()?;
-        let (before, meta) = self.read()?;
+        let before = self.read()?;
         let mut doc = TokensDoc::parse(&before).map_err(|e| self.edit_fail(&e))?;
         let out = edit(&mut doc)?;
         if doc.text() != before {
             self.check(&before, doc.text())?;
-            self.write(doc.text(), meta)?;
+            self.write(doc.text())?;
         }
         Ok(out)
     }
@@ -242,34 +207,25 @@ impl Store {
         Ok(file)
     }
 
-    /// Replaces the tokens file atomically with `text`.
-    fn write(&self, text: &str, meta: Option<FileMeta>) -> Result<(), Fail> {
-        let dir = match self.tokens_path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = self.tokens_path.file_name().map_or_else(
-            || "tokens.yaml".into(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let tmp = dir.join(format!(
-            ".{name}.{}.{}.tmp",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written =
-            write_new(&tmp, text, meta).and_then(|()| std::fs::rename(&tmp, &self.tokens_path));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(read_only_or_internal(
-                &e,
-                format!("cannot write {}: {e}; nothing was written", self.display()),
-            ));
+    /// Replaces the tokens file atomically with `text` ([`config::atomic::write_atomic`]),
+    /// keeping its permission bits and owner (0600 for a new file).
+    fn write(&self, text: &str) -> Result<(), Fail> {
+        let replaced =
+            config::atomic::write_atomic(&self.tokens_path, text.as_bytes(), Some(0o600)).map_err(
+                |e| {
+                    read_only_or_internal(
+                        &e,
+                        format!("cannot write {}: {e}; nothing was written", self.display()),
+                    )
+                },
+            )?;
+        if let Some((uid, gid, e)) = replaced.owner_lost {
+            eprintln!(
+                "warning: cannot keep the tokens file's owner {uid}:{gid} ({e}); the new file \
+                 belongs to this user: check that the gateway can still read it"
+            );
         }
-        // The rename is durable only once the folder is synced.
-        #[cfg(unix)]
-        if let Err(e) = File::open(&dir).and_then(|d| d.sync_all()) {
+        if let Some(e) = replaced.folder_unsynced {
             eprintln!(
                 "warning: {} was replaced, but syncing its folder failed: {e}",
                 self.display()
@@ -335,44 +291,6 @@ fn lock_file(file: &File, path: &Path) -> Result<(), Fail> {
         }
         Err(TryLockError::Error(e)) => Err(fail(format!("cannot lock {}: {e}", path.display()))),
     }
-}
-
-/// Creates `path` (which must not exist) with the old file's mode and owner (or 0600 for a
-/// new tokens file), writes `text` and fsyncs it.
-fn write_new(path: &Path, text: &str, meta: Option<FileMeta>) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let mode = meta.map_or(0o600, |m| m.mode);
-        if let Some(m) = meta {
-            let created = file.metadata()?;
-            if created.uid() != m.uid || created.gid() != m.gid {
-                // Keep the owner/group the gateway reads the file as. Only root (or the
-                // owner, for a group it belongs to) may; otherwise say so once.
-                if let Err(e) = std::os::unix::fs::fchown(&file, Some(m.uid), Some(m.gid)) {
-                    eprintln!(
-                        "warning: cannot keep the tokens file's owner {}:{} ({e}); the new file \
-                         belongs to this user: check that the gateway can still read it",
-                        m.uid, m.gid
-                    );
-                }
-            }
-        }
-        // Set explicitly: the umask must not narrow (or the create widen) the old bits.
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    #[cfg(not(unix))]
-    let _ = meta;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }
 
 /// Resolves the tokens file's folder (and the file, if it is a symlink) so that the lock

@@ -113,6 +113,7 @@ impl StateFile {
         }
     }
 
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }

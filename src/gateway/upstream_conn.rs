@@ -1,0 +1,187 @@
+//! The upstream connection a client connection owns: each HTTP/1.1 client connection
+//! sends its requests for a plain-`http` upstream over one upstream connection of its
+//! own, opened on its first forwarded request and closed with it.
+//!
+//! Why not the shared pool for these: HTTP/1.1 requests on one client connection come one
+//! after another, so the connection they need is known without a search. The pool pays,
+//! per request, a checkout under a mutex, a keyed idle list, a spawned task to return the
+//! connection, and large boxed futures; a connection held by its client connection pays
+//! none of that. HTTP/2 clients (many streams at once), TLS upstreams and WebSocket
+//! upgrades keep using the pooled client (`forward::client`).
+//!
+//! The upstream connection is driven by the client connection's own task
+//! ([`OwnedUpstream::drive`], called by `server`), not by a task of its own: the answer
+//! the upstream sends is read by the task that writes it to the client, without a wake-up
+//! of another task in between.
+//!
+//! Nothing is ever re-sent: a request goes out on a connection that reported itself ready,
+//! and a failure after that is the client's 502, exactly as with the pool (which runs with
+//! `retry_canceled_requests(false)`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::task::Context;
+use std::time::Duration;
+
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::gateway::body::RequestBody;
+
+/// Why an exchange over an owned connection failed. The messages follow the pooled
+/// client's, so `upstream_error::describe` reads both alike.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The upstream's host name did not resolve (or resolved to nothing).
+    #[error("dns error")]
+    Resolve(#[source] std::io::Error),
+    #[error("connect error")]
+    Connect(#[source] std::io::Error),
+    #[error("connection handshake failed")]
+    Handshake(#[source] hyper::Error),
+    #[error("request failed")]
+    Exchange(#[source] hyper::Error),
+}
+
+/// The upstream connection of one client connection, if it has one.
+#[derive(Default)]
+pub struct OwnedUpstream {
+    /// Taken while a request uses it and put back when its response head arrived: the
+    /// requests of an HTTP/1.1 connection never overlap, so the lock is never contended.
+    held: Mutex<Option<Held>>,
+    /// The futures that run the upstream connections (usually one; a replaced one stays
+    /// until it has finished), polled by the client connection's task.
+    drivers: Mutex<Vec<Driver>>,
+    /// Whether `drivers` is non-empty, so a client connection without one skips the lock.
+    driving: AtomicBool,
+}
+
+/// A future running one upstream connection until it closes.
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+struct Held {
+    authority: Authority,
+    sender: SendRequest<RequestBody>,
+}
+
+impl std::fmt::Debug for OwnedUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnedUpstream")
+    }
+}
+
+impl OwnedUpstream {
+    /// Sends `req` (origin-form target, `Host` set) to `authority` over this client
+    /// connection's upstream connection, opening one when there is none, it is for another
+    /// upstream, or the upstream closed it while idle.
+    pub async fn send(
+        &self,
+        authority: &Authority,
+        connect_timeout: Duration,
+        req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, ExchangeError> {
+        let mut held = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|mut h| h.take())
+            .filter(|h| h.authority == *authority);
+        // Ready means idle and open: the previous response was read to its end.
+        if let Some(h) = held.as_mut() {
+            if h.sender.ready().await.is_err() {
+                held = None;
+            }
+        }
+        let mut sender = match held {
+            Some(h) => h.sender,
+            // Boxed: the connect path (resolve, connect, handshake) is rare and large; unboxed,
+            // every request's future would carry its state.
+            None => {
+                let (sender, driver) = Box::pin(connect(authority, connect_timeout)).await?;
+                if let Ok(mut drivers) = self.drivers.lock() {
+                    drivers.push(driver);
+                    self.driving.store(true, Ordering::Relaxed);
+                }
+                sender
+            }
+        };
+        let result = sender.send_request(req).await;
+        if !sender.is_closed() {
+            if let Ok(mut slot) = self.held.lock() {
+                *slot = Some(Held {
+                    authority: authority.clone(),
+                    sender,
+                });
+            }
+        }
+        result.map_err(ExchangeError::Exchange)
+    }
+
+    /// Runs the upstream connections as far as they can go. The client connection's task
+    /// calls it around every poll of the client connection, so the connections make
+    /// progress whenever that task is woken, which their sockets' readiness does.
+    pub fn drive(&self, cx: &mut Context<'_>) {
+        if !self.driving.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(mut drivers) = self.drivers.lock() {
+            drivers.retain_mut(|d| d.as_mut().poll(cx).is_pending());
+            self.driving.store(!drivers.is_empty(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Resolves `authority` and connects to the first address that answers, all within
+/// `timeout`, then runs the HTTP/1.1 handshake. Returns the sender and the future that
+/// runs the connection (see [`OwnedUpstream::drive`]).
+async fn connect(
+    authority: &Authority,
+    timeout: Duration,
+) -> Result<(SendRequest<RequestBody>, Driver), ExchangeError> {
+    let stream = tokio::time::timeout(timeout, open(authority))
+        .await
+        .map_err(|_| ExchangeError::Connect(std::io::ErrorKind::TimedOut.into()))??;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(ExchangeError::Handshake)?;
+    let driver = Box::pin(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok((sender, driver))
+}
+
+async fn open(authority: &Authority) -> Result<TcpStream, ExchangeError> {
+    let port = authority.port_u16().unwrap_or(80);
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(ExchangeError::Resolve)?
+        .collect();
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        "the host name resolved to no address",
+    );
+    if addrs.is_empty() {
+        return Err(ExchangeError::Resolve(last));
+    }
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(ExchangeError::Connect(last))
+}
