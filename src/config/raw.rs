@@ -226,7 +226,36 @@ pub struct TypedAccount {
 /// carrying the error that stopped it.
 pub struct AccountInput {
     pub header: Result<(String, Option<String>), serde_yaml::Error>,
-    pub tokens: Vec<Result<RawToken, serde_yaml::Error>>,
+    pub tokens: TokenInputs,
+}
+
+/// An account's tokens: all typed (a valid file, kept as parsed rather than wrapped one
+/// by one, which at 100,000 tokens is a copy of every token), or one by one.
+pub enum TokenInputs {
+    Typed(Vec<RawToken>),
+    Each(Vec<Result<RawToken, serde_yaml::Error>>),
+}
+
+impl TokenInputs {
+    pub fn len(&self) -> usize {
+        match self {
+            TokenInputs::Typed(t) => t.len(),
+            TokenInputs::Each(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The tokens in file order, each typed or with its error.
+    pub fn into_results(self) -> impl Iterator<Item = Result<RawToken, serde_yaml::Error>> {
+        let (typed, each) = match self {
+            TokenInputs::Typed(t) => (t, Vec::new()),
+            TokenInputs::Each(t) => (Vec::new(), t),
+        };
+        typed.into_iter().map(Ok).chain(each)
+    }
 }
 
 impl TypedTokensFile {
@@ -236,7 +265,7 @@ impl TypedTokensFile {
             .into_iter()
             .map(|a| AccountInput {
                 header: Ok((a.id, a.name)),
-                tokens: a.tokens.into_iter().map(Ok).collect(),
+                tokens: TokenInputs::Typed(a.tokens),
             })
             .collect();
         (accounts, self.deleted_sids)
@@ -251,11 +280,13 @@ impl RawTokensFile {
             .map(|value| match serde_yaml::from_value::<RawAccount>(value) {
                 Ok(a) => AccountInput {
                     header: Ok((a.id, a.name)),
-                    tokens: a.tokens.into_iter().map(serde_yaml::from_value).collect(),
+                    tokens: TokenInputs::Each(
+                        a.tokens.into_iter().map(serde_yaml::from_value).collect(),
+                    ),
                 },
                 Err(e) => AccountInput {
                     header: Err(e),
-                    tokens: Vec::new(),
+                    tokens: TokenInputs::Each(Vec::new()),
                 },
             })
             .collect();

@@ -8,7 +8,7 @@
 //! the old one) are seen. Bursts of events are debounced into one reload, and the watched
 //! folders are re-resolved after every attempt (the tokens file may have moved).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -270,14 +270,19 @@ fn named_scopes<'a>(scopes: &[ScopeGrant], apis: &[&'a str]) -> Vec<(&'a str, Me
 
 /// Compares two token sets (pure: no I/O, no logging). `*_apis` name the catalog APIs of
 /// each side by id.
+///
+/// Runs on every reload over every token: the sides are looked up by hash rather than
+/// sorted (the lists are sorted at the end), and scopes are compared by id first, by name
+/// only when the ids differ (with the same catalog, equal ids mean equal names).
 pub fn diff_tokens<'a, 'b>(
     old: impl IntoIterator<Item = &'a TokenSpec>,
     old_apis: &[&str],
     new: impl IntoIterator<Item = &'b TokenSpec>,
     new_apis: &[&str],
 ) -> TokenDiff {
-    let old: BTreeMap<&str, &TokenSpec> = old.into_iter().map(|t| (t.sid.as_str(), t)).collect();
-    let new: BTreeMap<&str, &TokenSpec> = new.into_iter().map(|t| (t.sid.as_str(), t)).collect();
+    let old: HashMap<&str, &TokenSpec> = old.into_iter().map(|t| (t.sid.as_str(), t)).collect();
+    let new: HashMap<&str, &TokenSpec> = new.into_iter().map(|t| (t.sid.as_str(), t)).collect();
+    let same_catalog = old_apis == new_apis;
     let mut diff = TokenDiff::default();
     for (sid, o) in &old {
         if !new.contains_key(sid) {
@@ -289,18 +294,20 @@ pub fn diff_tokens<'a, 'b>(
             diff.added.push(TokenRef::of(n));
             continue;
         };
-        let r = TokenRef::of(n);
+        let r = || TokenRef::of(n);
         match (o.status, n.status) {
-            (TokenStatus::Active, TokenStatus::Disabled) => diff.disabled.push(r.clone()),
-            (TokenStatus::Disabled, TokenStatus::Active) => diff.enabled.push(r.clone()),
+            (TokenStatus::Active, TokenStatus::Disabled) => diff.disabled.push(r()),
+            (TokenStatus::Disabled, TokenStatus::Active) => diff.enabled.push(r()),
             _ => {}
         }
-        if named_scopes(&o.scopes, old_apis) != named_scopes(&n.scopes, new_apis) {
-            diff.scopes_changed.push(r.clone());
+        let scopes_changed = !(same_catalog && o.scopes == n.scopes)
+            && named_scopes(&o.scopes, old_apis) != named_scopes(&n.scopes, new_apis);
+        if scopes_changed {
+            diff.scopes_changed.push(r());
         }
         let rotated = o.hash != n.hash;
         if rotated {
-            diff.rotated.push(r.clone());
+            diff.rotated.push(r());
         }
         let mut other = Vec::new();
         let shadow = |t: &TokenSpec, apis: &[&str]| {
@@ -321,7 +328,11 @@ pub fn diff_tokens<'a, 'b>(
         check("kind", o.kind != n.kind);
         check("expires_at", o.expires_at != n.expires_at);
         check("rate_limit", o.rate_limit != n.rate_limit);
-        check("shadow_scopes", shadow(o, old_apis) != shadow(n, new_apis));
+        check(
+            "shadow_scopes",
+            !(same_catalog && o.shadow_scopes == n.shadow_scopes)
+                && shadow(o, old_apis) != shadow(n, new_apis),
+        );
         check("api_version", o.api_version != n.api_version);
         check("environment", o.environment != n.environment);
         // The grace period of the previous secret moves with a rotation; report it only
@@ -336,9 +347,21 @@ pub fn diff_tokens<'a, 'b>(
                 || o.rotated_at != n.rotated_at,
         );
         if !other.is_empty() {
-            diff.other_changed.push((r, other));
+            diff.other_changed.push((r(), other));
         }
     }
+    for list in [
+        &mut diff.added,
+        &mut diff.removed,
+        &mut diff.disabled,
+        &mut diff.enabled,
+        &mut diff.scopes_changed,
+        &mut diff.rotated,
+    ] {
+        list.sort_unstable_by(|a, b| a.sid.cmp(&b.sid));
+    }
+    diff.other_changed
+        .sort_unstable_by(|a, b| a.0.sid.cmp(&b.0.sid));
     diff
 }
 

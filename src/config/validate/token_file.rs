@@ -10,10 +10,15 @@ pub fn tokens(
     sink: &mut ErrorSink<'_>,
 ) -> (Vec<AccountSpec>, Vec<TokenSpec>, Vec<String>) {
     let deleted: HashSet<&str> = deleted_sids.iter().map(String::as_str).collect();
-    let mut accounts = Vec::new();
-    let mut tokens = Vec::new();
-    let mut sid_seen: HashMap<String, String> = HashMap::new();
-    let mut account_seen = HashSet::new();
+    // Sized up front: at 100,000 tokens, growing these by doubling copies (and faults in)
+    // tens of megabytes.
+    let token_count = inputs.iter().map(|i| i.tokens.len()).sum();
+    let mut accounts = Vec::with_capacity(inputs.len());
+    let mut tokens = Vec::with_capacity(token_count);
+    // Where each SID was first seen, as (account, token) indexes: the field path is only
+    // spelled out for a duplicate.
+    let mut sid_seen: HashMap<String, (usize, usize)> = HashMap::with_capacity(token_count);
+    let mut account_seen = HashSet::with_capacity(inputs.len());
 
     for (ai, input) in inputs.into_iter().enumerate() {
         let afield = format!("accounts[{ai}]");
@@ -39,7 +44,7 @@ pub fn tokens(
             );
         }
         let mut active_scoped = 0usize;
-        for (ti, parsed) in input.tokens.into_iter().enumerate() {
+        for (ti, parsed) in input.tokens.into_results().enumerate() {
             let tfield = format!("{afield}.tokens[{ti}]");
             let raw_token: RawToken = match parsed {
                 Ok(t) => t,
@@ -48,10 +53,13 @@ pub fn tokens(
                     continue;
                 }
             };
-            if let Some(other) = sid_seen.insert(raw_token.sid.clone(), tfield.clone()) {
+            if let Some((oa, ot)) = sid_seen.insert(raw_token.sid.clone(), (ai, ti)) {
                 sink.push(
                     &format!("{tfield}.sid"),
-                    format!("duplicate SID `{}` (also at {other})", raw_token.sid),
+                    format!(
+                        "duplicate SID `{}` (also at accounts[{oa}].tokens[{ot}])",
+                        raw_token.sid
+                    ),
                     "every token needs its own SID; create new tokens with `scopegate token create`",
                 );
             }
@@ -194,17 +202,18 @@ pub(super) fn token(
     let created_at = raw
         .created_at
         .as_deref()
-        .and_then(|s| timestamp(sink, &format!("{field}.created_at"), s));
+        .and_then(|s| token_time(sink, field, "created_at", s));
     let rotated_at = raw
         .rotated_at
         .as_deref()
-        .and_then(|s| timestamp(sink, &format!("{field}.rotated_at"), s));
+        .and_then(|s| token_time(sink, field, "rotated_at", s));
     let expires_at = raw
         .expires_at
         .as_deref()
-        .and_then(|s| timestamp(sink, &format!("{field}.expires_at"), s));
+        .and_then(|s| token_time(sink, field, "expires_at", s));
     let kind = raw.kind.unwrap_or_default();
-    let granted = scopes(sink, &format!("{field}.scopes"), &raw.scopes, settings);
+    let scopes_field = format!("{field}.scopes");
+    let granted = scopes(sink, &scopes_field, &raw.scopes, settings);
     let shadow_scopes = raw
         .shadow_scopes
         .as_ref()
@@ -228,7 +237,7 @@ pub(super) fn token(
     let quota = raw
         .quota
         .map(|q| quota(sink, &format!("{field}.quota"), q, settings));
-    let scope_limits = scope_limits(sink, &format!("{field}.scopes"), &raw.scopes, settings);
+    let scope_limits = scope_limits(sink, &scopes_field, &raw.scopes, settings);
     for (i, s) in raw.shadow_scopes.iter().flatten().enumerate() {
         if s.rate_limit.is_some() || s.quota.is_some() {
             sink.push(
@@ -265,6 +274,20 @@ pub(super) fn token(
         quota,
         scope_limits,
     })
+}
+
+/// A token's timestamp field `name`; its field path is only spelled out for an error
+/// (100,000 tokens each have one or more).
+fn token_time(
+    sink: &mut ErrorSink<'_>,
+    token_field: &str,
+    name: &str,
+    value: &str,
+) -> Option<OffsetDateTime> {
+    match OffsetDateTime::parse(value, &Rfc3339) {
+        Ok(t) => Some(t),
+        Err(_) => timestamp(sink, &format!("{token_field}.{name}"), value),
+    }
 }
 
 /// An `allowed_ips` or `trusted_proxies` list: CIDRs or bare addresses (see
@@ -375,10 +398,11 @@ pub(crate) fn scopes(
 ) -> Vec<ScopeGrant> {
     let mut grants: Vec<ScopeGrant> = Vec::new();
     for (i, scope) in raw.iter().enumerate() {
-        let sfield = format!("{field}[{i}]");
+        // Spelled out only for an error.
+        let sfield = || format!("{field}[{i}]");
         let Some(api) = settings.api_id(&scope.api) else {
             sink.push(
-                &format!("{sfield}.api"),
+                &format!("{}.api", sfield()),
                 format!("unknown API `{}`", scope.api),
                 format!(
                     "use an API of the catalog in scopegate.yaml: {}",
@@ -389,7 +413,7 @@ pub(crate) fn scopes(
         };
         if scope.methods.is_empty() {
             sink.push(
-                &format!("{sfield}.methods"),
+                &format!("{}.methods", sfield()),
                 "a scope needs at least one method",
                 "e.g. methods: [GET]",
             );
@@ -403,7 +427,7 @@ pub(crate) fn scopes(
                     }
                 }
                 None => sink.push(
-                    &format!("{sfield}.methods[{j}]"),
+                    &format!("{}.methods[{j}]", sfield()),
                     format!("unknown method `{m}`"),
                     crate::domain::shorthand::HINT,
                 ),

@@ -217,3 +217,37 @@ fn reading_is_not_a_change() {
         RenameMode::To
     ))));
 }
+
+#[test]
+fn every_list_is_sorted_by_sid_whatever_the_input_order() {
+    let sids = ["SGm", "SGb", "SGz", "SGa", "SGq"];
+    let old: Vec<TokenSpec> = sids
+        .iter()
+        .map(|s| token(&format!("{s}old"), "s", vec![]))
+        .chain(sids.iter().map(|s| token(s, "s", vec![])))
+        .collect();
+    let new: Vec<TokenSpec> = sids
+        .iter()
+        .map(|s| token(&format!("{s}new"), "s", vec![]))
+        .chain(sids.iter().map(|s| token(s, "t", vec![grant(1, &["GET"])])))
+        .collect();
+    let d = diff_tokens(&old, APIS, &new, APIS);
+    let sorted = |suffix: &str| {
+        let mut v: Vec<String> = sids.iter().map(|s| format!("{s}{suffix}")).collect();
+        v.sort();
+        v
+    };
+    let sids_of = |list: &[TokenRef]| list.iter().map(|r| r.sid.clone()).collect::<Vec<_>>();
+    assert_eq!(sids_of(&d.added), sorted("new"));
+    assert_eq!(sids_of(&d.removed), sorted("old"));
+    assert_eq!(sids_of(&d.rotated), sorted(""));
+    assert_eq!(sids_of(&d.scopes_changed), sorted(""));
+}
+
+#[test]
+fn equal_scope_ids_under_a_changed_catalog_are_compared_by_name() {
+    // The same ids mean other APIs once the catalog changed: a scope change.
+    let old = vec![token("SGa", "s", vec![grant(0, &["GET"])])];
+    let d = diff_tokens(&old, APIS, &old, &["reports", "campaigns"]);
+    assert_eq!(d.scopes_changed, refs(&["SGa"]));
+}
