@@ -237,15 +237,12 @@ pub enum TokenInputs {
 }
 
 impl TokenInputs {
-    pub fn len(&self) -> usize {
+    /// How many tokens the account lists (sizes the validated output up front).
+    pub fn count(&self) -> usize {
         match self {
             TokenInputs::Typed(t) => t.len(),
             TokenInputs::Each(t) => t.len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The tokens in file order, each typed or with its error.

@@ -138,3 +138,90 @@ fn numbers_are_read_only_in_the_forms_every_schema_agrees_on() {
     }
     declined("accounts:\n  - id: a\n    tokens:\n      - sid: s\n        rate_limit: {requests_per_second: 1, burst: -3}\n");
 }
+
+/// Differential property: whatever file of scalars, quoting styles and numbers is
+/// generated, the subset reader either declines it or reads exactly what the full parser
+/// reads (and never accepts a file the full parser refuses).
+mod differential {
+    use proptest::prelude::*;
+
+    use super::{full, read, TypedTokensFile};
+
+    /// Characters that matter to YAML's scalars: indicators, quotes, comment and mapping
+    /// markers, escapes, spaces, non-ASCII.
+    fn scalar_text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                20 => proptest::char::range('a', 'z'),
+                3 => proptest::char::range('0', '9'),
+                2 => Just(' '),
+                1 => proptest::sample::select(vec![
+                    ' ', '#', ':', '-', '\'', '"', '[', ']', '{', '}', ',', '&', '*', '!', '|',
+                    '>', '%', '@', '`', '?', '~', '.', '\\', '/', '=', '+', 'é', '→', '\u{a0}',
+                ]),
+            ],
+            0..12,
+        )
+        .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    /// One scalar, written plain, single-quoted or double-quoted (escaped as YAML wants).
+    fn scalar() -> impl Strategy<Value = String> {
+        (scalar_text(), 0..4u8).prop_map(|(s, style)| match style {
+            0 | 1 => s,
+            2 => format!("'{}'", s.replace('\'', "''")),
+            _ => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+        })
+    }
+
+    /// A number as a person might write one, in forms the YAML schemas agree and disagree on.
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => (0u32..100_000).prop_map(|n| n.to_string()),
+            2 => (0u32..1000, 1u32..100).prop_map(|(a, b)| format!("{a}.{b}")),
+            1 => proptest::sample::select(vec![
+                "0", "01", "1.5", "-1", "+1", ".5", "1e3", "0x10", "0o7", "1_000", ".inf",
+                "true", "~", "null", "'5'", "\"5\"", "2.", "-0", "1.0",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        (
+            scalar(),
+            scalar(),
+            scalar(),
+            proptest::collection::vec(scalar(), 0..3),
+            prop_oneof![
+                4 => Just("active".to_owned()),
+                2 => Just("disabled".to_owned()),
+                1 => scalar()
+            ],
+            scalar(),
+            number(),
+            number(),
+        )
+            .prop_map(|(sid, name, desc, emails, status, api, rps, burst)| {
+                format!(
+                    "      - sid: {sid}\n        name: {name}\n        description: {desc}\n        developer_emails: [{}]\n        status: {status}\n        scopes:\n          - {{api: {api}, methods: [GET]}}\n        rate_limit: {{requests_per_second: {rps}, burst: {burst}}}\n",
+                    emails.join(", ")
+                )
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        #[test]
+        fn the_subset_reader_declines_or_agrees(
+            account in scalar(),
+            tokens in proptest::collection::vec(token(), 1..3),
+        ) {
+            let src = format!("accounts:\n  - id: {account}\n    tokens:\n{}", tokens.concat());
+            if let Some(fast) = read::<TypedTokensFile>(&src) {
+                prop_assert_eq!(Some(format!("{fast:?}")), full(&src), "file:\n{}", src);
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ pub fn tokens(
     let deleted: HashSet<&str> = deleted_sids.iter().map(String::as_str).collect();
     // Sized up front: at 100,000 tokens, growing these by doubling copies (and faults in)
     // tens of megabytes.
-    let token_count = inputs.iter().map(|i| i.tokens.len()).sum();
+    let token_count = inputs.iter().map(|i| i.tokens.count()).sum();
     let mut accounts = Vec::with_capacity(inputs.len());
     let mut tokens = Vec::with_capacity(token_count);
     // Where each SID was first seen, as (account, token) indexes: the field path is only
