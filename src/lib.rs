@@ -26,7 +26,10 @@
 //!   (classify -> authenticate -> authorize -> limit -> forward), each returning
 //!   `Result<_, Refused>` ([`gateway::refused`]) and filling a per-request context; its
 //!   one exit builds every refusal's response, the metrics and the access-log line.
-//!   Around it: [`gateway::forward`], [`gateway::tls`], [`gateway::reload`] and
+//!   [`gateway::shared`] holds what every connection shares. Forwarding: each HTTP/1.1
+//!   client connection sends over its own upstream connection
+//!   ([`gateway::upstream_conn`]); HTTP/2, TLS upstreams and upgrades use the pooled
+//!   client of [`gateway::forward`]. Around it: [`gateway::tls`], [`gateway::reload`] and
 //!   [`gateway::signals`], [`gateway::snapshot`] and [`gateway::runtime`] (state that
 //!   survives reloads), [`gateway::metrics`] and [`gateway::admin`] (with the console),
 //!   Redis-backed limits and quotas, the usage record. [`gateway::manage`] is the token
