@@ -386,6 +386,46 @@ macro_rules! give_up {
     };
 }
 
+/// The shapes no tokens-file field has (booleans, bytes, units, tuples, newtypes): both
+/// deserializers give up on them, so the full parser decides.
+macro_rules! give_up_on_other_shapes {
+    () => {
+        give_up! {
+            deserialize_bool deserialize_char deserialize_bytes deserialize_byte_buf
+            deserialize_unit deserialize_ignored_any deserialize_i128 deserialize_u128
+        }
+
+        fn deserialize_unit_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            _: V,
+        ) -> Result<V::Value> {
+            Err(GiveUp)
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            _: V,
+        ) -> Result<V::Value> {
+            Err(GiveUp)
+        }
+
+        fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value> {
+            Err(GiveUp)
+        }
+
+        fn deserialize_tuple_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            _: usize,
+            _: V,
+        ) -> Result<V::Value> {
+            Err(GiveUp)
+        }
+    };
+}
+
 macro_rules! integer {
     ($($method:ident => $pattern:ident, $parse:ty, $visit:ident;)*) => {
         $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -479,35 +519,7 @@ impl<'de> Deserializer<'de> for NodeDe<'de> {
         self.deserialize_map(visitor)
     }
 
-    give_up! {
-        deserialize_bool deserialize_char deserialize_bytes deserialize_byte_buf
-        deserialize_unit deserialize_ignored_any deserialize_i128 deserialize_u128
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, _: V) -> Result<V::Value> {
-        Err(GiveUp)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: V,
-    ) -> Result<V::Value> {
-        Err(GiveUp)
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value> {
-        Err(GiveUp)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: usize,
-        _: V,
-    ) -> Result<V::Value> {
-        Err(GiveUp)
-    }
+    give_up_on_other_shapes!();
 }
 
 struct NodeSeq<'a>(std::vec::IntoIter<Node<'a>>);
@@ -634,35 +646,7 @@ impl<'de> Deserializer<'de> for BlockDe<'_, 'de> {
         deserialize_f32 deserialize_f64
     }
 
-    give_up! {
-        deserialize_bool deserialize_char deserialize_bytes deserialize_byte_buf
-        deserialize_unit deserialize_ignored_any deserialize_i128 deserialize_u128
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, _: V) -> Result<V::Value> {
-        Err(GiveUp)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: V,
-    ) -> Result<V::Value> {
-        Err(GiveUp)
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value> {
-        Err(GiveUp)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: usize,
-        _: V,
-    ) -> Result<V::Value> {
-        Err(GiveUp)
-    }
+    give_up_on_other_shapes!();
 }
 
 /// The entries of a block mapping: lines at exactly its indentation that start with a
