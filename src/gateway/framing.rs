@@ -145,19 +145,15 @@ impl Tracker {
         }
         let start = self.partial.len();
         self.partial.extend_from_slice(bytes);
+        if let Some((len, ambiguous, next)) = judge_head(&self.partial) {
+            self.flags.push(ambiguous);
+            self.state = next;
+            let consumed_from_bytes = len.saturating_sub(start);
+            self.partial.clear();
+            return &bytes[consumed_from_bytes.min(bytes.len())..];
+        }
+        // Not a complete head: still arriving, or invalid.
         match parse_head(&self.partial) {
-            Ok(httparse::Status::Complete(_)) => {
-                let Some((len, ambiguous, next)) = judge_head(&self.partial) else {
-                    self.state = State::Off;
-                    self.partial.clear();
-                    return &[];
-                };
-                self.flags.push(ambiguous);
-                self.state = next;
-                let consumed_from_bytes = len.saturating_sub(start);
-                self.partial.clear();
-                &bytes[consumed_from_bytes.min(bytes.len())..]
-            }
             Ok(httparse::Status::Partial) if self.partial.len() <= MAX_HEAD => &[],
             Err(_) if versionless_request_line(&self.partial) => {
                 self.inject = END_OF_HEAD.len();
@@ -209,7 +205,8 @@ impl Tracker {
 /// Most header fields a followed head may have; hyper's own limit is lower.
 const MAX_HEAD_FIELDS: usize = 128;
 
-/// Parses a head (leading blank lines allowed), only to see whether it is complete.
+/// Parses a head that is not complete (leading blank lines allowed), only to tell one still
+/// arriving from an invalid one.
 fn parse_head(buf: &[u8]) -> httparse::Result<usize> {
     let leading = leading_blank_lines(buf);
     let mut fields = [const { std::mem::MaybeUninit::uninit() }; MAX_HEAD_FIELDS];

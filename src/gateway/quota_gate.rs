@@ -18,10 +18,13 @@ pub struct Refused {
 /// Whether any quota applies to a request of `token` under `api`: the request path skips
 /// the quota step (and its future) for the rest.
 pub fn applies(token: &Token, api: Option<ApiId>) -> bool {
-    token.spec.quota.is_some()
-        || api
-            .and_then(|a| token.spec.scope_limits(a))
-            .is_some_and(|l| l.quota.is_some())
+    token.spec.quota.is_some() || scope_quota(token, api).is_some()
+}
+
+/// The quota of the token's scope for `api`, when that scope has one of its own.
+fn scope_quota(token: &Token, api: Option<ApiId>) -> Option<crate::domain::backends::Quota> {
+    api.and_then(|a| token.spec.scope_limits(a))
+        .and_then(|l| l.quota)
 }
 
 /// Takes the request from every quota that applies. Costs nothing for a token without
@@ -33,9 +36,7 @@ pub async fn check(
     api_name: &str,
     now_unix: i64,
 ) -> Result<Vec<QuotaState>, Refused> {
-    let scope_quota = api
-        .and_then(|a| token.spec.scope_limits(a))
-        .and_then(|l| l.quota);
+    let scope_quota = scope_quota(token, api);
     if token.spec.quota.is_none() && scope_quota.is_none() {
         return Ok(Vec::new());
     }

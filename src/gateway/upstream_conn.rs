@@ -18,8 +18,6 @@
 //! and a failure after that is the client's 502, exactly as with the pool (which runs with
 //! `retry_canceled_requests(false)`).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -54,9 +52,6 @@ pub struct OwnedUpstream {
     /// requests of an HTTP/1.1 connection never overlap, so the lock is never contended.
     held: Mutex<Option<Held>>,
 }
-
-/// A future running one upstream connection until it closes.
-type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 struct Held {
     authority: Authority,
@@ -95,11 +90,7 @@ impl OwnedUpstream {
             Some(h) => h.sender,
             // Boxed: the connect path (resolve, connect, handshake) is rare and large; unboxed,
             // every request's future would carry its state.
-            None => {
-                let (sender, driver) = Box::pin(connect(authority, connect_timeout)).await?;
-                tokio::spawn(driver);
-                sender
-            }
+            None => Box::pin(connect(authority, connect_timeout)).await?,
         };
         let result = sender.send_request(req).await;
         if !sender.is_closed() {
@@ -115,12 +106,12 @@ impl OwnedUpstream {
 }
 
 /// Resolves `authority` and connects to the first address that answers, all within
-/// `timeout`, then runs the HTTP/1.1 handshake. Returns the sender and the future that
-/// runs the connection until it closes.
+/// `timeout`, then runs the HTTP/1.1 handshake and runs the connection in a task of the
+/// calling worker (the client connection's) until it closes.
 async fn connect(
     authority: &Authority,
     timeout: Duration,
-) -> Result<(SendRequest<RequestBody>, Driver), ExchangeError> {
+) -> Result<SendRequest<RequestBody>, ExchangeError> {
     let stream = tokio::time::timeout(timeout, open(authority))
         .await
         .map_err(|_| ExchangeError::Connect(std::io::ErrorKind::TimedOut.into()))??;
@@ -128,12 +119,12 @@ async fn connect(
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(ExchangeError::Handshake)?;
-    let driver = Box::pin(async move {
+    tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }
     });
-    Ok((sender, driver))
+    Ok(sender)
 }
 
 async fn open(authority: &Authority) -> Result<TcpStream, ExchangeError> {
