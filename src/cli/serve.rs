@@ -54,8 +54,8 @@ pub struct ListenOverrides {
 }
 
 pub fn run(path: &Path, format: Option<LogFormatArg>, overrides: ListenOverrides) -> ExitCode {
-    let config = match config::load(path) {
-        Ok(c) => c,
+    let (config, cache) = match config::load_cached(path, config::token_cache::MIN_BYTES) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprint!("{errors}");
             eprintln!("scopegate: not starting: fix the configuration (see `scopegate check`)");
@@ -72,6 +72,10 @@ pub fn run(path: &Path, format: Option<LogFormatArg>, overrides: ListenOverrides
     }
     let config_path = config::absolute(path);
     run_to_exit(async move {
+        if let Some(cache) = cache {
+            // Beside start-up, not before it: the next start reads it.
+            tokio::task::spawn_blocking(move || cache.write());
+        }
         // Signal handlers go in before any port is bound: from the moment a client (or an
         // orchestrator probing /readyz) can see the process, SIGTERM drains and SIGHUP
         // reloads instead of killing it.

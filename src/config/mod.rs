@@ -11,6 +11,7 @@ pub mod notify;
 pub mod openapi;
 pub mod raw;
 pub mod redis_url;
+pub mod token_cache;
 pub mod token_policy;
 pub mod tokens_yaml;
 pub use crate::domain::settings;
@@ -40,21 +41,68 @@ pub fn load_from_sources(
     gateway_src: &str,
     tokens_src: Option<&str>,
 ) -> Result<Config, ConfigErrors> {
-    let (settings, mut errors) = parse_gateway_checked(config_path, gateway_src)?;
+    let (settings, errors) = parse_gateway_checked(config_path, gateway_src)?;
+    with_tokens(settings, errors, |settings| match tokens_src {
+        Some(s) => Ok(s.to_owned()),
+        None => read(&settings.tokens_path),
+    })
+}
+
+/// Like [`load`], through the tokens cache ([`token_cache`]) for tokens files of at least
+/// `cache_min_bytes`: the configuration, and after a miss the cache to write (the caller
+/// writes it once the configuration is in use). Errors are exactly [`load`]'s: the cache
+/// is only consulted for a `scopegate.yaml` without errors, and a file it does not match
+/// is read, validated and reported as always.
+pub fn load_cached(
+    config_path: &Path,
+    cache_min_bytes: u64,
+) -> Result<(Config, Option<token_cache::Pending>), ConfigErrors> {
+    let config_path = absolute(config_path);
+    let gateway_src = read(&config_path)?;
+    let (settings, errors) = parse_gateway_checked(&config_path, &gateway_src)?;
+    let cache = errors
+        .is_empty()
+        .then(|| token_cache::Cache::new(&settings, cache_min_bytes))
+        .flatten();
+    if let Some(hit) = cache.as_ref().and_then(token_cache::Cache::load) {
+        let config = Config {
+            settings,
+            accounts: hit.accounts,
+            tokens: hit.tokens,
+            deleted_sids: hit.deleted_sids,
+        };
+        return Ok((config, None));
+    }
+    let mut read_digest = None;
+    let config = with_tokens(settings, errors, |settings| {
+        let src = read(&settings.tokens_path)?;
+        read_digest = Some(token_cache::Digest::of(src.as_bytes()));
+        Ok(src)
+    })?;
+    let pending = cache
+        .zip(read_digest)
+        .and_then(|(cache, digest)| cache.pending(&digest, &config));
+    Ok((config, pending))
+}
+
+/// Reads the tokens file with `tokens_src` (unless `scopegate.yaml`'s errors make that
+/// pointless) and validates it against `settings`; every error of both files at once.
+fn with_tokens(
+    settings: Settings,
+    mut errors: Vec<ConfigError>,
+    tokens_src: impl FnOnce(&Settings) -> Result<String, ConfigErrors>,
+) -> Result<Config, ConfigErrors> {
     // Errors in settings the tokens do not depend on (a timeout, a limit) still let the
     // tokens file be checked, so that both files' errors come in one report.
     if errors.iter().any(|e| tokens_depend_on(&e.field)) {
         return Err(ConfigErrors(errors));
     }
-    let tokens_src = match tokens_src {
-        Some(s) => s.to_owned(),
-        None => match read(&settings.tokens_path) {
-            Ok(s) => s,
-            Err(mut e) => {
-                errors.append(&mut e.0);
-                return Err(ConfigErrors(errors));
-            }
-        },
+    let tokens_src = match tokens_src(&settings) {
+        Ok(s) => s,
+        Err(mut e) => {
+            errors.append(&mut e.0);
+            return Err(ConfigErrors(errors));
+        }
     };
     let tokens_path = settings.tokens_path.clone();
     let mut sink = ErrorSink::new(&tokens_path, &tokens_src);

@@ -54,6 +54,16 @@ impl MethodSet {
         self.0 == 0
     }
 
+    /// The set as bits (one per entry of [`KNOWN_METHODS`]), for the tokens cache.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// The set of [`MethodSet::bits`]; `None` for a bit no known method has.
+    pub fn from_bits(bits: u16) -> Option<MethodSet> {
+        (bits & !MethodSet::ALL.0 == 0).then_some(MethodSet(bits))
+    }
+
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         KNOWN_METHODS
             .iter()
@@ -136,6 +146,16 @@ impl SecretHash {
             out[i] = hi << 4 | lo;
         }
         Ok(SecretHash(out))
+    }
+
+    /// The SHA-256 digest itself, for the tokens cache (never for display: see `Debug`).
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The hash whose digest is `digest` (as [`SecretHash::digest`] gave it).
+    pub fn from_digest(digest: [u8; 32]) -> SecretHash {
+        SecretHash(digest)
     }
 
     /// Hashes a presented or freshly generated secret.

@@ -73,6 +73,12 @@ impl CidrSet {
         set
     }
 
+    /// The ranges, IPv4 first, as given to [`CidrSet::new`] (canonical form).
+    pub fn nets(&self) -> impl Iterator<Item = IpNet> + '_ {
+        let v4 = self.v4.iter().map(|n| IpNet::V4(*n));
+        v4.chain(self.v6.iter().map(|n| IpNet::V6(*n)))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }

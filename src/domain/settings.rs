@@ -168,7 +168,7 @@ pub struct ScopeGrant {
 }
 
 /// A validated token from `tokens.yaml`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TokenSpec {
     pub sid: String,
     pub account: String,
@@ -216,7 +216,7 @@ impl TokenSpec {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountSpec {
     pub id: String,
     pub name: String,

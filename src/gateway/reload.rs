@@ -79,23 +79,33 @@ pub fn swap(shared: &Shared, config: Config) -> Swapped {
     Swapped { old, new }
 }
 
-/// Reads, validates and applies the configuration at `path`. File I/O, validation and the
-/// policy build run on the blocking pool; the swap itself is one pointer store. A failure
+/// Reads, validates and applies the configuration at `path` (through the tokens cache,
+/// [`config::token_cache`], which a changed tokens file rewrites after the swap). File
+/// I/O, validation and the policy build run on the blocking pool; the swap itself is one
+/// pointer store. A failure
 /// is counted in `scopegate_config_reloads_total{result="error"}` and changes nothing else.
 pub async fn reload(shared: &Arc<Shared>, path: &Path) -> Result<Swapped, ConfigErrors> {
     let path = path.to_path_buf();
     let target = shared.clone();
-    let result = tokio::task::spawn_blocking(move || config::load(&path).map(|c| swap(&target, c)))
-        .await
-        .unwrap_or_else(|e| {
-            Err(ConfigErrors::single(config::ConfigError {
-                file: Default::default(),
-                line: 0,
-                field: String::new(),
-                message: format!("configuration loader failed: {e}"),
-                hint: String::new(),
-            }))
-        });
+    let result = tokio::task::spawn_blocking(move || {
+        let (config, cache) = config::load_cached(&path, config::token_cache::MIN_BYTES)?;
+        let swapped = swap(&target, config);
+        // After the swap: the new generation serves while the cache is written.
+        if let Some(cache) = cache {
+            cache.write();
+        }
+        Ok(swapped)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ConfigErrors::single(config::ConfigError {
+            file: Default::default(),
+            line: 0,
+            field: String::new(),
+            message: format!("configuration loader failed: {e}"),
+            hint: String::new(),
+        }))
+    });
     if result.is_err() {
         shared.metrics.count_reload(false);
     }
