@@ -2,9 +2,10 @@
 //!
 //! Little-endian integers, length-prefixed strings and lists, a flag byte before each
 //! optional value. Decoding checks every length and every enum tag and gives up (`None`)
-//! on anything out of place, never panics: the file is the cache's, not trusted to be
-//! whole (its checksum is checked first, see [`super`]).
+//! on anything out of place, never panics: the file is not trusted to be whole (its
+//! checksum is checked as it is read, see [`super`]).
 
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use time::{OffsetDateTime, UtcOffset};
@@ -39,8 +40,20 @@ pub fn encode(
 }
 
 /// Reads what [`encode`] wrote; `None` when `bytes` is not exactly that.
-pub fn decode(bytes: &[u8]) -> Option<Tokens> {
-    let mut d = Dec(bytes);
+#[cfg(test)]
+pub fn decode(mut bytes: &[u8]) -> Option<Tokens> {
+    decode_from(&mut bytes)
+}
+
+/// Reads what [`encode`] wrote from `source`, a piece at a time (the whole payload is
+/// never in memory at once); `None` when the source does not hold exactly that.
+pub fn decode_from(source: &mut impl Read) -> Option<Tokens> {
+    let mut d = Dec {
+        source,
+        buf: Vec::new(),
+        pos: 0,
+        end: 0,
+    };
     let accounts = d.seq(|d| {
         Some(AccountSpec {
             id: d.string()?,
@@ -49,12 +62,15 @@ pub fn decode(bytes: &[u8]) -> Option<Tokens> {
     })?;
     let tokens = d.seq(Dec::token)?;
     let deleted_sids = d.seq(Dec::string)?;
-    d.0.is_empty().then_some(Tokens {
+    d.at_end().then_some(Tokens {
         accounts,
         tokens,
         deleted_sids,
     })
 }
+
+/// How much [`decode_from`] reads at a time.
+const CHUNK: usize = 256 * 1024;
 
 struct Enc<'a>(&'a mut Vec<u8>);
 
@@ -208,16 +224,50 @@ impl Enc<'_> {
     }
 }
 
-struct Dec<'a>(&'a [u8]);
+/// A cursor over the source with a window of its bytes: `buf[pos..end]` is read, not yet
+/// consumed.
+struct Dec<'a, R> {
+    source: &'a mut R,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+}
 
-impl<'a> Dec<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
+impl<R: Read> Dec<'_, R> {
+    /// Makes `n` bytes available in the window; false at the end of the source.
+    fn fill(&mut self, n: usize) -> bool {
+        if self.end - self.pos >= n {
+            return true;
+        }
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        if self.buf.len() < n {
+            self.buf.resize(n.max(CHUNK), 0);
+        }
+        while self.end < n {
+            match self.source.read(&mut self.buf[self.end..]) {
+                Ok(0) => return false,
+                Ok(got) => self.end += got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if !self.fill(n) {
             return None;
         }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
+        let start = self.pos;
+        self.pos += n;
+        Some(&self.buf[start..self.pos])
+    }
+
+    /// True when everything was consumed.
+    fn at_end(&mut self) -> bool {
+        !self.fill(1)
     }
 
     fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
@@ -259,9 +309,8 @@ impl<'a> Dec<'a> {
 
     fn seq<T>(&mut self, mut f: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         let n = self.len()?;
-        // Every item takes at least one byte: a corrupt count cannot reserve more than
-        // the file holds.
-        let mut items = Vec::with_capacity(n.min(self.0.len()));
+        // A corrupt count cannot reserve much before the source runs out.
+        let mut items = Vec::with_capacity(n.min(CHUNK));
         for _ in 0..n {
             items.push(f(self)?);
         }

@@ -115,6 +115,39 @@ fn every_field_survives_the_codec() {
     assert_eq!(created.offset(), at.offset());
 }
 
+/// A source that hands out at most a few bytes per read, as a pipe or a slow disk may.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.0.len()).min(7);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn the_decoder_reads_across_short_reads_and_values_longer_than_its_window() {
+    let mut config = test_fixture::config("");
+    config.tokens[1].description = "x".repeat(700 * 1024);
+    let mut bytes = Vec::new();
+    codec::encode(
+        &mut bytes,
+        &config.accounts,
+        &config.tokens,
+        &config.deleted_sids,
+    );
+    for back in [
+        codec::decode(&bytes),
+        codec::decode_from(&mut Trickle(&bytes)),
+    ] {
+        let back = back.expect("decodes");
+        assert_eq!(back.tokens, config.tokens);
+        assert_eq!(back.accounts, config.accounts);
+    }
+}
+
 #[test]
 fn a_truncated_or_altered_payload_never_decodes_to_something_else() {
     let config = test_fixture::config("");
