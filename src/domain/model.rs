@@ -87,6 +87,17 @@ pub enum TokenStatus {
 }
 
 impl TokenStatus {
+    /// Every status, in [`TokenStatus::index`] order.
+    pub const ALL: [TokenStatus; 2] = [TokenStatus::Active, TokenStatus::Disabled];
+
+    /// The position in [`TokenStatus::ALL`], for per-status counts.
+    pub fn index(self) -> usize {
+        match self {
+            TokenStatus::Active => 0,
+            TokenStatus::Disabled => 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TokenStatus::Active => "active",

@@ -172,13 +172,12 @@ impl<R> Policy<R> {
             .count()
     }
 
-    /// Tokens per (account, status), for the token-count gauges.
-    pub fn token_counts(&self) -> HashMap<(&str, &str), i64> {
-        let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
+    /// Tokens per account, by status in [`TokenStatus::ALL`] order, for the token-count
+    /// gauges.
+    pub fn token_counts(&self) -> HashMap<&str, [i64; 2]> {
+        let mut counts: HashMap<&str, [i64; 2]> = HashMap::with_capacity(self.accounts.len());
         for t in self.tokens.values() {
-            *counts
-                .entry((t.spec.account.as_str(), t.spec.status.as_str()))
-                .or_default() += 1;
+            counts.entry(t.spec.account.as_str()).or_default()[t.spec.status.index()] += 1;
         }
         counts
     }

@@ -28,7 +28,6 @@ pub fn build(
         }
     });
     registry.retain(|sid| policy.tokens.contains_key(sid), metrics);
-    let counts = policy.token_counts();
-    metrics.set_token_counts(counts.iter().map(|((a, s), n)| (*a, *s, *n)));
+    metrics.set_token_counts(policy.token_counts().into_iter());
     policy
 }
