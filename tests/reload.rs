@@ -499,6 +499,62 @@ async fn each_invalid_case_is_rejected_by_the_loader() {
 }
 
 // ---------------------------------------------------------------------------------------
+// 3b. The tokens cache of a large file
+
+/// `tokens` padded with comment lines up to the size the tokens cache starts at.
+fn large(tokens: &str) -> String {
+    let pad = "# padding: only tokens files of 1 MiB or more are cached\n";
+    let lines = scopegate::config::token_cache::MIN_BYTES as usize / pad.len() + 1;
+    format!("{tokens}{}", pad.repeat(lines))
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_large_tokens_file_reloads_through_its_cache_and_never_past_the_yaml() {
+    use scopegate::gateway::reload::reload_from;
+    use std::os::unix::fs::MetadataExt;
+    let live = Live::start("", &large(&tokens_disabled())).await;
+    let shared = live.gateway.shared.clone();
+    let cache = live.tokens_path.with_file_name("tokens.yaml.cache");
+    let inode = |p: &Path| std::fs::metadata(p).map(|m| m.ino()).ok();
+    let reload = || async {
+        tokio::time::timeout(WAIT, reload_from(&shared, &live.config_path))
+            .await
+            .expect("reload in time")
+            .expect("valid configuration")
+    };
+
+    // No cache yet: the reload reads the YAML and writes the cache.
+    assert_eq!(reload().await, 2);
+    assert_eq!(live.reader_status().await, 403);
+    let written = inode(&cache).expect("cache written");
+    // Nothing changed: the next reload reads the cache and writes nothing.
+    assert_eq!(reload().await, 3);
+    assert_eq!(inode(&cache), Some(written));
+    assert_eq!(live.reader_status().await, 403);
+    let of_disabled = std::fs::read(&cache).expect("cache");
+
+    // The reader enabled in the YAML (a watched change), then the old cache put back: it
+    // was made for other bytes, so the next reload reads the YAML again.
+    write_by_rename(&live.tokens_path, &large(&tokens_a()));
+    // The status is sent once the reload task is done, cache write included.
+    let g = live.wait("the edit", |s| s.generation > 3).await.generation;
+    assert_eq!(
+        reader(&live.gateway.shared.policy.load()),
+        TokenStatus::Active
+    );
+    std::fs::write(&cache, &of_disabled).expect("put the old cache back");
+    let before = inode(&cache);
+    assert_eq!(reload().await, g + 1);
+    assert_eq!(
+        reader(&live.gateway.shared.policy.load()),
+        TokenStatus::Active
+    );
+    assert_eq!(live.reader_status().await, 200);
+    assert_ne!(inode(&cache), before, "rewritten for the file as it is");
+}
+
+// ---------------------------------------------------------------------------------------
 // 4. Reloads under load
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
