@@ -314,13 +314,13 @@ fn errors_are_reported_as_without_the_cache() {
     let broken = test_fixture::tokens_yaml().replacen("name: reader", "name: \"\"", 1);
     std::fs::write(dir.path().join("tokens.yaml"), broken).expect("write");
     let cached = load_cached(&config, 0).err().expect("invalid");
-    let plain = load(&config).err().expect("invalid");
+    let plain = load(&config).expect_err("invalid");
     assert_eq!(cached.to_string(), plain.to_string());
     std::fs::remove_file(dir.path().join("tokens.yaml")).expect("remove");
     let cached = load_cached(&config, 0).err().expect("missing");
     assert_eq!(
         cached.to_string(),
-        load(&config).err().expect("missing").to_string()
+        load(&config).expect_err("missing").to_string()
     );
 }
 
