@@ -754,22 +754,29 @@ mod tests {
         m.set_last_reload_ok(true);
         assert!(text(&m).contains("scopegate_config_last_reload_successful 1"));
 
+        let counts = |m: &Metrics, expected: &[(&str, &str, i64)]| {
+            let out = text(m);
+            for (account, status, n) in expected {
+                let series =
+                    format!("scopegate_tokens{{account=\"{account}\",status=\"{status}\"}} {n}");
+                assert!(out.contains(&series), "{series} in {out}");
+            }
+            out
+        };
         m.set_token_counts([("IRa", [2, 0]), ("IRb", [0, 1])].into_iter());
-        let out = text(&m);
-        assert!(out.contains("scopegate_tokens{account=\"IRa\",status=\"active\"} 2"));
-        assert!(out.contains("scopegate_tokens{account=\"IRa\",status=\"disabled\"} 0"));
-        assert!(out.contains("scopegate_tokens{account=\"IRb\",status=\"active\"} 0"));
-        assert!(out.contains("scopegate_tokens{account=\"IRb\",status=\"disabled\"} 1"));
+        let both = [
+            ("IRa", "active", 2),
+            ("IRa", "disabled", 0),
+            ("IRb", "active", 0),
+            ("IRb", "disabled", 1),
+        ];
+        counts(&m, &both);
         m.set_token_counts([("IRa", [1, 0])].into_iter());
-        let out = text(&m);
-        assert!(out.contains("scopegate_tokens{account=\"IRa\",status=\"active\"} 1"));
+        let out = counts(&m, &[("IRa", "active", 1)]);
         assert!(!out.contains("IRb"), "{out}");
         // An account that comes back is exported again; an unchanged one keeps its count.
         m.set_token_counts([("IRa", [1, 0]), ("IRb", [0, 1])].into_iter());
-        let out = text(&m);
-        assert!(out.contains("scopegate_tokens{account=\"IRa\",status=\"active\"} 1"));
-        assert!(out.contains("scopegate_tokens{account=\"IRa\",status=\"disabled\"} 0"));
-        assert!(out.contains("scopegate_tokens{account=\"IRb\",status=\"active\"} 0"));
-        assert!(out.contains("scopegate_tokens{account=\"IRb\",status=\"disabled\"} 1"));
+        counts(&m, &[("IRa", "active", 1), ("IRa", "disabled", 0)]);
+        counts(&m, &both[2..]);
     }
 }

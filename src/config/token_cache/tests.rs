@@ -44,6 +44,17 @@ fn assert_same_tokens(a: &Config, b: &Config) {
     assert_eq!(a.deleted_sids, b.deleted_sids);
 }
 
+fn encoded(config: &Config) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    codec::encode(
+        &mut bytes,
+        &config.accounts,
+        &config.tokens,
+        &config.deleted_sids,
+    );
+    bytes
+}
+
 #[test]
 fn every_field_survives_the_codec() {
     let mut config = test_fixture::config("");
@@ -99,13 +110,7 @@ fn every_field_survives_the_codec() {
         },
     ];
     config.tokens.push(rich);
-    let mut bytes = Vec::new();
-    codec::encode(
-        &mut bytes,
-        &config.accounts,
-        &config.tokens,
-        &config.deleted_sids,
-    );
+    let bytes = encoded(&config);
     let back = codec::decode(&bytes).expect("decodes");
     assert_eq!(back.accounts, config.accounts);
     assert_eq!(back.tokens, config.tokens);
@@ -131,13 +136,7 @@ impl std::io::Read for Trickle<'_> {
 fn the_decoder_reads_across_short_reads_and_values_longer_than_its_window() {
     let mut config = test_fixture::config("");
     config.tokens[1].description = "x".repeat(700 * 1024);
-    let mut bytes = Vec::new();
-    codec::encode(
-        &mut bytes,
-        &config.accounts,
-        &config.tokens,
-        &config.deleted_sids,
-    );
+    let bytes = encoded(&config);
     for back in [
         codec::decode(&bytes),
         codec::decode_from(&mut Trickle(&bytes)),
@@ -151,13 +150,7 @@ fn the_decoder_reads_across_short_reads_and_values_longer_than_its_window() {
 #[test]
 fn a_truncated_or_altered_payload_never_decodes_to_something_else() {
     let config = test_fixture::config("");
-    let mut bytes = Vec::new();
-    codec::encode(
-        &mut bytes,
-        &config.accounts,
-        &config.tokens,
-        &config.deleted_sids,
-    );
+    let bytes = encoded(&config);
     for len in 0..bytes.len() {
         assert!(codec::decode(&bytes[..len]).is_none(), "truncated at {len}");
     }
