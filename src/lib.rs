@@ -20,7 +20,8 @@
 //! - [`config`]: the files -> domain types, every error at once with file, line, field and
 //!   hint; YAML positions and comment-preserving edits ([`config::yamlsrc`]); catalogs
 //!   from OpenAPI documents ([`config::openapi`]); the one atomic file write
-//!   ([`config::atomic`]).
+//!   ([`config::atomic`]); the validated binary cache of a large tokens file
+//!   ([`config::token_cache`]).
 //! - [`gateway`]: the running process. [`gateway::server`] accepts connections and
 //!   hands each request to [`gateway::proxy::handle`], which runs the phases in order
 //!   (classify -> authenticate -> authorize -> limit -> forward), each returning

@@ -1,7 +1,8 @@
 //! Configuration: reading both files, validating them in full, reporting every error.
 //!
 //! `raw` holds the serde shapes, `validate` the rules, `settings` the checked result and
-//! `error` the file/line/field error type. Loading does blocking file I/O: call it from
+//! `error` the file/line/field error type; `token_cache` keeps a large tokens file's
+//! validated result for the next start or reload. Loading does blocking file I/O: call it from
 //! `spawn_blocking` on a running server.
 
 pub mod admin;

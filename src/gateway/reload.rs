@@ -82,8 +82,8 @@ pub fn swap(shared: &Shared, config: Config) -> Swapped {
 /// Reads, validates and applies the configuration at `path` (through the tokens cache,
 /// [`config::token_cache`], which a changed tokens file rewrites after the swap). File
 /// I/O, validation and the policy build run on the blocking pool; the swap itself is one
-/// pointer store. A failure
-/// is counted in `scopegate_config_reloads_total{result="error"}` and changes nothing else.
+/// pointer store. A failure is counted in `scopegate_config_reloads_total{result="error"}`
+/// and changes nothing else.
 pub async fn reload(shared: &Arc<Shared>, path: &Path) -> Result<Swapped, ConfigErrors> {
     let path = path.to_path_buf();
     let target = shared.clone();
