@@ -142,6 +142,8 @@ pub fn set_headers<C: Clock>(
     limiter: &TokenLimiter<C>,
     outcome: RateOutcome,
 ) {
+    // Room for the six fields at once: growing a map rehashes every name in it.
+    headers.reserve(6);
     let (remaining, reset) = match outcome {
         RateOutcome::Allowed {
             remaining,
