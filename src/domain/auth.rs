@@ -15,26 +15,27 @@ use zeroize::Zeroizing;
 /// the bound keeps a client from making the gateway decode megabytes per request.
 pub const MAX_AUTHORIZATION_LEN: usize = 1024;
 
-/// Credentials presented by a client.
+/// Credentials presented by a client: the decoded `sid:secret` text, kept whole in one
+/// zeroizing buffer (one allocation per request, wiped on drop) and split at `colon`.
 pub struct Credentials {
-    sid: String,
-    secret: Zeroizing<String>,
+    text: Zeroizing<String>,
+    colon: usize,
 }
 
 impl Credentials {
     pub fn sid(&self) -> &str {
-        &self.sid
+        &self.text[..self.colon]
     }
 
     pub fn secret(&self) -> &[u8] {
-        self.secret.as_bytes()
+        &self.text.as_bytes()[self.colon + 1..]
     }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
-            .field("sid", &self.sid)
+            .field("sid", &self.sid())
             .field("secret", &"<redacted>")
             .finish()
     }
@@ -91,16 +92,29 @@ pub fn parse_basic_value(value: &[u8]) -> Result<Credentials, AuthError> {
     if rest.is_empty() || rest.contains(&b' ') {
         return Err(AuthError::Malformed);
     }
-    let decoded = Zeroizing::new(STANDARD.decode(rest).map_err(|_| AuthError::Malformed)?);
-    let text = std::str::from_utf8(&decoded).map_err(|_| AuthError::Malformed)?;
-    if text.chars().any(char::is_control) {
+    let decoded = STANDARD.decode(rest).map_err(|_| AuthError::Malformed)?;
+    let text = match String::from_utf8(decoded) {
+        Ok(text) => Zeroizing::new(text),
+        Err(e) => {
+            // Not UTF-8, but it may still hold most of a secret: wiped like the rest.
+            drop(Zeroizing::new(e.into_bytes()));
+            return Err(AuthError::Malformed);
+        }
+    };
+    // The usual credentials are ASCII, where a control character is one byte.
+    let has_control = if text.is_ascii() {
+        text.bytes().any(|b| b.is_ascii_control())
+    } else {
+        text.chars().any(char::is_control)
+    };
+    if has_control {
         return Err(AuthError::Malformed);
     }
-    let (sid, secret) = text.split_once(':').ok_or(AuthError::Malformed)?;
-    Ok(Credentials {
-        sid: sid.to_owned(),
-        secret: Zeroizing::new(secret.to_owned()),
-    })
+    let colon = text
+        .bytes()
+        .position(|b| b == b':')
+        .ok_or(AuthError::Malformed)?;
+    Ok(Credentials { text, colon })
 }
 
 #[cfg(test)]

@@ -158,10 +158,23 @@ pub struct Ask<'a> {
     pub path: &'a str,
 }
 
-/// Checks the credentials: a well-formed `sgs_` secret if prefixed, known, not deleted,
-/// right secret, active, not expired.
+/// [`authenticate_found`] with its own lookup of the SID.
+#[cfg(any(test, feature = "test-util"))]
 pub fn authenticate<'p, R>(
     policy: &'p Policy<R>,
+    creds: &Credentials,
+    now_unix: i64,
+) -> Result<(&'p Token<R>, SecretUsed), Denial<'p, R>> {
+    let found = policy.tokens.get(creds.sid()).map(|t| &**t);
+    authenticate_found(policy, found, creds, now_unix)
+}
+
+/// Checks the credentials: a well-formed `sgs_` secret if prefixed, known, not deleted,
+/// right secret, active, not expired. `found` is `policy`'s token for `creds.sid()`,
+/// looked up by the caller, which needs it before (the gateway's throttle).
+pub fn authenticate_found<'p, R>(
+    policy: &'p Policy<R>,
+    found: Option<&'p Token<R>>,
     creds: &Credentials,
     now_unix: i64,
 ) -> Result<(&'p Token<R>, SecretUsed), Denial<'p, R>> {
@@ -171,7 +184,7 @@ pub fn authenticate<'p, R>(
     {
         return Err(deny(None, CredentialFailure::BadChecksum));
     }
-    let Some(token) = policy.tokens.get(creds.sid()) else {
+    let Some(token) = found else {
         let reason = if policy.deleted.contains(creds.sid()) {
             CredentialFailure::Deleted
         } else {
@@ -179,7 +192,6 @@ pub fn authenticate<'p, R>(
         };
         return Err(deny(None, reason));
     };
-    let token: &Token<R> = token;
     let secret = if token.spec.hash.verify(creds.secret()) {
         SecretUsed::Current
     } else {

@@ -291,13 +291,30 @@ impl StripList {
     }
 }
 
+/// Fields nearly every request carries that the built-in table does not own (a test holds
+/// this against [`is_gateway_owned`]): comparing standard names is an integer compare, so
+/// these skip the table's several hash probes.
+static COMMON_NOT_OWNED: [HeaderName; 8] = [
+    http::header::HOST,
+    http::header::AUTHORIZATION,
+    http::header::ACCEPT,
+    http::header::ACCEPT_ENCODING,
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_LENGTH,
+    http::header::USER_AGENT,
+    http::header::CONNECTION,
+];
+
 /// Removes every client-sent field of the built-in table and of the operator's list.
 pub fn strip(headers: &mut HeaderMap, extra: &StripList) {
     // One pass over the (usually few) names; the removal list is rarely non-empty, so this
     // rarely allocates.
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| is_gateway_owned(name.as_str()) || extra.matches(name))
+        .filter(|name| {
+            (!COMMON_NOT_OWNED.contains(name) && is_gateway_owned(name.as_str()))
+                || extra.matches(name)
+        })
         .cloned()
         .collect();
     for name in doomed {
@@ -309,6 +326,13 @@ pub fn strip(headers: &mut HeaderMap, extra: &StripList) {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn common_fields_are_not_owned() {
+        for name in COMMON_NOT_OWNED.iter() {
+            assert!(!is_gateway_owned(name.as_str()), "{name}");
+        }
+    }
 
     /// Routing and identity names sent by public bypass and spoofing tools (nomore403,
     /// byp4xx, 4-ZERO-3, bypass-403 and CDN client-IP lists), case as they send it.

@@ -59,6 +59,8 @@ pub struct TokenLimiter<C: Clock = DefaultClock> {
     /// The start of the `RateLimit` field, `"<name>";r=`, rendered once: the field is
     /// written on every response.
     field_prefix: Box<[u8]>,
+    /// `RateLimit-Limit` value (the burst), the same for every response of this token.
+    limit_header: HeaderValue,
 }
 
 fn quota(limit: RateLimit) -> (Quota, Duration) {
@@ -104,6 +106,7 @@ impl<C: Clock + Clone> TokenLimiter<C> {
             replenish,
             policy_header,
             field_prefix,
+            limit_header: HeaderValue::from(limit.burst),
         }
     }
 
@@ -142,6 +145,8 @@ pub fn set_headers<C: Clock>(
     limiter: &TokenLimiter<C>,
     outcome: RateOutcome,
 ) {
+    // Room for the six fields at once: growing a map rehashes every name in it.
+    headers.reserve(6);
     let (remaining, reset) = match outcome {
         RateOutcome::Allowed {
             remaining,
@@ -152,19 +157,33 @@ pub fn set_headers<C: Clock>(
             (0, retry_after_secs)
         }
     };
-    headers.insert(RATELIMIT_POLICY, limiter.policy_header.clone());
-    // `"<name>";r=<remaining>;t=<reset>`, written without the formatting machinery.
+    // `"<name>";r=<remaining>;t=<reset>`, written once without the formatting machinery;
+    // `RateLimit-Remaining` and `-Reset` are slices of the same buffer, so the three
+    // per-response values share one allocation.
+    let mut remaining_text = itoa::Buffer::new();
+    let remaining_text = remaining_text.format(remaining).as_bytes();
+    let mut reset_text = itoa::Buffer::new();
+    let reset_text = reset_text.format(reset).as_bytes();
     let mut field = Vec::with_capacity(limiter.field_prefix.len() + 24);
     field.extend_from_slice(&limiter.field_prefix);
-    field.extend_from_slice(itoa::Buffer::new().format(remaining).as_bytes());
+    let remaining_at = field.len()..field.len() + remaining_text.len();
+    field.extend_from_slice(remaining_text);
     field.extend_from_slice(b";t=");
-    field.extend_from_slice(itoa::Buffer::new().format(reset).as_bytes());
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(field)) {
+    let reset_at = field.len()..field.len() + reset_text.len();
+    field.extend_from_slice(reset_text);
+    let field = bytes::Bytes::from(field);
+    let slice = |range| HeaderValue::from_maybe_shared(field.slice(range)).ok();
+    let (remaining, reset) = (slice(remaining_at), slice(reset_at));
+
+    headers.insert(RATELIMIT_POLICY, limiter.policy_header.clone());
+    if let Ok(v) = HeaderValue::from_maybe_shared(field) {
         headers.insert(RATELIMIT, v);
     }
-    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limiter.limit.burst));
-    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(remaining));
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(reset));
+    headers.insert(RATELIMIT_LIMIT, limiter.limit_header.clone());
+    if let (Some(remaining), Some(reset)) = (remaining, reset) {
+        headers.insert(RATELIMIT_REMAINING, remaining);
+        headers.insert(RATELIMIT_RESET, reset);
+    }
 }
 
 #[cfg(test)]

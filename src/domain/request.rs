@@ -78,16 +78,7 @@ pub fn check(
         return Err(BadRequest::SeveralHosts);
     }
     let host_authority = match host {
-        Some(h) => {
-            let a = std::str::from_utf8(h.as_bytes())
-                .ok()
-                .and_then(|s| s.parse::<Authority>().ok())
-                .ok_or(BadRequest::InvalidHost)?;
-            if a.as_str().contains('@') || a.host().is_empty() {
-                return Err(BadRequest::InvalidHost);
-            }
-            Some(a)
-        }
+        Some(h) => Some(valid_host(h.as_bytes())?),
         None => None,
     };
 
@@ -102,7 +93,7 @@ pub fn check(
         }
         // Absolute-form (or HTTP/2 `:authority`): must name the same host as `Host`.
         if let Some(h) = &host_authority {
-            if !h.as_str().eq_ignore_ascii_case(authority.as_str()) {
+            if !h.eq_ignore_ascii_case(authority.as_str()) {
                 return Err(BadRequest::AuthorityMismatch);
             }
         }
@@ -135,6 +126,45 @@ const OVERRIDE_HEADERS: [&str; 3] = [
     "x-http-method",
     "x-method-override",
 ];
+
+/// Host values up to this length are remembered by [`valid_host`].
+const REMEMBERED_HOST_MAX: usize = 255;
+
+thread_local! {
+    /// The last `Host` value this thread found valid. Clients send the same one request
+    /// after request, and checking it parses it into a freshly allocated `Authority`; a
+    /// byte-equal value is valid without that. One entry per thread, so a client cannot
+    /// grow it.
+    static LAST_VALID_HOST: std::cell::RefCell<Option<Box<[u8]>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `value` as an authority (RFC 9110 §7.2: `uri-host [ ":" port ]`, no userinfo, a host
+/// that is not empty), returned as text; `InvalidHost` otherwise.
+fn valid_host(value: &[u8]) -> Result<&str, BadRequest> {
+    let text = std::str::from_utf8(value).map_err(|_| BadRequest::InvalidHost)?;
+    let remembered = LAST_VALID_HOST.with(|last| {
+        last.try_borrow()
+            .is_ok_and(|last| last.as_deref() == Some(value))
+    });
+    if remembered {
+        return Ok(text);
+    }
+    let authority = text
+        .parse::<Authority>()
+        .map_err(|_| BadRequest::InvalidHost)?;
+    if authority.as_str().contains('@') || authority.host().is_empty() {
+        return Err(BadRequest::InvalidHost);
+    }
+    if value.len() <= REMEMBERED_HOST_MAX {
+        LAST_VALID_HOST.with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                *last = Some(value.into());
+            }
+        });
+    }
+    Ok(text)
+}
 
 /// Collects every method override the request carries: each must be authorized like the
 /// wire method. Unknown verbs become `None` (never grantable). At most a few are kept; a
@@ -174,6 +204,16 @@ fn upper_method(v: &str) -> Option<u8> {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn a_remembered_host_vouches_only_for_itself() {
+        assert_eq!(valid_host(b"api.example:8443"), Ok("api.example:8443"));
+        assert_eq!(valid_host(b"api.example:8443"), Ok("api.example:8443"));
+        for bad in [&b"u@api.example:8443"[..], b"api.example:8443 x", b"", b":8443"] {
+            assert_eq!(valid_host(bad), Err(BadRequest::InvalidHost), "{bad:?}");
+        }
+        assert_eq!(valid_host(b"api.example:8443"), Ok("api.example:8443"));
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

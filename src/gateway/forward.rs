@@ -48,8 +48,10 @@ pub fn client(connect_timeout: Duration, tls: &UpstreamTls) -> Result<UpstreamCl
 }
 
 /// Fields that are hop-by-hop by definition (RFC 9110 §7.6.1, and `HTTP2-Settings`, RFC 7540
-/// §3.2.1) or that only a proxy should read, removed in both directions.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// §3.2.1) or that only a proxy should read, removed in both directions. A `static`, not a
+/// `const`: a const array of names is built and dropped again at every use, which made this
+/// check cost more than the rest of the header rewrite.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -101,18 +103,33 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Removes `Connection` and the fields it names, then the fixed hop-by-hop set.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the message's few names (comparing standard names is an integer
-    // compare) instead of a hash probe for each of the nine.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // compare) notes which of the fixed set are present; only those are removed, and only
+    // the `Connection` options naming other fields are parsed into names. A response's
+    // usual `Connection: keep-alive` thus costs one removal, no allocation.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
     let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter(|token| {
+            !HOP_BY_HOP
+                .iter()
+                .any(|h| token.eq_ignore_ascii_case(h.as_str()))
+        })
         .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -192,28 +209,33 @@ pub fn prepare(
     query: Option<&str>,
     identity: &Identity<'_>,
 ) -> Result<(), http::Error> {
-    let mut target = String::with_capacity(
-        upstream.base_path.len() + canonical_path.len() + query.map_or(0, |q| q.len() + 1),
-    );
-    target.push_str(&upstream.base_path);
-    target.push_str(canonical_path);
-    if let Some(q) = query {
-        target.push('?');
-        target.push_str(q);
-    }
-    let path_and_query = PathAndQuery::try_from(target)?;
-    let uri = match route {
-        Route::Pooled => Uri::builder()
-            .scheme(upstream.scheme.clone())
-            .authority(upstream.authority.clone())
-            .path_and_query(path_and_query)
-            .build()?,
-        Route::Owned => Uri::from(path_and_query),
+    // Most requests arrive canonical: then the target the client sent is already the one
+    // to forward, byte for byte, and is kept rather than built and parsed again.
+    let original = req.uri();
+    let unchanged = upstream.base_path.is_empty()
+        && original.path() == canonical_path
+        && original.query() == query;
+    let path_and_query = match original.path_and_query() {
+        Some(pq) if unchanged => pq.clone(),
+        _ => PathAndQuery::try_from(upstream_target(&upstream.base_path, canonical_path, query))?,
     };
-    *req.uri_mut() = uri;
+    let origin_form = original.scheme().is_none() && original.authority().is_none();
+    match route {
+        Route::Pooled => {
+            *req.uri_mut() = Uri::builder()
+                .scheme(upstream.scheme.clone())
+                .authority(upstream.authority.clone())
+                .path_and_query(path_and_query)
+                .build()?;
+        }
+        Route::Owned if unchanged && origin_form => {}
+        Route::Owned => *req.uri_mut() = Uri::from(path_and_query),
+    }
     *req.version_mut() = Version::HTTP_11;
 
     let headers = req.headers_mut();
+    // Room for the identity fields below at once, instead of growing the map midway.
+    headers.reserve(8);
     strip_hop_by_hop(headers);
     match route {
         // The pooled client sets `Host` from the upstream URI.
@@ -256,6 +278,20 @@ pub fn prepare(
         headers.insert(header::UPGRADE, protocol.clone());
     }
     Ok(())
+}
+
+/// The upstream's target: its base path, the canonical path, and the untouched query.
+fn upstream_target(base_path: &str, canonical_path: &str, query: Option<&str>) -> String {
+    let mut target = String::with_capacity(
+        base_path.len() + canonical_path.len() + query.map_or(0, |q| q.len() + 1),
+    );
+    target.push_str(base_path);
+    target.push_str(canonical_path);
+    if let Some(q) = query {
+        target.push('?');
+        target.push_str(q);
+    }
+    target
 }
 
 /// Cleans an upstream response before it goes back to the client. A `101 Switching

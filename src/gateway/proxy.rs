@@ -36,7 +36,7 @@ pub use crate::gateway::shared::{ConnInfo, Shared};
 struct Ctx<'p> {
     policy: &'p Policy,
     settings: &'p Settings,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
     /// The client address (`X-Forwarded-For` read only from `trusted_proxies`): judged by
     /// `allowed_ips` and the throttle, sent upstream, and logged.
     client: ClientAddr,
@@ -89,7 +89,7 @@ impl std::ops::Deref for LimiterRef<'_> {
 /// and its access-log line are made here.
 pub async fn handle(
     shared: Arc<Shared>,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<Logged>, Infallible> {
     let start = Instant::now();
@@ -273,17 +273,16 @@ fn authenticate<'p, B>(
     if shared.addresses.is_blocked(client_ip, ctx.start) {
         return Err(Refused::Throttled(Throttle::Address));
     }
-    if ctx
-        .policy
-        .tokens
-        .get(creds.sid())
-        .is_some_and(|t| t.runtime.failures.is_blocked(ctx.start))
-    {
+    // One lookup of the SID, for the throttle and the check of the secret.
+    let found = ctx.policy.tokens.get(creds.sid()).map(|t| &**t);
+    if found.is_some_and(|t| t.runtime.failures.is_blocked(ctx.start)) {
         return Err(Refused::Throttled(Throttle::Sid));
     }
-    let result = decision::authenticate(ctx.policy, &creds, ctx.now).and_then(|(token, secret)| {
-        decision::check_address(token, ctx.client.for_allowlist()).map(|()| (token, secret))
-    });
+    let result = decision::authenticate_found(ctx.policy, found, &creds, ctx.now).and_then(
+        |(token, secret)| {
+            decision::check_address(token, ctx.client.for_allowlist()).map(|()| (token, secret))
+        },
+    );
     drop(creds);
     match result {
         Ok((token, secret)) => {
@@ -397,7 +396,9 @@ async fn limit<'p>(
     };
     let rate = match &shared.rate_limits {
         None => limiter.check(),
-        Some(backend) => backend.check(bucket, &limiter).await,
+        // Boxed: the shared backend's exchange is large and most deployments have none;
+        // unboxed, every request's future would carry its state.
+        Some(backend) => Box::pin(backend.check(bucket, &limiter)).await,
     };
     if scope_limiter.is_none() {
         token
@@ -555,17 +556,19 @@ async fn forward<'p>(
     }
     let counter = ctx.forwarded_bytes.take();
     let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(counter));
+    let sent = Instant::now();
+    let deadline = tokio::time::Instant::from_std(sent) + upstream.response_timeout;
     // Boxed, behind one pointer: each route's future is large, and this future is part of
-    // every request's, moved as a whole at each level.
+    // every request's, moved as a whole at each level. `None`: no response head in time.
     let exchange: Exchange<'_> = match route {
         forward::Route::Owned => {
-            let owned = ctx.conn.upstream.clone();
+            let owned = &ctx.conn.upstream;
             let connect_timeout = shared.connect_timeout;
             Box::pin(async move {
                 owned
-                    .send(&upstream.authority, connect_timeout, req)
+                    .send_by(deadline, &upstream.authority, connect_timeout, req)
                     .await
-                    .map_err(ExchangeFailure::from)
+                    .map(|r| r.map_err(ExchangeFailure::from))
             })
         }
         forward::Route::Pooled => {
@@ -579,11 +582,15 @@ async fn forward<'p>(
                 return Err(Refused::UpstreamTlsUnavailable);
             };
             let response = client.request(req);
-            Box::pin(async move { response.await.map_err(ExchangeFailure::from) })
+            Box::pin(async move {
+                tokio::time::timeout_at(deadline, response)
+                    .await
+                    .ok()
+                    .map(|r| r.map_err(ExchangeFailure::from))
+            })
         }
     };
-    let sent = Instant::now();
-    let result = tokio::time::timeout(upstream.response_timeout, exchange).await;
+    let result = exchange.await;
     // One clock read for both durations.
     let answered = Instant::now();
     ctx.upstream_secs = Some((answered - sent).as_secs_f64());
@@ -593,7 +600,7 @@ async fn forward<'p>(
         (answered - ctx.start).as_secs_f64(),
     );
     match result {
-        Ok(Ok(mut resp)) => {
+        Some(Ok(mut resp)) => {
             forward::clean_response(&mut resp);
             ratelimit::set_headers(resp.headers_mut(), &admitted.limiter, admitted.rate);
             crate::gateway::quota::append_headers(resp.headers_mut(), &admitted.quota_states);
@@ -624,8 +631,8 @@ async fn forward<'p>(
                 .map(|total| total.saturating_sub(answered - ctx.start));
             Ok(resp.map(|b| GatewayBody::upstream(b, deadline)))
         }
-        Ok(Err(e)) if BodyError::is_too_large(&*e) => Err(Refused::BodyTooLarge),
-        Ok(Err(e)) => {
+        Some(Err(e)) if BodyError::is_too_large(&*e) => Err(Refused::BodyTooLarge),
+        Some(Err(e)) => {
             let cause = crate::gateway::upstream_error::describe(&*e);
             tracing::warn!(
                 target: "scopegate::upstream",
@@ -639,7 +646,7 @@ async fn forward<'p>(
             ctx.failed_upstream = Some(upstream);
             Err(Refused::UpstreamFailed)
         }
-        Err(_) => {
+        None => {
             tracing::warn!(
                 target: "scopegate::upstream",
                 upstream = upstream.name.as_str(),
@@ -659,9 +666,14 @@ async fn forward<'p>(
 /// A failed upstream exchange, whichever route it took (read through its source chain).
 type ExchangeFailure = Box<dyn std::error::Error + Send + Sync>;
 
-/// An upstream exchange under way, whichever route it took.
+/// An upstream exchange under way, whichever route it took, bounded by the response
+/// timeout: `None` when no response head arrived in time.
 type Exchange<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response<Incoming>, ExchangeFailure>> + Send + 'a>,
+    Box<
+        dyn std::future::Future<Output = Option<Result<Response<Incoming>, ExchangeFailure>>>
+            + Send
+            + 'a,
+    >,
 >;
 
 /// Builds a refusal for a request whose body may be unread. On HTTP/1.1, hyper closes a

@@ -191,6 +191,9 @@ impl Connection {
     {
         let (stream, flags) = FramingWatch::new(stream, http2_allowed);
         conn_info.framing = Some(flags);
+        // Shared by the connection's requests: one reference count per request, not one
+        // per field.
+        let conn_info = Arc::new(conn_info);
         let shared = self.shared;
         // Boxed: hyper keeps the request's future in its dispatcher and moves it; a pointer
         // moves for free, the future itself (every phase's state) is kilobytes.

@@ -18,6 +18,7 @@
 //! and a failure after that is the client's 502, exactly as with the pool (which runs with
 //! `retry_canceled_requests(false)`).
 
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use crate::gateway::body::RequestBody;
 
@@ -51,6 +53,11 @@ pub struct OwnedUpstream {
     /// Taken while a request uses it and put back when its response head arrived: the
     /// requests of an HTTP/1.1 connection never overlap, so the lock is never contended.
     held: Mutex<Option<Held>>,
+    /// The response deadline, one timer for all the connection's requests. A fresh timer
+    /// per request is registered in and removed from the runtime's timer wheel each time;
+    /// moving this one's deadline later is one atomic update, and it fires (once) only
+    /// when the deadline really passes.
+    deadline: Mutex<Option<Pin<Box<Sleep>>>>,
 }
 
 struct Held {
@@ -65,10 +72,37 @@ impl std::fmt::Debug for OwnedUpstream {
 }
 
 impl OwnedUpstream {
+    /// [`OwnedUpstream::send`], bounded by `deadline` (connecting included): `None` when no
+    /// response head arrived by then.
+    pub async fn send_by(
+        &self,
+        deadline: Instant,
+        authority: &Authority,
+        connect_timeout: Duration,
+        req: Request<RequestBody>,
+    ) -> Option<Result<Response<Incoming>, ExchangeError>> {
+        let mut timer = match self.deadline.lock().ok().and_then(|mut t| t.take()) {
+            Some(mut timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        let result = tokio::select! {
+            biased;
+            result = self.send(authority, connect_timeout, req) => Some(result),
+            () = timer.as_mut() => None,
+        };
+        if let Ok(mut slot) = self.deadline.lock() {
+            *slot = Some(timer);
+        }
+        result
+    }
+
     /// Sends `req` (origin-form target, `Host` set) to `authority` over this client
     /// connection's upstream connection, opening one when there is none, it is for another
     /// upstream, or the upstream closed it while idle.
-    pub async fn send(
+    async fn send(
         &self,
         authority: &Authority,
         connect_timeout: Duration,

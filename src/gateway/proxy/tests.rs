@@ -59,7 +59,7 @@ fn ctx<'p>(policy: &'p Policy, from: &str) -> Ctx<'p> {
     Ctx {
         policy,
         settings: &policy.settings,
-        conn: ConnInfo::new(remote, false),
+        conn: Arc::new(ConnInfo::new(remote, false)),
         client,
         start: Instant::now(),
         now: unix_now(),
