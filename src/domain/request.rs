@@ -209,7 +209,12 @@ mod tests {
     fn a_remembered_host_vouches_only_for_itself() {
         assert_eq!(valid_host(b"api.example:8443"), Ok("api.example:8443"));
         assert_eq!(valid_host(b"api.example:8443"), Ok("api.example:8443"));
-        for bad in [&b"u@api.example:8443"[..], b"api.example:8443 x", b"", b":8443"] {
+        for bad in [
+            &b"u@api.example:8443"[..],
+            b"api.example:8443 x",
+            b"",
+            b":8443",
+        ] {
             assert_eq!(valid_host(bad), Err(BadRequest::InvalidHost), "{bad:?}");
         }
         assert_eq!(valid_host(b"api.example:8443"), Ok("api.example:8443"));
