@@ -84,14 +84,23 @@ impl std::ops::Deref for LimiterRef<'_> {
     }
 }
 
+/// What the requests of one client connection share. Behind one reference count per
+/// connection, which only the connection's worker touches: cloning the process-wide
+/// `Arc<Shared>` for each request had every worker write the same cache line.
+pub struct Served {
+    pub shared: Arc<Shared>,
+    pub conn: Arc<ConnInfo>,
+}
+
 /// Serves one request. Never fails: every problem becomes a response. This is the one
 /// exit of the request path: whatever phase ended the request, its response, its metrics
 /// and its access-log line are made here.
 pub async fn handle(
-    shared: Arc<Shared>,
-    conn: Arc<ConnInfo>,
+    served: Arc<Served>,
     req: Request<Incoming>,
 ) -> Result<Response<Logged>, Infallible> {
+    let shared = &*served.shared;
+    let conn = served.conn.clone();
     let start = Instant::now();
     let policy = shared.policy.load_full();
     let method = method_label(req.method());
@@ -123,7 +132,7 @@ pub async fn handle(
         forwarded_bytes,
     };
 
-    let (resp, decision, reason) = match run(&shared, &mut ctx, req).await {
+    let (resp, decision, reason) = match run(shared, &mut ctx, req).await {
         Ok((resp, secret)) => {
             let reason = match secret {
                 SecretUsed::Previous => "previous_secret",

@@ -191,14 +191,13 @@ impl Connection {
     {
         let (stream, flags) = FramingWatch::new(stream, http2_allowed);
         conn_info.framing = Some(flags);
-        // Shared by the connection's requests: one reference count per request, not one
-        // per field.
-        let conn_info = Arc::new(conn_info);
-        let shared = self.shared;
+        let served = Arc::new(proxy::Served {
+            shared: self.shared,
+            conn: Arc::new(conn_info),
+        });
         // Boxed: hyper keeps the request's future in its dispatcher and moves it; a pointer
         // moves for free, the future itself (every phase's state) is kilobytes.
-        let service =
-            service_fn(move |req| Box::pin(proxy::handle(shared.clone(), conn_info.clone(), req)));
+        let service = service_fn(move |req| Box::pin(proxy::handle(served.clone(), req)));
         let conn = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
