@@ -36,7 +36,7 @@ pub use crate::gateway::shared::{ConnInfo, Shared};
 struct Ctx<'p> {
     policy: &'p Policy,
     settings: &'p Settings,
-    conn: Arc<ConnInfo>,
+    conn: &'p ConnInfo,
     /// The client address (`X-Forwarded-For` read only from `trusted_proxies`): judged by
     /// `allowed_ips` and the throttle, sent upstream, and logged.
     client: ClientAddr,
@@ -89,7 +89,7 @@ impl std::ops::Deref for LimiterRef<'_> {
 /// `Arc<Shared>` for each request had every worker write the same cache line.
 pub struct Served {
     pub shared: Arc<Shared>,
-    pub conn: Arc<ConnInfo>,
+    pub conn: ConnInfo,
 }
 
 /// Serves one request. Never fails: every problem becomes a response. This is the one
@@ -100,7 +100,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Logged>, Infallible> {
     let shared = &*served.shared;
-    let conn = served.conn.clone();
+    let conn = &served.conn;
     let start = Instant::now();
     let policy = shared.policy.load_full();
     let method = method_label(req.method());

@@ -193,7 +193,7 @@ impl Connection {
         conn_info.framing = Some(flags);
         let served = Arc::new(proxy::Served {
             shared: self.shared,
-            conn: Arc::new(conn_info),
+            conn: conn_info,
         });
         // Boxed: hyper keeps the request's future in its dispatcher and moves it; a pointer
         // moves for free, the future itself (every phase's state) is kilobytes.

@@ -3,7 +3,6 @@
 //! refusal is checked as the one exit turns it into the client's answer: status, the
 //! `decision` label and the access log's reason.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -48,18 +47,22 @@ fn as_cred(cred: &Cred, secret: &str, method: &str, target: &str) -> Request<()>
     )
 }
 
-/// The context `handle` builds, for a request from `from` arriving now.
-fn ctx<'p>(policy: &'p Policy, from: &str) -> Ctx<'p> {
-    let remote: SocketAddr = from.parse().expect("a test address");
+/// A plain connection from `from`.
+fn conn(from: &str) -> ConnInfo {
+    ConnInfo::new(from.parse().expect("a test address"), false)
+}
+
+/// The context `handle` builds, for a request on `conn` arriving now.
+fn ctx<'p>(policy: &'p Policy, conn: &'p ConnInfo) -> Ctx<'p> {
     let client = client_addr::resolve(
-        remote.ip(),
+        conn.remote.ip(),
         &HeaderMap::new(),
         &policy.settings.trusted_proxies,
     );
     Ctx {
         policy,
         settings: &policy.settings,
-        conn: Arc::new(ConnInfo::new(remote, false)),
+        conn,
         client,
         start: Instant::now(),
         now: unix_now(),
@@ -97,7 +100,8 @@ fn authn(
     from: &str,
 ) -> (Result<(String, SecretUsed), Outcome>, Option<String>) {
     let policy = shared.policy.load();
-    let mut ctx = ctx(&policy, from);
+    let connection = conn(from);
+    let mut ctx = ctx(&policy, &connection);
     let result = match authenticate(shared, &mut ctx, req) {
         Ok((token, secret)) => Ok((token.spec.sid.clone(), secret)),
         Err(r) => Err(outcome(&r, ctx.settings)),
@@ -109,7 +113,8 @@ fn authn(
 /// and the API the request is counted under either way.
 fn authz(shared: &Shared, req: &Request<()>) -> (Result<String, Outcome>, String) {
     let policy = shared.policy.load();
-    let mut ctx = ctx(&policy, OUTSIDE);
+    let connection = conn(OUTSIDE);
+    let mut ctx = ctx(&policy, &connection);
     let uri = req.uri().clone();
     let result = (|| {
         let classified = classify(&ctx, req, &uri)?;
@@ -436,7 +441,8 @@ async fn classify_runs_first_a_bad_target_is_400_before_credentials() {
     let policy = s.policy.load();
     let req = request("GET", "/a/%2e%2e/../../b", &[]);
     let uri = req.uri().clone();
-    let mut c = ctx(&policy, OUTSIDE);
+    let connection = conn(OUTSIDE);
+    let mut c = ctx(&policy, &connection);
     let r = refused(admit(&s, &mut c, &req, &uri).await);
     assert_eq!(
         outcome(&r, c.settings),
@@ -455,7 +461,8 @@ async fn the_rate_limit_refuses_with_429_and_its_fields() {
     let policy = s.policy.load();
     let req = as_cred(&fx::LIMITED, fx::LIMITED.secret, "GET", fx::CAMPAIGNS);
     let uri = req.uri().clone();
-    let mut first = ctx(&policy, OUTSIDE);
+    let connection = conn(OUTSIDE);
+    let mut first = ctx(&policy, &connection);
     let admitted = match admit(&s, &mut first, &req, &uri).await {
         Ok(a) => a,
         Err(r) => panic!("the burst's one request: {:?}", outcome(&r, first.settings)),
@@ -464,7 +471,8 @@ async fn the_rate_limit_refuses_with_429_and_its_fields() {
         admitted.rate,
         RateOutcome::Allowed { remaining: 0, .. }
     ));
-    let mut second = ctx(&policy, OUTSIDE);
+    let connection = conn(OUTSIDE);
+    let mut second = ctx(&policy, &connection);
     let mut r = refused(admit(&s, &mut second, &req, &uri).await);
     assert_eq!(
         outcome(&r, second.settings),
@@ -492,7 +500,8 @@ async fn the_rate_limit_refuses_with_429_and_its_fields() {
     assert!(retry > 60, "Retry-After {retry}");
     // Another token's budget is its own.
     let reader = as_cred(&fx::READER, fx::READER.secret, "GET", fx::CAMPAIGNS);
-    let mut c = ctx(&policy, OUTSIDE);
+    let connection = conn(OUTSIDE);
+    let mut c = ctx(&policy, &connection);
     assert!(admit(&s, &mut c, &reader, &uri).await.is_ok());
 }
 
@@ -503,7 +512,8 @@ async fn shadow_scopes_count_what_they_would_deny_and_let_it_through() {
     for method in ["GET", "POST", "POST"] {
         let req = as_cred(&fx::SHADOW, fx::SHADOW.secret, method, fx::CAMPAIGNS);
         let uri = req.uri().clone();
-        let mut c = ctx(&policy, OUTSIDE);
+        let connection = conn(OUTSIDE);
+        let mut c = ctx(&policy, &connection);
         let admitted = match admit(&s, &mut c, &req, &uri).await {
             Ok(a) => a,
             Err(r) => panic!("{method} is in the scopes: {:?}", outcome(&r, c.settings)),
@@ -517,7 +527,8 @@ async fn shadow_scopes_count_what_they_would_deny_and_let_it_through() {
     // A token without shadow scopes is never counted.
     let req = as_cred(&fx::WRITER, fx::WRITER.secret, "POST", fx::CAMPAIGNS);
     let uri = req.uri().clone();
-    let mut c = ctx(&policy, OUTSIDE);
+    let connection = conn(OUTSIDE);
+    let mut c = ctx(&policy, &connection);
     let Ok(admitted) = admit(&s, &mut c, &req, &uri).await else {
         panic!("the writer may POST");
     };
