@@ -100,6 +100,24 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .map(str::trim)
 }
 
+/// The position of `name` in [`HOP_BY_HOP`]. A `match` on the lowercase text (a name is
+/// stored lowercase) dispatches on the length first, so most names cost one integer
+/// compare instead of nine name comparisons.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    match name.as_str() {
+        "connection" => Some(0),
+        "keep-alive" => Some(1),
+        "proxy-connection" => Some(2),
+        "te" => Some(3),
+        "trailer" => Some(4),
+        "transfer-encoding" => Some(5),
+        "upgrade" => Some(6),
+        "proxy-authenticate" => Some(7),
+        "http2-settings" => Some(8),
+        _ => None,
+    }
+}
+
 /// Removes `Connection` and the fields it names, then the fixed hop-by-hop set.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the message's few names (comparing standard names is an integer
@@ -108,7 +126,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // usual `Connection: keep-alive` thus costs one removal, no allocation.
     let mut present = 0u16;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_by_hop_index(name) {
             present |= 1 << i;
         }
     }
@@ -311,6 +329,26 @@ pub fn clean_response<B>(resp: &mut Response<B>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_by_hop_index_agrees_with_the_table() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(i), "{name}");
+        }
+        for name in [
+            "host",
+            "authorization",
+            "x-connection",
+            "tee",
+            "upgrade-insecure-requests",
+        ] {
+            assert_eq!(
+                hop_by_hop_index(&HeaderName::from_static(name)),
+                None,
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn forwarded_follows_rfc_7239() {

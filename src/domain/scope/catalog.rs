@@ -226,8 +226,10 @@ impl Catalog {
             }
             return;
         };
-        let (segment, next) = match rest.split_once('/') {
-            Some((segment, next)) => (segment, Some(next)),
+        // A byte loop, not `split_once`: segments are short, and the generic searcher's
+        // set-up costs more than the scan.
+        let (segment, next) = match rest.bytes().position(|b| b == b'/') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
             None => (rest, None),
         };
         if segment.is_empty() {
