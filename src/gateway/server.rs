@@ -195,9 +195,10 @@ impl Connection {
             shared: self.shared,
             conn: conn_info,
         });
-        // Boxed: hyper keeps the request's future in its dispatcher and moves it; a pointer
-        // moves for free, the future itself (every phase's state) is kilobytes.
-        let service = service_fn(move |req| Box::pin(proxy::handle(served.clone(), req)));
+        // Not boxed: hyper's HTTP/1 dispatcher keeps the request's future in one box per
+        // connection, reused for every request (an HTTP/2 stream is a task of its own), so
+        // a box here would only add an allocation per request.
+        let service = service_fn(move |req| proxy::handle(served.clone(), req));
         let conn = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
