@@ -7,6 +7,7 @@
 //! per SID), and the per-address table has a fixed capacity.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -81,36 +82,54 @@ impl Failures {
 
 /// Per-SID failure state, kept on the token's runtime state.
 #[derive(Debug)]
-pub struct SidFailures(Mutex<Option<Failures>>);
+pub struct SidFailures {
+    state: Mutex<Option<Failures>>,
+    /// No failure is recorded (the state is `None`): then a request reads this flag and
+    /// takes no lock. Every worker serving the token would otherwise write the lock's
+    /// cache line twice per request. Written only under the lock.
+    clear: AtomicBool,
+}
 
 impl Default for SidFailures {
     fn default() -> Self {
-        SidFailures(Mutex::new(None))
+        SidFailures {
+            state: Mutex::new(None),
+            clear: AtomicBool::new(true),
+        }
     }
 }
 
 impl SidFailures {
     pub fn is_blocked(&self, now: Instant) -> bool {
-        self.0
+        if self.clear.load(Ordering::Acquire) {
+            return false;
+        }
+        self.state
             .lock()
             .map(|f| f.is_some_and(|f| f.is_blocked(now)))
             .unwrap_or(false)
     }
 
     pub fn record_failure(&self, now: Instant, s: &BruteForceSettings) -> bool {
-        match self.0.lock() {
-            Ok(mut f) => f
-                .get_or_insert_with(|| Failures::new(now))
-                .record(now, s, s.max_failures),
+        match self.state.lock() {
+            Ok(mut f) => {
+                self.clear.store(false, Ordering::Release);
+                f.get_or_insert_with(|| Failures::new(now))
+                    .record(now, s, s.max_failures)
+            }
             Err(_) => false,
         }
     }
 
     /// A correct secret clears the failure count (not an active cooling-off).
     pub fn record_success(&self, now: Instant) {
-        if let Ok(mut f) = self.0.lock() {
+        if self.clear.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut f) = self.state.lock() {
             if f.is_some_and(|f| !f.is_blocked(now)) {
                 *f = None;
+                self.clear.store(true, Ordering::Release);
             }
         }
     }
@@ -119,19 +138,25 @@ impl SidFailures {
 /// Per-address failure state with a fixed capacity.
 pub struct AddressThrottle {
     table: DashMap<IpAddr, Failures>,
+    /// Whether any address was ever tracked. Until then a request takes no shard lock
+    /// (which every worker would write for each request) and hashes nothing. Set before
+    /// the first entry is inserted and never cleared, so it can only err towards looking.
+    tracked: AtomicBool,
 }
 
 impl Default for AddressThrottle {
     fn default() -> Self {
         AddressThrottle {
             table: DashMap::new(),
+            tracked: AtomicBool::new(false),
         }
     }
 }
 
 impl AddressThrottle {
     pub fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        self.table.get(&ip).is_some_and(|f| f.is_blocked(now))
+        self.tracked.load(Ordering::Acquire)
+            && self.table.get(&ip).is_some_and(|f| f.is_blocked(now))
     }
 
     /// Records a failure from `ip`; returns true when it started a cooling-off period.
@@ -149,6 +174,7 @@ impl AddressThrottle {
         }
         let mut f = Failures::new(now);
         let started = f.record(now, s, s.max_failures_per_address);
+        self.tracked.store(true, Ordering::Release);
         self.table.insert(ip, f);
         started
     }

@@ -102,7 +102,7 @@ pub async fn handle(
     let shared = &*served.shared;
     let conn = &served.conn;
     let start = Instant::now();
-    let policy = shared.policy.load_full();
+    let policy = shared.worker_policy();
     let method = method_label(req.method());
     let client = client_addr::resolve(
         conn.remote.ip(),

@@ -93,7 +93,11 @@ impl TokenRuntime {
     /// Records a use; the metric gauge is only touched when the second changes, which keeps
     /// a busy token from hashing labels on every request.
     pub fn mark_used(&self, metrics: &Metrics, now_unix: i64) {
-        if self.last_used.swap(now_unix, Ordering::Relaxed) != now_unix {
+        // Read first: within a second the value is already there, and a read leaves the
+        // cache line shared between the workers where a swap would take it from the other.
+        if self.last_used.load(Ordering::Relaxed) != now_unix
+            && self.last_used.swap(now_unix, Ordering::Relaxed) != now_unix
+        {
             metrics.mark_used(&self.series, now_unix as f64);
         }
     }

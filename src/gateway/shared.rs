@@ -39,7 +39,41 @@ pub struct Shared {
     pub connect_timeout: std::time::Duration,
 }
 
+/// A worker thread's own handle on a policy snapshot ([`Shared::worker_policy`]).
+pub struct WorkerPolicy(Arc<Policy>);
+
+impl std::ops::Deref for WorkerPolicy {
+    type Target = Policy;
+    fn deref(&self) -> &Policy {
+        &self.0
+    }
+}
+
 impl Shared {
+    /// The current policy snapshot, for one request. Each worker thread holds the snapshot
+    /// behind a reference count of its own: cloning the process-wide `Arc` per request had
+    /// every worker write that count's cache line twice per request. The snapshot is
+    /// checked against the current one on every call, so a reload applies from the next
+    /// request on; a worker keeps the previous snapshot until its next request.
+    pub fn worker_policy(&self) -> Arc<WorkerPolicy> {
+        thread_local! {
+            static CURRENT: std::cell::RefCell<Option<Arc<WorkerPolicy>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let current = self.policy.load();
+        CURRENT.with(|slot| {
+            let Ok(mut slot) = slot.try_borrow_mut() else {
+                return Arc::new(WorkerPolicy(arc_swap::Guard::into_inner(current)));
+            };
+            if let Some(held) = slot.as_ref().filter(|h| Arc::ptr_eq(&h.0, &current)) {
+                return Arc::clone(held);
+            }
+            let fresh = Arc::new(WorkerPolicy(arc_swap::Guard::into_inner(current)));
+            *slot = Some(Arc::clone(&fresh));
+            fresh
+        })
+    }
+
     /// The client for an upstream: the shared one, or the one built for its TLS settings.
     pub fn client_for(
         &self,
