@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -48,7 +50,10 @@ pub struct TokenUsage {
     /// Set once the persisted record was merged in, so that loading twice cannot double
     /// the counts.
     restored: AtomicBool,
-    entries: RwLock<Vec<Entry>>,
+    /// Read on every request without a lock (a read lock is a write to a line every
+    /// worker serving the token shares); new entries are added by copy under `adding`.
+    entries: ArcSwap<Vec<Arc<Entry>>>,
+    adding: Mutex<()>,
 }
 
 impl Default for TokenUsage {
@@ -56,7 +61,8 @@ impl Default for TokenUsage {
         TokenUsage {
             since: AtomicI64::new(unix_now()),
             restored: AtomicBool::new(false),
-            entries: RwLock::new(Vec::new()),
+            entries: ArcSwap::from_pointee(Vec::new()),
+            adding: Mutex::new(()),
         }
     }
 }
@@ -67,25 +73,30 @@ impl TokenUsage {
     /// `method` the metrics label of the method. Returns whether the scope's last use
     /// moved to a later second (so its gauge is set at most once per second).
     pub fn record(&self, api: &str, method: &'static str, now_unix: i64) -> bool {
-        {
-            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(e) = find(&entries, api, method) {
-                return e.bump(1, now_unix);
-            }
+        if let Some(e) = find(&self.entries.load(), api, method) {
+            return e.bump(1, now_unix);
         }
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        match find(&entries, api, method) {
-            Some(e) => e.bump(1, now_unix),
-            None => {
-                entries.push(Entry {
-                    api: api.into(),
-                    method,
-                    count: AtomicU64::new(1),
-                    last_used: AtomicI64::new(now_unix),
-                });
-                true
-            }
+        self.add(api, method, 1, now_unix)
+    }
+
+    /// Bumps the entry for (`api`, `method`), adding it when it is missing: the list is
+    /// copied with the new entry and swapped in, under `adding` so no addition is lost.
+    fn add(&self, api: &str, method: &'static str, count: u64, last_used: i64) -> bool {
+        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.entries.load_full();
+        if let Some(e) = find(&current, api, method) {
+            return e.bump(count, last_used);
         }
+        let mut next = Vec::with_capacity(current.len() + 1);
+        next.extend(current.iter().cloned());
+        next.push(Arc::new(Entry {
+            api: api.into(),
+            method,
+            count: AtomicU64::new(count),
+            last_used: AtomicI64::new(last_used),
+        }));
+        self.entries.store(Arc::new(next));
+        true
     }
 
     /// Unix seconds since when this token's use has been recorded.
@@ -95,8 +106,8 @@ impl TokenUsage {
 
     /// The last use of any scope, in Unix seconds.
     pub fn last_used(&self) -> Option<i64> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
+        self.entries
+            .load()
             .iter()
             .map(|e| e.last_used.load(Ordering::Relaxed))
             .max()
@@ -104,8 +115,9 @@ impl TokenUsage {
 
     /// A copy of the record, sorted by API then method (stable files, readable diffs).
     pub fn snapshot(&self) -> TokenRecord {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let mut scopes: Vec<ScopeRecord> = entries
+        let mut scopes: Vec<ScopeRecord> = self
+            .entries
+            .load()
             .iter()
             .map(|e| ScopeRecord {
                 api: e.api.to_string(),
@@ -130,24 +142,13 @@ impl TokenUsage {
             return false;
         }
         self.since.fetch_min(record.since, Ordering::Relaxed);
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         for s in &record.scopes {
             // Only standard method labels (and `other`) are ever recorded; anything else
             // in the file did not come from the gateway.
             let Some(method) = static_method(&s.method) else {
                 continue;
             };
-            match find(&entries, &s.api, method) {
-                Some(e) => {
-                    e.bump(s.count, s.last_used);
-                }
-                None => entries.push(Entry {
-                    api: s.api.as_str().into(),
-                    method,
-                    count: AtomicU64::new(s.count),
-                    last_used: AtomicI64::new(s.last_used),
-                }),
-            }
+            self.add(&s.api, method, s.count, s.last_used);
         }
         true
     }
@@ -163,10 +164,11 @@ impl Entry {
     }
 }
 
-fn find<'a>(entries: &'a [Entry], api: &str, method: &str) -> Option<&'a Entry> {
+fn find<'a>(entries: &'a [Arc<Entry>], api: &str, method: &str) -> Option<&'a Entry> {
     entries
         .iter()
         .find(|e| e.method == method && &*e.api == api)
+        .map(|e| &**e)
 }
 
 fn static_method(m: &str) -> Option<&'static str> {
@@ -469,6 +471,24 @@ mod tests {
             ]
         );
         assert_eq!(u.last_used(), Some(100));
+    }
+
+    #[test]
+    fn concurrent_first_uses_are_all_kept() {
+        let u = TokenUsage::default();
+        let apis = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for i in 0..1000 {
+                        u.record(apis[i % apis.len()], "GET", 100);
+                    }
+                });
+            }
+        });
+        let record = u.snapshot();
+        assert_eq!(record.scopes.len(), apis.len());
+        assert!(record.scopes.iter().all(|s| s.count == 500), "{record:?}");
     }
 
     #[test]
