@@ -132,7 +132,23 @@ pub async fn handle(
         forwarded_bytes,
     };
 
-    let (resp, decision, reason) = match run(shared, &mut ctx, req).await {
+    // The phases in order: classify -> authenticate -> authorize -> limit -> forward. Run
+    // here rather than in a function of their own: each async level stores its callee's
+    // whole state and its arguments, and the state is copied into place when created.
+    // The classified target borrows the URI; the request itself is rewritten to forward.
+    let uri = req.uri().clone();
+    let outcome: Result<(Response<GatewayBody>, SecretUsed), Exit<'_>> =
+        match admit(shared, &mut ctx, &req, &uri).await {
+            Err(refused) => Err((refused, Some(req))),
+            Ok(admitted) => {
+                note_allowed(shared, &ctx, &req, &admitted);
+                match forward(shared, &mut ctx, req, &admitted).await {
+                    Ok(resp) => Ok((resp, admitted.allowed.secret)),
+                    Err(refused) => Err((refused, None)),
+                }
+            }
+        };
+    let (resp, decision, reason) = match outcome {
         Ok((resp, secret)) => {
             let reason = match secret {
                 SecretUsed::Previous => "previous_secret",
@@ -198,27 +214,6 @@ pub async fn handle(
 
 /// A refusal and the request, when it was not sent on (its body may need draining).
 type Exit<'p> = (Refused<'p>, Option<Request<Incoming>>);
-
-/// The phases in order: classify -> authenticate -> authorize -> limit -> forward.
-/// Returns the upstream's response and which secret the request was allowed with.
-async fn run<'p>(
-    shared: &Shared,
-    ctx: &mut Ctx<'p>,
-    req: Request<Incoming>,
-) -> Result<(Response<GatewayBody>, SecretUsed), Exit<'p>> {
-    // The classified target borrows the URI; the request itself is rewritten to forward.
-    let uri = req.uri().clone();
-    let admitted = match admit(shared, ctx, &req, &uri).await {
-        Ok(a) => a,
-        Err(refused) => return Err((refused, Some(req))),
-    };
-    note_allowed(shared, ctx, &req, &admitted);
-    let secret = admitted.allowed.secret;
-    match forward(shared, ctx, req, admitted).await {
-        Ok(resp) => Ok((resp, secret)),
-        Err(refused) => Err((refused, None)),
-    }
-}
 
 /// Every check before forwarding, each phase a function of its own.
 async fn admit<'p, 'r, B>(
@@ -500,7 +495,7 @@ async fn forward<'p>(
     shared: &Shared,
     ctx: &mut Ctx<'p>,
     mut req: Request<Incoming>,
-    admitted: Admitted<'p, '_>,
+    admitted: &Admitted<'p, '_>,
 ) -> Result<Response<GatewayBody>, Refused<'p>> {
     let settings = ctx.settings;
     let token = admitted.allowed.token;
@@ -567,18 +562,19 @@ async fn forward<'p>(
     let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(counter));
     let sent = Instant::now();
     let deadline = tokio::time::Instant::from_std(sent) + upstream.response_timeout;
-    // Boxed, behind one pointer: each route's future is large, and this future is part of
-    // every request's, moved as a whole at each level. `None`: no response head in time.
-    let exchange: Exchange<'_> = match route {
+    // Each route's future is boxed, so this future holds one pointer where the exchange's
+    // state (kilobytes) would be. `None`: no response head in time.
+    let result: Option<Result<Response<Incoming>, ExchangeFailure>> = match route {
         forward::Route::Owned => {
-            let owned = &ctx.conn.upstream;
-            let connect_timeout = shared.connect_timeout;
-            Box::pin(async move {
-                owned
-                    .send_by(deadline, &upstream.authority, connect_timeout, req)
-                    .await
-                    .map(|r| r.map_err(ExchangeFailure::from))
-            })
+            let conn = ctx.conn;
+            Box::pin(conn.upstream.send_by(
+                deadline,
+                &upstream.authority,
+                shared.connect_timeout,
+                req,
+            ))
+            .await
+            .map(|r| r.map_err(ExchangeFailure::from))
         }
         forward::Route::Pooled => {
             let Some(client) = shared.client_for(upstream) else {
@@ -591,15 +587,13 @@ async fn forward<'p>(
                 return Err(Refused::UpstreamTlsUnavailable);
             };
             let response = client.request(req);
-            Box::pin(async move {
-                tokio::time::timeout_at(deadline, response)
-                    .await
-                    .ok()
-                    .map(|r| r.map_err(ExchangeFailure::from))
-            })
+            drop(client);
+            Box::pin(tokio::time::timeout_at(deadline, response))
+                .await
+                .ok()
+                .map(|r| r.map_err(ExchangeFailure::from))
         }
     };
-    let result = exchange.await;
     // One clock read for both durations.
     let answered = Instant::now();
     ctx.upstream_secs = Some((answered - sent).as_secs_f64());
@@ -674,16 +668,6 @@ async fn forward<'p>(
 
 /// A failed upstream exchange, whichever route it took (read through its source chain).
 type ExchangeFailure = Box<dyn std::error::Error + Send + Sync>;
-
-/// An upstream exchange under way, whichever route it took, bounded by the response
-/// timeout: `None` when no response head arrived in time.
-type Exchange<'a> = std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = Option<Result<Response<Incoming>, ExchangeFailure>>>
-            + Send
-            + 'a,
-    >,
->;
 
 /// Builds a refusal for a request whose body may be unread. On HTTP/1.1, hyper closes a
 /// connection whose request body was not consumed, without telling the client; a small
