@@ -10,7 +10,7 @@
 #   benches/memory.sh            # prints one table
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bench=../shared/bench
+bench=${SCOPEGATE_BENCH:-../shared/bench}  # a worktree elsewhere points it at the shared folder
 bin=${SCOPEGATE_BIN:-target/release/scopegate}
 [ -x "$bin" ] || cargo build --release --locked
 work=$(mktemp -d)

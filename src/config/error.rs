@@ -100,6 +100,32 @@ impl<'a> ErrorSink<'a> {
         }
     }
 
+    /// A sink for checks run away from the file's own sink (on another thread): it finds
+    /// no lines (every error has line 0). Its errors go to the file's sink with
+    /// [`ErrorSink::replay`], in order, which finds their lines there.
+    pub fn detached(file: &'a Path) -> Self {
+        let spans = std::cell::OnceCell::new();
+        let _ = spans.set(None);
+        ErrorSink {
+            file,
+            src: "",
+            spans,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The file this sink reports on.
+    pub fn file(&self) -> &'a Path {
+        self.file
+    }
+
+    /// Pushes errors found with a [`ErrorSink::detached`] sink as if they were found here.
+    pub fn replay(&mut self, errors: Vec<ConfigError>) {
+        for e in errors {
+            self.push(&e.field, e.message, e.hint);
+        }
+    }
+
     /// The line of a field path; 0 when the file's YAML could not be indexed (its syntax
     /// error is reported on its own).
     fn line_of(&self, field: &str) -> usize {

@@ -171,13 +171,26 @@ fn tokens_depend_on(field: &str) -> bool {
     !INDEPENDENT.contains(&top)
 }
 
+/// Tokens files from this size on (about 2,000 tokens) are read on two threads: below it
+/// a thread costs more than it saves.
+const SPLIT_MIN_BYTES: usize = 1 << 20;
+
 /// The typed single pass over a tokens file: the subset reader for files in the shape
-/// `scopegate token` writes (several times faster), else serde-saphyr, which streams the
-/// document instead of buffering every parser event first (which matters at 100,000
-/// tokens); `None` sends the file to the value-by-value path that reports every error.
+/// `scopegate token` writes (several times faster; on two threads for a large file),
+/// else serde-saphyr, which streams the document instead of buffering every parser event
+/// first (which matters at 100,000 tokens); `None` sends the file to the value-by-value
+/// path that reports every error.
 fn fast_tokens(src: &str) -> Option<raw::TypedTokensFile> {
     if src.trim().is_empty() {
         return None;
+    }
+    if let Some((accounts, tail)) =
+        tokens_yaml::read_split::<_, raw::TypedTokensTail>(src, "accounts", SPLIT_MIN_BYTES)
+    {
+        return Some(raw::TypedTokensFile {
+            accounts,
+            deleted_sids: tail.deleted_sids,
+        });
     }
     if let Some(typed) = tokens_yaml::read(src) {
         return Some(typed);

@@ -213,6 +213,17 @@ pub struct TypedTokensFile {
     pub deleted_sids: Vec<String>,
 }
 
+/// What follows the accounts in a [`TypedTokensFile`] whose first key is `accounts` (the
+/// shape `scopegate token` writes), for the reader that splits the accounts between two
+/// threads ([`super::tokens_yaml::read_split`]). A second `accounts` key here is an unknown
+/// field, so that reader gives up where the whole-file reader finds a duplicate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedTokensTail {
+    #[serde(default)]
+    pub deleted_sids: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TypedAccount {

@@ -20,11 +20,15 @@
 //! Serde's derived visitors do the rest (unknown and duplicate fields are their errors,
 //! which also make this reader give up).
 
+mod split;
+
 use std::fmt;
 
 use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
+
+pub use split::read_split;
 
 /// Reads `src` as `T`, or `None` when the file is outside the subset (or not a valid `T`):
 /// the caller then parses it with the full YAML parser, which also reports the errors.

@@ -1,29 +1,94 @@
 //! Validation of the tokens file: accounts, tokens, their scopes, limits and quotas.
 
 use super::*;
+use crate::config::ConfigError;
 
 /// Validates `tokens.yaml` against the validated gateway settings.
+///
+/// Each token's own checks (the bulk of the work at 100,000 tokens) depend on nothing but
+/// the token, so they run on two threads for a large file ([`PARALLEL_MIN_TOKENS`]); the
+/// checks across tokens (duplicate SIDs and accounts, the active-token limit) and the
+/// errors' order and lines then come from one pass in file order, the same errors
+/// whichever way the checks ran.
 pub fn tokens(
     inputs: Vec<AccountInput>,
     deleted_sids: Vec<String>,
     settings: &Settings,
     sink: &mut ErrorSink<'_>,
 ) -> (Vec<AccountSpec>, Vec<TokenSpec>, Vec<String>) {
-    let deleted: HashSet<&str> = deleted_sids.iter().map(String::as_str).collect();
+    let threads = if inputs.iter().map(|i| i.tokens.count()).sum::<usize>() >= PARALLEL_MIN_TOKENS {
+        2
+    } else {
+        1
+    };
+    tokens_on(inputs, deleted_sids, settings, sink, threads)
+}
+
+/// From this many tokens on, the per-token checks run on two threads.
+const PARALLEL_MIN_TOKENS: usize = 2_000;
+
+/// [`tokens`] with the per-token checks split over `threads` (1 or 2).
+pub(super) fn tokens_on(
+    mut inputs: Vec<AccountInput>,
+    deleted_sids: Vec<String>,
+    settings: &Settings,
+    sink: &mut ErrorSink<'_>,
+    threads: usize,
+) -> (Vec<AccountSpec>, Vec<TokenSpec>, Vec<String>) {
     // Sized up front: at 100,000 tokens, growing these by doubling copies (and faults in)
     // tens of megabytes.
     let token_count = inputs.iter().map(|i| i.tokens.count()).sum();
-    let mut accounts = Vec::with_capacity(inputs.len());
-    let mut tokens = Vec::with_capacity(token_count);
-    // Where each SID was first seen, as (account, token) indexes: the field path is only
-    // spelled out for a duplicate.
-    let mut sid_seen: HashMap<String, (usize, usize)> = HashMap::with_capacity(token_count);
-    let mut account_seen = HashSet::with_capacity(inputs.len());
+    let account_count = inputs.len();
+    let checked = {
+        let deleted: HashSet<&str> = deleted_sids.iter().map(String::as_str).collect();
+        let file = sink.file();
+        let check = |inputs: Vec<AccountInput>, first: usize| -> Vec<CheckedAccount> {
+            inputs
+                .into_iter()
+                .enumerate()
+                .map(|(i, input)| check_account(input, first + i, &deleted, settings, file))
+                .collect()
+        };
+        if threads > 1 && inputs.len() > 1 {
+            let cut = half_of_tokens(&inputs);
+            let second = inputs.split_off(cut);
+            std::thread::scope(|scope| {
+                let later = scope.spawn(|| check(second, cut));
+                let mut checked = check(inputs, 0);
+                // A panic in a check is a bug; it is the caller's panic, as on one thread.
+                match later.join() {
+                    Ok(rest) => checked.extend(rest),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+                checked
+            })
+        } else {
+            check(inputs, 0)
+        }
+    };
 
-    for (ai, input) in inputs.into_iter().enumerate() {
+    // Where each SID was first seen, as (account, token) indexes (the field path is only
+    // spelled out for a duplicate), borrowed from the checked tokens.
+    let mut first_seen: HashMap<&str, (usize, usize)> = HashMap::with_capacity(token_count);
+    let mut duplicates: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
+    for (ai, account) in checked.iter().enumerate() {
+        for (ti, token) in account.tokens.iter().enumerate() {
+            if let Some(sid) = token.sid() {
+                if let Some(first) = first_seen.insert(sid, (ai, ti)) {
+                    duplicates.insert((ai, ti), first);
+                }
+            }
+        }
+    }
+    drop(first_seen);
+
+    let mut accounts = Vec::with_capacity(account_count);
+    let mut tokens = Vec::with_capacity(token_count);
+    let mut account_seen = HashSet::with_capacity(account_count);
+    for (ai, checked) in checked.into_iter().enumerate() {
         let afield = format!("accounts[{ai}]");
-        let account = match input.header {
-            Ok((id, name)) => AccountHeader { id, name },
+        let account = match checked.header {
+            Ok(header) => header,
             Err(e) => {
                 sink.push_serde(&afield, &e);
                 continue;
@@ -44,41 +109,44 @@ pub fn tokens(
             );
         }
         let mut active_scoped = 0usize;
-        for (ti, parsed) in input.tokens.into_results().enumerate() {
-            let tfield = format!("{afield}.tokens[{ti}]");
-            let raw_token: RawToken = match parsed {
-                Ok(t) => t,
-                Err(e) => {
-                    sink.push_serde(&tfield, &e);
+        for (ti, token) in checked.tokens.into_iter().enumerate() {
+            let tfield = || format!("{afield}.tokens[{ti}]");
+            let (result, deleted, errors) = match token {
+                CheckedToken::Unparsed(e) => {
+                    sink.push_serde(&tfield(), &e);
                     continue;
                 }
+                CheckedToken::Parsed {
+                    result,
+                    deleted,
+                    errors,
+                } => (result, deleted, errors),
             };
-            if let Some((oa, ot)) = sid_seen.insert(raw_token.sid.clone(), (ai, ti)) {
+            let sid = match &result {
+                Ok(spec) => spec.sid.as_str(),
+                Err(sid) => sid.as_str(),
+            };
+            if let Some((oa, ot)) = duplicates.get(&(ai, ti)) {
                 sink.push(
-                    &format!("{tfield}.sid"),
-                    format!(
-                        "duplicate SID `{}` (also at accounts[{oa}].tokens[{ot}])",
-                        raw_token.sid
-                    ),
+                    &format!("{}.sid", tfield()),
+                    format!("duplicate SID `{sid}` (also at accounts[{oa}].tokens[{ot}])"),
                     "every token needs its own SID; create new tokens with `scopegate token create`",
                 );
             }
-            if deleted.contains(raw_token.sid.as_str()) {
+            if deleted {
                 sink.push(
-                    &format!("{tfield}.sid"),
-                    format!(
-                        "SID `{}` was deleted and can never be used again",
-                        raw_token.sid
-                    ),
+                    &format!("{}.sid", tfield()),
+                    format!("SID `{sid}` was deleted and can never be used again"),
                     "create a new token with `scopegate token create`",
                 );
             }
-            if let Some(t) = token(raw_token, &account.id, &tfield, settings, sink) {
+            sink.replay(errors);
+            if let Ok(t) = result {
                 if t.status == TokenStatus::Active && t.kind == TokenKind::Scoped {
                     active_scoped += 1;
                     if active_scoped == settings.max_active_tokens_per_account + 1 {
                         sink.push(
-                            &tfield,
+                            &tfield(),
                             format!(
                                 "account `{}` has more than {} active scoped tokens",
                                 account.id, settings.max_active_tokens_per_account
@@ -98,9 +166,98 @@ pub fn tokens(
     (accounts, tokens, deleted_sids)
 }
 
+/// The index that splits `inputs` into two runs of about as many tokens each.
+fn half_of_tokens(inputs: &[AccountInput]) -> usize {
+    let total: usize = inputs.iter().map(|i| i.tokens.count()).sum();
+    let mut seen = 0;
+    for (i, input) in inputs.iter().enumerate() {
+        if seen * 2 >= total {
+            return i.max(1);
+        }
+        seen += input.tokens.count();
+    }
+    inputs.len() - 1
+}
+
 pub(super) struct AccountHeader {
     id: String,
     name: Option<String>,
+}
+
+/// One account after the checks that need nothing but the account itself.
+struct CheckedAccount {
+    header: Result<AccountHeader, serde_yaml::Error>,
+    tokens: Vec<CheckedToken>,
+}
+
+/// One token after its own checks: the validated spec (or its SID when it had errors),
+/// whether its SID is a deleted one, and its errors, without lines yet (see
+/// [`ErrorSink::detached`]).
+// The large variant is the common one (every token of a valid file): boxing it would
+// cost an allocation per token to shrink the rare one.
+#[allow(clippy::large_enum_variant)]
+enum CheckedToken {
+    Unparsed(serde_yaml::Error),
+    Parsed {
+        result: Result<TokenSpec, String>,
+        deleted: bool,
+        errors: Vec<ConfigError>,
+    },
+}
+
+impl CheckedToken {
+    fn sid(&self) -> Option<&str> {
+        match self {
+            CheckedToken::Unparsed(_) => None,
+            CheckedToken::Parsed { result, .. } => Some(match result {
+                Ok(spec) => spec.sid.as_str(),
+                Err(sid) => sid.as_str(),
+            }),
+        }
+    }
+}
+
+/// The checks of one account's tokens that depend on nothing else (runs on any thread).
+fn check_account(
+    input: AccountInput,
+    ai: usize,
+    deleted: &HashSet<&str>,
+    settings: &Settings,
+    file: &Path,
+) -> CheckedAccount {
+    let header = match input.header {
+        Ok((id, name)) => AccountHeader { id, name },
+        // Its tokens are not checked: they would only repeat the account's error.
+        Err(e) => {
+            return CheckedAccount {
+                header: Err(e),
+                tokens: Vec::new(),
+            }
+        }
+    };
+    let mut tokens = Vec::with_capacity(input.tokens.count());
+    for (ti, parsed) in input.tokens.into_results().enumerate() {
+        let raw_token: RawToken = match parsed {
+            Ok(t) => t,
+            Err(e) => {
+                tokens.push(CheckedToken::Unparsed(e));
+                continue;
+            }
+        };
+        let field = format!("accounts[{ai}].tokens[{ti}]");
+        let is_deleted = deleted.contains(raw_token.sid.as_str());
+        let mut sink = ErrorSink::detached(file);
+        let result = token(raw_token, &header.id, &field, settings, &mut sink);
+        tokens.push(CheckedToken::Parsed {
+            result,
+            deleted: is_deleted,
+            errors: sink.errors,
+        });
+    }
+    CheckedAccount {
+        header: Ok(header),
+        tokens,
+    }
 }
 
 pub(super) fn token(
@@ -109,7 +266,7 @@ pub(super) fn token(
     field: &str,
     settings: &Settings,
     sink: &mut ErrorSink<'_>,
-) -> Option<TokenSpec> {
+) -> Result<TokenSpec, String> {
     let errors_before = sink.errors.len();
     if !valid_sid(&raw.sid) {
         sink.push(
@@ -248,10 +405,10 @@ pub(super) fn token(
         }
     }
 
-    if sink.errors.len() > errors_before {
-        return None;
-    }
-    Some(TokenSpec {
+    let (Some(hash), false) = (hash, sink.errors.len() > errors_before) else {
+        return Err(raw.sid);
+    };
+    Ok(TokenSpec {
         sid: raw.sid,
         account: account.to_owned(),
         name,
@@ -261,7 +418,7 @@ pub(super) fn token(
         api_version: raw.api_version,
         status: raw.status.unwrap_or(TokenStatus::Active),
         kind,
-        hash: hash?,
+        hash,
         previous,
         environment: raw.environment,
         created_at,
@@ -447,3 +604,6 @@ pub(crate) fn scopes(
     grants.sort_by_key(|g| g.api);
     grants
 }
+
+#[cfg(test)]
+mod tests;
