@@ -26,6 +26,11 @@ pub struct Token<R> {
     pub account_header: Option<http::HeaderValue>,
     /// The scopes with a `rate_limit` of their own, sorted by API.
     pub scope_limiters: Vec<(ApiId, Arc<ScopeLimiter>)>,
+    /// The token's bucket as of this snapshot (a reload that changes the limit builds a
+    /// new snapshot with the new bucket). A request borrows it for as long as it holds
+    /// the snapshot, instead of cloning an `Arc` whose count every worker would write.
+    /// `None` where no runtime state is attached.
+    pub limiter: Option<Arc<TokenLimiter>>,
 }
 
 /// A scope's own rate limit: its bucket here, and its key in a shared backend.
@@ -40,6 +45,7 @@ pub struct ScopeLimiter {
 pub struct Attached<R> {
     pub runtime: Arc<R>,
     pub scope_limiters: Vec<Arc<ScopeLimiter>>,
+    pub limiter: Option<Arc<TokenLimiter>>,
 }
 
 impl<R> Token<R> {
@@ -86,6 +92,7 @@ impl Policy<()> {
         Policy::build(config, generation, |_, _, _| Attached {
             runtime: unit.clone(),
             scope_limiters: Vec::new(),
+            limiter: None,
         })
     }
 }
@@ -184,6 +191,7 @@ fn token<R>(
         sid_header: http::HeaderValue::from_str(&spec.sid).ok(),
         account_header: http::HeaderValue::from_str(&spec.account).ok(),
         runtime: attached.runtime,
+        limiter: attached.limiter,
         spec,
     }
 }

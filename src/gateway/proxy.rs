@@ -67,9 +67,10 @@ struct Admitted<'p, 'r> {
     quota_states: Vec<crate::gateway::quota::QuotaState>,
 }
 
-/// The rate limiter a request took from: the token's (loaded per request, as a reload may
-/// swap it) or its scope's own.
+/// The rate limiter a request took from: the token's (the snapshot's, or loaded from its
+/// runtime state when the snapshot has none) or its scope's own.
 enum LimiterRef<'p> {
+    Snapshot(&'p TokenLimiter),
     Token(Arc<TokenLimiter>),
     Scope(&'p crate::gateway::runtime::ScopeLimiter),
 }
@@ -78,6 +79,7 @@ impl std::ops::Deref for LimiterRef<'_> {
     type Target = TokenLimiter;
     fn deref(&self) -> &TokenLimiter {
         match self {
+            LimiterRef::Snapshot(l) => l,
             LimiterRef::Token(l) => l,
             LimiterRef::Scope(s) => &s.limiter,
         }
@@ -394,7 +396,10 @@ async fn limit<'p>(
     let (limiter, bucket) = match scope_limiter {
         Some(s) => (LimiterRef::Scope(s), s.bucket.as_str()),
         None => (
-            LimiterRef::Token(token.runtime.limiter.load_full()),
+            match &token.limiter {
+                Some(limiter) => LimiterRef::Snapshot(limiter),
+                None => LimiterRef::Token(token.runtime.limiter.load_full()),
+            },
             token.spec.sid.as_str(),
         ),
     };

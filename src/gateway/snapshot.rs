@@ -23,6 +23,7 @@ pub fn build(
         let runtime = registry.attach(&spec.sid, &spec.account, limit, metrics);
         let scope_limiters = runtime.scope_limiters(scope_limits);
         Attached {
+            limiter: Some(runtime.limiter.load_full()),
             runtime,
             scope_limiters,
         }
