@@ -105,14 +105,26 @@ fn first_half<Item: DeserializeOwned>(
     if !plain_text(head) {
         return None;
     }
-    let mut reader = Reader::new(head);
-    reader.pos = first;
+    let (items, mut reader) = items_at(head, first, indent)?;
+    reader.peek().is_none().then_some(items)
+}
+
+/// The block sequence's items at `indent` read from `pos` of `src` (the caller checked
+/// that the text is plain, as the whole-file reader requires), and the reader where they
+/// ended.
+fn items_at<Item: DeserializeOwned>(
+    src: &str,
+    pos: usize,
+    indent: usize,
+) -> Option<(Vec<Item>, Reader<'_>)> {
+    let mut reader = Reader::new(src);
+    reader.pos = pos;
     let items = Vec::<Item>::deserialize(BlockDe {
         reader: &mut reader,
         value: Value::Seq { indent },
     })
     .ok()?;
-    reader.peek().is_none().then_some(items)
+    Some((items, reader))
 }
 
 /// The items from `cut` to the end of the sequence, then the rest of the root mapping,
@@ -125,13 +137,7 @@ fn second_half<Item: DeserializeOwned, Tail: DeserializeOwned>(
     if !plain_text(&src[cut..]) {
         return None;
     }
-    let mut reader = Reader::new(src);
-    reader.pos = cut;
-    let items = Vec::<Item>::deserialize(BlockDe {
-        reader: &mut reader,
-        value: Value::Seq { indent },
-    })
-    .ok()?;
+    let (items, mut reader) = items_at(src, cut, indent)?;
     let tail = Tail::deserialize(BlockDe {
         reader: &mut reader,
         value: Value::Map {
