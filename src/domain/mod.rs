@@ -22,3 +22,4 @@ pub mod secret_format;
 pub mod settings;
 pub mod shorthand;
 pub mod token_policy;
+pub mod two_threads;

@@ -122,26 +122,18 @@ impl<R: Send + Sync> Policy<R> {
         let catalog = builder.build();
 
         let settings = &config.settings;
-        let make = |specs: Vec<TokenSpec>| -> Vec<Arc<Token<R>>> {
+        let make = |specs: Vec<TokenSpec>, _first: usize| -> Vec<Arc<Token<R>>> {
             specs
                 .into_iter()
                 .map(|spec| Arc::new(token(spec, settings, &attach)))
                 .collect()
         };
-        let mut specs = config.tokens;
+        let specs = config.tokens;
         let built = if specs.len() >= PARALLEL_MIN_TOKENS {
-            let second = specs.split_off(specs.len() / 2);
-            std::thread::scope(|scope| {
-                let later = scope.spawn(|| make(second));
-                let mut built = make(specs);
-                match later.join() {
-                    Ok(rest) => built.extend(rest),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-                built
-            })
+            let cut = specs.len() / 2;
+            crate::domain::two_threads::map_halves(specs, cut, make)
         } else {
-            make(specs)
+            make(specs, 0)
         };
         let mut tokens = HashMap::with_capacity(built.len());
         for token in built {

@@ -29,7 +29,7 @@ const PARALLEL_MIN_TOKENS: usize = 2_000;
 
 /// [`tokens`] with the per-token checks split over `threads` (1 or 2).
 pub(super) fn tokens_on(
-    mut inputs: Vec<AccountInput>,
+    inputs: Vec<AccountInput>,
     deleted_sids: Vec<String>,
     settings: &Settings,
     sink: &mut ErrorSink<'_>,
@@ -51,17 +51,7 @@ pub(super) fn tokens_on(
         };
         if threads > 1 && inputs.len() > 1 {
             let cut = half_of_tokens(&inputs);
-            let second = inputs.split_off(cut);
-            std::thread::scope(|scope| {
-                let later = scope.spawn(|| check(second, cut));
-                let mut checked = check(inputs, 0);
-                // A panic in a check is a bug; it is the caller's panic, as on one thread.
-                match later.join() {
-                    Ok(rest) => checked.extend(rest),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-                checked
-            })
+            crate::domain::two_threads::map_halves(inputs, cut, check)
         } else {
             check(inputs, 0)
         }
@@ -122,10 +112,7 @@ pub(super) fn tokens_on(
                     errors,
                 } => (result, deleted, errors),
             };
-            let sid = match &result {
-                Ok(spec) => spec.sid.as_str(),
-                Err(sid) => sid.as_str(),
-            };
+            let sid = sid_of(&result);
             if let Some((oa, ot)) = duplicates.get(&(ai, ti)) {
                 sink.push(
                     &format!("{}.sid", tfield()),
@@ -209,11 +196,16 @@ impl CheckedToken {
     fn sid(&self) -> Option<&str> {
         match self {
             CheckedToken::Unparsed(_) => None,
-            CheckedToken::Parsed { result, .. } => Some(match result {
-                Ok(spec) => spec.sid.as_str(),
-                Err(sid) => sid.as_str(),
-            }),
+            CheckedToken::Parsed { result, .. } => Some(sid_of(result)),
         }
+    }
+}
+
+/// The SID of a checked token, valid or not.
+fn sid_of(result: &Result<TokenSpec, String>) -> &str {
+    match result {
+        Ok(spec) => &spec.sid,
+        Err(sid) => sid,
     }
 }
 
