@@ -9,6 +9,6 @@ fn main() -> std::process::ExitCode {
 /// mimalloc's v2 line (the `v2` feature) rather than the crate's default v3: under callgrind
 /// ~480 fewer instructions per request, 1-2 % less CPU per request under load, and less
 /// memory (6.3 against 8.6 KiB per idle connection, RSS at 100,000 tokens 278 against 290
-/// MiB) in the same runs.
+/// MiB) in the same runs. Built without transparent huge pages (`no_thp`, see Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
