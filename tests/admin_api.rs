@@ -511,6 +511,92 @@ async fn bad_input_gives_422_with_the_clis_message_and_nothing_changes() {
     assert_eq!(h.upstream.count(), 0);
 }
 
+/// The writer's `scopes:` line in the tokens file.
+fn writer_scopes(h: &Harness) -> String {
+    let text = std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap();
+    let writer = &text[text.find("name: writer").unwrap()..];
+    let line = writer
+        .lines()
+        .find(|l| l.trim_start().starts_with("scopes:"))
+        .unwrap_or_else(|| panic!("no scopes line:\n{text}"));
+    line.trim().to_owned()
+}
+
+/// `PATCH` with `scopes` replaces the list but keeps, for each API still in it, the
+/// `rate_limit` the file gave that scope (the API cannot set one: a scope carrying it is
+/// refused), and the gateway enforces it right after; a scope left out loses its limits.
+#[tokio::test]
+async fn patching_scopes_keeps_the_limits_of_the_apis_that_stay() {
+    let tokens = tokens_yaml().replace(
+        "          - {api: campaigns, methods: [GET, POST, DELETE]}\n",
+        "          - {api: campaigns, methods: [GET, POST, DELETE], rate_limit: {requests_per_second: 0.0002, burst: 2}}\n",
+    );
+    assert_ne!(tokens, tokens_yaml(), "fixture changed");
+    let h = Harness::start_with(&admin_yaml(""), &tokens).await;
+    std::fs::create_dir_all(h.dir.path("state")).unwrap();
+    let limit = "rate_limit: {requests_per_second: 0.0002, burst: 2}";
+
+    let (s, v) = call(
+        &h,
+        "PATCH",
+        "/tokens/SGwriter",
+        Some(json!({"scopes": [
+            {"api": "campaigns", "methods": ["GET"]},
+            {"api": "public", "methods": ["GET"]},
+        ]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        writer_scopes(&h),
+        format!("scopes: [{{api: campaigns, methods: [GET], {limit}}}, {{api: public, methods: [GET]}}]")
+    );
+    let (ok, stderr) = cli(&h.config_path, &["check"]);
+    assert!(ok, "{stderr}");
+    let (_, v) = call(&h, "GET", "/tokens/SGwriter", None).await;
+    assert_eq!(v["scope_limits"][0]["api"], "campaigns");
+    assert_eq!(v["scope_limits"][0]["rate_limit"]["burst"], 2);
+    // Still enforced: the scope's burst of 2, then 429 under the scope's own policy.
+    let writer = basic(&WRITER);
+    for expected in [200, 200, 429] {
+        let r = send("GET", &h.url(CAMPAIGNS), &[("authorization", &writer)], "").await;
+        assert_eq!(r.status, expected, "{}", r.text());
+        if expected == 429 {
+            let policy = r.headers["ratelimit-policy"].to_str().unwrap();
+            assert!(policy.contains("\"scope-campaigns\""), "{policy}");
+        }
+    }
+
+    // The API does not set a scope's limits: refused, and the file is unchanged.
+    let before = std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap();
+    let (s, v) = call(
+        &h,
+        "PATCH",
+        "/tokens/SGwriter",
+        Some(json!({"scopes": [{"api": "campaigns", "methods": ["GET"], "rate_limit": {"requests_per_second": 9}}]})),
+    )
+    .await;
+    assert_eq!((s, &v["error"]), (422, &json!("invalid")), "{v}");
+    assert_eq!(
+        std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap(),
+        before
+    );
+
+    // Left out of the list, campaigns loses its limit with its scope.
+    let (s, v) = call(
+        &h,
+        "PATCH",
+        "/tokens/SGwriter",
+        Some(json!({"scopes": [{"api": "public", "methods": ["GET"]}]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(writer_scopes(&h), "scopes: [{api: public, methods: [GET]}]");
+    assert!(!std::fs::read_to_string(h.dir.path("tokens.yaml"))
+        .unwrap()
+        .contains(limit));
+}
+
 #[tokio::test]
 async fn the_token_limit_gives_409_with_the_clis_message() {
     let h = harness("").await;

@@ -739,3 +739,98 @@ fn update_edits_fields_and_scopes_list_and_show_report_them() {
     assert!(card.contains("campaigns: GET"));
     assert!(check(&cfg).ok());
 }
+
+/// The writer's scopes with limits of their own (a flow and a block entry), and a shadow set.
+const WRITER_SCOPES: &str =
+    "          - {api: campaigns, methods: [GET, POST, DELETE]}\n          - {api: reports, methods: [GET]}\n";
+const WRITER_SCOPES_LIMITED: &str = "          - {api: campaigns, methods: [GET, POST, DELETE], rate_limit: {requests_per_second: 2, burst: 5}}
+          - api: reports
+            methods: [GET]
+            quota: {requests: 3, per: month}
+        shadow_scopes: [{api: campaigns, methods: [GET]}]
+";
+
+/// The writer's `scopes:` line as the CLI rewrote it, after checking that the gateway
+/// still loads the file.
+#[track_caller]
+fn writer_scopes(cfg: &Path, path: &Path) -> String {
+    let c = check(cfg);
+    assert!(c.ok(), "{}", c.stderr);
+    let text = read(path);
+    let writer = &text[text.find("name: writer").unwrap()..];
+    let line = writer
+        .lines()
+        .find(|l| l.trim_start().starts_with("scopes:"))
+        .unwrap_or_else(|| panic!("no scopes line:\n{text}"));
+    line.trim().to_owned()
+}
+
+/// Every `token update` that rewrites the scope list keeps the `rate_limit` and `quota`
+/// of each scope whose API stays in it; a scope that leaves takes its limits with it.
+#[test]
+fn scope_rewrites_keep_each_remaining_scopes_own_limits() {
+    let dir = TempDir::new();
+    // Quotas need the shared Redis backend to validate; nothing here connects to it.
+    let redis = "rate_limit:\n  requests_per_second: 100\n  burst: 200\n  backend: redis\n  \
+                 redis_url: redis://127.0.0.1:9/\n";
+    let cfg = dir.write(
+        "scopegate.yaml",
+        &gateway_yaml("127.0.0.1:9".parse().unwrap(), redis),
+    );
+    let tokens = tokens_yaml().replace(WRITER_SCOPES, WRITER_SCOPES_LIMITED);
+    assert_ne!(tokens, tokens_yaml(), "fixture changed");
+    let path = dir.write("tokens.yaml", &tokens);
+    assert!(check(&cfg).ok(), "{}", check(&cfg).stderr);
+    let campaigns = "rate_limit: {requests_per_second: 2, burst: 5}";
+    let reports = "quota: {requests: 3, per: month}";
+    let update = |args: &[&str]| {
+        let mut all = vec![WRITER.sid];
+        all.extend_from_slice(args);
+        token(&cfg, "update", &all).expect_ok();
+        writer_scopes(&cfg, &path)
+    };
+
+    assert_eq!(
+        update(&["--scope", "campaigns:PATCH", "--scope", "public:GET"]),
+        format!(
+            "scopes: [{{api: campaigns, methods: [GET, POST, PATCH, DELETE], {campaigns}}}, \
+             {{api: reports, methods: [GET], {reports}}}, {{api: public, methods: [GET]}}]"
+        )
+    );
+    assert_eq!(
+        update(&["--remove-scope", "public", "--remove-scope", "campaigns"]),
+        format!("scopes: [{{api: reports, methods: [GET], {reports}}}]")
+    );
+    // The file's limits for campaigns went with its scope: granting it again starts bare.
+    assert_eq!(
+        update(&["--scope", "campaigns:GET"]),
+        format!("scopes: [{{api: reports, methods: [GET], {reports}}}, {{api: campaigns, methods: [GET]}}]")
+    );
+    // Replacing the set keeps the limits of an API that stays in it.
+    assert_eq!(
+        update(&["--clear-scopes", "--scope", "reports:GET,POST"]),
+        format!("scopes: [{{api: reports, methods: [GET, POST], {reports}}}]")
+    );
+    let shown = token(&cfg, "show", &[WRITER.sid, "--json"])
+        .expect_ok()
+        .json();
+    assert_eq!(
+        shown["scope_limits"],
+        serde_json::json!([{"api": "reports", "rate_limit": null, "quota": {"requests": 3, "per": "month"}}])
+    );
+    // Promoting shadow scopes keeps the limits of the APIs granted before and after.
+    token(
+        &cfg,
+        "update",
+        &[WRITER.sid, "--shadow-scope", "reports:GET"],
+    )
+    .expect_ok();
+    assert_eq!(
+        update(&["--promote-shadow"]),
+        format!(
+            "scopes: [{{api: campaigns, methods: [GET]}}, {{api: reports, methods: [GET], {reports}}}]"
+        )
+    );
+    assert_eq!(update(&["--clear-scopes"]), "scopes: []");
+    assert!(!read(&path).contains(reports), "{}", read(&path));
+}

@@ -1,7 +1,9 @@
 //! The admin console in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver + fantoccini) against the real gateway, a real upstream and a real HTTP
 //! client checking what the proxy enforces after each step. Screenshots of the card list
-//! and the edit page go to `target/console-screenshots/` (CI artifacts).
+//! and the edit page go to `target/console-screenshots/` (CI artifacts). The README's
+//! picture, `docs/console.png`, is replaced only when `SCOPEGATE_UPDATE_DOCS_SCREENSHOT=1`
+//! asks for it ([`update_docs_screenshot`]).
 //!
 //! Needs `chromium` and `chromedriver` (`.ci/install-chromium.sh`); without them the test
 //! skips, except under `CI=true`, where it fails.
@@ -161,6 +163,23 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// Set to `1` to copy the card list's screenshot to `docs/console.png`. Off by default: a
+/// test run writes under `target/` only, so `cargo test` never dirties the checkout (each
+/// run's screenshot differs, if only in the "last used" times it shows).
+const UPDATE_DOCS_SCREENSHOT: &str = "SCOPEGATE_UPDATE_DOCS_SCREENSHOT";
+
+/// Replaces the README's `docs/console.png` with `shot` when [`UPDATE_DOCS_SCREENSHOT`]
+/// asks for it.
+fn update_docs_screenshot(shot: &Path) {
+    if std::env::var(UPDATE_DOCS_SCREENSHOT).as_deref() != Ok("1") {
+        return;
+    }
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::copy(shot, docs.join("console.png")).unwrap();
+    eprintln!("{UPDATE_DOCS_SCREENSHOT}=1: docs/console.png updated");
+}
+
 /// Sizes the window to the whole page, then saves a PNG.
 async fn screenshot(c: &Client, name: &str) -> PathBuf {
     let height = c
@@ -248,9 +267,7 @@ async fn the_console_in_a_real_browser() {
         "{reader_card}"
     );
     let shot = screenshot(&c, "cards.png").await;
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::copy(&shot, docs.join("console.png")).unwrap();
+    update_docs_screenshot(&shot);
 
     // Create a token with campaigns:GET; the secret is shown once.
     click_and_wait(&c, "a.btn.primary[href='/console/new']", false).await;

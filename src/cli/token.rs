@@ -169,13 +169,15 @@ pub struct UpdateArgs {
     pub remove_developer: Vec<String>,
     #[arg(long)]
     pub api_version: Option<String>,
-    /// Add a grant, merging methods into an existing grant on the same API (repeatable).
+    /// Add a grant, merging methods into an existing grant on the same API (repeatable);
+    /// an API already granted keeps its own rate_limit and quota.
     #[arg(long = "scope", value_name = "API:METHODS", value_parser = parse_scope)]
     pub scopes: Vec<ScopeArg>,
-    /// Remove every grant on an API (repeatable).
+    /// Remove every grant on an API, with its own rate_limit and quota (repeatable).
     #[arg(long, value_name = "API")]
     pub remove_scope: Vec<String>,
-    /// Remove all grants (applied before --scope, so both together replace the set).
+    /// Remove all grants (applied before --scope, so both together replace the set; an API
+    /// --scope grants again keeps its own rate_limit and quota).
     #[arg(long)]
     pub clear_scopes: bool,
     /// Add a proposed narrower grant (repeatable); the gateway counts what it would deny.
@@ -749,6 +751,7 @@ mod tests {
             vec![ScopeView {
                 api: "campaigns".into(),
                 methods: vec!["POST".into()],
+                ..ScopeView::default()
             }],
             &[scope("campaigns:GET,POST"), scope("reports:GET")],
         );

@@ -19,7 +19,7 @@ use locate::{
     structure_mismatch, token_value_mut,
 };
 
-pub use super::render::{flow_map, flow_seq, flow_seq_rendered, quote_scalar};
+pub use super::render::{flow_map, flow_seq, flow_seq_rendered, flow_value, quote_scalar};
 
 mod locate;
 

@@ -9,4 +9,6 @@ pub mod edit;
 pub mod render;
 pub mod spans;
 
-pub use edit::{flow_map, flow_seq, flow_seq_rendered, quote_scalar, EditError, TokensDoc};
+pub use edit::{
+    flow_map, flow_seq, flow_seq_rendered, flow_value, quote_scalar, EditError, TokensDoc,
+};

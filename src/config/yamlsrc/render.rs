@@ -96,3 +96,29 @@ pub fn flow_map<K: AsRef<str>, V: AsRef<str>>(entries: &[(K, V)]) -> String {
         .collect();
     format!("{{{}}}", parts.join(", "))
 }
+
+/// Renders a parsed YAML value back as one line of flow YAML that reads back as the same
+/// value: for fields a command carries through without knowing them (the other fields of
+/// a scope entry). Strings go through [`quote_scalar`]; numbers keep their kind (`5` stays
+/// an integer, `2.5` a float); comments and the original spelling are not kept.
+pub fn flow_value(v: &serde_yaml::Value) -> String {
+    use serde_yaml::Value;
+    match v {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => quote_scalar(s),
+        Value::Sequence(items) => {
+            let items: Vec<String> = items.iter().map(flow_value).collect();
+            flow_seq_rendered(&items)
+        }
+        Value::Mapping(m) => {
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", flow_value(k), flow_value(v)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        Value::Tagged(t) => format!("{} {}", t.tag, flow_value(&t.value)),
+    }
+}

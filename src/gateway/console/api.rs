@@ -41,6 +41,11 @@ fn fail_reply(f: &Fail) -> Reply {
 }
 
 /// `{api, methods}` as in `tokens.yaml`.
+///
+/// A scope's own `rate_limit` and `quota` are not accepted here (an unknown field: 422):
+/// they are written in `tokens.yaml` by hand. So that replacing the list with `PATCH` does
+/// not lose them, a scope naming an API the token already has keeps that API's limits from
+/// the file ([`ops::keep_own_fields`]); an API left out of the list loses them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeIn {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde_yaml::Value;
+use serde_yaml::{Mapping, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -16,7 +16,9 @@ use zeroize::Zeroizing;
 use super::parse::ScopeArg;
 use super::store::{fail, Fail, FailKind, Store};
 use super::view::{self, scopes_field, str_field, str_list, ScopeView};
-use crate::config::yamlsrc::{flow_map, flow_seq, flow_seq_rendered, quote_scalar, TokensDoc};
+use crate::config::yamlsrc::{
+    flow_map, flow_seq, flow_seq_rendered, flow_value, quote_scalar, TokensDoc,
+};
 use crate::config::Settings;
 use crate::domain::model::{SecretHash, KNOWN_METHODS};
 use crate::gateway::adminlog::{self, Actor};
@@ -284,10 +286,11 @@ pub fn update(store: &Store, sid: &str, a: &Change, actor: &Actor) -> Result<Upd
                      it is migrated to `kind: scoped`"
                 ));
             }
+            let before = scopes_field(token, "scopes").unwrap_or_default();
             let mut scopes = if a.clear_scopes {
                 Vec::new()
             } else {
-                scopes_field(token, "scopes").unwrap_or_default()
+                before.clone()
             };
             for api in &a.remove_scope {
                 let before = scopes.len();
@@ -296,7 +299,7 @@ pub fn update(store: &Store, sid: &str, a: &Change, actor: &Actor) -> Result<Upd
                     warnings.push(format!("{sid} has no scope on API `{api}`"));
                 }
             }
-            let scopes = merge_scopes(scopes, &a.scopes);
+            let scopes = keep_own_fields(merge_scopes(scopes, &a.scopes), &before);
             if scopes.is_empty() && !is_legacy {
                 warnings.push(format!(
                     "{sid} now has no scopes, so every request it makes is refused"
@@ -306,12 +309,13 @@ pub fn update(store: &Store, sid: &str, a: &Change, actor: &Actor) -> Result<Upd
             changes.push("scopes");
         }
         if a.clear_shadow_scopes || !a.shadow_scopes.is_empty() {
+            let before = scopes_field(token, "shadow_scopes").unwrap_or_default();
             let current = if a.clear_shadow_scopes {
                 Vec::new()
             } else {
-                scopes_field(token, "shadow_scopes").unwrap_or_default()
+                before.clone()
             };
-            let shadow = merge_scopes(current, &a.shadow_scopes);
+            let shadow = keep_own_fields(merge_scopes(current, &a.shadow_scopes), &before);
             if shadow.is_empty() {
                 remove(doc, "shadow_scopes")?;
             } else {
@@ -326,7 +330,13 @@ pub fn update(store: &Store, sid: &str, a: &Change, actor: &Actor) -> Result<Upd
                     format!("{sid} has no shadow scopes to promote; nothing was written"),
                 ));
             };
-            set(doc, "scopes", render_scope_list(&shadow))?;
+            // An API granted before and after keeps its limits; shadow entries carry none.
+            let granted = scopes_field(token, "scopes").unwrap_or_default();
+            set(
+                doc,
+                "scopes",
+                render_scope_list(&keep_own_fields(shadow, &granted)),
+            )?;
             remove(doc, "shadow_scopes")?;
             changes.push("scopes (promoted from shadow scopes)");
         }
@@ -649,7 +659,7 @@ fn dedup(items: &[String]) -> Vec<String> {
 }
 
 /// Adds grants to a scope list: a new API is appended, an existing one gains the methods
-/// (kept in the standard order).
+/// (kept in the standard order) and keeps its other fields (its own limits).
 pub fn merge_scopes(mut scopes: Vec<ScopeView>, add: &[ScopeArg]) -> Vec<ScopeView> {
     for s in add {
         match scopes.iter_mut().find(|x| x.api == s.api) {
@@ -669,23 +679,51 @@ pub fn merge_scopes(mut scopes: Vec<ScopeView>, add: &[ScopeArg]) -> Vec<ScopeVi
             None => scopes.push(ScopeView {
                 api: s.api.clone(),
                 methods: s.methods.clone(),
+                rest: Default::default(),
             }),
         }
     }
     scopes
 }
 
+/// Gives each scope of a rewritten list the fields besides `api` and `methods` (its own
+/// `rate_limit`, `quota`, and any field added later) that the file wrote on the entries for
+/// the same API in `before`, where the scope does not set them itself.
+///
+/// A scope list is rewritten whole from [`ScopeView`]s: by `--scope`, `--remove-scope`,
+/// `--clear-scopes`, `--promote-shadow`, the API's `PATCH` with `scopes` (which replaces the
+/// list) and the console's editor. The rule is the same for all of them: an API that is
+/// still in the list keeps its limits, however the list was built (so replacing the list,
+/// or removing and re-adding an API in one command, keeps them too); an API that left the
+/// list loses them with it. Neither the CLI nor the API sets a scope's limits (the API
+/// refuses them in a scope, see [`crate::gateway::console::api`]): they are written in
+/// `tokens.yaml` by hand, and only a hand edit changes or drops them.
+pub fn keep_own_fields(mut scopes: Vec<ScopeView>, before: &[ScopeView]) -> Vec<ScopeView> {
+    for scope in &mut scopes {
+        for old in before.iter().filter(|b| b.api == scope.api) {
+            for (k, v) in &old.rest {
+                if !scope.rest.contains_key(k) {
+                    scope.rest.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    scopes
+}
+
+/// A scope list as one line of flow YAML: `api` and `methods` first, then the entry's
+/// other fields as the file had them.
 pub fn render_scope_list(scopes: &[ScopeView]) -> String {
-    let items: Vec<String> = scopes
-        .iter()
-        .map(|s| {
-            flow_map(&[
-                ("api", quote_scalar(&s.api)),
-                ("methods", flow_seq(&s.methods)),
-            ])
-        })
-        .collect();
+    let items: Vec<String> = scopes.iter().map(render_scope).collect();
     flow_seq_rendered(&items)
+}
+
+fn render_scope(s: &ScopeView) -> String {
+    let mut entry = Mapping::new();
+    entry.insert("api".into(), s.api.clone().into());
+    entry.insert("methods".into(), s.methods.iter().cloned().collect());
+    entry.extend(s.rest.clone());
+    flow_value(&Value::Mapping(entry))
 }
 
 pub fn render_rate(rps: f64, burst: Option<u32>) -> String {
@@ -773,3 +811,6 @@ pub fn not_found(store: &Store, doc: &TokensDoc, sid: &str) -> Fail {
     };
     fail_kind(FailKind::NotFound, msg)
 }
+
+#[cfg(test)]
+mod tests;

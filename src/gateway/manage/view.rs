@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use serde_yaml::Value;
+use serde_yaml::{Mapping, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -15,10 +15,14 @@ use crate::config::Settings;
 use crate::gateway::usage;
 
 /// One scope as written in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScopeView {
     pub api: String,
     pub methods: Vec<String>,
+    /// The entry's other fields, as written and in their order: today its own
+    /// `rate_limit` and `quota`. Kept whole (not parsed into known fields) so that a
+    /// command rewriting the scope list carries them through, a field added later included.
+    pub rest: Mapping,
 }
 
 /// One token, as far as the file says.
@@ -102,16 +106,22 @@ pub fn scopes_field(v: &Value, key: &str) -> Option<Vec<ScopeView>> {
         Value::Sequence(s) => s,
         _ => return Some(Vec::new()),
     };
-    Some(
-        seq.iter()
-            .filter_map(|s| {
-                Some(ScopeView {
-                    api: str_field(s, "api")?,
-                    methods: str_list(s, "methods"),
-                })
-            })
-            .collect(),
-    )
+    Some(seq.iter().filter_map(scope_entry).collect())
+}
+
+/// One entry of a scope list; `None` when it names no API.
+fn scope_entry(entry: &Value) -> Option<ScopeView> {
+    let rest = entry
+        .as_mapping()?
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), Some("api" | "methods")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Some(ScopeView {
+        api: str_field(entry, "api")?,
+        methods: str_list(entry, "methods"),
+        rest,
+    })
 }
 
 impl TokenView {

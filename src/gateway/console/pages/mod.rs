@@ -285,6 +285,7 @@ mod tests {
             scopes: vec![ScopeView {
                 api: "campaigns".into(),
                 methods: vec!["GET".into(), "POST".into()],
+                ..ScopeView::default()
             }],
             shadow_scopes: None,
             allowed_ips: None,
