@@ -74,7 +74,8 @@ fn audit_tokens() -> String {
         &WRITER,
         200,
         10,
-        "        scopes: [{api: campaigns, methods: [GET, POST, DELETE]}]\n",
+        // Its scope's own limits must survive the narrowing the audit proposes.
+        "        scopes: [{api: campaigns, methods: [GET, POST, DELETE], rate_limit: {requests_per_second: 50, burst: 20}}]\n",
     );
     s += &full(
         &STALE_T,
@@ -305,10 +306,16 @@ async fn audit_reports_exactly_what_the_traffic_left_unused() {
         w["scopes"],
         json!([{"api": "campaigns", "methods": ["GET", "POST"]}])
     );
-    // The pasted list is valid scopes YAML for the catalog.
+    // The pasted list is valid scopes YAML for the catalog, and keeps the scope's own
+    // limits.
+    assert_eq!(
+        w["scopes_yaml"],
+        "scopes:\n  - {api: campaigns, methods: [GET, POST], rate_limit: {requests_per_second: 50, burst: 20}}\n"
+    );
     let pasted: serde_yaml::Value =
         serde_yaml::from_str(w["scopes_yaml"].as_str().unwrap()).unwrap();
     assert_eq!(pasted["scopes"][0]["methods"][1], "POST");
+    assert_eq!(pasted["scopes"][0]["rate_limit"]["burst"], 20);
 
     // Stale tokens: one last used 45 days ago, one never used in the 100 days recorded.
     let s = finding(&report, "stale_token", Some(STALE_T.sid));

@@ -116,6 +116,11 @@ impl FindingKind {
 pub struct ScopeOut {
     pub api: String,
     pub methods: Vec<&'static str>,
+    /// The entry's own limits as `tokens.yaml` spells them (`rate_limit`, `quota`), kept
+    /// in the block to paste: narrowing a token must not drop a limit the operator wrote.
+    /// Not in the JSON, which lists grants; the token's own entry shows its limits.
+    #[serde(skip)]
+    pub own_fields: Vec<(&'static str, String)>,
 }
 
 /// One finding. Kind-specific fields are present only for their kind.
@@ -496,7 +501,7 @@ pub fn audit(config: &Config, usage: Option<(&Path, &UsageState)>, opts: &AuditO
                 unused.push(scope_out(api, not_used));
             }
             if kept != 0 {
-                keep.push(scope_out(api, kept));
+                keep.push(scope_out(api, kept).with_limits(t.scope_limits(grant.api)));
             }
         }
         // Nothing of the grants used yet (and not stale): a token still being set up;

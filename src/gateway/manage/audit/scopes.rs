@@ -2,6 +2,8 @@
 //! `scopes:` lists, and the commands that apply them.
 
 use super::*;
+use crate::domain::settings::ScopeLimits;
+use crate::gateway::manage::ops::render_rate;
 
 /// Per API, the methods (bit per `KNOWN_METHODS` index) used at or after the window start.
 pub(super) struct UsedScopes {
@@ -78,6 +80,33 @@ pub(super) fn scope_out(api: &str, bits: u16) -> ScopeOut {
             .filter(|(i, _)| bits & (1 << i) != 0)
             .map(|(_, m)| *m)
             .collect(),
+        own_fields: Vec::new(),
+    }
+}
+
+impl ScopeOut {
+    /// Carries the limits written on the token's scope entry for this API.
+    pub(super) fn with_limits(mut self, limits: Option<&ScopeLimits>) -> ScopeOut {
+        let Some(limits) = limits else {
+            return self;
+        };
+        if let Some(rate) = limits.rate_limit {
+            self.own_fields.push((
+                "rate_limit",
+                render_rate(rate.requests_per_second, Some(rate.burst)),
+            ));
+        }
+        if let Some(quota) = limits.quota {
+            self.own_fields.push((
+                "quota",
+                format!(
+                    "{{requests: {}, per: {}}}",
+                    quota.requests,
+                    quota.per.as_str()
+                ),
+            ));
+        }
+        self
     }
 }
 
@@ -96,8 +125,13 @@ pub fn scopes_yaml(scopes: &[ScopeOut]) -> String {
     }
     let mut s = String::from("scopes:\n");
     for scope in scopes {
+        let own: String = scope
+            .own_fields
+            .iter()
+            .map(|(k, v)| format!(", {k}: {v}"))
+            .collect();
         s.push_str(&format!(
-            "  - {{api: {}, methods: [{}]}}\n",
+            "  - {{api: {}, methods: [{}]{own}}}\n",
             scope.api,
             scope.methods.join(", ")
         ));
@@ -144,5 +178,39 @@ pub(crate) fn human(d: Duration) -> String {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::backends::{Quota, QuotaPeriod};
+    use crate::domain::settings::RateLimit;
+
+    #[test]
+    fn the_block_to_paste_keeps_a_scopes_own_limits() {
+        let limits = ScopeLimits {
+            api: 0,
+            rate_limit: Some(RateLimit {
+                requests_per_second: 2.5,
+                burst: 5,
+            }),
+            quota: Some(Quota {
+                requests: 1000,
+                per: QuotaPeriod::Month,
+            }),
+        };
+        let scopes = [
+            scope_out("reports", GET).with_limits(Some(&limits)),
+            scope_out("public", GET).with_limits(None),
+        ];
+        let yaml = scopes_yaml(&scopes);
+        assert_eq!(
+            yaml,
+            "scopes:\n  - {api: reports, methods: [GET], rate_limit: {requests_per_second: 2.5, burst: 5}, quota: {requests: 1000, per: month}}\n  - {api: public, methods: [GET]}\n"
+        );
+        let read: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(read["scopes"][0]["quota"]["requests"], 1000);
+        assert_eq!(read["scopes"][0]["rate_limit"]["requests_per_second"], 2.5);
     }
 }
