@@ -34,6 +34,7 @@ fn connection_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
         // hyper answers 431 when the head does not fit this buffer.
         .max_buf_size(settings.limits.max_header_bytes.max(8192))
         .max_headers(settings.limits.max_headers)
+        .writev(false)
         .keep_alive(true);
     builder
         .http2()

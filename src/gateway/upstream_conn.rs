@@ -150,7 +150,9 @@ async fn connect(
         .await
         .map_err(|_| ExchangeError::Connect(std::io::ErrorKind::TimedOut.into()))??;
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .writev(false)
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(ExchangeError::Handshake)?;
     tokio::spawn(async move {
