@@ -255,10 +255,19 @@ pub fn start_workers(
         gateway::usage::spawn_persister(shared.clone(), gateway::usage::DEFAULT_SAVE_INTERVAL);
     let usage_redis_task = gateway::usage_redis::spawn_writer(shared.clone());
     let mut worker_done = Vec::new();
+    // With several workers, a burst of connections is spread over them (`balance`).
+    let mut seats = if workers > 1 {
+        gateway::balance::Balancer::seats(workers, Some(&shared.metrics.worker_connections))
+            .into_iter()
+    } else {
+        Vec::new().into_iter()
+    };
+    let main_seat = seats.next();
     let main = if workers > 1 {
         let std_listener = main.into_std()?;
         for index in 1..workers {
             let listener = std_listener.try_clone()?;
+            let seat = seats.next();
             let (done, done_rx) = tokio::sync::oneshot::channel();
             let shared = shared.clone();
             let tls = tls.clone();
@@ -272,7 +281,9 @@ pub fn start_workers(
                     let cut_off = match rt {
                         Ok(rt) => rt.block_on(async move {
                             match TcpListener::from_std(listener) {
-                                Ok(l) => gateway::server::serve_main(shared, l, tls, stop).await,
+                                Ok(l) => {
+                                    gateway::server::serve_main(shared, l, tls, stop, seat).await
+                                }
                                 Err(e) => {
                                     tracing::error!(error = %e, "worker cannot listen");
                                     false
@@ -297,6 +308,7 @@ pub fn start_workers(
         main,
         tls,
         until_stage(stop_rx.clone(), 1),
+        main_seat,
     ));
     let admin_task = tokio::spawn(gateway::admin::serve_admin(
         shared.clone(),

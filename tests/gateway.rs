@@ -689,3 +689,77 @@ async fn several_workers_serve_and_drain() {
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), gw.shutdown()).await;
     assert!(stopped.is_ok(), "all workers drained and stopped");
 }
+
+/// The value of `scopegate_worker_connections` for each of `workers` workers.
+async fn worker_connections(admin: std::net::SocketAddr, workers: usize) -> Vec<i64> {
+    let text = metrics_at(admin).await;
+    (0..workers)
+        .map(|w| {
+            let series = format!("scopegate_worker_connections{{worker=\"{w}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{series} in\n{text}"))
+        })
+        .collect()
+}
+
+/// A burst of keep-alive connections (a load balancer's pool, a benchmark) is spread over
+/// the workers, whichever of them the kernel lets accept, and a connection handed from
+/// one worker to another serves every request on it.
+#[tokio::test]
+async fn a_burst_of_connections_is_spread_over_the_workers() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new();
+    dir.write("tokens.yaml", &tokens_yaml());
+    let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream.addr, ""));
+    let config = scopegate::config::load(&cfg).unwrap();
+    let shared = scopegate::build_shared(config);
+    let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = scopegate::start_workers(shared, main, admin, 2).unwrap();
+    let request = format!(
+        "GET {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n",
+        basic(&READER)
+    );
+    // All connections opened at once, before any request.
+    let mut conns = Vec::new();
+    for _ in 0..24 {
+        conns.push(tokio::net::TcpStream::connect(gw.addr));
+    }
+    let mut streams = Vec::new();
+    for c in conns {
+        streams.push(c.await.unwrap());
+    }
+    for round in 0..2 {
+        for s in &mut streams {
+            s.write_all(request.as_bytes()).await.unwrap();
+        }
+        for s in &mut streams {
+            let reply = read_response(s).await.unwrap();
+            assert_eq!(reply.status, 200, "round {round}");
+        }
+    }
+    assert_eq!(
+        upstream.count(),
+        48,
+        "every request on every connection served"
+    );
+    // Each connection has been served, so each is counted on the worker serving it.
+    let counts = worker_connections(gw.admin_addr, 2).await;
+    assert_eq!(counts.iter().sum::<i64>(), 24, "{counts:?}");
+    assert!(
+        (counts[0] - counts[1]).abs() <= scopegate::gateway::balance::SLACK as i64 + 1,
+        "spread evenly: {counts:?}"
+    );
+    drop(streams);
+    // Closed connections leave the count (the workers notice the close on their own time).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while worker_connections(gw.admin_addr, 2).await != [0, 0] {
+        assert!(std::time::Instant::now() < deadline, "counts back to 0");
+        tokio::task::yield_now().await;
+    }
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), gw.shutdown()).await;
+    assert!(stopped.is_ok(), "all workers drained and stopped");
+}

@@ -97,6 +97,8 @@ pub struct Metrics {
     pub proxy_protocol_rejected: IntCounterVec,
     /// `sgs_` secrets refused for a bad checksum, length or alphabet (SPEC §12).
     pub secret_checksum_failures: IntCounter,
+    /// Open client connections per worker (`balance`): labels are worker indexes only.
+    pub worker_connections: IntGaugeVec,
     /// Handles for requests without a configured token (bounded: decisions x methods).
     anonymous: TokenSeries,
 }
@@ -280,6 +282,17 @@ impl Metrics {
                 "Requests whose sgs_ secret failed the format or checksum check (refused before any lookup).",
             ),
         );
+        let worker_connections = build(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "scopegate_worker_connections",
+                    "Client connections each worker serves now (main listener); connections \
+                     are spread so that no worker serves two more than the least loaded.",
+                ),
+                &["worker"],
+            ),
+        );
         let build_info = build(
             &registry,
             IntGaugeVec::new(
@@ -324,6 +337,7 @@ impl Metrics {
             throttled,
             proxy_protocol_rejected,
             secret_checksum_failures,
+            worker_connections,
             anonymous: TokenSeries::new(UNKNOWN, UNKNOWN),
         })
     }

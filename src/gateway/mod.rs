@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod adminlog;
+pub mod balance;
 pub mod body;
 pub mod clock;
 pub mod console;

@@ -17,7 +17,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use tokio::sync::mpsc::UnboundedReceiver;
+
 use crate::config::Settings;
+use crate::gateway::balance::{Balancer, Handoff, OpenConnection, WorkerSeat};
 use crate::gateway::framing::FramingWatch;
 use crate::gateway::proxy::{self, ConnInfo, Shared};
 use crate::gateway::proxy_protocol::{self, Prefixed, ProxyHeaderError};
@@ -54,6 +57,7 @@ pub async fn serve_main(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
+    seat: Option<WorkerSeat>,
 ) -> bool {
     let settings = shared.policy.load().settings.clone();
     let mut builder = connection_builder(&settings);
@@ -70,25 +74,42 @@ pub async fn serve_main(
     let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
     tokio::pin!(shutdown);
 
+    let (worker, mut inbox) = match seat {
+        Some(WorkerSeat {
+            index,
+            balancer,
+            inbox,
+        }) => (Some((index, balancer)), Some(inbox)),
+        None => (None, None),
+    };
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
+        let (stream, remote, permit, open) = tokio::select! {
+            accepted = accept(&slots, &listener) => match accepted {
+                Accepted::Stream(stream, remote, permit) => match &worker {
+                    // Accepted here while busier than another worker: that one serves it.
+                    Some((index, balancer)) => match balancer.place(*index) {
+                        Some(to) => match hand_over(balancer, *index, to, stream, remote, permit) {
+                            None => continue,
+                            Some(kept) => kept,
+                        },
+                        None => (stream, remote, permit, Some(balancer.open(*index))),
+                    },
+                    None => (stream, remote, permit, None),
+                },
+                Accepted::Failed => continue,
+                Accepted::Closed => break,
             },
-            _ = &mut shutdown => break,
-        };
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and similar: back off briefly rather than
-                    // spin on a failing accept.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
+            // A connection another worker accepted and handed to this one (`balance`),
+            // already counted as this worker's.
+            Some(handoff) = next_handoff(&mut inbox) => {
+                match TcpStream::from_std(handoff.stream) {
+                    Ok(stream) => (stream, handoff.remote, handoff.permit, Some(handoff.open)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a handed-over connection could not be registered");
+                        continue;
+                    }
                 }
-            },
+            }
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
@@ -101,18 +122,20 @@ pub async fn serve_main(
             watcher: graceful.watcher(),
         };
         if !proxy_protocol {
-            conn.spawn(stream, remote, permit);
+            conn.spawn(stream, remote, (permit, open));
             continue;
         }
         tokio::spawn(async move {
             if let Some((stream, peer)) = proxy_header(&conn.shared, stream, remote).await {
                 conn.serve(stream, peer).await;
             }
-            drop(permit);
+            drop((permit, open));
         });
     }
 
     drop(listener);
+    // From now on other workers serve what they accept themselves (`hand_off` fails).
+    drop(inbox);
     // One line per worker at debug level: the process logs the drain once (`serve`), and
     // `Running::wait` reports a drain timeout once for all workers.
     tracing::debug!(
@@ -122,6 +145,88 @@ pub async fn serve_main(
     tokio::time::timeout(settings.timeouts.shutdown, graceful.shutdown())
         .await
         .is_err()
+}
+
+/// What one turn of the accept loop got.
+enum Accepted {
+    Stream(TcpStream, SocketAddr, OwnedSemaphorePermit),
+    /// `accept` failed (out of file descriptors and similar); already logged and waited.
+    Failed,
+    /// The connection limit's semaphore closed.
+    Closed,
+}
+
+/// Waits for a free connection slot, then for a connection.
+async fn accept(slots: &Arc<Semaphore>, listener: &TcpListener) -> Accepted {
+    let Ok(permit) = slots.clone().acquire_owned().await else {
+        return Accepted::Closed;
+    };
+    match listener.accept().await {
+        Ok((stream, remote)) => Accepted::Stream(stream, remote, permit),
+        Err(e) => {
+            // Out of file descriptors and similar: back off briefly rather than spin on a
+            // failing accept.
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Accepted::Failed
+        }
+    }
+}
+
+/// The next connection handed to this worker; never resolves without a queue (one worker).
+async fn next_handoff(inbox: &mut Option<UnboundedReceiver<Handoff>>) -> Option<Handoff> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a worker serves: the stream, its peer, its connection-limit permit and its count
+/// in the worker's load (with one worker, nothing is counted).
+type Served = (
+    TcpStream,
+    SocketAddr,
+    OwnedSemaphorePermit,
+    Option<OpenConnection>,
+);
+
+/// Hands a connection worker `me` accepted to worker `to`, counted as `to`'s at once (so
+/// that a burst accepted before `to` runs is not all sent its way). Returns it when it
+/// stays here because `to` stopped taking connections. A stream that cannot leave this
+/// worker's reactor (a failing `epoll_ctl`) is closed, and logged.
+fn hand_over(
+    balancer: &Arc<Balancer>,
+    me: usize,
+    to: usize,
+    stream: TcpStream,
+    remote: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) -> Option<Served> {
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "a connection could not be handed to another worker");
+            return None;
+        }
+    };
+    match balancer.hand_off(
+        to,
+        Handoff {
+            stream,
+            remote,
+            permit,
+            open: balancer.open(to),
+        },
+    ) {
+        Ok(()) => None,
+        Err(back) => match TcpStream::from_std(back.stream) {
+            Ok(stream) => Some((stream, back.remote, back.permit, Some(balancer.open(me)))),
+            Err(e) => {
+                tracing::warn!(error = %e, "a connection could not be registered again");
+                None
+            }
+        },
+    }
 }
 
 /// What serving one accepted connection needs.
@@ -138,10 +243,17 @@ struct Connection {
 
 impl Connection {
     /// Serves a plain TCP connection in its own task.
-    fn spawn(self, stream: TcpStream, remote: SocketAddr, permit: OwnedSemaphorePermit) {
+    /// `held` (the connection-limit permit and the worker's load count) is released when
+    /// the connection ends.
+    fn spawn(
+        self,
+        stream: TcpStream,
+        remote: SocketAddr,
+        held: (OwnedSemaphorePermit, Option<OpenConnection>),
+    ) {
         tokio::spawn(async move {
             self.serve(stream, remote).await;
-            drop(permit);
+            drop(held);
         });
     }
 
