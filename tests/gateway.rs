@@ -662,10 +662,8 @@ async fn content_length_with_chunked_is_refused_and_nothing_is_forwarded() {
     assert_eq!(seen[1].body.as_ref(), b"hi");
 }
 
-/// Several workers (one single-threaded runtime per OS thread, one accepting socket):
-/// every connection is served whichever worker accepts it, and shutdown waits for all.
-#[tokio::test]
-async fn several_workers_serve_and_drain() {
+/// A gateway of `workers` workers in front of a fresh upstream; the folder holds its files.
+async fn workers_gateway(workers: usize) -> (Upstream, TempDir, scopegate::Running) {
     let upstream = Upstream::start().await;
     let dir = TempDir::new();
     dir.write("tokens.yaml", &tokens_yaml());
@@ -674,7 +672,15 @@ async fn several_workers_serve_and_drain() {
     let shared = scopegate::build_shared(config);
     let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = scopegate::start_workers(shared, main, admin, 3).unwrap();
+    let gw = scopegate::start_workers(shared, main, admin, workers).unwrap();
+    (upstream, dir, gw)
+}
+
+/// Several workers (one single-threaded runtime per OS thread, one accepting socket):
+/// every connection is served whichever worker accepts it, and shutdown waits for all.
+#[tokio::test]
+async fn several_workers_serve_and_drain() {
+    let (upstream, _dir, gw) = workers_gateway(3).await;
     let mut tasks = Vec::new();
     for _ in 0..30 {
         let url = format!("http://{}{CAMPAIGNS}", gw.addr);
@@ -710,15 +716,7 @@ async fn worker_connections(admin: std::net::SocketAddr, workers: usize) -> Vec<
 #[tokio::test]
 async fn a_burst_of_connections_is_spread_over_the_workers() {
     use tokio::io::AsyncWriteExt;
-    let upstream = Upstream::start().await;
-    let dir = TempDir::new();
-    dir.write("tokens.yaml", &tokens_yaml());
-    let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream.addr, ""));
-    let config = scopegate::config::load(&cfg).unwrap();
-    let shared = scopegate::build_shared(config);
-    let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = scopegate::start_workers(shared, main, admin, 2).unwrap();
+    let (upstream, _dir, gw) = workers_gateway(2).await;
     let request = format!(
         "GET {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n",
         basic(&READER)
