@@ -14,10 +14,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
-
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::Settings;
 use crate::gateway::balance::{Balancer, Handoff, OpenConnection, WorkerSeat};
