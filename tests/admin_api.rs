@@ -513,13 +513,7 @@ async fn bad_input_gives_422_with_the_clis_message_and_nothing_changes() {
 
 /// The writer's `scopes:` line in the tokens file.
 fn writer_scopes(h: &Harness) -> String {
-    let text = std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap();
-    let writer = &text[text.find("name: writer").unwrap()..];
-    let line = writer
-        .lines()
-        .find(|l| l.trim_start().starts_with("scopes:"))
-        .unwrap_or_else(|| panic!("no scopes line:\n{text}"));
-    line.trim().to_owned()
+    writer_scopes_line(&std::fs::read_to_string(h.dir.path("tokens.yaml")).unwrap())
 }
 
 /// `PATCH` with `scopes` replaces the list but keeps, for each API still in it, the

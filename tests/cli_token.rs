@@ -756,13 +756,7 @@ const WRITER_SCOPES_LIMITED: &str = "          - {api: campaigns, methods: [GET,
 fn writer_scopes(cfg: &Path, path: &Path) -> String {
     let c = check(cfg);
     assert!(c.ok(), "{}", c.stderr);
-    let text = read(path);
-    let writer = &text[text.find("name: writer").unwrap()..];
-    let line = writer
-        .lines()
-        .find(|l| l.trim_start().starts_with("scopes:"))
-        .unwrap_or_else(|| panic!("no scopes line:\n{text}"));
-    line.trim().to_owned()
+    writer_scopes_line(&read(path))
 }
 
 /// Every `token update` that rewrites the scope list keeps the `rate_limit` and `quota`

@@ -119,6 +119,18 @@ pub async fn metrics_at(admin: SocketAddr) -> String {
     get(&format!("http://{admin}/metrics"), None).await.text()
 }
 
+/// The `scopes:` line of the writer token (`name: writer`) in a tokens file's text, trimmed:
+/// what the scope-list rewrites are checked against, through the CLI and the admin API.
+#[track_caller]
+pub fn writer_scopes_line(tokens_text: &str) -> String {
+    let writer = &tokens_text[tokens_text.find("name: writer").unwrap()..];
+    let line = writer
+        .lines()
+        .find(|l| l.trim_start().starts_with("scopes:"))
+        .unwrap_or_else(|| panic!("no scopes line:\n{tokens_text}"));
+    line.trim().to_owned()
+}
+
 /// A port that was free a moment ago (the built binary needs fixed ports in its config).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
