@@ -2,6 +2,7 @@
 //! `scopes:` lists, and the commands that apply them.
 
 use super::*;
+use crate::config::yamlsrc::flow_map;
 use crate::domain::settings::ScopeLimits;
 use crate::gateway::manage::ops::render_rate;
 
@@ -99,11 +100,10 @@ impl ScopeOut {
         if let Some(quota) = limits.quota {
             self.own_fields.push((
                 "quota",
-                format!(
-                    "{{requests: {}, per: {}}}",
-                    quota.requests,
-                    quota.per.as_str()
-                ),
+                flow_map(&[
+                    ("requests", quota.requests.to_string().as_str()),
+                    ("per", quota.per.as_str()),
+                ]),
             ));
         }
         self
