@@ -9,7 +9,8 @@ use std::process::Command;
 
 use support::process::{wait_generation, Proc};
 use support::{
-    basic, basic_raw, free_port, gateway_yaml, send, tokens_yaml, TempDir, Upstream, READER,
+    basic, basic_raw, free_port, gateway_yaml, send, tokens_yaml, RefusingAddr, TempDir, Upstream,
+    READER,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_scopegate");
@@ -478,9 +479,8 @@ async fn text_access_log_has_the_fields_and_no_colour() {
 /// a 502 names the upstream address and the cause in our words.
 #[tokio::test]
 async fn json_log_lines_and_a_502_that_says_why() {
-    // An upstream address nothing listens on.
-    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (mut p, listen, admin, dir) = start_serve(dead, "", &["--log-format", "json"], &[]);
+    let dead = RefusingAddr::new();
+    let (mut p, listen, admin, dir) = start_serve(dead.addr, "", &["--log-format", "json"], &[]);
     p.wait_ready(&admin).await;
     let r = send(
         "GET",
@@ -516,7 +516,7 @@ async fn json_log_lines_and_a_502_that_says_why() {
     assert_eq!(access["status"], 502);
     assert!(access["duration_us"].is_u64(), "{access}");
     assert!(access["response_bytes"].is_u64(), "{access}");
-    assert_eq!(access["upstream"], dead.to_string());
+    assert_eq!(access["upstream"], dead.addr.to_string());
     assert_eq!(
         access["client"].as_str().unwrap().split(':').next(),
         Some("127.0.0.1")
@@ -526,7 +526,7 @@ async fn json_log_lines_and_a_502_that_says_why() {
         .find(|l| l["target"] == "scopegate::upstream")
         .expect("an upstream line");
     let message = upstream_line["message"].as_str().unwrap();
-    assert!(message.contains(&dead.to_string()), "{message}");
+    assert!(message.contains(&dead.addr.to_string()), "{message}");
     assert!(message.contains("connection refused"), "{message}");
     assert!(!message.contains("client error"), "{message}");
     let reload = lines

@@ -770,7 +770,8 @@ fn audit_prometheus_unreachable_is_an_error() {
         &gateway_yaml("127.0.0.1:1".parse().unwrap(), ""),
     );
     h.write("tokens.yaml", &tokens_yaml());
-    let port = free_port();
+    let refusing = RefusingAddr::new();
+    let port = refusing.addr.port();
     let started = Instant::now();
     let (code, _, stderr) =
         cli::audit(&cfg, &["--prometheus", &format!("http://127.0.0.1:{port}")]);

@@ -521,12 +521,8 @@ async fn refused_request_with_large_body_says_connection_close() {
 
 #[tokio::test]
 async fn upstream_unreachable_is_502() {
-    // Bind then drop a listener: the port is (very likely) closed afterwards.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let (gw, _dir) = gateway_for(closed, "").await;
+    let refusing = RefusingAddr::new();
+    let (gw, _dir) = gateway_for(refusing.addr, "").await;
     let reply = get(&format!("http://{}{CAMPAIGNS}", gw.addr), Some(&READER)).await;
     assert_eq!(reply.status, 502);
     assert_eq!(

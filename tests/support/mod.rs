@@ -131,6 +131,26 @@ pub fn writer_scopes_line(tokens_text: &str) -> String {
     line.trim().to_owned()
 }
 
+/// An address where a connection is refused for as long as this value lives: a socket
+/// bound to a port but never listening. Unlike a port that was free a moment ago, no other
+/// test running in parallel can start a server on it meanwhile.
+pub struct RefusingAddr {
+    _bound: tokio::net::TcpSocket,
+    pub addr: std::net::SocketAddr,
+}
+
+impl RefusingAddr {
+    pub fn new() -> RefusingAddr {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        RefusingAddr {
+            _bound: socket,
+            addr,
+        }
+    }
+}
+
 /// A port that was free a moment ago (the built binary needs fixed ports in its config).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
