@@ -13,6 +13,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
+use crate::gateway::h1_client::ResponseBody;
+
 /// Why a forwarded body stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -22,6 +24,10 @@ pub enum BodyError {
     Deadline,
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    /// The owned upstream connection's response body failed (boxed: the client's error
+    /// holds a `BodyError` of its own for the request body).
+    #[error("upstream response body")]
+    Upstream(#[source] Box<crate::gateway::h1_client::Error>),
 }
 
 impl BodyError {
@@ -106,18 +112,57 @@ impl Body for RequestBody {
     }
 }
 
+/// An upstream's response body: from hyper's pooled client, or from the client
+/// connection's own upstream connection (`h1_client`).
+#[derive(Debug)]
+pub enum UpstreamBody {
+    Pooled(Incoming),
+    Owned(ResponseBody),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            UpstreamBody::Pooled(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::from),
+            UpstreamBody::Owned(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|e| BodyError::Upstream(Box::new(e))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Pooled(body) => body.is_end_stream(),
+            UpstreamBody::Owned(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Pooled(body) => body.size_hint(),
+            UpstreamBody::Owned(body) => body.size_hint(),
+        }
+    }
+}
+
 pin_project! {
     /// What the gateway sends back to a client.
     #[project = GatewayBodyProj]
     pub enum GatewayBody {
-        Upstream { #[pin] body: Incoming },
-        UpstreamWithDeadline { #[pin] body: Incoming, #[pin] deadline: tokio::time::Sleep },
+        Upstream { #[pin] body: UpstreamBody },
+        UpstreamWithDeadline { #[pin] body: UpstreamBody, #[pin] deadline: tokio::time::Sleep },
         Synthetic { #[pin] body: Full<Bytes> },
     }
 }
 
 impl GatewayBody {
-    pub fn upstream(body: Incoming, deadline: Option<Duration>) -> GatewayBody {
+    pub fn upstream(body: UpstreamBody, deadline: Option<Duration>) -> GatewayBody {
         match deadline {
             None => GatewayBody::Upstream { body },
             Some(d) => GatewayBody::UpstreamWithDeadline {
@@ -143,14 +188,14 @@ impl Body for GatewayBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
-            GatewayBodyProj::Upstream { body } => body.poll_frame(cx).map_err(BodyError::from),
+            GatewayBodyProj::Upstream { body } => body.poll_frame(cx),
             GatewayBodyProj::UpstreamWithDeadline { body, deadline } => {
                 // A stream past its deadline is aborted, so the client sees an incomplete
                 // response rather than one that looks whole.
                 if std::future::Future::poll(deadline, cx).is_ready() {
                     return Poll::Ready(Some(Err(BodyError::Deadline)));
                 }
-                body.poll_frame(cx).map_err(BodyError::from)
+                body.poll_frame(cx)
             }
             GatewayBodyProj::Synthetic { body } => {
                 body.poll_frame(cx).map_err(|never| match never {})

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod console;
 pub mod forward;
 pub mod framing;
+pub mod h1_client;
 pub mod logging;
 pub mod manage;
 pub mod metrics;

@@ -20,7 +20,7 @@ use crate::domain::model::{method_index, method_label};
 use crate::domain::ratelimit::{self, RateOutcome, TokenLimiter};
 use crate::domain::settings::Settings;
 use crate::gateway::access_log::{AccessRecord, Logged};
-use crate::gateway::body::{BodyError, RequestBody};
+use crate::gateway::body::{BodyError, RequestBody, UpstreamBody};
 use crate::gateway::clock::unix_now;
 use crate::gateway::forward::{self, Identity};
 use crate::gateway::metrics::{DecisionLabel, NO_API};
@@ -569,7 +569,7 @@ async fn forward<'p>(
     let deadline = tokio::time::Instant::from_std(sent) + upstream.response_timeout;
     // Each route's future is boxed, so this future holds one pointer where the exchange's
     // state (kilobytes) would be. `None`: no response head in time.
-    let result: Option<Result<Response<Incoming>, ExchangeFailure>> = match route {
+    let result: Option<Result<Response<UpstreamBody>, ExchangeFailure>> = match route {
         forward::Route::Owned => {
             let conn = ctx.conn;
             Box::pin(conn.upstream.send_by(
@@ -579,7 +579,10 @@ async fn forward<'p>(
                 req,
             ))
             .await
-            .map(|r| r.map_err(ExchangeFailure::from))
+            .map(|r| {
+                r.map(|resp| resp.map(UpstreamBody::Owned))
+                    .map_err(ExchangeFailure::from)
+            })
         }
         forward::Route::Pooled => {
             let Some(client) = shared.client_for(upstream) else {
@@ -596,7 +599,10 @@ async fn forward<'p>(
             Box::pin(tokio::time::timeout_at(deadline, response))
                 .await
                 .ok()
-                .map(|r| r.map_err(ExchangeFailure::from))
+                .map(|r| {
+                    r.map(|resp| resp.map(UpstreamBody::Pooled))
+                        .map_err(ExchangeFailure::from)
+                })
         }
     };
     // One clock read for both durations.

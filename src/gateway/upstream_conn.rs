@@ -9,10 +9,8 @@
 //! none of that. HTTP/2 clients (many streams at once), TLS upstreams and WebSocket
 //! upgrades keep using the pooled client (`forward::client`).
 //!
-//! The upstream connection runs in a task of its own on the client connection's worker.
-//! (Driving it from the client connection's task instead, polled around the client
-//! connection, was measured: it cost ~7 % more CPU per request, from the extra polls of
-//! both connections on every wake-up; see BENCHMARKS.md.)
+//! The exchange itself is `h1_client`'s, driven from the request's own task (hyper's
+//! client connection ran in a task of its own, reached over channels).
 //!
 //! Nothing is ever re-sent: a request goes out on a connection that reported itself ready,
 //! and a failure after that is the client's 502, exactly as with the pool (which runs with
@@ -24,13 +22,11 @@ use std::time::Duration;
 
 use http::uri::Authority;
 use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::gateway::body::RequestBody;
+use crate::gateway::h1_client::{self, Connection, Parking, ResponseBody};
 
 /// Why an exchange over an owned connection failed. The messages follow the pooled
 /// client's, so `upstream_error::describe` reads both alike.
@@ -41,28 +37,22 @@ pub enum ExchangeError {
     Resolve(#[source] std::io::Error),
     #[error("connect error")]
     Connect(#[source] std::io::Error),
-    #[error("connection handshake failed")]
-    Handshake(#[source] hyper::Error),
     #[error("request failed")]
-    Exchange(#[source] hyper::Error),
+    Exchange(#[source] h1_client::Error),
 }
 
 /// The upstream connection of one client connection, if it has one.
 #[derive(Default)]
 pub struct OwnedUpstream {
-    /// Taken while a request uses it and put back when its response head arrived: the
-    /// requests of an HTTP/1.1 connection never overlap, so the lock is never contended.
-    held: Mutex<Option<Held>>,
+    /// Taken while a request uses it and put back by the response body once read to its
+    /// end: the requests of an HTTP/1.1 connection never overlap, so the lock is never
+    /// contended.
+    idle: Parking,
     /// The response deadline, one timer for all the connection's requests. A fresh timer
     /// per request is registered in and removed from the runtime's timer wheel each time;
     /// moving this one's deadline later is one atomic update, and it fires (once) only
     /// when the deadline really passes.
     deadline: Mutex<Option<Pin<Box<Sleep>>>>,
-}
-
-struct Held {
-    authority: Authority,
-    sender: SendRequest<RequestBody>,
 }
 
 impl std::fmt::Debug for OwnedUpstream {
@@ -80,7 +70,7 @@ impl OwnedUpstream {
         authority: &Authority,
         connect_timeout: Duration,
         req: Request<RequestBody>,
-    ) -> Option<Result<Response<Incoming>, ExchangeError>> {
+    ) -> Option<Result<Response<ResponseBody>, ExchangeError>> {
         let mut timer = match self.deadline.lock().ok().and_then(|mut t| t.take()) {
             Some(mut timer) => {
                 timer.as_mut().reset(deadline);
@@ -107,60 +97,33 @@ impl OwnedUpstream {
         authority: &Authority,
         connect_timeout: Duration,
         req: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, ExchangeError> {
-        let mut held = self
-            .held
+    ) -> Result<Response<ResponseBody>, ExchangeError> {
+        let idle = self
+            .idle
             .lock()
             .ok()
-            .and_then(|mut h| h.take())
-            .filter(|h| h.authority == *authority);
-        // Ready means idle and open: the previous response was read to its end.
-        if let Some(h) = held.as_mut() {
-            if h.sender.ready().await.is_err() {
-                held = None;
-            }
-        }
-        let mut sender = match held {
-            Some(h) => h.sender,
-            // Boxed: the connect path (resolve, connect, handshake) is rare and large; unboxed,
-            // every request's future would carry its state.
+            .and_then(|mut c| c.take())
+            .filter(|c| c.authority() == authority && c.is_usable());
+        let conn = match idle {
+            Some(conn) => conn,
+            // Boxed: the connect path (resolve, connect) is rare; unboxed, every request's
+            // future would carry its state.
             None => Box::pin(connect(authority, connect_timeout)).await?,
         };
-        let result = sender.send_request(req).await;
-        if !sender.is_closed() {
-            if let Ok(mut slot) = self.held.lock() {
-                *slot = Some(Held {
-                    authority: authority.clone(),
-                    sender,
-                });
-            }
-        }
-        result.map_err(ExchangeError::Exchange)
+        h1_client::exchange(conn, req, &self.idle)
+            .await
+            .map_err(ExchangeError::Exchange)
     }
 }
 
 /// Resolves `authority` and connects to the first address that answers, all within
-/// `timeout`, then runs the HTTP/1.1 handshake and runs the connection in a task of the
-/// calling worker (the client connection's) until it closes.
-async fn connect(
-    authority: &Authority,
-    timeout: Duration,
-) -> Result<SendRequest<RequestBody>, ExchangeError> {
+/// `timeout`.
+async fn connect(authority: &Authority, timeout: Duration) -> Result<Connection, ExchangeError> {
     let stream = tokio::time::timeout(timeout, open(authority))
         .await
         .map_err(|_| ExchangeError::Connect(std::io::ErrorKind::TimedOut.into()))??;
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .writev(false)
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(ExchangeError::Handshake)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+    Ok(Connection::new(authority.clone(), stream))
 }
 
 async fn open(authority: &Authority) -> Result<TcpStream, ExchangeError> {

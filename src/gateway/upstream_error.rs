@@ -9,6 +9,7 @@ pub fn describe(error: &(dyn StdError + 'static)) -> String {
     let mut io_kind = None;
     let mut hyper_error: Option<&hyper::Error> = None;
     let mut tls: Option<&rustls::Error> = None;
+    let mut owned: Option<&crate::gateway::h1_client::Error> = None;
     let mut innermost = error.to_string();
     let mut cur: Option<&(dyn StdError + 'static)> = Some(error);
     let mut dns = false;
@@ -21,6 +22,9 @@ pub fn describe(error: &(dyn StdError + 'static)) -> String {
         }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             hyper_error.get_or_insert(h);
+        }
+        if let Some(o) = e.downcast_ref::<crate::gateway::h1_client::Error>() {
+            owned.get_or_insert(o);
         }
         if let Some(t) = e.downcast_ref::<rustls::Error>() {
             tls.get_or_insert(t);
@@ -58,6 +62,22 @@ pub fn describe(error: &(dyn StdError + 'static)) -> String {
             return text.to_owned();
         }
     }
+    if let Some(o) = owned {
+        use crate::gateway::h1_client::Error as Owned;
+        match o {
+            Owned::ClosedBeforeHead | Owned::ClosedInBody => {
+                return "the upstream closed the connection before sending a complete response"
+                    .to_owned();
+            }
+            Owned::InvalidHead(what) | Owned::InvalidBody(what) => {
+                return format!("the upstream's response is not valid HTTP ({what})");
+            }
+            Owned::HeadTooLarge => {
+                return format!("the upstream's response head is too large ({o})");
+            }
+            Owned::Io(_) | Owned::RequestBody(_) => {}
+        }
+    }
     if let Some(h) = hyper_error {
         if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
             return "the upstream closed the connection before sending a complete response"
@@ -85,5 +105,25 @@ mod tests {
         assert!(describe(&timeout).contains("timed out"));
         let other = std::io::Error::other("strange");
         assert_eq!(describe(&other), "upstream exchange failed: strange");
+    }
+
+    #[test]
+    fn names_the_cause_of_an_owned_connection_error() {
+        use crate::gateway::h1_client::Error as Owned;
+        use crate::gateway::upstream_conn::ExchangeError;
+        let closed = ExchangeError::Exchange(Owned::ClosedBeforeHead);
+        assert_eq!(
+            describe(&closed),
+            "the upstream closed the connection before sending a complete response"
+        );
+        let invalid = ExchangeError::Exchange(Owned::InvalidHead("invalid Content-Length"));
+        assert_eq!(
+            describe(&invalid),
+            "the upstream's response is not valid HTTP (invalid Content-Length)"
+        );
+        let large = ExchangeError::Exchange(Owned::HeadTooLarge);
+        assert!(describe(&large).starts_with("the upstream's response head is too large"));
+        let reset = ExchangeError::Exchange(Owned::Io(ErrorKind::ConnectionReset.into()));
+        assert_eq!(describe(&reset), "the upstream reset the connection");
     }
 }

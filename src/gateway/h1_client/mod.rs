@@ -1,0 +1,131 @@
+//! The HTTP/1.1 client of the owned upstream connections (`upstream_conn`), driven from the
+//! request's own task.
+//!
+//! Why not hyper's client connection here: it runs each connection in a task of its own
+//! and hands every request over a channel to it, and the response head back over another;
+//! that hop (a task wake-up, two channels, a dispatcher state machine) was a third of the
+//! gateway's own work per request (BENCHMARKS.md, round 5). Here the request's task
+//! writes the request and reads the response head itself, and the response body reads
+//! the socket when the client side polls it, in the same task again.
+//!
+//! What it speaks is what hyper's client spoke on these connections, kept byte for byte:
+//! the same request line and field order, the same body framing rules, the same limits on
+//! the response head and on chunked framing. `tests/upstream_responses.rs` pins the
+//! client-visible behaviour down.
+
+mod body;
+mod chunked;
+mod request;
+mod response;
+
+use std::sync::{Arc, Mutex};
+
+use bytes::{Buf, BytesMut};
+use http::uri::Authority;
+use http::{Method, Request, Response};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::gateway::body::{BodyError, RequestBody};
+
+pub use body::ResponseBody;
+
+/// Why an exchange or a response body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("connection error")]
+    Io(#[source] std::io::Error),
+    /// The upstream closed the connection before a whole response head.
+    #[error("the upstream closed the connection before a complete response head")]
+    ClosedBeforeHead,
+    /// The upstream closed the connection inside a body with a stated end.
+    #[error("the upstream closed the connection inside the response body")]
+    ClosedInBody,
+    #[error("invalid response head: {0}")]
+    InvalidHead(&'static str),
+    #[error("response head over {} bytes or 100 fields", response::MAX_HEAD_BYTES)]
+    HeadTooLarge,
+    #[error("invalid chunked body: {0}")]
+    InvalidBody(&'static str),
+    /// The client's request body failed (too large, or the client went away).
+    #[error("request body")]
+    RequestBody(#[source] BodyError),
+}
+
+/// An open connection to an upstream, idle or in use by one exchange.
+#[derive(Debug)]
+pub struct Connection {
+    authority: Authority,
+    stream: TcpStream,
+    /// Bytes read from the upstream and not yet consumed.
+    buf: BytesMut,
+}
+
+/// Where an idle connection waits for the next request of its client connection. The
+/// response body of an exchange puts its connection back here when it was read to its end
+/// and the upstream keeps the connection open.
+pub type Parking = Arc<Mutex<Option<Connection>>>;
+
+impl Connection {
+    /// A connection over `stream`, which is connected to `authority`.
+    pub fn new(authority: Authority, stream: TcpStream) -> Connection {
+        Connection {
+            authority,
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// Whether an idle connection may carry a request: the upstream has neither closed it
+    /// nor sent anything unasked. Costs no system call unless the socket became readable.
+    pub fn is_usable(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Puts the connection in `parking` when it may carry another request.
+    fn park_if(self, keep_alive: bool, parking: &Parking) {
+        // Bytes after the end of a response were never asked for: the connection is
+        // out of step with the upstream, and is closed.
+        if keep_alive && self.buf.is_empty() {
+            if let Ok(mut slot) = parking.lock() {
+                *slot = Some(self);
+            }
+        }
+    }
+}
+
+/// Sends `req` (origin-form target, `Host` set) over `conn` and reads the response head.
+/// The response's body reads the rest, then parks the connection in `parking` if it can be
+/// used again. Nothing is re-sent on failure: the connection is then dropped (closed).
+pub async fn exchange(
+    mut conn: Connection,
+    req: Request<RequestBody>,
+    parking: &Parking,
+) -> Result<Response<ResponseBody>, Error> {
+    let head_request = req.method() == Method::HEAD;
+    request::send(&mut conn.stream, req).await?;
+    loop {
+        match response::parse(&mut conn.buf, head_request)? {
+            response::Parsed::Final(head) => {
+                let body = ResponseBody::new(conn, head.framing, head.keep_alive, parking);
+                return Ok(head.response.map(|()| body));
+            }
+            response::Parsed::Interim(len) => {
+                conn.buf.advance(len);
+                continue;
+            }
+            response::Parsed::Partial => {}
+        }
+        conn.buf.reserve(8 * 1024);
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) => return Err(Error::ClosedBeforeHead),
+            Ok(_) => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+}

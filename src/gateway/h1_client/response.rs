@@ -1,0 +1,211 @@
+//! Reading an upstream's response head: the status line and fields, how its body is
+//! framed (RFC 9112 §6.3), and whether the connection may carry another request.
+//!
+//! The rules are hyper's client's, which this replaced on the owned connections, with one
+//! stricter step: a `Content-Length` beside a `Transfer-Encoding` is removed (RFC 9112
+//! §6.3 ¶3), so the client never gets a length that disagrees with the body it receives,
+//! and such a connection is not used again.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode, Version};
+
+use super::Error;
+
+/// The largest response head read (hyper's default read buffer limit).
+pub const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
+/// Header fields in a response head, at most (hyper's default).
+const MAX_FIELDS: usize = 100;
+
+/// How the body after a head is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// This many bytes (0: no body at all).
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
+    /// Everything until the upstream closes the connection.
+    UntilClose,
+}
+
+/// A final response head.
+#[derive(Debug)]
+pub struct Head {
+    pub response: Response<()>,
+    pub framing: Framing,
+    /// Whether the connection may carry another request once the body is read.
+    pub keep_alive: bool,
+}
+
+/// What the front of the read buffer holds.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// An interim (1xx) response of this many bytes, to skip.
+    Interim(usize),
+    /// The final response head, taken off the buffer.
+    Final(Head),
+}
+
+/// Parses the response head at the front of `buf`, taking a final head off it. `head_request`:
+/// the request was `HEAD`, so the response has no body whatever its fields say.
+pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, Error> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+            return Err(Error::HeadTooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
+        Err(e) => return Err(Error::InvalidHead(syntax_error(e))),
+    };
+    let code = parsed.code.unwrap_or_default();
+    let status = StatusCode::from_u16(code).map_err(|_| Error::InvalidHead("invalid status"))?;
+    if matches!(code, 100 | 102..=199) {
+        return Ok(Parsed::Interim(len));
+    }
+    let version = match parsed.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    let reason = parsed.reason.unwrap_or_default();
+    let reason = (Some(reason) != status.canonical_reason())
+        .then(|| hyper::ext::ReasonPhrase::try_from(reason.as_bytes()).ok())
+        .flatten();
+    // Offsets into the head, so the values can share the head's bytes once it is taken off.
+    let base = buf.as_ptr() as usize;
+    let offsets: Vec<(usize, usize, usize, usize)> = parsed
+        .headers
+        .iter()
+        .map(|f| {
+            let name = f.name.as_ptr() as usize - base;
+            let value = f.value.as_ptr() as usize - base;
+            (name, name + f.name.len(), value, value + f.value.len())
+        })
+        .collect();
+    let head_bytes: Bytes = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(offsets.len());
+    let mut keep_alive = version == Version::HTTP_11;
+    let mut saw_close = false;
+    for (name_start, name_end, value_start, value_end) in offsets {
+        let name = HeaderName::from_bytes(&head_bytes[name_start..name_end])
+            .map_err(|_| Error::InvalidHead("invalid field name"))?;
+        let value = HeaderValue::from_maybe_shared(head_bytes.slice(value_start..value_end))
+            .map_err(|_| Error::InvalidHead("invalid field value"))?;
+        if name == header::CONNECTION {
+            // Once any `Connection` field asks to close, a later `keep-alive` cannot undo it.
+            if saw_close || has_token(&value, "close") {
+                saw_close = true;
+                keep_alive = false;
+            } else if !keep_alive {
+                keep_alive = has_token(&value, "keep-alive");
+            }
+        }
+        headers.append(name, value);
+    }
+    let framing = framing(status, version, head_request, &mut headers, &mut keep_alive)?;
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    if let Some(reason) = reason {
+        response.extensions_mut().insert(reason);
+    }
+    Ok(Parsed::Final(Head {
+        response,
+        framing,
+        keep_alive,
+    }))
+}
+
+/// The body's framing, RFC 9112 §6.3 in order.
+fn framing(
+    status: StatusCode,
+    version: Version,
+    head_request: bool,
+    headers: &mut HeaderMap,
+    keep_alive: &mut bool,
+) -> Result<Framing, Error> {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        // The connection is the upgrade's now (and the owned route never asks for one).
+        *keep_alive = false;
+        return Ok(Framing::Length(0));
+    }
+    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Length(0));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(Error::InvalidHead(
+                "Transfer-Encoding in an HTTP/1.0 response",
+            ));
+        }
+        if headers.remove(header::CONTENT_LENGTH).is_some() {
+            *keep_alive = false;
+        }
+        let chunked_last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
+        if chunked_last {
+            return Ok(Framing::Chunked);
+        }
+        *keep_alive = false;
+        return Ok(Framing::UntilClose);
+    }
+    if headers.contains_key(header::CONTENT_LENGTH) {
+        return match content_length(headers) {
+            Some(len) => Ok(Framing::Length(len)),
+            None => Err(Error::InvalidHead("invalid Content-Length")),
+        };
+    }
+    *keep_alive = false;
+    Ok(Framing::UntilClose)
+}
+
+/// The one length every `Content-Length` field and list element states, if they agree and
+/// each is plain digits.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for element in value.to_str().ok()?.split(',') {
+            let element = element.trim();
+            if element.is_empty() || !element.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let n: u64 = element.parse().ok()?;
+            if *length.get_or_insert(n) != n {
+                return None;
+            }
+        }
+    }
+    length
+}
+
+/// What is wrong with a head httparse refused, in a few words.
+fn syntax_error(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid field name",
+        httparse::Error::HeaderValue => "invalid field value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status line",
+        httparse::Error::Version => "not an HTTP/1.x response",
+        _ => "invalid response head",
+    }
+}
+
+/// Whether a comma-separated field value lists `token` (case-insensitively).
+fn has_token(value: &HeaderValue, token: &str) -> bool {
+    value
+        .to_str()
+        .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+#[cfg(test)]
+mod tests;
