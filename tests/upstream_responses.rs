@@ -123,7 +123,8 @@ impl Conn {
                         c.complete = true;
                         return c;
                     }
-                    c.trailers.push(String::from_utf8_lossy(&line).trim_end().to_owned());
+                    c.trailers
+                        .push(String::from_utf8_lossy(&line).trim_end().to_owned());
                 }
             }
             let data = self.take(size + 2).await;
@@ -183,16 +184,6 @@ struct Seen {
     body: Vec<u8>,
     /// Whether the body's framing ended before the connection did.
     complete: bool,
-}
-
-impl Seen {
-    fn values(&self, name: &str) -> Vec<String> {
-        values(&fields(self.head.as_bytes()), name)
-    }
-
-    fn request_line(&self) -> &str {
-        self.head.split("\r\n").next().unwrap_or("")
-    }
 }
 
 /// What the upstream does with a request: the bytes it writes, then whether it closes.
@@ -369,7 +360,8 @@ async fn serve(mut conn: Conn, connection: usize, record: Arc<watch::Sender<Vec<
         };
         let mut slots = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut slots);
-        req.parse(&head).expect("the gateway sent a valid request head");
+        req.parse(&head)
+            .expect("the gateway sent a valid request head");
         let method = req.method.unwrap_or("").to_owned();
         let target = req.path.unwrap_or("").to_owned();
         let head = String::from_utf8_lossy(&head).into_owned();
@@ -416,7 +408,6 @@ async fn serve(mut conn: Conn, connection: usize, record: Arc<watch::Sender<Vec<
 struct Got {
     /// The head as received, blank line included.
     head: String,
-    status: u16,
     body: Vec<u8>,
     /// How the gateway framed the body: `none`, `length`, `chunked` or `close`.
     framing: &'static str,
@@ -479,7 +470,8 @@ impl Client {
         let raw = self.conn.head().await?;
         let mut slots = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut slots);
-        resp.parse(&raw).expect("the gateway sent a valid response head");
+        resp.parse(&raw)
+            .expect("the gateway sent a valid response head");
         let status = resp.code.expect("a status code");
         let head = String::from_utf8_lossy(&raw).into_owned();
         let f = fields(&raw);
@@ -491,7 +483,6 @@ impl Client {
             .map(|v| v.parse::<usize>().expect("a numeric Content-Length"));
         let mut got = Got {
             head,
-            status,
             body: Vec::new(),
             framing: "none",
             complete: true,
@@ -539,10 +530,12 @@ fn request(who: &Fixture, method: &str, path: &str, fields: &str, body: &[u8]) -
     r
 }
 
-async fn gateway(upstream: &ScriptedUpstream, extra: &str) -> (scopegate::Running, support::TempDir) {
+async fn gateway(
+    upstream: &ScriptedUpstream,
+    extra: &str,
+) -> (scopegate::Running, support::TempDir) {
     support::gateway_for(upstream.addr, extra).await
 }
-
 
 /// `[(name, value)]` as owned strings, to compare with [`Got::fields`].
 fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -566,10 +559,17 @@ fn assert_hello_world(got: Option<Got>) {
 #[track_caller]
 fn assert_bad_gateway(got: Option<Got>, case: &str) {
     let got = got.unwrap_or_else(|| panic!("{case}: no response"));
-    assert_eq!(got.status_line(), "HTTP/1.1 502 Bad Gateway", "{case}: {got:?}");
+    assert_eq!(
+        got.status_line(),
+        "HTTP/1.1 502 Bad Gateway",
+        "{case}: {got:?}"
+    );
     assert_eq!(
         got.fields(),
-        owned(&[("content-type", "application/json"), ("content-length", "47")]),
+        owned(&[
+            ("content-type", "application/json"),
+            ("content-length", "47")
+        ]),
         "{case}"
     );
     assert_eq!(got.body, BAD_GATEWAY, "{case}");
@@ -652,14 +652,20 @@ async fn a_head_response_has_its_content_length_and_no_body() {
     let (gw, _dir) = gateway(&upstream, "").await;
     let mut client = Client::connect(gw.addr).await;
     let path = format!("{CAMPAIGNS}/head");
-    let got = client.exchange(&READER, "HEAD", &path).await.expect("a response");
+    let got = client
+        .exchange(&READER, "HEAD", &path)
+        .await
+        .expect("a response");
     assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
     assert_eq!(got.fields(), owned(&[("content-length", "10")]));
     // No body byte follows the head: the next bytes on the connection are the next
     // response's status line.
     assert!(client.conn.buf.is_empty(), "{:?}", client.conn.buf);
     assert_hello_world(client.get("length").await);
-    let got = client.exchange(&READER, "HEAD", &path).await.expect("a response");
+    let got = client
+        .exchange(&READER, "HEAD", &path)
+        .await
+        .expect("a response");
     assert_eq!(got.fields(), owned(&[("content-length", "10")]));
     assert_hello_world(client.get("length").await);
     assert_eq!(upstream.by_connection(), [1, 1, 1, 1]);
@@ -927,7 +933,13 @@ async fn an_empty_post_keeps_its_zero_length_and_a_get_gets_no_framing() {
     let mut client = Client::connect(gw.addr).await;
     let path = format!("{CAMPAIGNS}/echo");
     client
-        .send(&request(&WRITER, "POST", &path, "content-length: 0\r\n", b""))
+        .send(&request(
+            &WRITER,
+            "POST",
+            &path,
+            "content-length: 0\r\n",
+            b"",
+        ))
         .await;
     assert_ok(client.response(false).await);
     client.send(&request(&WRITER, "GET", &path, "", b"")).await;
@@ -1013,7 +1025,10 @@ async fn a_chunked_request_body_over_the_limit_is_a_413_and_cut_off_upstream() {
         seen[0].head,
         forwarded_head(&upstream, "POST", "", "transfer-encoding: chunked\r\n")
     );
-    assert_eq!(String::from_utf8_lossy(&seen[0].raw_body), "A\r\n0123456789\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&seen[0].raw_body),
+        "A\r\n0123456789\r\n"
+    );
     assert!(!seen[0].complete);
     assert_eq!(upstream.connections(), 1);
 }
