@@ -1032,3 +1032,41 @@ async fn a_chunked_request_body_over_the_limit_is_a_413_and_cut_off_upstream() {
     assert!(!seen[0].complete);
     assert_eq!(upstream.connections(), 1);
 }
+
+#[tokio::test]
+async fn a_mebibyte_request_body_reaches_the_upstream_exactly() {
+    let upstream = ScriptedUpstream::start().await;
+    let (gw, _dir) = gateway(&upstream, "").await;
+    let mut client = Client::connect(gw.addr).await;
+    let path = format!("{CAMPAIGNS}/echo");
+    let body = mebibyte();
+    let by_length = request(&WRITER, "POST", &path, "content-length: 1048576\r\n", &body);
+    client.send(&by_length).await;
+    assert_ok(client.response(false).await);
+    let chunked = request(
+        &WRITER,
+        "POST",
+        &path,
+        "transfer-encoding: chunked\r\n",
+        &chunked_framing(&body),
+    );
+    client.send(&chunked).await;
+    assert_ok(client.response(false).await);
+    let seen = upstream.requests(2).await;
+    assert_eq!(
+        seen[0].head,
+        forwarded_head(&upstream, "POST", "content-length: 1048576\r\n", "")
+    );
+    assert_eq!(seen[0].raw_body.len(), body.len());
+    assert!(seen[0].raw_body == body, "the body's bytes differ");
+    // How the chunks are cut depends on how the client's bytes arrived: only the content
+    // is pinned.
+    assert_eq!(
+        seen[1].head,
+        forwarded_head(&upstream, "POST", "", "transfer-encoding: chunked\r\n")
+    );
+    assert!(seen[1].complete);
+    assert_eq!(seen[1].body.len(), body.len());
+    assert!(seen[1].body == body, "the body's bytes differ");
+    assert_eq!(upstream.by_connection(), [1, 1]);
+}
