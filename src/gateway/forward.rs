@@ -315,6 +315,9 @@ fn upstream_target(base_path: &str, canonical_path: &str, query: Option<&str>) -
 /// Cleans an upstream response before it goes back to the client. A `101 Switching
 /// Protocols` keeps its `Upgrade` and says `Connection: upgrade`.
 pub fn clean_response<B>(resp: &mut Response<B>) {
+    // The gateway speaks its own HTTP version to the client, whatever the upstream's
+    // (RFC 9110 §2.5); hyper lowers it for an HTTP/1.0 client.
+    *resp.version_mut() = Version::HTTP_11;
     let upgrade = (resp.status() == http::StatusCode::SWITCHING_PROTOCOLS)
         .then(|| resp.headers().get(header::UPGRADE).cloned())
         .flatten();
