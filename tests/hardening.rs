@@ -19,6 +19,30 @@ fn get_request(who: &Fixture) -> String {
     )
 }
 
+/// Every later head on a kept-alive connection has the same limit as the first: the timer
+/// behind it is recycled from the earlier requests' (`recycled_timer`), never stretched.
+#[tokio::test]
+async fn a_slow_head_after_quick_requests_on_one_connection_is_cut_off() {
+    let h = Harness::start_with("timeouts:\n  header_read: 1s\n", &tokens_yaml()).await;
+    let mut conn = TcpStream::connect(h.addr()).await.unwrap();
+    let request = get_request(&READER);
+    for _ in 0..5 {
+        conn.write_all(request.as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut conn).await.unwrap().status, 200);
+    }
+    let started = Instant::now();
+    conn.write_all(&request.as_bytes()[..12]).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest)).await;
+    let took = started.elapsed();
+    assert!(closed.is_ok(), "the connection stayed open");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "cut off after {took:?}"
+    );
+    assert_eq!(h.upstream.count(), 5);
+}
+
 #[tokio::test]
 async fn slowloris_is_cut_off_while_others_are_served() {
     let h = Harness::start_with("timeouts:\n  header_read: 1s\n", &tokens_yaml()).await;
