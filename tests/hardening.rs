@@ -19,8 +19,8 @@ fn get_request(who: &Fixture) -> String {
     )
 }
 
-/// Every later head on a kept-alive connection has the same limit as the first: the timer
-/// behind it is recycled from the earlier requests' (`recycled_timer`), never stretched.
+/// Every later head on a kept-alive connection has the same limit as the first, however
+/// many requests went before it.
 #[tokio::test]
 async fn a_slow_head_after_quick_requests_on_one_connection_is_cut_off() {
     let h = Harness::start_with("timeouts:\n  header_read: 1s\n", &tokens_yaml()).await;

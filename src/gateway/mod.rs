@@ -21,7 +21,6 @@ pub mod proxy;
 pub mod proxy_protocol;
 pub mod quota;
 pub(crate) mod quota_gate;
-pub mod recycled_timer;
 pub mod redis_limit;
 pub mod refused;
 pub mod reload;

@@ -23,7 +23,6 @@ use crate::gateway::balance::{Balancer, Handoff, OpenConnection, WorkerSeat};
 use crate::gateway::framing::FramingWatch;
 use crate::gateway::proxy::{self, ConnInfo, Shared};
 use crate::gateway::proxy_protocol::{self, Prefixed, ProxyHeaderError};
-use crate::gateway::recycled_timer::RecycledTimer;
 
 /// The HTTP settings every client connection gets. Fixed at start-up: changing them
 /// needs a restart (a reload reports that).
@@ -31,8 +30,7 @@ fn connection_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        // Reuses its sleeps: hyper asks for one per request head (`recycled_timer`).
-        .timer(RecycledTimer::default())
+        .timer(TokioTimer::new())
         // Slowloris: a client must finish its request head within this time.
         .header_read_timeout(settings.timeouts.header_read)
         // hyper answers 431 when the head does not fit this buffer.
