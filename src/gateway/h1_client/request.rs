@@ -19,6 +19,8 @@ use crate::gateway::body::RequestBody;
 
 /// Body bytes gathered before a write; larger data frames are written as they are.
 const GATHER_BYTES: usize = 16 * 1024;
+/// The write buffer kept between a connection's requests, at most (a request head).
+const KEPT_BYTES: usize = 8 * 1024;
 
 /// How the request body goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +60,11 @@ fn framing(method: &Method, headers: &mut HeaderMap, body: &RequestBody) -> Fram
 
 /// The request line and fields, in the map's order.
 fn encode_head(method: &Method, target: &str, headers: &HeaderMap, out: &mut Vec<u8>) {
-    out.reserve(32 + target.len() + headers.len() * 32);
+    let fields: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    out.reserve(method.as_str().len() + target.len() + 13 + fields + 2);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
@@ -72,13 +78,18 @@ fn encode_head(method: &Method, target: &str, headers: &HeaderMap, out: &mut Vec
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes `req` to `stream`. The head and whatever body is already at hand go in one write.
-pub async fn send(stream: &mut TcpStream, req: Request<RequestBody>) -> Result<(), Error> {
+/// Writes `req` to `stream`, through `out` (empty, its capacity kept from the connection's
+/// earlier requests). The head and whatever body is already at hand go in one write.
+pub async fn send(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    req: Request<RequestBody>,
+) -> Result<(), Error> {
     let (mut parts, mut body) = req.into_parts();
     let framing = framing(&parts.method, &mut parts.headers, &body);
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut out = Vec::new();
-    encode_head(&parts.method, target, &parts.headers, &mut out);
+    out.clear();
+    encode_head(&parts.method, target, &parts.headers, out);
     drop(parts);
     if framing != Framing::None {
         loop {
@@ -94,7 +105,7 @@ pub async fn send(stream: &mut TcpStream, req: Request<RequestBody>) -> Result<(
             let frame = match ready {
                 Some(frame) => frame,
                 None => {
-                    write(stream, &mut out).await?;
+                    write(stream, out).await?;
                     body.frame().await
                 }
             };
@@ -107,13 +118,18 @@ pub async fn send(stream: &mut TcpStream, req: Request<RequestBody>) -> Result<(
                     Err(_) => continue,
                 },
             };
-            add_data(stream, &mut out, data, framing).await?;
+            add_data(stream, out, data, framing).await?;
         }
         if framing == Framing::Chunked {
             out.extend_from_slice(b"0\r\n\r\n");
         }
     }
-    write(stream, &mut out).await
+    let sent = write(stream, out).await;
+    // A large body's buffer is not kept for the connection's lifetime.
+    if out.capacity() > KEPT_BYTES {
+        *out = Vec::new();
+    }
+    sent
 }
 
 /// Adds one data frame to the pending bytes, framed; a large one is written at once.
