@@ -50,6 +50,10 @@ pub enum Error {
     /// The client's request body failed (too large, or the client went away).
     #[error("request body")]
     RequestBody(#[source] BodyError),
+    /// The request body went past its `Content-Length`: nothing more is written, and the
+    /// connection is closed rather than left out of step with the upstream.
+    #[error("request body longer than its Content-Length")]
+    RequestBodyTooLong,
 }
 
 /// An open connection to an upstream, idle or in use by one exchange.

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::Error;
-use crate::gateway::body::RequestBody;
+use crate::gateway::body::BodyError;
 
 /// Body bytes gathered before a write; larger data frames are written as they are.
 const GATHER_BYTES: usize = 16 * 1024;
@@ -37,7 +37,7 @@ enum Framing {
 /// is already over sends nothing; a stated `Content-Length` is used; a body of known size
 /// gets one; a body of unknown size is chunked, except on `GET`, `HEAD` and `CONNECT`, which
 /// send none.
-fn framing(method: &Method, headers: &mut HeaderMap, body: &RequestBody) -> Framing {
+fn framing<B: Body>(method: &Method, headers: &mut HeaderMap, body: &B) -> Framing {
     if body.is_end_stream() {
         return Framing::None;
     }
@@ -80,14 +80,23 @@ fn encode_head(method: &Method, target: &str, headers: &HeaderMap, out: &mut Vec
 
 /// Writes `req` to `stream`, through `out` (empty, its capacity kept from the connection's
 /// earlier requests). The head and whatever body is already at hand go in one write.
-pub async fn send(
+pub async fn send<B>(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
-    req: Request<RequestBody>,
-) -> Result<(), Error> {
+    req: Request<B>,
+) -> Result<(), Error>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
     let (mut parts, mut body) = req.into_parts();
     let framing = framing(&parts.method, &mut parts.headers, &body);
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    // What a sized body may still send: never more than its head said, whatever the body
+    // yields (hyper's server already holds the client to it; this holds the upstream side).
+    let mut allowed = match framing {
+        Framing::Length => super::response::content_length(&parts.headers),
+        Framing::None | Framing::Chunked => None,
+    };
     out.clear();
     encode_head(&parts.method, target, &parts.headers, out);
     drop(parts);
@@ -118,6 +127,11 @@ pub async fn send(
                     Err(_) => continue,
                 },
             };
+            if let Some(allowed) = allowed.as_mut() {
+                *allowed = allowed
+                    .checked_sub(data.len() as u64)
+                    .ok_or(Error::RequestBodyTooLong)?;
+            }
             add_data(stream, out, data, framing).await?;
         }
         if framing == Framing::Chunked {
@@ -172,6 +186,39 @@ async fn write(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::Full;
+    use tokio::io::AsyncReadExt;
+
+    /// What an upstream receives when `body` is sent under `content_length`.
+    async fn sent(content_length: &str, body: &'static str) -> (Result<(), Error>, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut upstream, _) = listener.accept().await.unwrap();
+        let req = Request::post("/x")
+            .header(header::CONTENT_LENGTH, content_length)
+            .body(Full::new(Bytes::from(body)).map_err(|never| match never {}))
+            .unwrap();
+        let result = send(&mut stream, &mut Vec::new(), req).await;
+        drop(stream);
+        let mut received = String::new();
+        upstream.read_to_string(&mut received).await.unwrap();
+        (result, received)
+    }
+
+    #[tokio::test]
+    async fn a_sized_body_goes_with_its_head_and_never_past_its_length() {
+        let (result, received) = sent("10", "0123456789").await;
+        assert!(result.is_ok());
+        assert_eq!(
+            received,
+            "POST /x HTTP/1.1\r\ncontent-length: 10\r\n\r\n0123456789"
+        );
+        let (result, received) = sent("4", "0123456789").await;
+        assert!(matches!(result, Err(Error::RequestBodyTooLong)));
+        assert_eq!(received, "", "nothing reaches the upstream");
+    }
 
     #[test]
     fn the_head_is_the_request_line_and_the_fields_in_order() {

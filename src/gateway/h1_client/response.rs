@@ -171,7 +171,7 @@ fn framing(
 
 /// The one length every `Content-Length` field and list element states, if they agree and
 /// each is plain digits.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
+pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
     let mut length = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for element in value.to_str().ok()?.split(',') {
