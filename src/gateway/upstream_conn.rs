@@ -17,7 +17,7 @@
 //! `retry_canceled_requests(false)`).
 
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -46,8 +46,9 @@ pub enum ExchangeError {
 pub struct OwnedUpstream {
     /// Taken while a request uses it and put back by the response body once read to its
     /// end: the requests of an HTTP/1.1 connection never overlap, so the lock is never
-    /// contended.
-    idle: Parking,
+    /// contended. Made on the first forwarded request: a connection whose requests are all
+    /// refused never pays for it.
+    idle: OnceLock<Parking>,
     /// The response deadline, one timer for all the connection's requests. A fresh timer
     /// per request is registered in and removed from the runtime's timer wheel each time;
     /// moving this one's deadline later is one atomic update, and it fires (once) only
@@ -98,8 +99,8 @@ impl OwnedUpstream {
         connect_timeout: Duration,
         req: Request<RequestBody>,
     ) -> Result<Response<ResponseBody>, ExchangeError> {
-        let idle = self
-            .idle
+        let parking = self.idle.get_or_init(Parking::default);
+        let idle = parking
             .lock()
             .ok()
             .and_then(|mut c| c.take())
@@ -110,7 +111,7 @@ impl OwnedUpstream {
             // future would carry its state.
             None => Box::pin(connect(authority, connect_timeout)).await?,
         };
-        h1_client::exchange(conn, req, &self.idle)
+        h1_client::exchange(conn, req, parking)
             .await
             .map_err(ExchangeError::Exchange)
     }
