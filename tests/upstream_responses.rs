@@ -537,6 +537,21 @@ async fn gateway(
     support::gateway_for(upstream.addr, extra).await
 }
 
+/// A scripted upstream, the gateway in front of it (with `extra` settings; keep the third
+/// value alive) and one client connection to the gateway.
+async fn scene(
+    extra: &str,
+) -> (
+    ScriptedUpstream,
+    Client,
+    (scopegate::Running, support::TempDir),
+) {
+    let upstream = ScriptedUpstream::start().await;
+    let gateway = gateway(&upstream, extra).await;
+    let client = Client::connect(gateway.0.addr).await;
+    (upstream, client, gateway)
+}
+
 /// `[(name, value)]` as owned strings, to compare with [`Got::fields`].
 fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -578,9 +593,7 @@ fn assert_bad_gateway(got: Option<Got>, case: &str) {
 /// Each of `segments` is answered 502 and the client connection survives it; the
 /// upstream connection that carried it is never used again, while a good one is.
 async fn each_is_a_502_on_a_connection_never_reused(segments: &[&str]) {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let mut expected = Vec::new();
     for (i, segment) in segments.iter().enumerate() {
         assert_bad_gateway(client.get(segment).await, segment);
@@ -594,9 +607,7 @@ async fn each_is_a_502_on_a_connection_never_reused(segments: &[&str]) {
 
 #[tokio::test]
 async fn a_content_length_body_arrives_exactly_over_one_reused_connection() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     assert_hello_world(client.get("length").await);
     assert_hello_world(client.get("length").await);
     assert_eq!(upstream.by_connection(), [1, 1]);
@@ -607,9 +618,7 @@ async fn a_content_length_body_arrives_exactly_over_one_reused_connection() {
 /// removes the length before forwarding; the connection is not used again.
 #[tokio::test]
 async fn a_length_beside_chunked_never_reaches_the_client() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let got = client.get("chunked-and-length").await.expect("a response");
     assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
     assert_eq!(got.fields(), owned(&[("transfer-encoding", "chunked")]));
@@ -621,9 +630,7 @@ async fn a_length_beside_chunked_never_reaches_the_client() {
 
 #[tokio::test]
 async fn a_chunked_body_arrives_decoded_without_extensions_or_trailers() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let got = client.get("chunked").await.expect("a response");
     assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
     // The upstream's `trailer` field is hop-by-hop and dropped; the gateway frames the
@@ -644,9 +651,7 @@ async fn a_chunked_body_arrives_decoded_without_extensions_or_trailers() {
 
 #[tokio::test]
 async fn a_close_delimited_body_arrives_whole_and_the_next_request_opens_a_connection() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let got = client.get("until-close").await.expect("a response");
     assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
     assert_eq!(
@@ -664,9 +669,7 @@ async fn a_close_delimited_body_arrives_whole_and_the_next_request_opens_a_conne
 
 #[tokio::test]
 async fn a_head_response_has_its_content_length_and_no_body() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let path = format!("{CAMPAIGNS}/head");
     let got = client
         .exchange(&READER, "HEAD", &path)
@@ -689,9 +692,7 @@ async fn a_head_response_has_its_content_length_and_no_body() {
 
 #[tokio::test]
 async fn no_content_and_not_modified_end_at_their_head_and_keep_the_connection() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let got = client.get("204").await.expect("a response");
     assert_eq!(got.status_line(), "HTTP/1.1 204 No Content");
     assert_eq!(got.fields(), owned(&[("x-n", "1")]));
@@ -707,9 +708,7 @@ async fn no_content_and_not_modified_end_at_their_head_and_keep_the_connection()
 
 #[tokio::test]
 async fn interim_responses_from_the_upstream_never_reach_the_client() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     // The upstream sends `100 Continue` and `103 Early Hints` (with a `link`) before its
     // 200: the client's first and only response is the 200.
     let got = client.get("interim").await.expect("a response");
@@ -746,9 +745,7 @@ async fn a_malformed_response_head_is_a_502_and_its_connection_is_never_reused()
 
 #[tokio::test]
 async fn a_head_with_bare_lf_line_ends_is_accepted() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let got = client.get("bare-lf").await.expect("a response");
     assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
     assert_eq!(got.fields(), owned(&[("content-length", "2")]));
@@ -765,9 +762,7 @@ async fn an_upstream_that_closes_before_its_head_ends_is_a_502() {
 
 #[tokio::test]
 async fn a_body_cut_short_never_looks_complete_to_the_client() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (_upstream, mut client, _gateway) = scene("").await;
     // The head and the first bytes may reach the client before the gateway sees the
     // upstream close (then the upstream's length is kept, so the client can tell the body
     // is short), or the close arrives with them and nothing is sent: never a whole response.
@@ -790,9 +785,7 @@ async fn a_head_too_large_or_with_too_many_fields_is_a_502() {
 
 #[tokio::test]
 async fn a_response_saying_connection_close_is_not_followed_on_its_connection() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let got = client.get("close").await.expect("a response");
     assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
     // `connection: close` is hop-by-hop: the client's own connection stays open.
@@ -806,9 +799,7 @@ async fn a_response_saying_connection_close_is_not_followed_on_its_connection() 
 
 #[tokio::test]
 async fn an_http10_response_without_keep_alive_is_not_followed_on_its_connection() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let got = client.get("http10").await.expect("a response");
     // The gateway states its own version, not the upstream's (RFC 9110 §2.5).
     assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
@@ -820,9 +811,7 @@ async fn an_http10_response_without_keep_alive_is_not_followed_on_its_connection
 
 #[tokio::test]
 async fn a_non_canonical_reason_phrase_reaches_the_client() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let got = client.get("reason").await.expect("a response");
     assert_eq!(got.status_line(), "HTTP/1.1 200 Fine");
     assert_eq!(got.body, b"ok");
@@ -832,9 +821,7 @@ async fn a_non_canonical_reason_phrase_reaches_the_client() {
 
 #[tokio::test]
 async fn an_invalid_chunk_size_aborts_the_clients_response() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     // Currently no byte reaches the client (the head and the bad chunk arrive together);
     // a head followed by an unfinished body would be an abort as well.
     let got = client.get("bad-chunk").await;
@@ -845,9 +832,7 @@ async fn an_invalid_chunk_size_aborts_the_clients_response() {
 
 #[tokio::test]
 async fn a_mebibyte_by_content_length_and_chunked_arrives_exactly() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let expected = mebibyte();
     let got = client.get("big-length").await.expect("a response");
     assert_eq!(got.fields(), owned(&[("content-length", "1048576")]));
@@ -886,9 +871,7 @@ fn assert_ok(got: Option<Got>) {
 
 #[tokio::test]
 async fn a_content_length_request_body_is_forwarded_with_its_length() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let path = format!("{CAMPAIGNS}/echo");
     for _ in 0..2 {
         let post = request(
@@ -914,9 +897,7 @@ async fn a_content_length_request_body_is_forwarded_with_its_length() {
 
 #[tokio::test]
 async fn a_chunked_request_body_is_forwarded_chunked_without_extensions_or_trailers() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let path = format!("{CAMPAIGNS}/echo");
     let post = request(
         &WRITER,
@@ -946,9 +927,7 @@ async fn a_chunked_request_body_is_forwarded_chunked_without_extensions_or_trail
 
 #[tokio::test]
 async fn an_empty_post_keeps_its_zero_length_and_a_get_gets_no_framing() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let path = format!("{CAMPAIGNS}/echo");
     client
         .send(&request(
@@ -974,9 +953,7 @@ async fn an_empty_post_keeps_its_zero_length_and_a_get_gets_no_framing() {
 
 #[tokio::test]
 async fn expect_continue_is_answered_by_the_gateway_and_forwarded_with_the_body() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let path = format!("{CAMPAIGNS}/echo");
     let head = request(
         &WRITER,
@@ -1009,9 +986,7 @@ async fn expect_continue_is_answered_by_the_gateway_and_forwarded_with_the_body(
 
 #[tokio::test]
 async fn a_chunked_request_body_over_the_limit_is_a_413_and_cut_off_upstream() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "limits:\n  max_body_bytes: 16\n").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("limits:\n  max_body_bytes: 16\n").await;
     let path = format!("{CAMPAIGNS}/echo");
     let post = request(
         &WRITER,
@@ -1053,9 +1028,7 @@ async fn a_chunked_request_body_over_the_limit_is_a_413_and_cut_off_upstream() {
 
 #[tokio::test]
 async fn a_mebibyte_request_body_reaches_the_upstream_exactly() {
-    let upstream = ScriptedUpstream::start().await;
-    let (gw, _dir) = gateway(&upstream, "").await;
-    let mut client = Client::connect(gw.addr).await;
+    let (upstream, mut client, _gateway) = scene("").await;
     let path = format!("{CAMPAIGNS}/echo");
     let body = mebibyte();
     let by_length = request(&WRITER, "POST", &path, "content-length: 1048576\r\n", &body);
