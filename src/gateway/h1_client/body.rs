@@ -7,14 +7,10 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::AsyncReadExt;
 
 use super::chunked::{Chunked, Step};
 use super::response::Framing;
 use super::{Connection, Error, Parking};
-
-/// Read size for body bytes, at least.
-const READ_BYTES: usize = 16 * 1024;
 
 /// An upstream response body on an owned connection.
 #[derive(Debug)]
@@ -110,20 +106,6 @@ impl Reading {
             Decoder::UntilClose => Ok(Next::Data(buf.split().freeze())),
         }
     }
-
-    /// Reads more bytes into the buffer: `Ok(false)` at the end of the stream.
-    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
-        let conn = &mut self.conn;
-        if conn.buf.capacity() - conn.buf.len() < READ_BYTES / 4 {
-            conn.buf.reserve(READ_BYTES);
-        }
-        let read = std::pin::pin!(conn.stream.read_buf(&mut conn.buf));
-        match ready!(std::future::Future::poll(read, cx)) {
-            Ok(0) => Poll::Ready(Ok(false)),
-            Ok(_) => Poll::Ready(Ok(true)),
-            Err(e) => Poll::Ready(Err(Error::Io(e))),
-        }
-    }
 }
 
 impl Body for ResponseBody {
@@ -156,7 +138,7 @@ impl Body for ResponseBody {
                 }
                 Next::NeedMore => {}
             }
-            match ready!(reading.poll_read_more(cx)) {
+            match ready!(reading.conn.poll_read_more(cx)) {
                 Ok(true) => {}
                 Ok(false) if matches!(reading.decoder, Decoder::UntilClose) => {
                     this.finish(false);

@@ -18,7 +18,9 @@ mod chunked;
 mod request;
 mod response;
 
+use std::future::{poll_fn, Future};
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use http::uri::Authority;
@@ -29,6 +31,9 @@ use tokio::net::TcpStream;
 use crate::gateway::body::{BodyError, RequestBody};
 
 pub use body::ResponseBody;
+
+/// Bytes a read asks for, at least.
+const READ_BYTES: usize = 16 * 1024;
 
 /// Why an exchange or a response body failed.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +99,19 @@ impl Connection {
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
+    /// Reads more bytes into the buffer: `Ok(false)` at the end of the stream.
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
+        if self.buf.capacity() - self.buf.len() < READ_BYTES / 4 {
+            self.buf.reserve(READ_BYTES);
+        }
+        let read = std::pin::pin!(self.stream.read_buf(&mut self.buf));
+        match ready!(read.poll(cx)) {
+            Ok(0) => Poll::Ready(Ok(false)),
+            Ok(_) => Poll::Ready(Ok(true)),
+            Err(e) => Poll::Ready(Err(Error::Io(e))),
+        }
+    }
+
     /// Puts the connection in `parking` when it may carry another request.
     fn park_if(self, keep_alive: bool, parking: &Parking) {
         // Bytes after the end of a response were never asked for: the connection is
@@ -135,11 +153,8 @@ pub async fn exchange(
             }
             response::Parsed::Partial => {}
         }
-        conn.buf.reserve(8 * 1024);
-        match conn.stream.read_buf(&mut conn.buf).await {
-            Ok(0) => return Err(Error::ClosedBeforeHead),
-            Ok(_) => {}
-            Err(e) => return Err(Error::Io(e)),
+        if !poll_fn(|cx| conn.poll_read_more(cx)).await? {
+            return Err(Error::ClosedBeforeHead);
         }
     }
 }
