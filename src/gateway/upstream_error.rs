@@ -4,6 +4,9 @@
 use std::error::Error as StdError;
 use std::io::ErrorKind;
 
+/// The cause when the upstream hung up mid-response, whichever client was reading.
+const CLOSED_EARLY: &str = "the upstream closed the connection before sending a complete response";
+
 /// A short cause for a failed upstream exchange, for the log line of a 502.
 pub fn describe(error: &(dyn StdError + 'static)) -> String {
     let mut io_kind = None;
@@ -65,10 +68,7 @@ pub fn describe(error: &(dyn StdError + 'static)) -> String {
     if let Some(o) = owned {
         use crate::gateway::h1_client::Error as Owned;
         match o {
-            Owned::ClosedBeforeHead | Owned::ClosedInBody => {
-                return "the upstream closed the connection before sending a complete response"
-                    .to_owned();
-            }
+            Owned::ClosedBeforeHead | Owned::ClosedInBody => return CLOSED_EARLY.to_owned(),
             Owned::InvalidHead(what) | Owned::InvalidBody(what) => {
                 return format!("the upstream's response is not valid HTTP ({what})");
             }
@@ -80,8 +80,7 @@ pub fn describe(error: &(dyn StdError + 'static)) -> String {
     }
     if let Some(h) = hyper_error {
         if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
-            return "the upstream closed the connection before sending a complete response"
-                .to_owned();
+            return CLOSED_EARLY.to_owned();
         }
         if h.is_parse() {
             return "the upstream's response is not valid HTTP".to_owned();
