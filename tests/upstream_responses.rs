@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::{basic, Fixture, CAMPAIGNS, READER, WRITER};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -24,15 +25,15 @@ const PATIENCE: Duration = Duration::from_secs(20);
 const BAD_GATEWAY: &[u8] = br#"{"error":"bad_gateway","message":"Bad Gateway"}"#;
 
 /// A byte stream and what has been read from it but not yet consumed.
-struct Conn {
-    stream: TcpStream,
+struct Conn<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
     /// `Some` on the client side: a read that waits longer fails the test.
     patience: Option<Duration>,
 }
 
-impl Conn {
-    fn new(stream: TcpStream, patience: Option<Duration>) -> Conn {
+impl<S: AsyncRead + Unpin> Conn<S> {
+    fn new(stream: S, patience: Option<Duration>) -> Conn<S> {
         Conn {
             stream,
             buf: Vec::new(),
@@ -366,6 +367,20 @@ async fn serve(mut conn: Conn, connection: usize, record: Arc<watch::Sender<Vec<
         let target = req.path.unwrap_or("").to_owned();
         let head = String::from_utf8_lossy(&head).into_owned();
         let f = fields(head.as_bytes());
+        let path = target.split('?').next().unwrap_or("");
+        let segment = path.rsplit('/').next().unwrap_or("");
+        if let Some(answer) = answer_while_reading(segment, &mut conn, &f).await {
+            record.send_modify(|s| {
+                s.push(Seen {
+                    connection,
+                    head,
+                    raw_body: Vec::new(),
+                    body: answer.echoed.clone(),
+                    complete: answer.complete,
+                })
+            });
+            return;
+        }
         let chunked = values(&f, "transfer-encoding")
             .iter()
             .any(|v| v.eq_ignore_ascii_case("chunked"));
@@ -394,12 +409,75 @@ async fn serve(mut conn: Conn, connection: usize, record: Arc<watch::Sender<Vec<
         if !complete {
             return;
         }
-        let path = target.split('?').next().unwrap_or("");
-        let segment = path.rsplit('/').next().unwrap_or("");
         let script = script(&method, segment);
         if conn.stream.write_all(&script.reply).await.is_err() || script.close {
             return;
         }
+    }
+}
+
+/// What an upstream that answers before the request body is all read did.
+struct EarlyAnswer {
+    /// The body bytes it read (and echoed).
+    echoed: Vec<u8>,
+    /// Whether it read the whole body.
+    complete: bool,
+}
+
+/// The upstreams that do not wait for the request body (RFC 9112 §9.5), by the path's last
+/// segment: `early-413` refuses at once and closes without reading any of it; `duplex`
+/// sends its head, then echoes each piece of the body as a chunk as soon as it is read (a
+/// streaming upstream: it stops reading while its own writes are stuck). `None`: any other
+/// segment, answered after the whole request by [`script`].
+async fn answer_while_reading(
+    segment: &str,
+    conn: &mut Conn,
+    fields: &[(String, String)],
+) -> Option<EarlyAnswer> {
+    let length: usize = values(fields, "content-length")
+        .first()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    match segment {
+        "early-413" => {
+            let _ = conn
+                .stream
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 8\r\n\r\ntoo big!")
+                .await;
+            Some(EarlyAnswer {
+                echoed: Vec::new(),
+                complete: false,
+            })
+        }
+        "duplex" => {
+            let mut echoed = Vec::new();
+            let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+            if conn.stream.write_all(head).await.is_err() {
+                return Some(EarlyAnswer {
+                    echoed,
+                    complete: false,
+                });
+            }
+            while echoed.len() < length {
+                if conn.buf.is_empty() && !conn.fill().await {
+                    break;
+                }
+                let piece: Vec<u8> = conn.buf.drain(..).collect();
+                let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
+                chunk.extend_from_slice(&piece);
+                chunk.extend_from_slice(b"\r\n");
+                echoed.extend_from_slice(&piece);
+                if conn.stream.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            let complete = echoed.len() == length;
+            if complete {
+                let _ = conn.stream.write_all(b"0\r\n\r\n").await;
+            }
+            Some(EarlyAnswer { echoed, complete })
+        }
+        _ => None,
     }
 }
 
@@ -1060,4 +1138,108 @@ async fn a_mebibyte_request_body_reaches_the_upstream_exactly() {
     assert_eq!(seen[1].body.len(), body.len());
     assert!(seen[1].body == body, "the body's bytes differ");
     assert_eq!(upstream.by_connection(), [1, 1]);
+}
+
+/// A request body of `len` bytes of a pattern that shows any lost or reordered stretch.
+fn patterned(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 253) as u8).collect()
+}
+
+/// Writes `head` then `body` in 64 KiB pieces, ignoring a connection the gateway stops
+/// reading or closes (the response read beside it says what happened). The write half
+/// comes back open: closing it would end the client connection for the gateway.
+fn write_in_background(
+    mut to_gateway: OwnedWriteHalf,
+    head: Vec<u8>,
+    body: Vec<u8>,
+) -> tokio::task::JoinHandle<OwnedWriteHalf> {
+    tokio::spawn(async move {
+        if to_gateway.write_all(&head).await.is_err() {
+            return to_gateway;
+        }
+        for piece in body.chunks(64 * 1024) {
+            if to_gateway.write_all(piece).await.is_err() {
+                break;
+            }
+        }
+        to_gateway
+    })
+}
+
+#[tokio::test]
+async fn an_upstream_refusing_a_large_body_early_is_heard_not_turned_into_a_502() {
+    let (upstream, _client, gateway) = scene("").await;
+    // 64 MiB, far more than the socket buffers hold: the upstream reads none of it, answers
+    // 413 and closes, so the gateway's writes fail while the answer waits to be read.
+    let body = patterned(64 << 20);
+    let head = request(
+        &WRITER,
+        "POST",
+        &format!("{CAMPAIGNS}/early-413"),
+        &format!("content-length: {}\r\n", body.len()),
+        b"",
+    );
+    let (from_gateway, to_gateway) = TcpStream::connect(gateway.0.addr)
+        .await
+        .unwrap()
+        .into_split();
+    let writer = write_in_background(to_gateway, head, body);
+    let mut conn = Conn::new(from_gateway, Some(PATIENCE));
+    let head = conn.head().await.expect("a response head");
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(
+        head.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{head}"
+    );
+    assert_eq!(values(&fields(head.as_bytes()), "content-length"), ["8"]);
+    assert_eq!(conn.take(8).await, b"too big!");
+    let seen = upstream.requests(1).await;
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].complete);
+    drop(writer);
+}
+
+#[tokio::test]
+async fn an_upstream_streaming_its_answer_as_it_reads_is_not_deadlocked() {
+    let (upstream, _client, gateway) = scene("").await;
+    // 32 MiB each way, more than both directions' socket buffers: a gateway that sent the
+    // whole request before reading the answer would wait on the upstream, which waits on it.
+    let body = patterned(32 << 20);
+    let head = request(
+        &WRITER,
+        "POST",
+        &format!("{CAMPAIGNS}/duplex"),
+        &format!("content-length: {}\r\n", body.len()),
+        b"",
+    );
+    let (from_gateway, to_gateway) = TcpStream::connect(gateway.0.addr)
+        .await
+        .unwrap()
+        .into_split();
+    let writer = write_in_background(to_gateway, head, body.clone());
+    let mut conn = Conn::new(from_gateway, Some(PATIENCE));
+    let head = conn.head().await.expect("a response head");
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let echoed = conn.chunked().await;
+    assert!(
+        echoed.complete,
+        "the echo ended early: {} of {} bytes, then {:?}",
+        echoed.body.len(),
+        body.len(),
+        String::from_utf8_lossy(&echoed.raw[echoed.raw.len().saturating_sub(60)..])
+    );
+    assert_eq!(echoed.body.len(), body.len());
+    assert!(echoed.body == body, "the echoed bytes differ");
+    let mut to_gateway = writer.await.unwrap();
+    let seen = upstream.requests(1).await;
+    assert!(seen[0].complete);
+    // Answered before the request was all sent: that upstream connection is not used
+    // again, and the next request on the same client connection opens another.
+    let next = request(&READER, "GET", &format!("{CAMPAIGNS}/length"), "", b"");
+    to_gateway.write_all(&next).await.unwrap();
+    let head = conn.head().await.expect("a response head");
+    assert!(head.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert_eq!(conn.take(11).await, b"hello world");
+    assert_eq!(upstream.by_connection(), [1, 2]);
 }

@@ -75,7 +75,7 @@ pub fn describe(error: &(dyn StdError + 'static)) -> String {
             Owned::HeadTooLarge => {
                 return format!("the upstream's response head is too large ({o})");
             }
-            Owned::Io(_) | Owned::RequestBody(_) | Owned::RequestBodyTooLong => {}
+            Owned::Io(_) | Owned::RequestBody(_) | Owned::RequestLength(_) => {}
         }
     }
     if let Some(h) = hyper_error {

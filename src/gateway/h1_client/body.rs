@@ -9,8 +9,10 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use super::chunked::{Chunked, Step};
+use super::request::Sender;
 use super::response::Framing;
 use super::{Connection, Error, Parking};
+use crate::gateway::body::RequestBody;
 
 /// An upstream response body on an owned connection.
 #[derive(Debug)]
@@ -22,6 +24,10 @@ pub struct ResponseBody {
 #[derive(Debug)]
 struct Reading {
     conn: Connection,
+    /// The rest of a request the upstream answered before it was all sent: still written
+    /// while the response is read (an upstream may stream its answer as it reads). Boxed:
+    /// rare, and every response body would carry it otherwise.
+    sending: Option<Box<Sender<RequestBody>>>,
     decoder: Decoder,
     keep_alive: bool,
     parking: Parking,
@@ -42,6 +48,7 @@ impl ResponseBody {
         conn: Connection,
         framing: Framing,
         keep_alive: bool,
+        sending: Option<Box<Sender<RequestBody>>>,
         parking: &Parking,
     ) -> ResponseBody {
         let decoder = match framing {
@@ -56,6 +63,7 @@ impl ResponseBody {
         ResponseBody {
             reading: Some(Reading {
                 conn,
+                sending,
                 decoder,
                 keep_alive,
                 parking: parking.clone(),
@@ -121,6 +129,17 @@ impl Body for ResponseBody {
             let Some(reading) = this.reading.as_mut() else {
                 return Poll::Ready(None);
             };
+            if let Some(sender) = reading.sending.as_mut() {
+                let conn = &mut reading.conn;
+                // Sent, or failed (the upstream stopped reading, or the client's body
+                // failed): either way the response is still read to its end.
+                if sender
+                    .poll_send(cx, &mut conn.stream, &mut conn.out)
+                    .is_ready()
+                {
+                    reading.sending = None;
+                }
+            }
             let next = match reading.next() {
                 Ok(next) => next,
                 Err(e) => {

@@ -56,10 +56,11 @@ pub enum Error {
     /// The client's request body failed (too large, or the client went away).
     #[error("request body")]
     RequestBody(#[source] BodyError),
-    /// The request body went past its `Content-Length`: nothing more is written, and the
-    /// connection is closed rather than left out of step with the upstream.
-    #[error("request body longer than its Content-Length")]
-    RequestBodyTooLong,
+    /// The request body went past its `Content-Length` or ended short of it, or the length
+    /// is not one number: nothing more is written, and the connection is closed rather
+    /// than left out of step with the upstream.
+    #[error("request framing: {0}")]
+    RequestLength(&'static str),
 }
 
 /// An open connection to an upstream, idle or in use by one exchange.
@@ -128,12 +129,18 @@ impl Connection {
 /// Sends `req` (origin-form target, `Host` set) over `conn` and reads the response head.
 /// The response's body reads the rest, then parks the connection in `parking` if it can be
 /// used again. Nothing is re-sent on failure: the connection is then dropped (closed).
+///
+/// The response is read while the request body is still being written (RFC 9112 §9.5): an
+/// upstream that answers early (a `413`, then closes) is heard rather than turned into a
+/// failed write, and one that streams its answer as it reads is not deadlocked. A response
+/// that came before the whole request went out keeps the rest of the body flowing while it
+/// is read, and its connection is never used again.
 pub async fn exchange(
     mut conn: Connection,
     req: Request<RequestBody>,
     parking: &Parking,
 ) -> Result<Response<ResponseBody>, Error> {
-    let head_request = req.method() == Method::HEAD;
+    let method = req.method().clone();
     // The write waits for the end of the worker's current round of ready tasks, so the
     // requests that arrived together reach the upstream together: a sleeping upstream is
     // woken once for them, not once each (the wake-up is paid by the sender, in the
@@ -141,21 +148,60 @@ pub async fn exchange(
     // it this client cost 3 % more CPU per request than hyper's, with it 5 % less
     // (BENCHMARKS.md, round 5). Yielding again before the response is written cost 10 %.
     tokio::task::yield_now().await;
-    request::send(&mut conn.stream, &mut conn.out, req).await?;
-    loop {
-        match response::parse(&mut conn.buf, head_request)? {
-            response::Parsed::Final(head) => {
-                let body = ResponseBody::new(conn, head.framing, head.keep_alive, parking);
-                return Ok(head.response.map(|()| body));
+    let mut sending = Some(request::Sender::new(req, &mut conn.out)?);
+    let mut write_failed = None;
+    let head = poll_fn(|cx| conn.poll_head(cx, &method, &mut sending, &mut write_failed)).await?;
+    // Still sending, or the write failed: the upstream's view of the request may not end
+    // where ours does, so the connection is not used again.
+    let keep_alive = head.keep_alive && sending.is_none() && write_failed.is_none();
+    let body = ResponseBody::new(
+        conn,
+        head.framing,
+        keep_alive,
+        sending.map(Box::new),
+        parking,
+    );
+    Ok(head.response.map(|()| body))
+}
+
+impl Connection {
+    /// Drives the request out while reading the response head; ready with the final head.
+    /// A failed write ends the sending, but not the exchange: the upstream may have
+    /// answered before it closed, and that answer is what the client should get.
+    fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        method: &Method,
+        sending: &mut Option<request::Sender<RequestBody>>,
+        write_failed: &mut Option<Error>,
+    ) -> Poll<Result<response::Head, Error>> {
+        loop {
+            if let Some(sender) = sending.as_mut() {
+                match sender.poll_send(cx, &mut self.stream, &mut self.out) {
+                    Poll::Pending => {}
+                    Poll::Ready(Ok(())) => *sending = None,
+                    Poll::Ready(Err(Error::Io(e))) => {
+                        *sending = None;
+                        *write_failed = Some(Error::Io(e));
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                }
             }
-            response::Parsed::Interim(len) => {
-                conn.buf.advance(len);
-                continue;
+            match response::parse(&mut self.buf, method)? {
+                response::Parsed::Final(head) => return Poll::Ready(Ok(head)),
+                response::Parsed::Interim(len) => {
+                    self.buf.advance(len);
+                    continue;
+                }
+                response::Parsed::Partial => {}
             }
-            response::Parsed::Partial => {}
-        }
-        if !poll_fn(|cx| conn.poll_read_more(cx)).await? {
-            return Err(Error::ClosedBeforeHead);
+            match ready!(self.poll_read_more(cx)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Poll::Ready(Err(write_failed.take().unwrap_or(Error::ClosedBeforeHead)))
+                }
+                Err(e) => return Poll::Ready(Err(write_failed.take().unwrap_or(e))),
+            }
         }
     }
 }

@@ -2,22 +2,22 @@
 //! client chose for the same request (its `set_length`), so the upstream sees what it saw
 //! before this client replaced hyper's on the owned connections.
 
-use std::future::poll_fn;
+use std::io;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request};
-use http_body::Body;
-use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
+use http_body::{Body, Frame};
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::Error;
 use crate::gateway::body::BodyError;
 
-/// Body bytes gathered before a write; larger data frames are written as they are.
+/// Body bytes gathered before a write (more are not taken from the body until they are
+/// written).
 const GATHER_BYTES: usize = 16 * 1024;
 /// The write buffer kept between a connection's requests, at most (a request head).
 const KEPT_BYTES: usize = 8 * 1024;
@@ -38,6 +38,10 @@ enum Framing {
 /// gets one; a body of unknown size is chunked, except on `GET`, `HEAD` and `CONNECT`, which
 /// send none.
 fn framing<B: Body>(method: &Method, headers: &mut HeaderMap, body: &B) -> Framing {
+    // The framing is this function's to choose: a `Transfer-Encoding` left in the fields
+    // (`forward::prepare` strips it as hop-by-hop) would frame the body differently from
+    // the `Content-Length` chosen below, and split the request on the upstream's side.
+    headers.remove(header::TRANSFER_ENCODING);
     if body.is_end_stream() {
         return Framing::None;
     }
@@ -78,129 +82,185 @@ fn encode_head(method: &Method, target: &str, headers: &HeaderMap, out: &mut Vec
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes `req` to `stream`, through `out` (empty, its capacity kept from the connection's
-/// earlier requests). The head and whatever body is already at hand go in one write.
-pub async fn send<B>(
-    stream: &mut TcpStream,
-    out: &mut Vec<u8>,
-    req: Request<B>,
-) -> Result<(), Error>
+/// A request on its way to the upstream: its head is encoded at once, its body is framed
+/// and written as it arrives. A poll-driven machine rather than an `async fn`, so that the
+/// exchange can read the response while the body is still being sent (RFC 9112 §9.5: an
+/// upstream may answer early, e.g. `413`, and close; or stream its answer as it reads).
+pub struct Sender<B> {
+    body: B,
+    framing: Framing,
+    /// What a sized body may still send: never more than its head said, whatever the body
+    /// yields (hyper's server already holds the client to it; this holds the upstream side).
+    allowed: Option<u64>,
+    /// The body has ended and its last bytes are in the write buffer.
+    body_done: bool,
+    /// How much of the write buffer has been written.
+    written: usize,
+}
+
+impl<B> std::fmt::Debug for Sender<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("framing", &self.framing)
+            .field("allowed", &self.allowed)
+            .field("body_done", &self.body_done)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Sender<B>
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
-    let (mut parts, mut body) = req.into_parts();
-    let framing = framing(&parts.method, &mut parts.headers, &body);
-    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    // What a sized body may still send: never more than its head said, whatever the body
-    // yields (hyper's server already holds the client to it; this holds the upstream side).
-    let mut allowed = match framing {
-        Framing::Length => super::response::content_length(&parts.headers),
-        Framing::None | Framing::Chunked => None,
-    };
-    out.clear();
-    encode_head(&parts.method, target, &parts.headers, out);
-    drop(parts);
-    if framing != Framing::None {
+    /// Encodes `req`'s head into `out` (empty, its capacity kept from the connection's
+    /// earlier requests); nothing is written yet.
+    pub fn new(req: Request<B>, out: &mut Vec<u8>) -> Result<Sender<B>, Error> {
+        let (mut parts, body) = req.into_parts();
+        let framing = framing(&parts.method, &mut parts.headers, &body);
+        let allowed = match framing {
+            Framing::Length => Some(super::response::content_length(&parts.headers).ok_or(
+                Error::RequestLength("a Content-Length that is not one number"),
+            )?),
+            Framing::None | Framing::Chunked => None,
+        };
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        out.clear();
+        encode_head(&parts.method, target, &parts.headers, out);
+        Ok(Sender {
+            body,
+            framing,
+            allowed,
+            body_done: framing == Framing::None,
+            written: 0,
+        })
+    }
+
+    /// Writes what is ready, and takes more of the body while the pending bytes are few:
+    /// the head and whatever body is already at hand go in one write. Ready once the whole
+    /// request is written.
+    pub fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut TcpStream,
+        out: &mut Vec<u8>,
+    ) -> Poll<Result<(), Error>> {
         loop {
-            // What the body has ready joins the pending bytes; it is only waited for
-            // once they are written.
-            let ready = poll_fn(|cx| {
-                Poll::Ready(match Pin::new(&mut body).poll_frame(cx) {
-                    Poll::Ready(frame) => Some(frame),
-                    Poll::Pending => None,
-                })
-            })
-            .await;
-            let frame = match ready {
-                Some(frame) => frame,
-                None => {
-                    write(stream, out).await?;
-                    body.frame().await
+            if !self.body_done && out.len() - self.written < GATHER_BYTES {
+                if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+                    self.add(frame, out)?;
+                    continue;
                 }
-            };
-            let data = match frame {
-                None => break,
-                Some(Err(e)) => return Err(Error::RequestBody(e)),
-                // Trailers are not forwarded (hyper's client sent none either).
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => data,
-                    Err(_) => continue,
-                },
-            };
-            if let Some(allowed) = allowed.as_mut() {
-                *allowed = allowed
-                    .checked_sub(data.len() as u64)
-                    .ok_or(Error::RequestBodyTooLong)?;
             }
-            add_data(stream, out, data, framing).await?;
-        }
-        if framing == Framing::Chunked {
-            out.extend_from_slice(b"0\r\n\r\n");
+            if self.written < out.len() {
+                match ready!(Pin::new(&mut *stream).poll_write(cx, &out[self.written..])) {
+                    Ok(0) => return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
+                    Ok(n) => self.written += n,
+                    Err(e) => return Poll::Ready(Err(Error::Io(e))),
+                }
+                if self.written == out.len() {
+                    out.clear();
+                    self.written = 0;
+                }
+                continue;
+            }
+            if !self.body_done {
+                // The body has nothing yet and everything before it is written.
+                return Poll::Pending;
+            }
+            // A large body's buffer is not kept for the connection's lifetime.
+            if out.capacity() > KEPT_BYTES {
+                *out = Vec::new();
+            }
+            return Poll::Ready(Ok(()));
         }
     }
-    let sent = write(stream, out).await;
-    // A large body's buffer is not kept for the connection's lifetime.
-    if out.capacity() > KEPT_BYTES {
-        *out = Vec::new();
-    }
-    sent
-}
 
-/// Adds one data frame to the pending bytes, framed; a large one is written at once.
-async fn add_data(
-    stream: &mut TcpStream,
-    out: &mut Vec<u8>,
-    data: Bytes,
-    framing: Framing,
-) -> Result<(), Error> {
-    if data.is_empty() {
-        return Ok(());
-    }
-    if framing == Framing::Chunked {
-        out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
-    }
-    if data.len() >= GATHER_BYTES {
-        write(stream, out).await?;
-        stream.write_all(&data).await.map_err(Error::Io)?;
-    } else {
+    /// Adds what the body yielded to the pending bytes, framed.
+    fn add(
+        &mut self,
+        frame: Option<Result<Frame<Bytes>, BodyError>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let data = match frame {
+            None => {
+                // A body that ends short of its `Content-Length` would leave the upstream
+                // waiting for the rest, and reading the next request as it.
+                if self.allowed.is_some_and(|left| left > 0) {
+                    return Err(Error::RequestLength(
+                        "a request body shorter than its Content-Length",
+                    ));
+                }
+                if self.framing == Framing::Chunked {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                }
+                self.body_done = true;
+                return Ok(());
+            }
+            Some(Err(e)) => return Err(Error::RequestBody(e)),
+            // Trailers are not forwarded (hyper's client sent none either).
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => return Ok(()),
+            },
+        };
+        if let Some(allowed) = self.allowed.as_mut() {
+            *allowed = allowed
+                .checked_sub(data.len() as u64)
+                .ok_or(Error::RequestLength(
+                    "a request body longer than its Content-Length",
+                ))?;
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.framing == Framing::Chunked {
+            out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
+        }
         out.extend_from_slice(&data);
+        if self.framing == Framing::Chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        Ok(())
     }
-    if framing == Framing::Chunked {
-        out.extend_from_slice(b"\r\n");
-    }
-    if out.len() >= GATHER_BYTES {
-        write(stream, out).await?;
-    }
-    Ok(())
-}
-
-async fn write(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), Error> {
-    if out.is_empty() {
-        return Ok(());
-    }
-    stream.write_all(out).await.map_err(Error::Io)?;
-    out.clear();
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::Full;
+    use http_body_util::{BodyExt, Full};
     use tokio::io::AsyncReadExt;
 
-    /// What an upstream receives when `body` is sent under `content_length`.
-    async fn sent(content_length: &str, body: &'static str) -> (Result<(), Error>, String) {
+    /// Writes `req` over `stream` the way an exchange does.
+    async fn send<B>(stream: &mut TcpStream, req: Request<B>) -> Result<(), Error>
+    where
+        B: Body<Data = Bytes, Error = BodyError> + Unpin,
+    {
+        let mut out = Vec::new();
+        let mut sender = Sender::new(req, &mut out)?;
+        std::future::poll_fn(|cx| sender.poll_send(cx, stream, &mut out)).await
+    }
+
+    /// What an upstream receives when `body` is sent under `content_length` (and
+    /// `transfer_encoding`, when given).
+    async fn sent(
+        content_length: &str,
+        transfer_encoding: Option<&str>,
+        body: &'static str,
+    ) -> (Result<(), Error>, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut stream = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (mut upstream, _) = listener.accept().await.unwrap();
-        let req = Request::post("/x")
-            .header(header::CONTENT_LENGTH, content_length)
+        let mut req = Request::post("/x").header(header::CONTENT_LENGTH, content_length);
+        if let Some(te) = transfer_encoding {
+            req = req.header(header::TRANSFER_ENCODING, te);
+        }
+        let req = req
             .body(Full::new(Bytes::from(body)).map_err(|never| match never {}))
             .unwrap();
-        let result = send(&mut stream, &mut Vec::new(), req).await;
+        let result = send(&mut stream, req).await;
         drop(stream);
         let mut received = String::new();
         upstream.read_to_string(&mut received).await.unwrap();
@@ -209,15 +269,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_sized_body_goes_with_its_head_and_never_past_its_length() {
-        let (result, received) = sent("10", "0123456789").await;
+        let (result, received) = sent("10", None, "0123456789").await;
         assert!(result.is_ok());
         assert_eq!(
             received,
             "POST /x HTTP/1.1\r\ncontent-length: 10\r\n\r\n0123456789"
         );
-        let (result, received) = sent("4", "0123456789").await;
-        assert!(matches!(result, Err(Error::RequestBodyTooLong)));
+        let (result, received) = sent("4", None, "0123456789").await;
+        assert!(matches!(result, Err(Error::RequestLength(_))));
         assert_eq!(received, "", "nothing reaches the upstream");
+    }
+
+    #[tokio::test]
+    async fn a_body_short_of_its_length_is_an_error_and_its_head_stays_unsent() {
+        let (result, received) = sent("10", None, "0123").await;
+        assert!(
+            matches!(result, Err(Error::RequestLength(what)) if what.contains("shorter")),
+            "{result:?}"
+        );
+        assert_eq!(received, "", "nothing reaches the upstream");
+        let (result, received) = sent("ten", None, "0123").await;
+        assert!(matches!(result, Err(Error::RequestLength(_))), "{result:?}");
+        assert_eq!(received, "");
+    }
+
+    #[tokio::test]
+    async fn a_transfer_encoding_left_in_the_fields_never_frames_the_body() {
+        let (result, received) = sent("5", Some("chunked"), "hello").await;
+        assert!(result.is_ok());
+        assert_eq!(
+            received,
+            "POST /x HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello"
+        );
     }
 
     #[test]

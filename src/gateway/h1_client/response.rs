@@ -8,7 +8,7 @@
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Response, StatusCode, Version};
+use http::{Method, Response, StatusCode, Version};
 
 use super::Error;
 
@@ -48,9 +48,10 @@ pub enum Parsed {
     Final(Head),
 }
 
-/// Parses the response head at the front of `buf`, taking a final head off it. `head_request`:
-/// the request was `HEAD`, so the response has no body whatever its fields say.
-pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, Error> {
+/// Parses the response head at the front of `buf`, taking a final head off it. `method`:
+/// the request's, which decides whether the response can have a body at all (`HEAD`,
+/// a 2xx to `CONNECT`).
+pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Error> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let mut parsed = httparse::Response::new(&mut fields);
     let len = match parsed.parse(buf) {
@@ -106,7 +107,7 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, Error> {
         }
         headers.append(name, value);
     }
-    let framing = framing(status, version, head_request, &mut headers, &mut keep_alive)?;
+    let framing = framing(status, version, method, &mut headers, &mut keep_alive)?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
@@ -125,16 +126,22 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, Error> {
 fn framing(
     status: StatusCode,
     version: Version,
-    head_request: bool,
+    method: &Method,
     headers: &mut HeaderMap,
     keep_alive: &mut bool,
 ) -> Result<Framing, Error> {
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        // The connection is the upgrade's now (and the owned route never asks for one).
+    // A 101, or a 2xx to CONNECT (RFC 9110 §9.3.6, whatever its length fields say): the
+    // connection is a tunnel now, and the owned route never asks for one.
+    if status == StatusCode::SWITCHING_PROTOCOLS
+        || (*method == Method::CONNECT && status.is_success())
+    {
         *keep_alive = false;
         return Ok(Framing::Length(0));
     }
-    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+    if *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
         return Ok(Framing::Length(0));
     }
     if headers.contains_key(header::TRANSFER_ENCODING) {
@@ -160,10 +167,15 @@ fn framing(
         return Ok(Framing::UntilClose);
     }
     if headers.contains_key(header::CONTENT_LENGTH) {
-        return match content_length(headers) {
-            Some(len) => Ok(Framing::Length(len)),
-            None => Err(Error::InvalidHead("invalid Content-Length")),
-        };
+        let len = content_length(headers).ok_or(Error::InvalidHead("invalid Content-Length"))?;
+        // `5, 5`, or the field twice, is one length (RFC 9110 §8.6): the client is told it
+        // once, so no parser after the gateway can read it another way.
+        let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+        let listed = values.next().is_some_and(|v| v.as_bytes().contains(&b','));
+        if listed || values.next().is_some() {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        return Ok(Framing::Length(len));
     }
     *keep_alive = false;
     Ok(Framing::UntilClose)

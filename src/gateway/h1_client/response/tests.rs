@@ -1,13 +1,13 @@
 use super::*;
 
-fn parse_all(wire: &str, head_request: bool) -> Result<(Parsed, BytesMut), Error> {
+fn parse_all(wire: &str, method: &Method) -> Result<(Parsed, BytesMut), Error> {
     let mut buf = BytesMut::from(wire.as_bytes());
-    let parsed = parse(&mut buf, head_request)?;
+    let parsed = parse(&mut buf, method)?;
     Ok((parsed, buf))
 }
 
 fn final_head(wire: &str) -> Head {
-    match parse_all(wire, false) {
+    match parse_all(wire, &Method::GET) {
         Ok((Parsed::Final(head), _)) => head,
         other => panic!("{wire:?}: {other:?}"),
     }
@@ -17,7 +17,7 @@ fn final_head(wire: &str) -> Head {
 fn a_sized_response_keeps_its_fields_and_leaves_the_body() {
     let mut buf =
         BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 2\r\nx-a: 2\r\n\r\nok"[..]);
-    let Ok(Parsed::Final(head)) = parse(&mut buf, false) else {
+    let Ok(Parsed::Final(head)) = parse(&mut buf, &Method::GET) else {
         panic!("not final");
     };
     assert_eq!(head.framing, Framing::Length(2));
@@ -52,7 +52,7 @@ fn framing_follows_rfc_9112_section_6_3() {
     }
     let Ok((Parsed::Final(head), _)) = parse_all(
         "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 9\r\n\r\n",
-        true,
+        &Method::HEAD,
     ) else {
         panic!("HEAD");
     };
@@ -60,6 +60,26 @@ fn framing_follows_rfc_9112_section_6_3() {
     let switch = final_head("HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\n");
     assert_eq!(switch.framing, Framing::Length(0));
     assert!(!switch.keep_alive);
+    // A 2xx to CONNECT turns the connection into a tunnel: its length fields mean nothing
+    // (RFC 9110 §9.3.6), and the connection never carries another request.
+    for wire in [
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\n\r\n",
+    ] {
+        let Ok((Parsed::Final(tunnel), _)) = parse_all(wire, &Method::CONNECT) else {
+            panic!("CONNECT {wire:?}");
+        };
+        assert_eq!(tunnel.framing, Framing::Length(0), "{wire:?}");
+        assert!(!tunnel.keep_alive, "{wire:?}");
+    }
+    let refused = parse_all(
+        "HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\nno",
+        &Method::CONNECT,
+    );
+    assert!(
+        matches!(refused, Ok((Parsed::Final(ref h), _)) if h.framing == Framing::Length(2)),
+        "{refused:?}"
+    );
 }
 
 #[test]
@@ -76,9 +96,23 @@ fn content_length_must_be_one_number() {
     for ok in ["7", "7, 7", " 7 "] {
         let head = final_head(&format!("HTTP/1.1 200 OK\r\ncontent-length: {ok}\r\n\r\n"));
         assert_eq!(head.framing, Framing::Length(7), "{ok:?}");
+        let told: Vec<_> = head
+            .response
+            .headers()
+            .get_all("content-length")
+            .iter()
+            .collect();
+        assert_eq!(told, ["7"], "the client is told one length for {ok:?}");
     }
     let twice = final_head("HTTP/1.1 200 OK\r\ncontent-length: 7\r\ncontent-length: 7\r\n\r\n");
     assert_eq!(twice.framing, Framing::Length(7));
+    let told: Vec<_> = twice
+        .response
+        .headers()
+        .get_all("content-length")
+        .iter()
+        .collect();
+    assert_eq!(told, ["7"]);
     for bad in [
         "content-length: abc",
         "content-length: -1",
@@ -90,7 +124,7 @@ fn content_length_must_be_one_number() {
     ] {
         let wire = format!("HTTP/1.1 200 OK\r\n{bad}\r\n\r\n");
         assert!(
-            matches!(parse_all(&wire, false), Err(Error::InvalidHead(_))),
+            matches!(parse_all(&wire, &Method::GET), Err(Error::InvalidHead(_))),
             "{bad:?}"
         );
     }
@@ -113,7 +147,7 @@ fn keep_alive_follows_the_version_and_connection() {
     assert!(matches!(
         parse_all(
             "HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
-            false
+            &Method::GET
         ),
         Err(Error::InvalidHead(_))
     ));
@@ -122,15 +156,18 @@ fn keep_alive_follows_the_version_and_connection() {
 #[test]
 fn interim_responses_are_skipped_and_partial_heads_wait() {
     let wire = "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n";
-    let Ok((Parsed::Interim(len), _)) = parse_all(wire, false) else {
+    let Ok((Parsed::Interim(len), _)) = parse_all(wire, &Method::GET) else {
         panic!("interim");
     };
     assert_eq!(&wire[len..], "HTTP/1.1 200 OK\r\n");
     assert!(matches!(
-        parse_all("HTTP/1.1 200 OK\r\ncontent-le", false),
+        parse_all("HTTP/1.1 200 OK\r\ncontent-le", &Method::GET),
         Ok((Parsed::Partial, _))
     ));
-    assert!(matches!(parse_all("", false), Ok((Parsed::Partial, _))));
+    assert!(matches!(
+        parse_all("", &Method::GET),
+        Ok((Parsed::Partial, _))
+    ));
 }
 
 #[test]
@@ -155,7 +192,7 @@ fn malformed_or_oversized_heads_are_errors() {
         "HTTP/1.1 200 OK\r\nbad\0name: 1\r\n\r\n",
     ] {
         assert!(
-            matches!(parse_all(wire, false), Err(Error::InvalidHead(_))),
+            matches!(parse_all(wire, &Method::GET), Err(Error::InvalidHead(_))),
             "{wire:?}"
         );
     }
@@ -164,7 +201,13 @@ fn malformed_or_oversized_heads_are_errors() {
         many.push_str(&format!("x-{i}: v\r\n"));
     }
     many.push_str("\r\n");
-    assert!(matches!(parse_all(&many, false), Err(Error::HeadTooLarge)));
+    assert!(matches!(
+        parse_all(&many, &Method::GET),
+        Err(Error::HeadTooLarge)
+    ));
     let long = format!("HTTP/1.1 200 OK\r\nx-big: {}", "v".repeat(MAX_HEAD_BYTES));
-    assert!(matches!(parse_all(&long, false), Err(Error::HeadTooLarge)));
+    assert!(matches!(
+        parse_all(&long, &Method::GET),
+        Err(Error::HeadTooLarge)
+    ));
 }
