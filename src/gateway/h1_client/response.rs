@@ -167,15 +167,13 @@ fn framing(
         return Ok(Framing::UntilClose);
     }
     if headers.contains_key(header::CONTENT_LENGTH) {
-        let len = content_length(headers).ok_or(Error::InvalidHead("invalid Content-Length"))?;
+        let stated = stated_length(headers).ok_or(Error::InvalidHead("invalid Content-Length"))?;
         // `5, 5`, or the field twice, is one length (RFC 9110 §8.6): the client is told it
         // once, so no parser after the gateway can read it another way.
-        let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
-        let listed = values.next().is_some_and(|v| v.as_bytes().contains(&b','));
-        if listed || values.next().is_some() {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        if stated.repeated {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stated.length));
         }
-        return Ok(Framing::Length(len));
+        return Ok(Framing::Length(stated.length));
     }
     *keep_alive = false;
     Ok(Framing::UntilClose)
@@ -184,7 +182,19 @@ fn framing(
 /// The one length every `Content-Length` field and list element states, if they agree and
 /// each is plain digits.
 pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    stated_length(headers).map(|stated| stated.length)
+}
+
+/// A length the `Content-Length` fields agree on, and whether it took more than one
+/// element to say it (`5, 5`, or the field twice).
+struct StatedLength {
+    length: u64,
+    repeated: bool,
+}
+
+fn stated_length(headers: &HeaderMap) -> Option<StatedLength> {
     let mut length = None;
+    let mut elements = 0;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         for element in value.to_str().ok()?.split(',') {
             let element = element.trim();
@@ -195,9 +205,13 @@ pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
             if *length.get_or_insert(n) != n {
                 return None;
             }
+            elements += 1;
         }
     }
-    length
+    length.map(|length| StatedLength {
+        length,
+        repeated: elements > 1,
+    })
 }
 
 /// What is wrong with a head httparse refused, in a few words.
