@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use support::{basic, Fixture, CAMPAIGNS, READER, WRITER};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -1145,15 +1145,25 @@ fn patterned(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 253) as u8).collect()
 }
 
-/// Writes `head` then `body` in 64 KiB pieces, ignoring a connection the gateway stops
-/// reading or closes (the response read beside it says what happened). The write half
-/// comes back open: closing it would end the client connection for the gateway.
-fn write_in_background(
-    mut to_gateway: OwnedWriteHalf,
-    head: Vec<u8>,
+/// Opens a client connection to `gateway` and posts `body` to `{CAMPAIGNS}/{segment}` as
+/// the writer, from a task of its own, in 64 KiB pieces: the response can be read (from
+/// the connection returned) while the body is still going out. Writes the gateway stops
+/// taking are given up. The task gives the write half back open: closing it would end the
+/// client connection for the gateway.
+async fn post_in_background(
+    gateway: SocketAddr,
+    segment: &str,
     body: Vec<u8>,
-) -> tokio::task::JoinHandle<OwnedWriteHalf> {
-    tokio::spawn(async move {
+) -> (Conn<OwnedReadHalf>, tokio::task::JoinHandle<OwnedWriteHalf>) {
+    let head = request(
+        &WRITER,
+        "POST",
+        &format!("{CAMPAIGNS}/{segment}"),
+        &format!("content-length: {}\r\n", body.len()),
+        b"",
+    );
+    let (from_gateway, mut to_gateway) = TcpStream::connect(gateway).await.unwrap().into_split();
+    let writer = tokio::spawn(async move {
         if to_gateway.write_all(&head).await.is_err() {
             return to_gateway;
         }
@@ -1163,7 +1173,8 @@ fn write_in_background(
             }
         }
         to_gateway
-    })
+    });
+    (Conn::new(from_gateway, Some(PATIENCE)), writer)
 }
 
 #[tokio::test]
@@ -1171,20 +1182,8 @@ async fn an_upstream_refusing_a_large_body_early_is_heard_not_turned_into_a_502(
     let (upstream, _client, gateway) = scene("").await;
     // 64 MiB, far more than the socket buffers hold: the upstream reads none of it, answers
     // 413 and closes, so the gateway's writes fail while the answer waits to be read.
-    let body = patterned(64 << 20);
-    let head = request(
-        &WRITER,
-        "POST",
-        &format!("{CAMPAIGNS}/early-413"),
-        &format!("content-length: {}\r\n", body.len()),
-        b"",
-    );
-    let (from_gateway, to_gateway) = TcpStream::connect(gateway.0.addr)
-        .await
-        .unwrap()
-        .into_split();
-    let writer = write_in_background(to_gateway, head, body);
-    let mut conn = Conn::new(from_gateway, Some(PATIENCE));
+    let (mut conn, writer) =
+        post_in_background(gateway.0.addr, "early-413", patterned(64 << 20)).await;
     let head = conn.head().await.expect("a response head");
     let head = String::from_utf8_lossy(&head).into_owned();
     assert!(
@@ -1205,19 +1204,7 @@ async fn an_upstream_streaming_its_answer_as_it_reads_is_not_deadlocked() {
     // 32 MiB each way, more than both directions' socket buffers: a gateway that sent the
     // whole request before reading the answer would wait on the upstream, which waits on it.
     let body = patterned(32 << 20);
-    let head = request(
-        &WRITER,
-        "POST",
-        &format!("{CAMPAIGNS}/duplex"),
-        &format!("content-length: {}\r\n", body.len()),
-        b"",
-    );
-    let (from_gateway, to_gateway) = TcpStream::connect(gateway.0.addr)
-        .await
-        .unwrap()
-        .into_split();
-    let writer = write_in_background(to_gateway, head, body.clone());
-    let mut conn = Conn::new(from_gateway, Some(PATIENCE));
+    let (mut conn, writer) = post_in_background(gateway.0.addr, "duplex", body.clone()).await;
     let head = conn.head().await.expect("a response head");
     let head = String::from_utf8_lossy(&head).into_owned();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
