@@ -424,11 +424,14 @@ struct EarlyAnswer {
     complete: bool,
 }
 
-/// The upstreams that do not wait for the request body (RFC 9112 §9.5), by the path's last
-/// segment: `early-413` refuses at once and closes without reading any of it; `duplex`
-/// sends its head, then echoes each piece of the body as a chunk as soon as it is read (a
-/// streaming upstream: it stops reading while its own writes are stuck). `None`: any other
-/// segment, answered after the whole request by [`script`].
+/// The upstreams whose answer is more than bytes written after the whole request, by the
+/// path's last segment. Those that do not wait for the request body (RFC 9112 §9.5):
+/// `early-413` refuses at once and closes without reading any of it; `duplex` sends its
+/// head, then echoes each piece of the body as a chunk as soon as it is read (a streaming
+/// upstream: it stops reading while its own writes are stuck). Those that take their time:
+/// `stall` sends half its body, then nothing more while keeping the connection open;
+/// `trickle` sends its 12-byte body a byte every 100 ms. `None`: any other segment,
+/// answered after the whole request by [`script`].
 async fn answer_while_reading(
     segment: &str,
     conn: &mut Conn,
@@ -439,6 +442,35 @@ async fn answer_while_reading(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     match segment {
+        "stall" => {
+            let _ = conn
+                .stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello")
+                .await;
+            // Holds the connection open: only the gateway can end this exchange.
+            let mut rest = Vec::new();
+            let _ = conn.stream.read_to_end(&mut rest).await;
+            Some(EarlyAnswer {
+                echoed: Vec::new(),
+                complete: true,
+            })
+        }
+        "trickle" => {
+            let _ = conn
+                .stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n")
+                .await;
+            for byte in b"slow but sure".iter().take(12) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if conn.stream.write_all(&[*byte]).await.is_err() {
+                    break;
+                }
+            }
+            Some(EarlyAnswer {
+                echoed: Vec::new(),
+                complete: true,
+            })
+        }
         "early-413" => {
             let _ = conn
                 .stream
@@ -1229,4 +1261,26 @@ async fn an_upstream_streaming_its_answer_as_it_reads_is_not_deadlocked() {
     assert!(head.starts_with(b"HTTP/1.1 200 OK\r\n"));
     assert_eq!(conn.take(11).await, b"hello world");
     assert_eq!(upstream.by_connection(), [1, 2]);
+}
+
+#[tokio::test]
+async fn a_response_body_that_stalls_is_cut_off_after_the_response_timeout() {
+    // 300 ms: the stalled body must end between one and two of them after its last byte.
+    let (_upstream, mut client, _gateway) = scene("timeouts:\n  upstream_response: 300ms\n").await;
+    let got = client.get("stall").await.expect("a response head");
+    assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
+    assert_eq!(got.body, b"hello");
+    assert!(!got.complete, "a cut-off body never looks whole");
+    assert!(client.closed().await);
+}
+
+#[tokio::test]
+async fn a_response_body_that_keeps_coming_slowly_is_not_cut_off() {
+    // A byte every 100 ms for 1.2 s, under a 300 ms stall limit: never 300 ms without
+    // progress, though the whole body takes four limits.
+    let (_upstream, mut client, _gateway) = scene("timeouts:\n  upstream_response: 300ms\n").await;
+    let got = client.get("trickle").await.expect("a response head");
+    assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
+    assert_eq!(got.body, b"slow but sur");
+    assert!(got.complete);
 }

@@ -22,6 +22,9 @@ pub enum BodyError {
     TooLarge,
     #[error("request deadline (timeouts.request) reached while streaming the response")]
     Deadline,
+    /// The upstream sent nothing of the response body for its `response_timeout`.
+    #[error("the upstream's response body stalled for longer than its response_timeout")]
+    UpstreamStalled,
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
     /// The owned upstream connection's response body failed (boxed: the client's error
@@ -151,22 +154,83 @@ impl Body for UpstreamBody {
     }
 }
 
+/// Bounds how long an upstream's response body may send nothing: its `response_timeout`,
+/// as nginx's `proxy_read_timeout` and HAProxy's `timeout server` bound a stalled server;
+/// without it a body that stops mid-way holds the client connection (and the upstream's)
+/// forever. The timer is made the first time the body has to wait, so a body that came
+/// with its head (most of them) never makes one; when it fires after progress it is
+/// re-armed rather than reset on every frame, so a stall is cut off between one and two
+/// timeouts after the last bytes.
+#[derive(Debug)]
+pub struct StallWatch {
+    limit: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the body yielded anything since the timer was last armed.
+    progressed: bool,
+}
+
+impl StallWatch {
+    pub fn new(limit: Duration) -> StallWatch {
+        StallWatch {
+            limit,
+            timer: None,
+            progressed: false,
+        }
+    }
+
+    /// Takes note of what the body's poll gave; `Some` once it has stalled too long.
+    fn observe<T>(&mut self, polled: &Poll<T>, cx: &mut Context<'_>) -> Option<BodyError> {
+        if polled.is_ready() {
+            self.progressed = true;
+            return None;
+        }
+        let timer = match &mut self.timer {
+            Some(timer) => timer,
+            None => {
+                self.progressed = false;
+                self.timer.insert(Box::pin(tokio::time::sleep(self.limit)))
+            }
+        };
+        while std::future::Future::poll(timer.as_mut(), cx).is_ready() {
+            if !std::mem::take(&mut self.progressed) {
+                return Some(BodyError::UpstreamStalled);
+            }
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + self.limit);
+        }
+        None
+    }
+}
+
 pin_project! {
     /// What the gateway sends back to a client.
     #[project = GatewayBodyProj]
     pub enum GatewayBody {
-        Upstream { #[pin] body: UpstreamBody },
-        UpstreamWithDeadline { #[pin] body: UpstreamBody, #[pin] deadline: tokio::time::Sleep },
+        Upstream { #[pin] body: UpstreamBody, stall: StallWatch },
+        UpstreamWithDeadline {
+            #[pin] body: UpstreamBody,
+            stall: StallWatch,
+            #[pin] deadline: tokio::time::Sleep,
+        },
         Synthetic { #[pin] body: Full<Bytes> },
     }
 }
 
 impl GatewayBody {
-    pub fn upstream(body: UpstreamBody, deadline: Option<Duration>) -> GatewayBody {
+    /// An upstream's body, cut off when it stalls for `stall_limit` (the upstream's
+    /// `response_timeout`) or, when set, past `deadline` (`timeouts.request`).
+    pub fn upstream(
+        body: UpstreamBody,
+        stall_limit: Duration,
+        deadline: Option<Duration>,
+    ) -> GatewayBody {
+        let stall = StallWatch::new(stall_limit);
         match deadline {
-            None => GatewayBody::Upstream { body },
+            None => GatewayBody::Upstream { body, stall },
             Some(d) => GatewayBody::UpstreamWithDeadline {
                 body,
+                stall,
                 deadline: tokio::time::sleep(d),
             },
         }
@@ -188,14 +252,18 @@ impl Body for GatewayBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
-            GatewayBodyProj::Upstream { body } => body.poll_frame(cx),
-            GatewayBodyProj::UpstreamWithDeadline { body, deadline } => {
-                // A stream past its deadline is aborted, so the client sees an incomplete
-                // response rather than one that looks whole.
+            // A stream cut off is aborted, so the client sees an incomplete response
+            // rather than one that looks whole.
+            GatewayBodyProj::Upstream { body, stall } => watched(body, stall, cx),
+            GatewayBodyProj::UpstreamWithDeadline {
+                body,
+                stall,
+                deadline,
+            } => {
                 if std::future::Future::poll(deadline, cx).is_ready() {
                     return Poll::Ready(Some(Err(BodyError::Deadline)));
                 }
-                body.poll_frame(cx)
+                watched(body, stall, cx)
             }
             GatewayBodyProj::Synthetic { body } => {
                 body.poll_frame(cx).map_err(|never| match never {})
@@ -205,7 +273,7 @@ impl Body for GatewayBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            GatewayBody::Upstream { body } | GatewayBody::UpstreamWithDeadline { body, .. } => {
+            GatewayBody::Upstream { body, .. } | GatewayBody::UpstreamWithDeadline { body, .. } => {
                 body.is_end_stream()
             }
             GatewayBody::Synthetic { body } => body.is_end_stream(),
@@ -214,10 +282,23 @@ impl Body for GatewayBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            GatewayBody::Upstream { body } | GatewayBody::UpstreamWithDeadline { body, .. } => {
+            GatewayBody::Upstream { body, .. } | GatewayBody::UpstreamWithDeadline { body, .. } => {
                 body.size_hint()
             }
             GatewayBody::Synthetic { body } => body.size_hint(),
         }
+    }
+}
+
+/// Polls an upstream body under its stall watch.
+fn watched(
+    body: Pin<&mut UpstreamBody>,
+    stall: &mut StallWatch,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    let polled = body.poll_frame(cx);
+    match stall.observe(&polled, cx) {
+        Some(stalled) => Poll::Ready(Some(Err(stalled))),
+        None => polled,
     }
 }

@@ -643,7 +643,7 @@ async fn forward<'p>(
                 .timeouts
                 .request
                 .map(|total| total.saturating_sub(answered - ctx.start));
-            Ok(resp.map(|b| GatewayBody::upstream(b, deadline)))
+            Ok(resp.map(|b| GatewayBody::upstream(b, upstream.response_timeout, deadline)))
         }
         Some(Err(e)) if BodyError::is_too_large(&*e) => Err(Refused::BodyTooLarge),
         Some(Err(e)) => {
