@@ -981,3 +981,83 @@ fn bad_admin_users_are_reported_with_file_line_and_field() {
     assert!(err.contains("scopegate hash --argon2"));
     assert!(!err.contains(&good), "no hash in errors");
 }
+
+/// A browser that remembered the API's Basic credentials sends them with any page's form
+/// post: such writes are refused (403, or 415 for a body a form can make) before anything
+/// changes, while API clients and same-origin requests go on working.
+#[tokio::test]
+async fn api_writes_from_web_pages_are_refused_and_change_nothing() {
+    let h = harness("").await;
+    let auth = admin_auth();
+    let disable = api(&h, "/tokens/SGreader/disable");
+    let from_pages: [(&str, &[(&str, &str)]); 4] = [
+        ("a foreign Origin", &[("origin", "http://evil.example")]),
+        ("an opaque Origin", &[("origin", "null")]),
+        ("another port", &[("origin", "http://127.0.0.1:1")]),
+        ("Sec-Fetch-Site", &[("sec-fetch-site", "cross-site")]),
+    ];
+    for (case, extra) in from_pages {
+        let mut headers = vec![("authorization", auth.as_str())];
+        headers.extend_from_slice(extra);
+        let r = send("POST", &disable, &headers, "").await;
+        assert_eq!(r.status, 403, "{case}: {}", r.text());
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"], "cross_origin", "{case}");
+    }
+    let create = json!({"account": "IRacme", "name": "from a form", "kind": "legacy"}).to_string();
+    for media in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let headers = [("authorization", auth.as_str()), ("content-type", media)];
+        let r = send("POST", &api(&h, "/tokens"), &headers, &create).await;
+        assert_eq!(r.status, 415, "{media}: {}", r.text());
+        let r = send("POST", &disable, &headers, "").await;
+        assert_eq!(r.status, 415, "{media}");
+    }
+    let (s, v) = call(&h, "GET", "/tokens/SGreader", None).await;
+    assert_eq!((s, &v["status"]), (200, &json!("active")), "{v}");
+    let (_, listed) = call(&h, "GET", "/tokens", None).await;
+    assert!(
+        !listed.to_string().contains("from a form"),
+        "no token was created"
+    );
+    // The console's own origin, and a client with no Origin, still write.
+    let own = format!("http://{}", h.gateway.admin_addr);
+    let headers = [("authorization", auth.as_str()), ("origin", own.as_str())];
+    assert_eq!(send("POST", &disable, &headers, "").await.status, 200);
+    let (s, v) = call(&h, "POST", "/tokens/SGreader/enable", None).await;
+    assert_eq!((s, &v["status"]), (200, &json!("active")));
+}
+
+/// Guesses sent all at once are throttled as guesses in a row are: the throttle is asked
+/// again when a password check slot is free, not only when the request arrived.
+#[tokio::test]
+async fn concurrent_password_guesses_are_throttled_too() {
+    let h = harness("bruteforce: {max_failures: 3, cooloff: 60s}\n").await;
+    let url = api(&h, "/tokens");
+    let wrong = basic_raw(ADMIN, "not the password");
+    let guesses: Vec<_> = (0..24)
+        .map(|_| {
+            let (url, wrong) = (url.clone(), wrong.clone());
+            tokio::spawn(async move {
+                send("GET", &url, &[("authorization", &wrong)], "")
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + throttled, statuses.len(), "{statuses:?}");
+    // 3 failures trip it; at most the 3 other checks already running then finish as 401.
+    assert!(checked <= 6, "{checked} guesses were checked: {statuses:?}");
+    let r = send("GET", &url, &[("authorization", &admin_auth())], "").await;
+    assert_eq!(r.status, 429, "the right password during the cooling-off");
+}

@@ -81,14 +81,7 @@ pub fn record(
         sid: sid.to_owned(),
         changes,
     };
-    tracing::info!(
-        who = %entry.who,
-        via = %entry.via,
-        action = %entry.action,
-        sid = %entry.sid,
-        changes = %entry.changes.join("; "),
-        "admin change"
-    );
+    trace(&entry);
     let path = path(settings);
     if let Err(e) = append(&path, &entry) {
         warnings.push(format!(
@@ -96,6 +89,20 @@ pub fn record(
             path.display()
         ));
     }
+}
+
+/// The entry as a line of the gateway's own log. Quoted and escaped (`?`): the changes carry
+/// what an admin typed (a token's name may hold a line break), which must not forge a line
+/// of the text log.
+fn trace(entry: &Entry) {
+    tracing::info!(
+        who = ?entry.who,
+        via = %entry.via,
+        action = %entry.action,
+        sid = %entry.sid,
+        changes = ?entry.changes.join("; "),
+        "admin change"
+    );
 }
 
 fn append(path: &std::path::Path, entry: &Entry) -> std::io::Result<()> {
@@ -140,4 +147,49 @@ pub fn read(settings: &Settings, sid: Option<&str>) -> std::io::Result<(Vec<Entr
         }
     }
     Ok((out, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What the text log writes, kept for the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn what_an_admin_typed_cannot_forge_a_line_of_the_text_log() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let entry = Entry {
+            at: "2026-12-06T00:00:00Z".to_owned(),
+            who: "admin".to_owned(),
+            via: "api".to_owned(),
+            action: "create".to_owned(),
+            sid: "SGx".to_owned(),
+            changes: vec!["name: a\nINFO forged: yes\u{0}".to_owned()],
+        };
+        tracing::subscriber::with_default(subscriber, || trace(&entry));
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(
+            text.contains(r#"changes="name: a\nINFO forged: yes\0""#),
+            "{text:?}"
+        );
+    }
 }

@@ -114,8 +114,11 @@ impl AdminAuth {
         let now = Instant::now();
         let user = users.iter().find(|u| u.name == name);
         let user_failures = user.map(|u| self.user_failures(&u.name));
-        if throttle.is_blocked(ip, now) || user_failures.as_ref().is_some_and(|f| f.is_blocked(now))
-        {
+        let blocked = |now| {
+            throttle.is_blocked(ip, now)
+                || user_failures.as_ref().is_some_and(|f| f.is_blocked(now))
+        };
+        if blocked(now) {
             return Check::Throttled;
         }
         let stored = user.map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
@@ -131,6 +134,11 @@ impl AdminAuth {
             let Ok(_permit) = self.checks.acquire().await else {
                 return Check::Bad;
             };
+            // Asked again once a check slot is ours: guesses sent all at once passed the
+            // first question together, before any of them had failed.
+            if blocked(Instant::now()) {
+                return Check::Throttled;
+            }
             let verified = tokio::task::spawn_blocking(move || {
                 PasswordHash::new(&stored).is_ok_and(|h| {
                     Argon2::default()
@@ -143,6 +151,11 @@ impl AdminAuth {
             verified && user.is_some()
         };
         let now = Instant::now();
+        // A right password that finished while concurrent guesses started a cooling-off
+        // is refused like any other attempt during it.
+        if ok && !cached && blocked(now) {
+            return Check::Throttled;
+        }
         if ok {
             if let Some(f) = &user_failures {
                 f.record_success(now);
@@ -160,10 +173,19 @@ impl AdminAuth {
             }
             Check::Ok(name.to_owned())
         } else {
-            throttle.record_failure(ip, now, settings);
-            if let Some(f) = &user_failures {
-                f.record_failure(now, settings);
-            }
+            let address_cooling = throttle.record_failure(ip, now, settings);
+            let user_cooling = user_failures
+                .as_ref()
+                .is_some_and(|f| f.record_failure(now, settings));
+            // The name is what the client sent: quoted and escaped, never the password.
+            tracing::warn!(
+                target: "scopegate::admin",
+                user = ?name,
+                client = %ip,
+                known_user = user.is_some(),
+                cooling_off_started = address_cooling || user_cooling,
+                "admin login failed"
+            );
             Check::Bad
         }
     }

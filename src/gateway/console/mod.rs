@@ -229,7 +229,45 @@ fn too_large(is_api: bool) -> Reply {
 }
 
 /// The API: HTTP Basic with an admin user on every request.
+/// Why a write to the API is refused before its credentials are even checked: it comes
+/// from a web page. Once an admin has typed the API's Basic credentials into a browser, the
+/// browser sends them with any page's form post to it (a CSRF that could create or enable
+/// tokens); API clients (curl, scripts) send no `Origin`, no `Sec-Fetch-Site` of another
+/// site, and JSON or nothing as their body's type, which a form cannot.
+fn refused_browser_write(req: &Incoming2) -> Option<Reply> {
+    if matches!(req.method, Method::GET | Method::HEAD) {
+        return None;
+    }
+    let from_another_site = req
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+    if pages::cross_origin(req) || from_another_site {
+        return Some(api::error_reply(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "API writes from another origin are refused",
+        ));
+    }
+    let json = req.headers.get(CONTENT_TYPE).is_none_or(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+    });
+    (!json).then(|| {
+        api::error_reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "API writes take Content-Type: application/json (or no body)",
+        )
+    })
+}
+
 async fn api_request(console: &Console, shared: &Arc<Shared>, req: Incoming2) -> Reply {
+    if let Some(refused) = refused_browser_write(&req) {
+        return refused;
+    }
     let unauthorized = |msg: &str| {
         api::error_reply(StatusCode::UNAUTHORIZED, "unauthorized", msg).header(
             WWW_AUTHENTICATE,

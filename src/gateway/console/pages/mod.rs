@@ -101,8 +101,9 @@ fn secure(req: &Incoming2) -> &'static str {
     }
 }
 
-/// A post from another origin (a page elsewhere submitting into the console).
-fn cross_origin(req: &Incoming2) -> bool {
+/// A post from another origin (a page elsewhere submitting into the console, or into the
+/// API with credentials the browser remembered).
+pub(super) fn cross_origin(req: &Incoming2) -> bool {
     let Some(origin) = req.headers.get(http::header::ORIGIN) else {
         return false;
     };
