@@ -1061,3 +1061,30 @@ async fn concurrent_password_guesses_are_throttled_too() {
     let r = send("GET", &url, &[("authorization", &admin_auth())], "").await;
     assert_eq!(r.status, 429, "the right password during the cooling-off");
 }
+
+/// A changed password (a new hash in the config, picked up by the reload) ends the console
+/// sessions opened with the old one, as a removed user's would end.
+#[tokio::test]
+async fn a_changed_password_ends_the_sessions_opened_with_the_old_one() {
+    let h = harness("").await;
+    let admin = h.gateway.admin_addr;
+    let session = console_login(admin).await;
+    let cards = format!("http://{admin}/console/");
+    let r = send("GET", &cards, &[("cookie", &session)], "").await;
+    assert_eq!(r.status, 200, "signed in");
+    let new_hash = scopegate::gateway::console::auth::hash_password(b"a new password").unwrap();
+    let yaml = std::fs::read_to_string(&h.config_path).unwrap();
+    let old_hash = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password_hash: "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    std::fs::write(&h.config_path, yaml.replace(&old_hash, &new_hash)).unwrap();
+    scopegate::gateway::reload::reload_from(&h.gateway.shared, &h.config_path)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = send("GET", &cards, &[("cookie", &session)], "").await;
+    assert_eq!(r.status, 303, "the old session is over: {}", r.text());
+    assert_eq!(r.headers.get("location").unwrap(), "/console/login");
+}

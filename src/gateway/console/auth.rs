@@ -64,6 +64,9 @@ pub enum Check {
 #[derive(Clone)]
 pub struct Session {
     pub user: String,
+    /// Digest of the user's stored password hash at login: a changed password (a new hash
+    /// in the config) ends the sessions opened with the old one.
+    credential: [u8; 32],
     /// The CSRF token every form of this session carries.
     pub csrf: String,
     expires: Instant,
@@ -199,7 +202,7 @@ impl AdminAuth {
     }
 
     /// Starts a session; returns its id (for the cookie) and CSRF token.
-    pub fn open_session(&self, user: &str) -> Option<(String, String)> {
+    pub fn open_session(&self, user: &AdminUser) -> Option<(String, String)> {
         let id = random_hex()?;
         let csrf = random_hex()?;
         let now = Instant::now();
@@ -217,7 +220,8 @@ impl AdminAuth {
         sessions.insert(
             digest(&[id.as_bytes()]),
             Session {
-                user: user.to_owned(),
+                user: user.name.clone(),
+                credential: digest(&[user.password_hash.as_bytes()]),
                 csrf: csrf.clone(),
                 expires: now + SESSION_TTL,
                 flash: Vec::new(),
@@ -231,7 +235,10 @@ impl AdminAuth {
         let key = digest(&[id.as_bytes()]);
         let mut sessions = self.sessions.lock().ok()?;
         let s = sessions.get(&key)?;
-        if s.expires <= Instant::now() || !users.iter().any(|u| u.name == s.user) {
+        let still_valid = users
+            .iter()
+            .any(|u| u.name == s.user && digest(&[u.password_hash.as_bytes()]) == s.credential);
+        if s.expires <= Instant::now() || !still_valid {
             sessions.remove(&key);
             return None;
         }

@@ -68,7 +68,11 @@ pub(super) async fn login(console: &Console, shared: &Arc<Shared>, req: &Incomin
         )
         .await
     {
-        auth::Check::Ok(who) => match console.auth.open_session(&who) {
+        auth::Check::Ok(who) => match users
+            .iter()
+            .find(|u| u.name == who)
+            .and_then(|u| console.auth.open_session(u))
+        {
             Some((id, _)) => Reply::redirect("/console/")
                 .header(
                     SET_COOKIE,
