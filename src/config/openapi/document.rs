@@ -10,6 +10,8 @@
 
 use serde_yaml::{Mapping, Value};
 
+use super::tree;
+
 /// Largest document read, so a wrong file (a log, a dump) fails fast instead of filling memory.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 
@@ -29,6 +31,8 @@ pub struct Document {
     pub openapi: String,
     pub title: String,
     pub version: String,
+    /// What the operator should know about the reading itself (a key written twice).
+    pub notes: Vec<String>,
 }
 
 /// One (path, method) of the document, before its path becomes a pattern.
@@ -65,33 +69,35 @@ impl Document {
             ));
         }
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let root: Value = if text.trim_start().starts_with('{') {
-            // JSON, or YAML written in flow style: JSON's error is the one worth showing.
-            match serde_json::from_str(text) {
-                Ok(root) => root,
-                Err(e) => read_yaml(text).map_err(|_| format!("not valid JSON: {e}"))?,
-            }
-        } else {
-            read_yaml(text)?
-        };
+        let tree = tree::read(text)?;
+        let root = tree.root;
         if !root.is_mapping() {
             return Err("not an OpenAPI document: the top level is not a mapping".into());
         }
-        let openapi = match root.get("openapi") {
-            Some(Value::String(v)) => v.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ if root.get("swagger").is_some() => {
+        let openapi = match root.get("openapi").and_then(scalar_text) {
+            Some(v) => v,
+            None if root.get("swagger").is_some() => {
                 return Err(
                     "this is a Swagger 2.0 document: convert it to OpenAPI 3 first \
                      (e.g. with swagger2openapi)"
                         .into(),
                 )
             }
-            _ => return Err("not an OpenAPI document: no `openapi` version field".into()),
+            None => return Err("not an OpenAPI document: no `openapi` version field".into()),
         };
         if !openapi.starts_with("3.") {
             return Err(format!(
                 "OpenAPI version `{openapi}` is not supported (3.0 and 3.1 are)"
+            ));
+        }
+        let mut notes = Vec::new();
+        for steps in tree.duplicates.iter().filter(|s| importer_reads(s)) {
+            let Some((key, parent)) = steps.split_last() else {
+                continue;
+            };
+            notes.push(format!(
+                "`{key}` is written twice in {}: the last one is used",
+                pointer(parent)
             ));
         }
         let info = root.get("info");
@@ -106,6 +112,7 @@ impl Document {
             openapi,
             title,
             version,
+            notes,
         })
     }
 
@@ -269,14 +276,6 @@ impl Document {
     }
 }
 
-/// YAML text to a value, with `<<` merge keys applied.
-fn read_yaml(text: &str) -> Result<Value, String> {
-    let mut root: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
-    root.apply_merge()
-        .map_err(|e| format!("bad YAML merge key (`<<`): {e}"))?;
-    Ok(root)
-}
-
 /// The (method, operation) entries of a path item: the fixed method fields, then OpenAPI
 /// 3.2's `query` and `additionalOperations` (kept so that they are reported, not lost).
 fn operation_entries(item: &Mapping) -> Vec<(String, &Value)> {
@@ -292,6 +291,79 @@ fn operation_entries(item: &Mapping) -> Vec<(String, &Value)> {
                 out.push((k.to_owned(), op));
             }
         }
+    }
+    out
+}
+
+/// Whether a key written twice (its path from the root) is one the importer reads: in the
+/// header, `servers`, `tags`, a path item's operations, servers and parameters, or the
+/// components a path item or parameter `$ref` points to. Elsewhere (schemas, examples,
+/// descriptions of operations) a duplicate changes nothing the catalog uses.
+fn importer_reads(steps: &[String]) -> bool {
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    match steps.as_slice() {
+        [] => false,
+        ["openapi" | "swagger" | "paths" | "tags" | "servers" | "components"] => true,
+        ["info", rest @ ..] => matches!(rest, [] | ["title" | "version"]),
+        ["servers", rest @ ..] => server_part(rest),
+        ["tags", _, rest @ ..] => matches!(rest, [] | ["name" | "description"]),
+        ["paths", _, rest @ ..] => path_item_part(rest),
+        ["components", "pathItems", rest @ ..] => match rest {
+            [] | [_] => true,
+            [_, item @ ..] => path_item_part(item),
+        },
+        ["components", "parameters", rest @ ..] => match rest {
+            [] | [_] => true,
+            [_, param @ ..] => matches!(param, ["name" | "in" | "$ref"]),
+        },
+        _ => false,
+    }
+}
+
+/// Within a path item: see [`importer_reads`].
+fn path_item_part(steps: &[&str]) -> bool {
+    let is_operation = |k: &str| METHOD_KEYS.contains(&k) || k == "query";
+    match steps {
+        [] => true,
+        [key] => {
+            is_operation(key)
+                || matches!(
+                    *key,
+                    "servers" | "parameters" | "$ref" | "additionalOperations"
+                )
+        }
+        ["servers", rest @ ..] => server_part(rest),
+        ["parameters", _, rest @ ..] => matches!(rest, [] | ["name" | "in" | "$ref"]),
+        ["additionalOperations", _, rest @ ..] => operation_part(rest),
+        [method, rest @ ..] if is_operation(method) => operation_part(rest),
+        _ => false,
+    }
+}
+
+/// Within an operation: see [`importer_reads`].
+fn operation_part(steps: &[&str]) -> bool {
+    match steps {
+        [] | ["tags" | "servers" | "parameters" | "$ref"] => true,
+        ["servers", rest @ ..] => server_part(rest),
+        ["parameters", _, rest @ ..] => matches!(rest, [] | ["name" | "in" | "$ref"]),
+        _ => false,
+    }
+}
+
+/// Within a `servers` list: see [`importer_reads`].
+fn server_part(steps: &[&str]) -> bool {
+    matches!(
+        steps,
+        [] | [_] | [_, "url" | "variables"] | [_, "variables", _] | [_, "variables", _, "default"]
+    )
+}
+
+/// A path from the root as a JSON pointer (`#/paths/~1pets`), as `$ref`s write it.
+fn pointer(steps: &[String]) -> String {
+    let mut out = String::from("#");
+    for step in steps {
+        out.push('/');
+        out.push_str(&step.replace('~', "~0").replace('/', "~1"));
     }
     out
 }
@@ -398,6 +470,32 @@ mod tests {
         );
         assert!(base("[{url: 'https://h/{v}'}]").is_err());
         assert_eq!(base("[]"), Ok(String::new()));
+    }
+
+    fn parse(text: &str) -> Document {
+        Document::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn content_the_importer_does_not_read_cannot_fail_the_document() {
+        // OpenAI's int64 bounds, a u64 overflow, a duplicate key in a schema.
+        let doc = parse(
+            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /chat: {post: {tags: [chat]}}\ncomponents:\n  schemas:\n    Seed: {type: integer, minimum: -9223372036854776000, maximum: 18446744073709551616}\n    Pet:\n      description: first\n      description: second\n",
+        );
+        assert_eq!(doc.operations().0.len(), 1);
+        assert!(doc.notes.is_empty(), "{:?}", doc.notes);
+    }
+
+    #[test]
+    fn a_duplicate_the_importer_reads_is_noted_and_the_last_wins() {
+        let doc = parse(
+            "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /pets:\n    get: {tags: [a]}\n    get: {tags: [b]}\n",
+        );
+        assert_eq!(
+            doc.notes,
+            ["`get` is written twice in #/paths/~1pets: the last one is used"]
+        );
+        assert_eq!(doc.operations().0[0].tags, ["b"]);
     }
 
     #[test]

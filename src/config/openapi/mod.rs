@@ -1,5 +1,5 @@
-//! The catalog from an API's own OpenAPI document (SPEC §11): [`document`] reads the file and
-//! walks its operations, [`template`] turns path templates into patterns, [`group`] assigns
+//! The catalog from an API's own OpenAPI document (SPEC §11): [`tree`] reads the text,
+//! [`document`] walks its operations, [`template`] turns path templates into patterns, [`group`] assigns
 //! operations to named APIs, [`render`] prints the `apis:` block, [`drift`] compares a
 //! document with a configured catalog. Pure: the CLI (`scopegate catalog ...`) does the I/O.
 
@@ -8,6 +8,7 @@ pub mod drift;
 pub mod group;
 pub mod render;
 pub mod template;
+pub mod tree;
 
 use crate::domain::model::KNOWN_METHODS;
 use crate::domain::scope::Pattern;
@@ -106,7 +107,7 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             reason: u.reason,
         })
         .collect();
-    let mut notes = Vec::new();
+    let mut notes = doc.notes.clone();
     let base_override = options
         .base_path
         .as_deref()
