@@ -23,6 +23,9 @@ const METHOD_KEYS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
+/// AWS API Gateway's path-item key for "any method" (in its OpenAPI exports).
+const AWS_ANY_METHOD: &str = "x-amazon-apigateway-any-method";
+
 /// A parsed document and what the catalog needs from its header.
 #[derive(Debug)]
 pub struct Document {
@@ -31,7 +34,8 @@ pub struct Document {
     pub openapi: String,
     pub title: String,
     pub version: String,
-    /// What the operator should know about the reading itself (a key written twice).
+    /// What the operator should know about the reading itself (a version newer than the
+    /// importer knows, a key written twice).
     pub notes: Vec<String>,
 }
 
@@ -90,7 +94,25 @@ impl Document {
                 "OpenAPI version `{openapi}` is not supported (3.0 and 3.1 are)"
             ));
         }
+        match root.get("paths") {
+            None | Some(Value::Null | Value::Mapping(_)) => {}
+            Some(other) => {
+                return Err(format!(
+                    "`paths` is {}, not a mapping of path templates to path items",
+                    kind(other)
+                ))
+            }
+        }
         let mut notes = Vec::new();
+        if !["3.0", "3.1"]
+            .iter()
+            .any(|known| is_version(&openapi, known))
+        {
+            notes.push(format!(
+                "OpenAPI {openapi} is read as 3.1 (the versions this importer knows are 3.0 \
+                 and 3.1); check the result"
+            ));
+        }
         for steps in tree.duplicates.iter().filter(|s| importer_reads(s)) {
             let Some((key, parent)) = steps.split_last() else {
                 continue;
@@ -194,7 +216,15 @@ impl Document {
                 .map(|s| servers_base(Some(s)))
                 .unwrap_or_else(|| root_base.clone());
             let item_params = self.path_params(item.get("parameters"));
-            for (method_key, operation) in operation_entries(&item) {
+            let (entries, odd) = operation_entries(&item);
+            for (method, reason) in odd {
+                unreadable.push(Unreadable {
+                    method,
+                    path: path.to_owned(),
+                    reason,
+                });
+            }
+            for (method_key, operation) in entries {
                 let operation = match self.resolve(operation) {
                     Ok(op) if op.is_mapping() => op,
                     Ok(_) => {
@@ -277,8 +307,10 @@ impl Document {
 }
 
 /// The (method, operation) entries of a path item: the fixed method fields, then OpenAPI
-/// 3.2's `query` and `additionalOperations` (kept so that they are reported, not lost).
-fn operation_entries(item: &Mapping) -> Vec<(String, &Value)> {
+/// 3.2's `query` and `additionalOperations` (kept so that they are reported, not lost); and
+/// keys that look like methods but are not operation keys (`GET`, `Post`, AWS's any-method
+/// key), with why they are not read.
+fn operation_entries(item: &Mapping) -> (Vec<(String, &Value)>, Vec<(String, String)>) {
     let mut out = Vec::new();
     for key in METHOD_KEYS.iter().chain(&["query"]) {
         if let Some(op) = item.get(*key) {
@@ -292,7 +324,57 @@ fn operation_entries(item: &Mapping) -> Vec<(String, &Value)> {
             }
         }
     }
-    out
+    let mut odd = Vec::new();
+    for key in item.keys().filter_map(Value::as_str) {
+        let upper = key.to_ascii_uppercase();
+        if key == AWS_ANY_METHOD {
+            odd.push((
+                "ANY".to_owned(),
+                format!(
+                    "`{AWS_ANY_METHOD}` (AWS API Gateway: any method) is not an OpenAPI \
+                     operation: grant the methods it serves by hand"
+                ),
+            ));
+        } else if METHOD_KEYS.contains(&key) || key == "query" {
+            continue;
+        } else if METHOD_KEYS
+            .iter()
+            .chain(&["query"])
+            .any(|m| m.eq_ignore_ascii_case(key))
+        {
+            odd.push((
+                upper,
+                format!(
+                    "`{key}` is not an operation key: OpenAPI's method keys are lower-case \
+                     (`{}`)",
+                    key.to_ascii_lowercase()
+                ),
+            ));
+        } else if crate::domain::model::KNOWN_METHODS.contains(&upper.as_str()) {
+            odd.push((upper, format!("`{key}` is not an OpenAPI operation key")));
+        }
+    }
+    (out, odd)
+}
+
+/// Whether `version` is `known` or a patch of it (`3.1` matches `3.1` and `3.1.0`, not `3.10`).
+fn is_version(version: &str, known: &str) -> bool {
+    version
+        .strip_prefix(known)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// A value's kind, for messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
 }
 
 /// Whether a key written twice (its path from the root) is one the importer reads: in the
@@ -496,6 +578,51 @@ mod tests {
             ["`get` is written twice in #/paths/~1pets: the last one is used"]
         );
         assert_eq!(doc.operations().0[0].tags, ["b"]);
+    }
+
+    #[test]
+    fn newer_3_x_versions_are_read_with_a_note() {
+        let doc = parse("openapi: 3.2.0\ninfo: {title: t, version: '1'}\npaths: {}\n");
+        assert_eq!(
+            doc.notes,
+            [
+                "OpenAPI 3.2.0 is read as 3.1 (the versions this importer knows are 3.0 and \
+              3.1); check the result"
+            ]
+        );
+        assert!(parse("openapi: 3.1.1\npaths: {}\n").notes.is_empty());
+        assert!(parse("openapi: 3.0\npaths: {}\n").notes.is_empty());
+    }
+
+    #[test]
+    fn paths_must_be_a_mapping() {
+        assert_eq!(
+            Document::parse("openapi: 3.0.3\npaths: [/a, /b]\n").unwrap_err(),
+            "`paths` is a list, not a mapping of path templates to path items"
+        );
+        assert!(parse("openapi: 3.0.3\npaths:\n").operations().0.is_empty());
+    }
+
+    #[test]
+    fn keys_that_look_like_methods_are_reported() {
+        let doc = parse(
+            "openapi: 3.0.3\npaths:\n  /pets:\n    GET: {}\n    Post: {}\n    connect: {}\n    delete: {}\n  /{proxy+}:\n    x-amazon-apigateway-any-method: {}\n",
+        );
+        let (ops, bad) = doc.operations();
+        assert_eq!(ops.len(), 1);
+        let bad: Vec<(&str, &str)> = bad
+            .iter()
+            .map(|u| (u.method.as_str(), u.reason.as_str()))
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                ("GET", "`GET` is not an operation key: OpenAPI's method keys are lower-case (`get`)"),
+                ("POST", "`Post` is not an operation key: OpenAPI's method keys are lower-case (`post`)"),
+                ("CONNECT", "`connect` is not an OpenAPI operation key"),
+                ("ANY", "`x-amazon-apigateway-any-method` (AWS API Gateway: any method) is not an OpenAPI operation: grant the methods it serves by hand"),
+            ]
+        );
     }
 
     #[test]

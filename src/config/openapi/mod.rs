@@ -1,7 +1,8 @@
 //! The catalog from an API's own OpenAPI document (SPEC §11): [`tree`] reads the text,
-//! [`document`] walks its operations, [`template`] turns path templates into patterns, [`group`] assigns
-//! operations to named APIs, [`render`] prints the `apis:` block, [`drift`] compares a
-//! document with a configured catalog. Pure: the CLI (`scopegate catalog ...`) does the I/O.
+//! [`document`] walks its operations, [`template`] turns path templates into patterns,
+//! [`group`] assigns operations to named APIs, [`render`] prints the `apis:` block, [`drift`]
+//! compares a document with a configured catalog. Pure: the CLI (`scopegate catalog ...`)
+//! does the I/O.
 
 pub mod document;
 pub mod drift;
@@ -169,7 +170,7 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
         match template::to_pattern(&full_path, account) {
             Ok(c) => {
                 if let Some(note) = &c.note {
-                    notes.push(note.clone());
+                    push_once(&mut notes, note);
                 }
                 converted.push((op, method, full_path, c));
             }
@@ -291,6 +292,13 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
         skipped,
         notes,
     })
+}
+
+/// Adds a note unless it is there already (a path's note comes once, not once per method).
+fn push_once(notes: &mut Vec<String>, note: &str) {
+    if !notes.iter().any(|n| n == note) {
+        notes.push(note.to_owned());
+    }
 }
 
 /// Most notes listed about APIs that overlap.
@@ -599,6 +607,18 @@ paths:
             "{notes}"
         );
         assert!(!notes.contains("/cats"), "{notes}");
+    }
+
+    #[test]
+    fn a_path_note_comes_once_not_once_per_method() {
+        let doc = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n  /search?q={q}: {get: {}, post: {}, delete: {}}\n";
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let dropped: Vec<&String> = got.notes.iter().filter(|n| n.contains("dropped")).collect();
+        assert_eq!(
+            dropped,
+            ["`/search?q={q}`: the part from `?`/`#` on was dropped (grants match the path only)"]
+        );
+        assert_eq!(got.operations.len(), 3);
     }
 
     #[test]
