@@ -1,13 +1,14 @@
 //! The catalog from an API's own OpenAPI document (SPEC §11): [`tree`] reads the text,
 //! [`document`] walks its operations, [`template`] turns path templates into patterns,
-//! [`group`] assigns operations to named APIs, [`render`] prints the `apis:` block, [`drift`]
-//! compares a document with a configured catalog. Pure: the CLI (`scopegate catalog ...`)
-//! does the I/O.
+//! [`group`] assigns operations to named APIs, [`summary`] tells many skipped operations
+//! briefly, [`render`] prints the `apis:` block, [`drift`] compares a document with a
+//! configured catalog. Pure: the CLI (`scopegate catalog ...`) does the I/O.
 
 pub mod document;
 pub mod drift;
 pub mod group;
 pub mod render;
+pub mod summary;
 pub mod template;
 pub mod tree;
 
@@ -95,8 +96,10 @@ pub struct Import {
     pub notes: Vec<String>,
 }
 
-/// Reads a document and builds its catalog. `Err` only when the text is not a readable
-/// OpenAPI 3.x document; operations that cannot be granted are listed in `skipped`.
+/// Reads a document and builds its catalog. `Err` when the text is not a readable OpenAPI 3.x
+/// document, or when its `paths` has entries but not one operation could be imported (an
+/// unbundled document: an empty catalog would read as "nothing to grant"); operations that
+/// cannot be granted are listed in `skipped`.
 pub fn import(text: &str, options: &Options) -> Result<Import, String> {
     let doc = Document::parse(text)?;
     let (raw, unreadable) = doc.operations();
@@ -283,6 +286,9 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             .sort_by_key(|m| KNOWN_METHODS.iter().position(|k| k == m));
     }
     notes.extend(overlap_notes(&apis, &operations));
+    if operations.is_empty() && doc.path_count() > 0 {
+        return Err(nothing_imported(doc.path_count(), &skipped));
+    }
     Ok(Import {
         openapi: doc.openapi,
         title: doc.title,
@@ -299,6 +305,27 @@ fn push_once(notes: &mut Vec<String>, note: &str) {
     if !notes.iter().any(|n| n == note) {
         notes.push(note.to_owned());
     }
+}
+
+/// The error for a document whose `paths` yields no operation at all.
+fn nothing_imported(paths: usize, skipped: &[Skipped]) -> String {
+    let paths = if paths == 1 {
+        "its 1 path".to_owned()
+    } else {
+        format!("its {paths} paths")
+    };
+    if skipped.is_empty() {
+        return format!(
+            "no operation could be imported from {paths}: no path item holds an operation \
+             (`get`, `put`, `post`, `delete`, `options`, `head`, `patch`, `trace`)"
+        );
+    }
+    let mut message = format!("no operation could be imported from {paths}:");
+    for line in summary::skipped_lines(skipped) {
+        message.push_str("\n  ");
+        message.push_str(&line);
+    }
+    message
 }
 
 /// Most notes listed about APIs that overlap.
@@ -619,6 +646,31 @@ paths:
             ["`/search?q={q}`: the part from `?`/`#` on was dropped (grants match the path only)"]
         );
         assert_eq!(got.operations.len(), 3);
+    }
+
+    #[test]
+    fn paths_that_yield_no_operation_are_an_error() {
+        // An unbundled document: every path item is an external `$ref`.
+        let mut doc = String::from("openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n");
+        for i in 0..40 {
+            doc.push_str(&format!("  /v2/r{i}: {{$ref: 'resources/r{i}.yml'}}\n"));
+        }
+        assert_eq!(
+            import(&doc, &Options::default()).unwrap_err(),
+            "no operation could be imported from its 40 paths:\n  /v2/r0: `$ref: \
+             resources/r0.yml` points outside the document: only local references (`#/...`) \
+             are read; bundle the document first (e.g. `redocly bundle`) (and 39 more \
+             operations for the same reason, e.g. /v2/r1, /v2/r2, /v2/r3)"
+        );
+        let empty_item = "openapi: 3.0.1\ninfo: {title: t, version: '1'}\npaths: {/a: {}}\n";
+        assert_eq!(
+            import(empty_item, &Options::default()).unwrap_err(),
+            "no operation could be imported from its 1 path: no path item holds an operation \
+             (`get`, `put`, `post`, `delete`, `options`, `head`, `patch`, `trace`)"
+        );
+        // No paths at all (a 3.1 document of webhooks or components): an empty catalog.
+        let no_paths = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths: {x-note: 1}\n";
+        assert!(import(no_paths, &Options::default()).is_ok_and(|i| i.apis.is_empty()));
     }
 
     #[test]
