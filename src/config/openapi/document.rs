@@ -10,6 +10,7 @@
 
 use serde_yaml::{Mapping, Value};
 
+use super::servers::{self, Servers};
 use super::tree;
 
 /// Largest document read, so a wrong file (a log, a dump) fails fast instead of filling memory.
@@ -48,9 +49,8 @@ pub struct RawOperation {
     pub path: String,
     /// The operation's tags, in order.
     pub tags: Vec<String>,
-    /// The base path of the servers that apply (operation, path item, then document level),
-    /// e.g. `/api/v3`; empty for none. `Err` says why it could not be read.
-    pub base_path: Result<String, String>,
+    /// The servers that apply (operation, path item, then document level).
+    pub servers: Servers,
     /// Names of the `in: path` parameters declared at path-item and operation level.
     pub path_params: Vec<String>,
 }
@@ -151,6 +151,11 @@ impl Document {
             })
     }
 
+    /// The host of the document's first top-level server (`None`: none, or a relative URL).
+    pub fn host(&self) -> Option<String> {
+        servers::read(self.root.get("servers")).host
+    }
+
     /// Follows `$ref` (local `#/...` pointers only) until a value without one.
     pub fn resolve<'a>(&'a self, mut value: &'a Value) -> Result<&'a Value, String> {
         for _ in 0..MAX_REF_HOPS {
@@ -200,7 +205,7 @@ impl Document {
         let Some(paths) = self.root.get("paths").and_then(Value::as_mapping) else {
             return (found, unreadable);
         };
-        let root_base = servers_base(self.root.get("servers"));
+        let root_servers = servers::read(self.root.get("servers"));
         for (key, item) in paths {
             let Some(path) = key.as_str() else {
                 unreadable.push(Unreadable {
@@ -224,10 +229,10 @@ impl Document {
                     continue;
                 }
             };
-            let item_base = item
+            let item_servers = item
                 .get("servers")
-                .map(|s| servers_base(Some(s)))
-                .unwrap_or_else(|| root_base.clone());
+                .map(|s| servers::read(Some(s)))
+                .unwrap_or_else(|| root_servers.clone());
             let item_params = self.path_params(item.get("parameters"));
             let (entries, odd) = operation_entries(&item);
             for (method, reason) in odd {
@@ -262,10 +267,10 @@ impl Document {
                     .and_then(Value::as_sequence)
                     .map(|tags| tags.iter().filter_map(scalar_text).collect())
                     .unwrap_or_default();
-                let base_path = operation
+                let servers = operation
                     .get("servers")
-                    .map(|s| servers_base(Some(s)))
-                    .unwrap_or_else(|| item_base.clone());
+                    .map(|s| servers::read(Some(s)))
+                    .unwrap_or_else(|| item_servers.clone());
                 let mut path_params = item_params.clone();
                 for name in self.path_params(operation.get("parameters")) {
                     if !path_params.contains(&name) {
@@ -276,7 +281,7 @@ impl Document {
                     method: method_key,
                     path: path.to_owned(),
                     tags,
-                    base_path,
+                    servers,
                     path_params,
                 });
             }
@@ -463,46 +468,6 @@ fn pointer(steps: &[String]) -> String {
     out
 }
 
-/// The base path of the first server of a `servers` list: its URL's path with server
-/// variables replaced by their defaults, without a trailing slash. No servers: empty.
-fn servers_base(servers: Option<&Value>) -> Result<String, String> {
-    let Some(first) = servers.and_then(Value::as_sequence).and_then(|s| s.first()) else {
-        return Ok(String::new());
-    };
-    let Some(url) = first.get("url").and_then(Value::as_str) else {
-        return Ok(String::new());
-    };
-    let mut expanded = String::new();
-    let mut rest = url;
-    while let Some(open) = rest.find('{') {
-        expanded.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            return Err(format!("server URL `{url}` has an unclosed `{{`"));
-        };
-        let name = &rest[open + 1..open + close];
-        let default = first
-            .get("variables")
-            .and_then(|v| v.get(name))
-            .and_then(|v| v.get("default"))
-            .and_then(scalar_text)
-            .ok_or_else(|| format!("server URL `{url}`: variable `{name}` has no default value"))?;
-        expanded.push_str(&default);
-        rest = &rest[open + close + 1..];
-    }
-    expanded.push_str(rest);
-    let without_query = expanded.split(['?', '#']).next().unwrap_or_default();
-    let path = match without_query.split_once("://") {
-        Some((_, after)) => after.find('/').map_or("", |i| &after[i..]),
-        None => without_query.trim_start_matches('.'),
-    };
-    let path = path.trim_end_matches('/');
-    Ok(if path.is_empty() || path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    })
-}
-
 /// A scalar as text (tags and names are sometimes written as numbers or booleans in YAML).
 pub fn scalar_text(v: &Value) -> Option<String> {
     match v {
@@ -537,35 +502,6 @@ pub(crate) fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_base_paths() {
-        let base = |yaml: &str| {
-            let v: Value = serde_yaml::from_str(yaml).unwrap_or(Value::Null);
-            servers_base(Some(&v))
-        };
-        assert_eq!(
-            base("[{url: 'https://api.example.com'}]"),
-            Ok(String::new())
-        );
-        assert_eq!(
-            base("[{url: 'https://api.example.com/'}]"),
-            Ok(String::new())
-        );
-        assert_eq!(base("[{url: 'https://x.io/v2/'}]"), Ok("/v2".into()));
-        assert_eq!(base("[{url: '/api/v3'}]"), Ok("/api/v3".into()));
-        assert_eq!(base("[{url: 'v1'}]"), Ok("/v1".into()));
-        assert_eq!(
-            base("[{url: '{scheme}://h/ds-api', variables: {scheme: {default: https}}}]"),
-            Ok("/ds-api".into())
-        );
-        assert_eq!(
-            base("[{url: 'https://h/{v}', variables: {v: {default: v9}}}]"),
-            Ok("/v9".into())
-        );
-        assert!(base("[{url: 'https://h/{v}'}]").is_err());
-        assert_eq!(base("[]"), Ok(String::new()));
-    }
 
     fn parse(text: &str) -> Document {
         Document::parse(text).unwrap_or_else(|e| panic!("{e}"))

@@ -1,13 +1,16 @@
 //! The catalog from an API's own OpenAPI document (SPEC §11): [`tree`] reads the text,
-//! [`document`] walks its operations, [`template`] turns path templates into patterns,
-//! [`group`] assigns operations to named APIs, [`summary`] tells many skipped operations
-//! briefly, [`render`] prints the `apis:` block, [`drift`] compares a document with a
-//! configured catalog. Pure: the CLI (`scopegate catalog ...`) does the I/O.
+//! [`document`] walks its operations ([`servers`] reads their servers), [`template`] turns
+//! path templates into patterns, [`group`] assigns operations to named APIs, [`notes`] and
+//! [`summary`] say what the operator should know, [`render`] prints the `apis:` block,
+//! [`drift`] compares a document with a configured catalog. Pure: the CLI
+//! (`scopegate catalog ...`) does the I/O.
 
 pub mod document;
 pub mod drift;
 pub mod group;
+pub mod notes;
 pub mod render;
+pub mod servers;
 pub mod summary;
 pub mod template;
 pub mod tree;
@@ -59,6 +62,8 @@ pub struct Operation {
     pub pattern: Pattern,
     /// Index into [`Import::apis`].
     pub api: usize,
+    /// The host of the server that serves it (`None`: the document's own, or unnamed).
+    pub host: Option<String>,
 }
 
 /// An operation that could not be turned into a pattern, and why.
@@ -144,7 +149,7 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             ));
             continue;
         }
-        let base = match (&base_override, &op.base_path) {
+        let base = match (&base_override, &op.servers.base) {
             (Some(b), _) => b.clone(),
             (None, Ok(b)) => b.clone(),
             (None, Err(reason)) => {
@@ -152,6 +157,9 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
                 continue;
             }
         };
+        if let (None, Some(note)) = (&base_override, &op.servers.disagreement) {
+            push_once(&mut notes, note);
+        }
         let joined = join(&base, &op.path);
         let full_path = match strip {
             None => joined,
@@ -279,13 +287,19 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             pattern_text: c.text,
             pattern: c.pattern,
             api: index,
+            host: op.servers.host,
         });
     }
     for api in &mut apis {
         api.methods
             .sort_by_key(|m| KNOWN_METHODS.iter().position(|k| k == m));
     }
-    notes.extend(overlap_notes(&apis, &operations));
+    notes.extend(notes::overlaps(&apis, &operations));
+    notes.extend(notes::other_hosts(
+        doc.host().as_deref(),
+        &apis,
+        &operations,
+    ));
     if operations.is_empty() && doc.path_count() > 0 {
         return Err(nothing_imported(doc.path_count(), &skipped));
     }
@@ -326,50 +340,6 @@ fn nothing_imported(paths: usize, skipped: &[Skipped]) -> String {
         message.push_str(&line);
     }
     message
-}
-
-/// Most notes listed about APIs that overlap.
-const MAX_OVERLAP_NOTES: usize = 10;
-
-/// Patterns of different APIs that may match a common path: a request is allowed when any of
-/// the token's scopes matches (SPEC §2), so a token of either API may call both paths with the
-/// methods it holds. OpenAPI's rule that `/pets/mine` wins over `/pets/{id}` cannot be
-/// written as a pattern; the operator should know.
-fn overlap_notes(apis: &[ImportedApi], operations: &[Operation]) -> Vec<String> {
-    // Each (API, pattern) once, in document order.
-    let mut entries: Vec<(usize, &str, &Pattern)> = Vec::new();
-    for op in operations {
-        if !entries
-            .iter()
-            .any(|(api, text, _)| *api == op.api && *text == op.pattern_text)
-        {
-            entries.push((op.api, &op.pattern_text, &op.pattern));
-        }
-    }
-    let mut found: Vec<String> = Vec::new();
-    let mut total = 0usize;
-    for (i, (a_api, a_text, a)) in entries.iter().enumerate() {
-        for (b_api, b_text, b) in &entries[i + 1..] {
-            if a_api == b_api || !crate::domain::scope::relate::overlaps(a, b) {
-                continue;
-            }
-            total += 1;
-            if found.len() < MAX_OVERLAP_NOTES {
-                found.push(format!(
-                    "{a_text} (API `{}`) and {b_text} (API `{}`) may match the same requests: \
-                     a token of either API can call both with the methods it is granted",
-                    apis[*a_api].name, apis[*b_api].name
-                ));
-            }
-        }
-    }
-    if total > found.len() {
-        found.push(format!(
-            "... and {} more overlapping pattern pairs",
-            total - found.len()
-        ));
-    }
-    found
 }
 
 /// `base` + `path` with exactly one `/` between them.
@@ -671,6 +641,80 @@ paths:
         // No paths at all (a 3.1 document of webhooks or components): an empty catalog.
         let no_paths = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths: {x-note: 1}\n";
         assert!(import(no_paths, &Options::default()).is_ok_and(|i| i.apis.is_empty()));
+    }
+
+    #[test]
+    fn operations_on_other_hosts_are_noted() {
+        let doc = r#"
+openapi: 3.0.0
+info: {title: t, version: '1'}
+servers: [{url: "https://api.box.com/2.0"}]
+paths:
+  /files/{id}: {get: {tags: [files]}}
+  /files/content:
+    post: {tags: [uploads], servers: [{url: "https://upload.box.com/api/2.0"}]}
+  /files/upload_sessions:
+    post:
+      tags: [uploads]
+      servers: [{url: "https://{s}/api/2.0", variables: {s: {default: Upload.box.com}}}]
+  /zip_downloads: {post: {tags: [zip]}}
+  /zip_downloads/{id}/content:
+    get: {tags: [zip], servers: [{url: "https://dl.boxcloud.com/2.0"}]}
+"#;
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let hosts: Vec<&String> = got
+            .notes
+            .iter()
+            .filter(|n| n.contains("served by"))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                "2 operations are served by `upload.box.com`, not `api.box.com` (the document's \
+                 main server): POST /api/2.0/files/content, POST /api/2.0/files/upload_sessions \
+                 (API `uploads`); route it to an upstream for that host",
+                "1 operation is served by `dl.boxcloud.com`, not `api.box.com` (the document's \
+                 main server): GET /2.0/zip_downloads/{id}/content (API `zip`); route it to an \
+                 upstream for that host; `zip` also has operations on another host: split it by \
+                 hand",
+            ]
+        );
+    }
+
+    #[test]
+    fn servers_that_disagree_on_the_base_path_are_noted() {
+        let doc = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nservers:\n  - {url: 'http://localhost:8080'}\n  - {url: 'https://api.example.com/v1'}\npaths:\n  /pets: {get: {}, post: {}}\n";
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.operations[0].full_path, "/pets");
+        let disagree: Vec<&String> = got
+            .notes
+            .iter()
+            .filter(|n| n.contains("disagree"))
+            .collect();
+        assert_eq!(
+            disagree,
+            [
+                "the servers disagree on the base path: `http://localhost:8080` (base path none), \
+              `https://api.example.com/v1` (base path /v1); the first one's is used, pass \
+              --base-path to choose (e.g. --base-path /v1)"
+            ]
+        );
+        // Choosing one with --base-path: no note.
+        let chosen = Options {
+            base_path: Some("/v1".into()),
+            ..Options::default()
+        };
+        let got = import(doc, &chosen).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.operations[0].full_path, "/v1/pets");
+        assert!(
+            !got.notes.iter().any(|n| n.contains("disagree")),
+            "{:?}",
+            got.notes
+        );
+        // A scheme-relative server URL gives its path, not a `//` segment.
+        let relative = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nservers: [{url: '//api.example.com/v1'}]\npaths:\n  /pets: {get: {}}\n";
+        let got = import(relative, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.operations[0].pattern_text, "/v1/pets");
     }
 
     #[test]
