@@ -11,7 +11,7 @@
 use serde_yaml::{Mapping, Value};
 
 use super::servers::{self, Servers};
-use super::tree;
+use super::{spanning, template, tree};
 
 /// Largest document read, so a wrong file (a log, a dump) fails fast instead of filling memory.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
@@ -53,6 +53,8 @@ pub struct RawOperation {
     pub servers: Servers,
     /// Names of the `in: path` parameters declared at path-item and operation level.
     pub path_params: Vec<String>,
+    /// Parameters of the path that may hold several segments, and why (see [`spanning`]).
+    pub spanning: Vec<(String, String)>,
 }
 
 /// A path or method the walk could not read, with the reason.
@@ -233,7 +235,7 @@ impl Document {
                 .get("servers")
                 .map(|s| servers::read(Some(s)))
                 .unwrap_or_else(|| root_servers.clone());
-            let item_params = self.path_params(item.get("parameters"));
+            let item_params = self.path_param_values(item.get("parameters"));
             let (entries, odd) = operation_entries(&item);
             for (method, reason) in odd {
                 unreadable.push(Unreadable {
@@ -271,18 +273,36 @@ impl Document {
                     .get("servers")
                     .map(|s| servers::read(Some(s)))
                     .unwrap_or_else(|| item_servers.clone());
-                let mut path_params = item_params.clone();
-                for name in self.path_params(operation.get("parameters")) {
+                let op_params = self.path_param_values(operation.get("parameters"));
+                let mut path_params: Vec<String> = Vec::new();
+                for name in item_params
+                    .iter()
+                    .chain(&op_params)
+                    .filter_map(|p| p.get("name").and_then(scalar_text))
+                {
                     if !path_params.contains(&name) {
                         path_params.push(name);
                     }
                 }
+                let spanning = template::param_names(path)
+                    .filter_map(|name| {
+                        // An operation's parameter overrides the path item's of that name.
+                        let declared = op_params
+                            .iter()
+                            .chain(&item_params)
+                            .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+                            .copied();
+                        let why = spanning::evidence(name, declared, path)?;
+                        Some((name.to_owned(), why))
+                    })
+                    .collect();
                 found.push(RawOperation {
                     method: method_key,
                     path: path.to_owned(),
                     tags,
                     servers,
                     path_params,
+                    spanning,
                 });
             }
         }
@@ -310,16 +330,15 @@ impl Document {
         Ok(merged)
     }
 
-    /// Names of the `in: path` parameters of a parameter list; unreadable entries are
-    /// skipped (parameters only serve notes, never patterns).
-    fn path_params(&self, list: Option<&Value>) -> Vec<String> {
+    /// The `in: path` parameters of a parameter list, `$ref`s resolved; unreadable entries
+    /// are skipped (parameters only serve notes, never patterns).
+    fn path_param_values<'a>(&'a self, list: Option<&'a Value>) -> Vec<&'a Value> {
         let Some(list) = list.and_then(Value::as_sequence) else {
             return Vec::new();
         };
         list.iter()
             .filter_map(|p| self.resolve(p).ok())
             .filter(|p| p.get("in").and_then(Value::as_str) == Some("path"))
-            .filter_map(|p| p.get("name").and_then(scalar_text))
             .collect()
     }
 }

@@ -1,9 +1,9 @@
 //! The catalog from an API's own OpenAPI document (SPEC §11): [`tree`] reads the text,
-//! [`document`] walks its operations ([`servers`] reads their servers), [`template`] turns
-//! path templates into patterns, [`group`] assigns operations to named APIs, [`notes`] and
-//! [`summary`] say what the operator should know, [`render`] prints the `apis:` block,
-//! [`drift`] compares a document with a configured catalog. Pure: the CLI
-//! (`scopegate catalog ...`) does the I/O.
+//! [`document`] walks its operations ([`servers`] reads their servers, [`spanning`] spots
+//! parameters that hold several segments), [`template`] turns path templates into patterns,
+//! [`group`] assigns operations to named APIs, [`notes`] and [`summary`] say what the
+//! operator should know, [`render`] prints the `apis:` block, [`drift`] compares a document
+//! with a configured catalog. Pure: the CLI (`scopegate catalog ...`) does the I/O.
 
 pub mod document;
 pub mod drift;
@@ -11,6 +11,7 @@ pub mod group;
 pub mod notes;
 pub mod render;
 pub mod servers;
+pub mod spanning;
 pub mod summary;
 pub mod template;
 pub mod tree;
@@ -198,11 +199,7 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
     } else if let Some(name) = converted
         .iter()
         .flat_map(|(op, ..)| {
-            let in_template = op
-                .path
-                .split('{')
-                .skip(1)
-                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name));
+            let in_template = template::param_names(&op.path);
             op.path_params.iter().map(String::as_str).chain(in_template)
         })
         .find(|n| n.to_ascii_lowercase().contains("account"))
@@ -267,6 +264,20 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             operations: 0,
         })
         .collect();
+    let spanning: Vec<notes::Spanning<'_>> = converted
+        .iter()
+        .flat_map(|(op, method, full_path, c)| {
+            op.spanning.iter().map(move |(param, why)| notes::Spanning {
+                param,
+                why,
+                method,
+                template: full_path,
+                pattern: &c.text,
+            })
+        })
+        .collect();
+    notes.extend(notes::spanning(&spanning));
+    drop(spanning);
     let mut operations = Vec::with_capacity(converted.len());
     for ((op, method, full_path, c), key) in converted.into_iter().zip(&keys) {
         let Some(index) = distinct.iter().position(|k| k == key) else {
@@ -715,6 +726,58 @@ paths:
         let relative = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nservers: [{url: '//api.example.com/v1'}]\npaths:\n  /pets: {get: {}}\n";
         let got = import(relative, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got.operations[0].pattern_text, "/v1/pets");
+    }
+
+    #[test]
+    fn parameters_that_span_segments_are_noted_and_grpc_bindings_translated() {
+        let doc = r#"
+openapi: 3.0.0
+info: {title: t, version: '1'}
+paths:
+  /v1/{name}:
+    get:
+      tags: [executions]
+      parameters:
+        - {name: name, in: path, description: "Format: projects/{project}/locations/{location}"}
+  /v1/{name}:cancel:
+    post:
+      tags: [executions]
+      parameters:
+        - {name: name, in: path, description: "Format: projects/{project}/locations/{location}"}
+  /logs/{logpath}: {get: {tags: [logs]}}
+  /v1/{parent=projects/*/locations/*}/topics: {get: {tags: [topics]}}
+  /pets/{id}: {get: {tags: [pets]}}
+"#;
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let spanning: Vec<&String> = got.notes.iter().filter(|n| n.contains("span")).collect();
+        assert_eq!(
+            spanning,
+            [
+                "`{name}` may span several segments (its description shows \
+                 `projects/{project}/locations/{location}`) but `*` matches one: GET /v1/{name}, \
+                 POST /v1/{name}:cancel refuse such values; grant them with a wider pattern by \
+                 hand (e.g. `/v1/**`, which grants more than the document's paths)",
+                "`{logpath}` may span several segments (its name says it is a path) but `*` \
+                 matches one: GET /logs/{logpath} refuses such values; grant them with a wider \
+                 pattern by hand (e.g. `/logs/**`, which grants more than the document's paths)",
+            ]
+        );
+        assert!(got.skipped.is_empty(), "{:?}", got.skipped);
+        let patterns: Vec<&str> = got
+            .operations
+            .iter()
+            .map(|o| o.pattern_text.as_str())
+            .collect();
+        assert_eq!(
+            patterns,
+            [
+                "/v1/*",
+                "/v1/*:cancel",
+                "/logs/*",
+                "/v1/projects/*/locations/*/topics",
+                "/pets/*"
+            ]
+        );
     }
 
     #[test]

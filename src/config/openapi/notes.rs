@@ -1,6 +1,6 @@
 //! Notes on an imported catalog: things that stopped no operation but change what a grant
-//! does. Patterns of different APIs that overlap, and operations served by another host than
-//! the document's main one.
+//! does. Patterns of different APIs that overlap, operations served by another host than the
+//! document's main one, and path parameters that may span several segments.
 
 use super::{ImportedApi, Operation};
 use crate::domain::scope::Pattern;
@@ -118,6 +118,66 @@ pub fn other_hosts(
         ));
     }
     notes
+}
+
+/// A path parameter of one operation that may span several segments (see
+/// [`super::spanning`]).
+pub struct Spanning<'a> {
+    pub param: &'a str,
+    pub why: &'a str,
+    pub method: &'a str,
+    /// The operation's full path template.
+    pub template: &'a str,
+    pub pattern: &'a str,
+}
+
+/// One note per (parameter, evidence): the operations whose pattern refuses multi-segment
+/// values, and a wider pattern the operator could write by hand.
+pub fn spanning(found: &[Spanning<'_>]) -> Vec<String> {
+    let mut groups: Vec<(&str, &str, Vec<&Spanning<'_>>)> = Vec::new();
+    for s in found {
+        match groups
+            .iter_mut()
+            .find(|(p, w, _)| *p == s.param && *w == s.why)
+        {
+            Some((.., members)) => members.push(s),
+            None => groups.push((s.param, s.why, vec![s])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(param, why, members)| {
+            let hint = members
+                .iter()
+                .find_map(|s| wider_pattern(s))
+                .map(|p| format!(" (e.g. `{p}`, which grants more than the document's paths)"))
+                .unwrap_or_default();
+            format!(
+                "`{{{param}}}` may span several segments ({why}) but `*` matches one: {} \
+                 refuse{} such values; grant them with a wider pattern by hand{hint}",
+                examples(
+                    members
+                        .iter()
+                        .map(|s| format!("{} {}", s.method, s.template))
+                ),
+                if members.len() == 1 { "s" } else { "" },
+            )
+        })
+        .collect()
+}
+
+/// The operation's pattern cut before the parameter's segment, with `/**` after it:
+/// `/v1/{name}:cancel` -> `/v1/**`.
+fn wider_pattern(s: &Spanning<'_>) -> Option<String> {
+    let own = format!("{{{}}}", s.param);
+    let template: Vec<&str> = s.template.split('/').collect();
+    let pattern: Vec<&str> = s.pattern.split('/').collect();
+    if template.len() != pattern.len() {
+        return None; // a binding or a trailing slash changed the segments
+    }
+    let at = template.iter().position(|seg| seg.contains(&own))?;
+    let prefix = pattern[..at].join("/");
+    Some(format!("{prefix}/**"))
 }
 
 /// `GET /a, GET /b, GET /c and 4 more`.
