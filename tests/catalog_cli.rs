@@ -468,3 +468,41 @@ async fn affixed_patterns_at_the_gateway_most_specific_wins() {
         assert!(text.contains(&line), "{line} in\n{text}");
     }
 }
+
+/// A hand-written `apis:` key that YAML reads as a number, boolean or null: `check` names
+/// every one at its own line (serde alone stopped at the first, without its line).
+#[test]
+fn check_names_each_api_key_yaml_does_not_read_as_text() {
+    let dir = TempDir::new();
+    dir.write("tokens.yaml", "accounts: []\n");
+    let config = dir.write(
+        "scopegate.yaml",
+        "listen: 127.0.0.1:0\ntokens_file: tokens.yaml\nupstreams:\n  main:\n    url: http://127.0.0.1:9\n\
+         api_versions: [\"v1\"]\napis:\n  pets:\n    upstream: main\n    paths: [\"/pets\"]\n\
+         \x20 2:\n    upstream: main\n    paths: [\"/2\"]\n\
+         \x20 true:\n    upstream: main\n    paths: [\"/t\"]\n\
+         \x20 1.10:\n    upstream: main\n    paths: [\"/v\"]\n\
+         \x20 \"3\":\n    upstream: main\n    paths: [\"/3\"]\n",
+    );
+    let (code, out, err) =
+        cli::scopegate(&["check", "--config", config.to_str().unwrap_or_default()]).parts();
+    assert_eq!(code, 1, "{out}{err}");
+    let text = format!("{out}{err}");
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("scopegate.yaml:"))
+        .map(|l| &l[l.find("scopegate.yaml:").unwrap_or(0)..])
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "scopegate.yaml:11: apis.2: the API name `2` is read as a number, not as text \
+             (hint: quote it: \"2\":)",
+            "scopegate.yaml:14: apis.true: the API name `true` is read as a boolean, not as \
+             text (hint: quote it: \"true\":)",
+            "scopegate.yaml:17: apis[\"1.10\"]: the API name `1.10` is read as a number, not \
+             as text (hint: quote it: \"1.10\":)",
+        ],
+        "{text}"
+    );
+}
