@@ -236,15 +236,14 @@ impl Document {
                 .map(|s| servers::read(Some(s)))
                 .unwrap_or_else(|| root_servers.clone());
             let item_params = self.path_param_values(item.get("parameters"));
-            let (entries, odd) = operation_entries(&item);
-            for (method, reason) in odd {
-                unreadable.push(Unreadable {
+            unreadable.extend(method_like_keys(&item).into_iter().map(|(method, reason)| {
+                Unreadable {
                     method,
                     path: path.to_owned(),
                     reason,
-                });
-            }
-            for (method_key, operation) in entries {
+                }
+            }));
+            for (method_key, operation) in operation_entries(&item) {
                 let operation = match self.resolve(operation) {
                     Ok(op) if op.is_mapping() => op,
                     Ok(_) => {
@@ -344,10 +343,8 @@ impl Document {
 }
 
 /// The (method, operation) entries of a path item: the fixed method fields, then OpenAPI
-/// 3.2's `query` and `additionalOperations` (kept so that they are reported, not lost); and
-/// keys that look like methods but are not operation keys (`GET`, `Post`, AWS's any-method
-/// key), with why they are not read.
-fn operation_entries(item: &Mapping) -> (Vec<(String, &Value)>, Vec<(String, String)>) {
+/// 3.2's `query` and `additionalOperations` (kept so that they are reported, not lost).
+fn operation_entries(item: &Mapping) -> Vec<(String, &Value)> {
     let mut out = Vec::new();
     for key in METHOD_KEYS.iter().chain(&["query"]) {
         if let Some(op) = item.get(*key) {
@@ -361,6 +358,13 @@ fn operation_entries(item: &Mapping) -> (Vec<(String, &Value)>, Vec<(String, Str
             }
         }
     }
+    out
+}
+
+/// Keys of a path item that look like methods but are not operation keys (`GET`, `Post`,
+/// `connect`, AWS's any-method key), as (method, why it is not read): left out silently,
+/// they would be operations lost without a word.
+fn method_like_keys(item: &Mapping) -> Vec<(String, String)> {
     let mut odd = Vec::new();
     for key in item.keys().filter_map(Value::as_str) {
         let upper = key.to_ascii_uppercase();
@@ -391,7 +395,7 @@ fn operation_entries(item: &Mapping) -> (Vec<(String, &Value)>, Vec<(String, Str
             odd.push((upper, format!("`{key}` is not an OpenAPI operation key")));
         }
     }
-    (out, odd)
+    odd
 }
 
 /// Whether `version` is `known` or a patch of it (`3.1` matches `3.1` and `3.1.0`, not `3.10`).
