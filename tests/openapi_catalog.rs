@@ -489,3 +489,42 @@ fn names_yaml_would_misread_are_made_safe_and_stay_distinct() {
     );
     assert_names_read_back(&dir, &import, GroupBy::Path, "versions");
 }
+
+#[tokio::test]
+async fn google_resource_names_are_noted_as_spanning_segments() {
+    let import = exercise("google-workflowexecutions-v1.yaml", Options::default()).await;
+    let patterns: Vec<&str> = import
+        .operations
+        .iter()
+        .map(|o| o.pattern_text.as_str())
+        .collect();
+    assert_eq!(
+        patterns,
+        [
+            "/v1/*",
+            "/v1/*:cancel",
+            "/v1/*/executions",
+            "/v1/*/executions"
+        ]
+    );
+    let spanning: Vec<&String> = import
+        .notes
+        .iter()
+        .filter(|n| n.contains("may span several segments"))
+        .collect();
+    assert_eq!(
+        spanning,
+        [
+            "`{name}` may span several segments (its description shows \
+             `projects/{project}/locations/{location}/workflows/{workflow}/executions/{execution}`) \
+             but `*` matches one: GET /v1/{name}, POST /v1/{name}:cancel refuse such values; \
+             grant them with a wider pattern by hand (e.g. `/v1/**`, which grants more than the \
+             document's paths)",
+            "`{parent}` may span several segments (its description shows \
+             `projects/{project}/locations/{location}/workflows/{workflow}`) but `*` matches one: \
+             GET /v1/{parent}/executions, POST /v1/{parent}/executions refuse such values; grant \
+             them with a wider pattern by hand (e.g. `/v1/**`, which grants more than the \
+             document's paths)",
+        ]
+    );
+}
