@@ -205,8 +205,8 @@ fn fast_tokens(src: &str) -> Option<raw::TypedTokensFile> {
 
 /// Parses a file in two steps, so a syntax error (with serde_yaml's line) is told apart
 /// from a value of the wrong type. Names written as keys that YAML reads as numbers,
-/// booleans or null are reported first, each at its line ([`key_names`]). An empty file is an empty mapping, not an error: a
-/// fresh tokens file starts empty.
+/// booleans or null are reported first, each at its line ([`key_names`]). An empty file is
+/// an empty mapping, not an error: a fresh tokens file starts empty.
 fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
     file: &Path,
     src: &str,
