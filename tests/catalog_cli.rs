@@ -468,3 +468,189 @@ async fn affixed_patterns_at_the_gateway_most_specific_wins() {
         assert!(text.contains(&line), "{line} in\n{text}");
     }
 }
+
+/// A hand-written `apis:` key that YAML reads as a number, boolean or null: `check` names
+/// every one at its own line (serde alone stopped at the first, without its line).
+#[test]
+fn check_names_each_api_key_yaml_does_not_read_as_text() {
+    let dir = TempDir::new();
+    dir.write("tokens.yaml", "accounts: []\n");
+    let config = dir.write(
+        "scopegate.yaml",
+        "listen: 127.0.0.1:0\ntokens_file: tokens.yaml\nupstreams:\n  main:\n    url: http://127.0.0.1:9\n\
+         api_versions: [\"v1\"]\napis:\n  pets:\n    upstream: main\n    paths: [\"/pets\"]\n\
+         \x20 2:\n    upstream: main\n    paths: [\"/2\"]\n\
+         \x20 true:\n    upstream: main\n    paths: [\"/t\"]\n\
+         \x20 1.10:\n    upstream: main\n    paths: [\"/v\"]\n\
+         \x20 \"3\":\n    upstream: main\n    paths: [\"/3\"]\n",
+    );
+    let (code, out, err) =
+        cli::scopegate(&["check", "--config", config.to_str().unwrap_or_default()]).parts();
+    assert_eq!(code, 1, "{out}{err}");
+    let text = format!("{out}{err}");
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("scopegate.yaml:"))
+        .map(|l| &l[l.find("scopegate.yaml:").unwrap_or(0)..])
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "scopegate.yaml:11: apis.2: the API name `2` is read as a number, not as text \
+             (hint: quote it: \"2\":)",
+            "scopegate.yaml:14: apis.true: the API name `true` is read as a boolean, not as \
+             text (hint: quote it: \"true\":)",
+            "scopegate.yaml:17: apis[\"1.10\"]: the API name `1.10` is read as a number, not \
+             as text (hint: quote it: \"1.10\":)",
+        ],
+        "{text}"
+    );
+}
+
+/// Runs `catalog import` on a document written to `dir`.
+fn import_text(dir: &TempDir, name: &str, text: &str) -> (i32, String, String) {
+    let doc = dir.write(name, text);
+    cli::scopegate(&["catalog", "import", doc.to_str().unwrap_or_default()]).parts()
+}
+
+#[test]
+fn import_reads_past_integers_and_duplicates_it_does_not_use() {
+    let dir = TempDir::new();
+    // OpenAI's openapi.yaml has int64 bounds written by a JavaScript generator.
+    let (code, out, err) = import_text(
+        &dir,
+        "bigint.yaml",
+        "openapi: 3.1.0\ninfo: {title: Big, version: '1'}\npaths:\n  /chat: {post: {tags: [chat]}}\n\
+         components:\n  schemas:\n    Seed: {type: integer, minimum: -9223372036854776000, \
+         maximum: 18446744073709551616}\n    Pet:\n      description: first\n      description: second\n",
+    );
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    assert!(
+        out.contains("  chat:\n") && out.contains("\"/chat\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unbundled_document_is_an_error_for_import_and_diff() {
+    let dir = TempDir::new();
+    let mut text = String::from("openapi: 3.0.0\ninfo: {title: DO, version: '2'}\npaths:\n");
+    for i in 0..30 {
+        text.push_str(&format!(
+            "  /v2/r{i}:\n    get: {{$ref: 'resources/r{i}/list.yml'}}\n    post: {{$ref: 'resources/r{i}/create.yml'}}\n"
+        ));
+    }
+    let doc = dir.write("unbundled.yaml", &text);
+    let doc = doc.to_str().unwrap_or_default();
+    let (code, out, err) = cli::scopegate(&["catalog", "import", doc]).parts();
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        err,
+        format!(
+            "error: {doc}: no operation could be imported from its 30 paths:\n  GET /v2/r0: `$ref: \
+             resources/r0/list.yml` points outside the document: only local references (`#/...`) \
+             are read; bundle the document first (e.g. `redocly bundle`) (and 59 more operations \
+             for the same reason, e.g. POST /v2/r0, GET /v2/r1, POST /v2/r1)\n"
+        )
+    );
+    let petstore = dir.write("petstore.yaml", &petstore());
+    let config = config_from_import(&dir, &petstore, TOKENS);
+    let (code, out, err) = cli::scopegate(&[
+        "catalog",
+        "diff",
+        doc,
+        "--config",
+        config.to_str().unwrap_or_default(),
+    ])
+    .parts();
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(!out.contains("no drift"), "{out}");
+    assert!(
+        err.contains("no operation could be imported from its 30 paths"),
+        "{err}"
+    );
+}
+
+#[test]
+fn many_warnings_with_one_reason_are_summarised() {
+    let dir = TempDir::new();
+    let mut text =
+        String::from("openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n  /ok: {get: {}}\n");
+    for i in 0..12 {
+        text.push_str(&format!("  /ext{i}: {{$ref: 'paths/ext{i}.yaml'}}\n"));
+    }
+    let (code, out, err) = import_text(&dir, "partial.yaml", &text);
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: not imported: /ext0: `$ref: paths/ext0.yaml` points outside the document: \
+          only local references (`#/...`) are read; bundle the document first (e.g. `redocly \
+          bundle`) (and 11 more operations for the same reason, e.g. /ext1, /ext2, /ext3)"
+        ]
+    );
+    assert!(out.contains("# Not imported (12)"), "{out}");
+}
+
+#[test]
+fn method_like_keys_and_a_paths_list_are_not_dropped_silently() {
+    let dir = TempDir::new();
+    let (code, _, err) = import_text(
+        &dir,
+        "aws.yaml",
+        "openapi: 3.0.1\ninfo: {title: t, version: '1'}\npaths:\n  /pets:\n    get: {tags: [pets]}\n    \
+         POST: {tags: [pets]}\n  /{proxy+}:\n    x-amazon-apigateway-any-method: {}\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: not imported: POST /pets: `POST` is not an operation key: OpenAPI's method \
+             keys are lower-case (`post`)",
+            "warning: not imported: ANY /{proxy+}: `x-amazon-apigateway-any-method` (AWS API \
+             Gateway: any method) is not an OpenAPI operation: grant the methods it serves by hand",
+        ]
+    );
+    let (code, out, err) = import_text(
+        &dir,
+        "list.yaml",
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: [/a, /b]\n",
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.ends_with(": `paths` is a list, not a mapping of path templates to path items\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn openapi_3_2_is_read_with_a_note() {
+    let dir = TempDir::new();
+    let (code, out, err) = import_text(
+        &dir,
+        "v32.yaml",
+        "openapi: 3.2.0\ninfo: {title: t, version: '1'}\npaths:\n  /a: {get: {tags: [a]}}\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err,
+        "note: OpenAPI 3.2.0 is read as 3.1 (the versions this importer knows are 3.0 and 3.1); \
+         check the result\n"
+    );
+    assert!(out.contains("(OpenAPI 3.2.0)"), "{out}");
+}
+
+#[test]
+fn the_size_cap_holds_for_devices_too() {
+    // /dev/zero reports no size and never ends: the read stops past 64 MiB.
+    let (code, out, err) = cli::scopegate(&["catalog", "import", "/dev/zero"]).parts();
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert_eq!(
+        err,
+        "error: /dev/zero: larger than 64 MiB; is this an OpenAPI document?\n"
+    );
+}

@@ -375,3 +375,156 @@ async fn oai_tictactoe_json_with_path_level_parameters() {
         .iter()
         .any(|o| o.pattern_text == "/board/*/*"));
 }
+
+/// Loads an imported block through the real config loader and checks that every API name
+/// comes back as the same string (a name YAML reads as a number, boolean or null fails
+/// `check`, or worse, becomes another name).
+fn assert_names_read_back(dir: &TempDir, import: &Import, group_by: GroupBy, label: &str) {
+    let options = Options {
+        group_by,
+        upstream: Some("main".into()),
+        ..Options::default()
+    };
+    let block = render::yaml_block(import, &options, label);
+    dir.write("tokens.yaml", "accounts: []\n");
+    let config = dir.write(
+        "scopegate.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\ntokens_file: tokens.yaml\nupstreams:\n  main:\n    \
+             url: http://127.0.0.1:9\napi_versions: [\"v1\"]\n{block}"
+        ),
+    );
+    let loaded = scopegate::config::load(&config)
+        .unwrap_or_else(|e| panic!("{label} ({group_by:?}) does not pass check: {e}\n{block}"));
+    let mut loaded: Vec<&str> = loaded
+        .settings
+        .apis
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    let mut imported: Vec<&str> = import.apis.iter().map(|a| a.name.as_str()).collect();
+    loaded.sort_unstable();
+    imported.sort_unstable();
+    assert_eq!(loaded, imported, "{label} ({group_by:?})");
+}
+
+#[test]
+fn every_fixture_imports_to_names_the_config_loader_reads_back() {
+    let dir = TempDir::new();
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/openapi");
+    let mut documents: Vec<String> = std::fs::read_dir(&folder)
+        .expect("fixture folder")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".json"))
+        .collect();
+    documents.sort();
+    assert!(documents.len() >= 5, "{documents:?}");
+    for file in &documents {
+        for group_by in [GroupBy::Tag, GroupBy::Path] {
+            let options = Options {
+                group_by,
+                ..Options::default()
+            };
+            let import =
+                openapi::import(&data(file), &options).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(!import.apis.is_empty(), "{file}");
+            assert_names_read_back(&dir, &import, group_by, file);
+        }
+    }
+}
+
+#[test]
+fn names_yaml_would_misread_are_made_safe_and_stay_distinct() {
+    let dir = TempDir::new();
+    // Tags as documents write them: quoted, and plain scalars YAML reads as numbers (`1.10`
+    // is the float 1.1 to a YAML library, so it must stay apart from `1.1`).
+    let tags = [
+        "'2'", "'1'", "'true'", "'null'", "'yes'", "'on'", "'no'", "'2024'", "1.10", "1.1", "'~'",
+        "'-1'", "'0x1F'", "'1e3'", "'.inf'", "'none'", "False", "'Y'",
+    ];
+    let mut doc = String::from("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n");
+    for (i, tag) in tags.iter().enumerate() {
+        doc.push_str(&format!("  /r{i}: {{get: {{tags: [{tag}]}}}}\n"));
+    }
+    let import = openapi::import(&doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = import.apis.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "v2",
+            "v1",
+            "api_true",
+            "api_null",
+            "api_yes",
+            "api_on",
+            "api_no",
+            "v2024",
+            "v1_10",
+            "v1_1",
+            "api",
+            "api_1",
+            "api_0x1_f",
+            "api_1e3",
+            "api_inf",
+            "api_none",
+            "api_false",
+            "api_y",
+        ]
+    );
+    assert_names_read_back(&dir, &import, GroupBy::Tag, "tags");
+
+    // Grouped by path: version segments keep their dots' meaning.
+    let doc = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /1.0/users: {get: {}}\n  \
+               /1.1/users: {get: {}}\n  /2.0/files: {get: {}}\n  /v1.5/items: {get: {}}\n  \
+               /2/x: {get: {}}\n  /true/y: {get: {}}\n  /Calls.json: {get: {}}\n";
+    let options = Options {
+        group_by: GroupBy::Path,
+        ..Options::default()
+    };
+    let import = openapi::import(doc, &options).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = import.apis.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["v1_0", "v1_1", "v2_0", "v1_5", "v2", "api_true", "calls"]
+    );
+    assert_names_read_back(&dir, &import, GroupBy::Path, "versions");
+}
+
+#[tokio::test]
+async fn google_resource_names_are_noted_as_spanning_segments() {
+    let import = exercise("google-workflowexecutions-v1.yaml", Options::default()).await;
+    let patterns: Vec<&str> = import
+        .operations
+        .iter()
+        .map(|o| o.pattern_text.as_str())
+        .collect();
+    assert_eq!(
+        patterns,
+        [
+            "/v1/*",
+            "/v1/*:cancel",
+            "/v1/*/executions",
+            "/v1/*/executions"
+        ]
+    );
+    let spanning: Vec<&String> = import
+        .notes
+        .iter()
+        .filter(|n| n.contains("may span several segments"))
+        .collect();
+    assert_eq!(
+        spanning,
+        [
+            "`{name}` may span several segments (its description shows \
+             `projects/{project}/locations/{location}/workflows/{workflow}/executions/{execution}`) \
+             but `*` matches one: GET /v1/{name}, POST /v1/{name}:cancel refuse such values; \
+             grant them with a wider pattern by hand (e.g. `/v1/**`, which grants more than the \
+             document's paths)",
+            "`{parent}` may span several segments (its description shows \
+             `projects/{project}/locations/{location}/workflows/{workflow}`) but `*` matches one: \
+             GET /v1/{parent}/executions, POST /v1/{parent}/executions refuse such values; grant \
+             them with a wider pattern by hand (e.g. `/v1/**`, which grants more than the \
+             document's paths)",
+        ]
+    );
+}

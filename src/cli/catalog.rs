@@ -1,18 +1,19 @@
 //! `scopegate catalog import|diff`: the catalog from the API's own OpenAPI document, and the
 //! drift check that keeps the two in step (SPEC §11). The work is in [`crate::config::openapi`].
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::config;
-use crate::config::openapi::{self, drift, render, GroupBy, Options};
+use crate::config::openapi::{self, drift, render, summary, GroupBy, Options};
 
 #[derive(Subcommand)]
 pub enum CatalogCommand {
-    /// Print an `apis:` block built from an OpenAPI 3.0/3.1 document (YAML or JSON), to
-    /// paste into scopegate.yaml.
+    /// Print an `apis:` block built from an OpenAPI 3.x document (YAML or JSON; 3.0 and 3.1,
+    /// later 3.x read with a note), to paste into scopegate.yaml.
     Import(ImportArgs),
     /// Compare an OpenAPI document with the configured catalog and the tokens' grants;
     /// exit 1 on drift.
@@ -119,16 +120,29 @@ fn load(args: &DocumentArgs) -> Result<(Options, openapi::Import), String> {
     Ok((options, imported))
 }
 
+/// Reads at most [`openapi::document::MAX_DOCUMENT_BYTES`]: the size a regular file reports
+/// fails fast, and the read itself stops one byte past the cap, so that a device
+/// (`/dev/zero`) or a pipe cannot fill memory.
 fn read(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > openapi::document::MAX_DOCUMENT_BYTES as u64 {
-        return Err(format!(
+    let max = openapi::document::MAX_DOCUMENT_BYTES;
+    let too_large = || {
+        format!(
             "{}: larger than {} MiB; is this an OpenAPI document?",
             path.display(),
-            openapi::document::MAX_DOCUMENT_BYTES / (1024 * 1024)
-        ));
+            max / (1024 * 1024)
+        )
+    };
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if file.metadata().is_ok_and(|m| m.len() > max as u64) {
+        return Err(too_large());
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() > max {
+        return Err(too_large());
+    }
     String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))
 }
 
@@ -140,11 +154,8 @@ fn import(args: &DocumentArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for s in &imported.skipped {
-        eprintln!(
-            "warning: not imported: {} {}: {}",
-            s.method, s.path, s.reason
-        );
+    for line in summary::skipped_lines(&imported.skipped) {
+        eprintln!("warning: not imported: {line}");
     }
     for note in &imported.notes {
         eprintln!("note: {note}");

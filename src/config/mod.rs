@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod atomic;
 pub mod error;
+mod key_names;
 pub mod notify;
 pub mod openapi;
 pub mod raw;
@@ -203,8 +204,9 @@ fn fast_tokens(src: &str) -> Option<raw::TypedTokensFile> {
 }
 
 /// Parses a file in two steps, so a syntax error (with serde_yaml's line) is told apart
-/// from a value of the wrong type. An empty file is an empty mapping, not an error: a
-/// fresh tokens file starts empty.
+/// from a value of the wrong type. Names written as keys that YAML reads as numbers,
+/// booleans or null are reported first, each at its line ([`key_names`]). An empty file is
+/// an empty mapping, not an error: a fresh tokens file starts empty.
 fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
     file: &Path,
     src: &str,
@@ -225,6 +227,10 @@ fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
     })?;
     if value.is_null() {
         return Ok(T::default());
+    }
+    let names = key_names::not_text(&value, src, file);
+    if !names.is_empty() {
+        return Err(ConfigErrors(names));
     }
     serde_yaml::from_value(value).map_err(|e| {
         sink.push_serde("", &e);

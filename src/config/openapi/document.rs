@@ -10,6 +10,9 @@
 
 use serde_yaml::{Mapping, Value};
 
+use super::servers::{self, Servers};
+use super::{spanning, template, tree};
+
 /// Largest document read, so a wrong file (a log, a dump) fails fast instead of filling memory.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 
@@ -21,6 +24,9 @@ const METHOD_KEYS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
+/// AWS API Gateway's path-item key for "any method" (in its OpenAPI exports).
+const AWS_ANY_METHOD: &str = "x-amazon-apigateway-any-method";
+
 /// A parsed document and what the catalog needs from its header.
 #[derive(Debug)]
 pub struct Document {
@@ -29,6 +35,9 @@ pub struct Document {
     pub openapi: String,
     pub title: String,
     pub version: String,
+    /// What the operator should know about the reading itself (a version newer than the
+    /// importer knows, a key written twice).
+    pub notes: Vec<String>,
 }
 
 /// One (path, method) of the document, before its path becomes a pattern.
@@ -40,11 +49,12 @@ pub struct RawOperation {
     pub path: String,
     /// The operation's tags, in order.
     pub tags: Vec<String>,
-    /// The base path of the servers that apply (operation, path item, then document level),
-    /// e.g. `/api/v3`; empty for none. `Err` says why it could not be read.
-    pub base_path: Result<String, String>,
+    /// The servers that apply (operation, path item, then document level).
+    pub servers: Servers,
     /// Names of the `in: path` parameters declared at path-item and operation level.
     pub path_params: Vec<String>,
+    /// Parameters of the path that may hold several segments, and why (see [`spanning`]).
+    pub spanning: Vec<(String, String)>,
 }
 
 /// A path or method the walk could not read, with the reason.
@@ -65,33 +75,53 @@ impl Document {
             ));
         }
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let root: Value = if text.trim_start().starts_with('{') {
-            // JSON, or YAML written in flow style: JSON's error is the one worth showing.
-            match serde_json::from_str(text) {
-                Ok(root) => root,
-                Err(e) => read_yaml(text).map_err(|_| format!("not valid JSON: {e}"))?,
-            }
-        } else {
-            read_yaml(text)?
-        };
+        let tree = tree::read(text)?;
+        let root = tree.root;
         if !root.is_mapping() {
             return Err("not an OpenAPI document: the top level is not a mapping".into());
         }
-        let openapi = match root.get("openapi") {
-            Some(Value::String(v)) => v.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ if root.get("swagger").is_some() => {
+        let openapi = match root.get("openapi").and_then(scalar_text) {
+            Some(v) => v,
+            None if root.get("swagger").is_some() => {
                 return Err(
                     "this is a Swagger 2.0 document: convert it to OpenAPI 3 first \
                      (e.g. with swagger2openapi)"
                         .into(),
                 )
             }
-            _ => return Err("not an OpenAPI document: no `openapi` version field".into()),
+            None => return Err("not an OpenAPI document: no `openapi` version field".into()),
         };
         if !openapi.starts_with("3.") {
             return Err(format!(
                 "OpenAPI version `{openapi}` is not supported (3.0 and 3.1 are)"
+            ));
+        }
+        match root.get("paths") {
+            None | Some(Value::Null | Value::Mapping(_)) => {}
+            Some(other) => {
+                return Err(format!(
+                    "`paths` is {}, not a mapping of path templates to path items",
+                    kind(other)
+                ))
+            }
+        }
+        let mut notes = Vec::new();
+        if !["3.0", "3.1"]
+            .iter()
+            .any(|known| is_version(&openapi, known))
+        {
+            notes.push(format!(
+                "OpenAPI {openapi} is read as 3.1 (the versions this importer knows are 3.0 \
+                 and 3.1); check the result"
+            ));
+        }
+        for steps in tree.duplicates.iter().filter(|s| importer_reads(s)) {
+            let Some((key, parent)) = steps.split_last() else {
+                continue;
+            };
+            notes.push(format!(
+                "`{key}` is written twice in {}: the last one is used",
+                pointer(parent)
             ));
         }
         let info = root.get("info");
@@ -106,7 +136,26 @@ impl Document {
             openapi,
             title,
             version,
+            notes,
         })
+    }
+
+    /// How many path templates `paths` holds (its `x-` extensions left out).
+    pub fn path_count(&self) -> usize {
+        self.root
+            .get("paths")
+            .and_then(Value::as_mapping)
+            .map_or(0, |paths| {
+                paths
+                    .keys()
+                    .filter(|k| !k.as_str().is_some_and(|k| k.starts_with("x-")))
+                    .count()
+            })
+    }
+
+    /// The host of the document's first top-level server (`None`: none, or a relative URL).
+    pub fn host(&self) -> Option<String> {
+        servers::read(self.root.get("servers")).host
     }
 
     /// Follows `$ref` (local `#/...` pointers only) until a value without one.
@@ -158,7 +207,7 @@ impl Document {
         let Some(paths) = self.root.get("paths").and_then(Value::as_mapping) else {
             return (found, unreadable);
         };
-        let root_base = servers_base(self.root.get("servers"));
+        let root_servers = servers::read(self.root.get("servers"));
         for (key, item) in paths {
             let Some(path) = key.as_str() else {
                 unreadable.push(Unreadable {
@@ -182,11 +231,18 @@ impl Document {
                     continue;
                 }
             };
-            let item_base = item
+            let item_servers = item
                 .get("servers")
-                .map(|s| servers_base(Some(s)))
-                .unwrap_or_else(|| root_base.clone());
-            let item_params = self.path_params(item.get("parameters"));
+                .map(|s| servers::read(Some(s)))
+                .unwrap_or_else(|| root_servers.clone());
+            let item_params = self.path_param_values(item.get("parameters"));
+            unreadable.extend(method_like_keys(&item).into_iter().map(|(method, reason)| {
+                Unreadable {
+                    method,
+                    path: path.to_owned(),
+                    reason,
+                }
+            }));
             for (method_key, operation) in operation_entries(&item) {
                 let operation = match self.resolve(operation) {
                     Ok(op) if op.is_mapping() => op,
@@ -212,22 +268,40 @@ impl Document {
                     .and_then(Value::as_sequence)
                     .map(|tags| tags.iter().filter_map(scalar_text).collect())
                     .unwrap_or_default();
-                let base_path = operation
+                let servers = operation
                     .get("servers")
-                    .map(|s| servers_base(Some(s)))
-                    .unwrap_or_else(|| item_base.clone());
-                let mut path_params = item_params.clone();
-                for name in self.path_params(operation.get("parameters")) {
+                    .map(|s| servers::read(Some(s)))
+                    .unwrap_or_else(|| item_servers.clone());
+                let op_params = self.path_param_values(operation.get("parameters"));
+                let mut path_params: Vec<String> = Vec::new();
+                for name in item_params
+                    .iter()
+                    .chain(&op_params)
+                    .filter_map(|p| p.get("name").and_then(scalar_text))
+                {
                     if !path_params.contains(&name) {
                         path_params.push(name);
                     }
                 }
+                let spanning = template::param_names(path)
+                    .filter_map(|name| {
+                        // An operation's parameter overrides the path item's of that name.
+                        let declared = op_params
+                            .iter()
+                            .chain(&item_params)
+                            .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+                            .copied();
+                        let why = spanning::evidence(name, declared, path)?;
+                        Some((name.to_owned(), why))
+                    })
+                    .collect();
                 found.push(RawOperation {
                     method: method_key,
                     path: path.to_owned(),
                     tags,
-                    base_path,
+                    servers,
                     path_params,
+                    spanning,
                 });
             }
         }
@@ -255,26 +329,17 @@ impl Document {
         Ok(merged)
     }
 
-    /// Names of the `in: path` parameters of a parameter list; unreadable entries are
-    /// skipped (parameters only serve notes, never patterns).
-    fn path_params(&self, list: Option<&Value>) -> Vec<String> {
+    /// The `in: path` parameters of a parameter list, `$ref`s resolved; unreadable entries
+    /// are skipped (parameters only serve notes, never patterns).
+    fn path_param_values<'a>(&'a self, list: Option<&'a Value>) -> Vec<&'a Value> {
         let Some(list) = list.and_then(Value::as_sequence) else {
             return Vec::new();
         };
         list.iter()
             .filter_map(|p| self.resolve(p).ok())
             .filter(|p| p.get("in").and_then(Value::as_str) == Some("path"))
-            .filter_map(|p| p.get("name").and_then(scalar_text))
             .collect()
     }
-}
-
-/// YAML text to a value, with `<<` merge keys applied.
-fn read_yaml(text: &str) -> Result<Value, String> {
-    let mut root: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
-    root.apply_merge()
-        .map_err(|e| format!("bad YAML merge key (`<<`): {e}"))?;
-    Ok(root)
 }
 
 /// The (method, operation) entries of a path item: the fixed method fields, then OpenAPI
@@ -296,44 +361,134 @@ fn operation_entries(item: &Mapping) -> Vec<(String, &Value)> {
     out
 }
 
-/// The base path of the first server of a `servers` list: its URL's path with server
-/// variables replaced by their defaults, without a trailing slash. No servers: empty.
-fn servers_base(servers: Option<&Value>) -> Result<String, String> {
-    let Some(first) = servers.and_then(Value::as_sequence).and_then(|s| s.first()) else {
-        return Ok(String::new());
-    };
-    let Some(url) = first.get("url").and_then(Value::as_str) else {
-        return Ok(String::new());
-    };
-    let mut expanded = String::new();
-    let mut rest = url;
-    while let Some(open) = rest.find('{') {
-        expanded.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            return Err(format!("server URL `{url}` has an unclosed `{{`"));
-        };
-        let name = &rest[open + 1..open + close];
-        let default = first
-            .get("variables")
-            .and_then(|v| v.get(name))
-            .and_then(|v| v.get("default"))
-            .and_then(scalar_text)
-            .ok_or_else(|| format!("server URL `{url}`: variable `{name}` has no default value"))?;
-        expanded.push_str(&default);
-        rest = &rest[open + close + 1..];
+/// Keys of a path item that look like methods but are not operation keys (`GET`, `Post`,
+/// `connect`, AWS's any-method key), as (method, why it is not read): left out silently,
+/// they would be operations lost without a word.
+fn method_like_keys(item: &Mapping) -> Vec<(String, String)> {
+    let mut odd = Vec::new();
+    for key in item.keys().filter_map(Value::as_str) {
+        let upper = key.to_ascii_uppercase();
+        if key == AWS_ANY_METHOD {
+            odd.push((
+                "ANY".to_owned(),
+                format!(
+                    "`{AWS_ANY_METHOD}` (AWS API Gateway: any method) is not an OpenAPI \
+                     operation: grant the methods it serves by hand"
+                ),
+            ));
+        } else if METHOD_KEYS.contains(&key) || key == "query" {
+            continue;
+        } else if METHOD_KEYS
+            .iter()
+            .chain(&["query"])
+            .any(|m| m.eq_ignore_ascii_case(key))
+        {
+            odd.push((
+                upper,
+                format!(
+                    "`{key}` is not an operation key: OpenAPI's method keys are lower-case \
+                     (`{}`)",
+                    key.to_ascii_lowercase()
+                ),
+            ));
+        } else if crate::domain::model::KNOWN_METHODS.contains(&upper.as_str()) {
+            odd.push((upper, format!("`{key}` is not an OpenAPI operation key")));
+        }
     }
-    expanded.push_str(rest);
-    let without_query = expanded.split(['?', '#']).next().unwrap_or_default();
-    let path = match without_query.split_once("://") {
-        Some((_, after)) => after.find('/').map_or("", |i| &after[i..]),
-        None => without_query.trim_start_matches('.'),
-    };
-    let path = path.trim_end_matches('/');
-    Ok(if path.is_empty() || path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    })
+    odd
+}
+
+/// Whether `version` is `known` or a patch of it (`3.1` matches `3.1` and `3.1.0`, not `3.10`).
+fn is_version(version: &str, known: &str) -> bool {
+    version
+        .strip_prefix(known)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// A value's kind, for messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Whether a key written twice (its path from the root) is one the importer reads: in the
+/// header, `servers`, `tags`, a path item's operations, servers and parameters, or the
+/// components a path item or parameter `$ref` points to. Elsewhere (schemas, examples,
+/// descriptions of operations) a duplicate changes nothing the catalog uses.
+fn importer_reads(steps: &[String]) -> bool {
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    match steps.as_slice() {
+        [] => false,
+        ["openapi" | "swagger" | "paths" | "tags" | "servers" | "components"] => true,
+        ["info", rest @ ..] => matches!(rest, [] | ["title" | "version"]),
+        ["servers", rest @ ..] => server_part(rest),
+        ["tags", _, rest @ ..] => matches!(rest, [] | ["name" | "description"]),
+        ["paths", _, rest @ ..] => path_item_part(rest),
+        ["components", "pathItems", rest @ ..] => match rest {
+            [] | [_] => true,
+            [_, item @ ..] => path_item_part(item),
+        },
+        ["components", "parameters", rest @ ..] => match rest {
+            [] | [_] => true,
+            [_, param @ ..] => matches!(param, ["name" | "in" | "$ref"]),
+        },
+        _ => false,
+    }
+}
+
+/// Within a path item: see [`importer_reads`].
+fn path_item_part(steps: &[&str]) -> bool {
+    let is_operation = |k: &str| METHOD_KEYS.contains(&k) || k == "query";
+    match steps {
+        [] => true,
+        [key] => {
+            is_operation(key)
+                || matches!(
+                    *key,
+                    "servers" | "parameters" | "$ref" | "additionalOperations"
+                )
+        }
+        ["servers", rest @ ..] => server_part(rest),
+        ["parameters", _, rest @ ..] => matches!(rest, [] | ["name" | "in" | "$ref"]),
+        ["additionalOperations", _, rest @ ..] => operation_part(rest),
+        [method, rest @ ..] if is_operation(method) => operation_part(rest),
+        _ => false,
+    }
+}
+
+/// Within an operation: see [`importer_reads`].
+fn operation_part(steps: &[&str]) -> bool {
+    match steps {
+        [] | ["tags" | "servers" | "parameters" | "$ref"] => true,
+        ["servers", rest @ ..] => server_part(rest),
+        ["parameters", _, rest @ ..] => matches!(rest, [] | ["name" | "in" | "$ref"]),
+        _ => false,
+    }
+}
+
+/// Within a `servers` list: see [`importer_reads`].
+fn server_part(steps: &[&str]) -> bool {
+    matches!(
+        steps,
+        [] | [_] | [_, "url" | "variables"] | [_, "variables", _] | [_, "variables", _, "default"]
+    )
+}
+
+/// A path from the root as a JSON pointer (`#/paths/~1pets`), as `$ref`s write it.
+fn pointer(steps: &[String]) -> String {
+    let mut out = String::from("#");
+    for step in steps {
+        out.push('/');
+        out.push_str(&step.replace('~', "~0").replace('/', "~1"));
+    }
+    out
 }
 
 /// A scalar as text (tags and names are sometimes written as numbers or booleans in YAML).
@@ -371,33 +526,75 @@ pub(crate) fn percent_decode(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Document {
+        Document::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
-    fn server_base_paths() {
-        let base = |yaml: &str| {
-            let v: Value = serde_yaml::from_str(yaml).unwrap_or(Value::Null);
-            servers_base(Some(&v))
-        };
-        assert_eq!(
-            base("[{url: 'https://api.example.com'}]"),
-            Ok(String::new())
+    fn content_the_importer_does_not_read_cannot_fail_the_document() {
+        // OpenAI's int64 bounds, a u64 overflow, a duplicate key in a schema.
+        let doc = parse(
+            "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /chat: {post: {tags: [chat]}}\ncomponents:\n  schemas:\n    Seed: {type: integer, minimum: -9223372036854776000, maximum: 18446744073709551616}\n    Pet:\n      description: first\n      description: second\n",
+        );
+        assert_eq!(doc.operations().0.len(), 1);
+        assert!(doc.notes.is_empty(), "{:?}", doc.notes);
+    }
+
+    #[test]
+    fn a_duplicate_the_importer_reads_is_noted_and_the_last_wins() {
+        let doc = parse(
+            "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /pets:\n    get: {tags: [a]}\n    get: {tags: [b]}\n",
         );
         assert_eq!(
-            base("[{url: 'https://api.example.com/'}]"),
-            Ok(String::new())
+            doc.notes,
+            ["`get` is written twice in #/paths/~1pets: the last one is used"]
         );
-        assert_eq!(base("[{url: 'https://x.io/v2/'}]"), Ok("/v2".into()));
-        assert_eq!(base("[{url: '/api/v3'}]"), Ok("/api/v3".into()));
-        assert_eq!(base("[{url: 'v1'}]"), Ok("/v1".into()));
+        assert_eq!(doc.operations().0[0].tags, ["b"]);
+    }
+
+    #[test]
+    fn newer_3_x_versions_are_read_with_a_note() {
+        let doc = parse("openapi: 3.2.0\ninfo: {title: t, version: '1'}\npaths: {}\n");
         assert_eq!(
-            base("[{url: '{scheme}://h/ds-api', variables: {scheme: {default: https}}}]"),
-            Ok("/ds-api".into())
+            doc.notes,
+            [
+                "OpenAPI 3.2.0 is read as 3.1 (the versions this importer knows are 3.0 and \
+              3.1); check the result"
+            ]
         );
+        assert!(parse("openapi: 3.1.1\npaths: {}\n").notes.is_empty());
+        assert!(parse("openapi: 3.0\npaths: {}\n").notes.is_empty());
+    }
+
+    #[test]
+    fn paths_must_be_a_mapping() {
         assert_eq!(
-            base("[{url: 'https://h/{v}', variables: {v: {default: v9}}}]"),
-            Ok("/v9".into())
+            Document::parse("openapi: 3.0.3\npaths: [/a, /b]\n").unwrap_err(),
+            "`paths` is a list, not a mapping of path templates to path items"
         );
-        assert!(base("[{url: 'https://h/{v}'}]").is_err());
-        assert_eq!(base("[]"), Ok(String::new()));
+        assert_eq!(parse("openapi: 3.0.3\npaths:\n").path_count(), 0);
+    }
+
+    #[test]
+    fn keys_that_look_like_methods_are_reported() {
+        let doc = parse(
+            "openapi: 3.0.3\npaths:\n  /pets:\n    GET: {}\n    Post: {}\n    connect: {}\n    delete: {}\n  /{proxy+}:\n    x-amazon-apigateway-any-method: {}\n",
+        );
+        let (ops, bad) = doc.operations();
+        assert_eq!(ops.len(), 1);
+        let bad: Vec<(&str, &str)> = bad
+            .iter()
+            .map(|u| (u.method.as_str(), u.reason.as_str()))
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                ("GET", "`GET` is not an operation key: OpenAPI's method keys are lower-case (`get`)"),
+                ("POST", "`Post` is not an operation key: OpenAPI's method keys are lower-case (`post`)"),
+                ("CONNECT", "`connect` is not an OpenAPI operation key"),
+                ("ANY", "`x-amazon-apigateway-any-method` (AWS API Gateway: any method) is not an OpenAPI operation: grant the methods it serves by hand"),
+            ]
+        );
     }
 
     #[test]

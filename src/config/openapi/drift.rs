@@ -261,8 +261,8 @@ impl Drift {
                 "\noperations that no pattern can express exactly ({}; not counted as drift):",
                 self.skipped.len()
             );
-            for s in &self.skipped {
-                let _ = writeln!(out, "  {} {}: {}", s.method, s.path, s.reason);
+            for line in super::summary::skipped_lines(&self.skipped) {
+                let _ = writeln!(out, "  {line}");
             }
         }
         out

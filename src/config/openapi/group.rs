@@ -4,7 +4,11 @@
 //! document go to an API named `default` (Swagger UI's name for them). By path: to the first
 //! literal segment(s) after the literal prefix every path shares (`/api/v3/pet/{id}` ->
 //! `pet` when every path starts with `/api/v3`), with a file extension dropped
-//! (`Calls.json` -> `calls`).
+//! (`Calls.json` -> `calls`; a version segment such as `1.0` keeps its dot's meaning).
+//!
+//! Names always start with a letter and are never a YAML keyword: a name is written as a key
+//! of the `apis:` block, in tokens files and on command lines, and `2`, `1.10`, `true`, `no`
+//! or `~` would come back from YAML as a number, a boolean or null (`check` then fails).
 
 use super::document::percent_decode;
 use crate::domain::scope::{Pattern, Segment};
@@ -64,17 +68,32 @@ pub fn path_keys(patterns: &[&Pattern], depth: usize) -> Vec<String> {
         .collect()
 }
 
-/// `Calls.json` -> `Calls`; a leading dot or a dot-only name is kept.
+/// `Calls.json` -> `Calls`. Only an extension that starts with a letter is one: `1.0`,
+/// `v1.5` and `2010-04-01.1` are versions, and `1.0` and `1.1` must stay apart. A leading dot
+/// or a dot-only name is kept.
 fn strip_extension(segment: &str) -> &str {
     match segment.rfind('.') {
-        Some(dot) if dot > 0 => &segment[..dot],
+        Some(dot)
+            if dot > 0 && segment[dot + 1..].starts_with(|c: char| c.is_ascii_alphabetic()) =>
+        {
+            &segment[..dot]
+        }
         _ => segment,
     }
 }
 
+/// Words YAML 1.1 or 1.2 reads as a boolean, null or a float when written plain, and `none`,
+/// the metrics label of requests that matched no API.
+const RESERVED: &[&str] = &[
+    "null", "true", "false", "yes", "no", "y", "n", "on", "off", "inf", "infinity", "nan", "none",
+];
+
 /// A valid config name for a tag or path key, deterministic: camelCase split at
 /// lower-to-upper steps, lower-cased, anything but letters, digits, `-` and `_` turned into
-/// `_`, runs of `_` collapsed, at most 64 bytes; `api` if nothing is left.
+/// `_`, runs of `_` collapsed, at most 64 bytes; `api` if nothing is left. A name that would
+/// not start with a letter gets `v` when the key is a version number (`2.0` -> `v2_0`) and
+/// `api_` otherwise (`2024-q1` -> `api_2024-q1`), as does a YAML keyword (`true` ->
+/// `api_true`).
 pub fn config_name(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     let mut previous_lower = false;
@@ -90,16 +109,24 @@ pub fn config_name(key: &str) -> String {
             out.push('_');
         }
     }
-    let trimmed = out.trim_matches('_');
-    let mut name: String = trimmed.chars().take(MAX_NAME).collect();
-    while name.ends_with('_') {
+    let trimmed = out.trim_matches(['_', '-']);
+    let name = if trimmed.is_empty() {
+        "api".to_owned()
+    } else if !trimmed.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        let is_version = key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_digit() || c == '.');
+        let prefix = if is_version { "v" } else { "api_" };
+        format!("{prefix}{trimmed}")
+    } else if RESERVED.contains(&trimmed) {
+        format!("api_{trimmed}")
+    } else {
+        trimmed.to_owned()
+    };
+    let mut name: String = name.chars().take(MAX_NAME).collect();
+    while name.ends_with(['_', '-']) {
         name.pop();
     }
-    if name.is_empty() {
-        "api".to_owned()
-    } else {
-        name
-    }
+    name
 }
 
 /// Gives each distinct key a distinct config name, in order: a key whose name is taken gets
@@ -137,11 +164,33 @@ mod tests {
             ("日本", "api"),
             ("__x__", "x"),
             ("a.b/c", "a_b_c"),
+            // Keys YAML would read back as something else than the name's text.
+            ("2", "v2"),
+            ("1.0", "v1_0"),
+            ("1.10", "v1_10"),
+            ("2024", "v2024"),
+            ("-1", "api_1"),
+            ("1e3", "api_1e3"),
+            ("0x1F", "api_0x1_f"),
+            ("0o17", "api_0o17"),
+            ("2024-Q1", "api_2024-q1"),
+            ("true", "api_true"),
+            ("True", "api_true"),
+            ("null", "api_null"),
+            ("yes", "api_yes"),
+            ("on", "api_on"),
+            ("No", "api_no"),
+            (".inf", "api_inf"),
+            ("~", "api"),
+            ("none", "api_none"),
+            ("v1.5", "v1_5"),
+            ("nothing", "nothing"),
         ] {
             assert_eq!(config_name(key), name, "{key}");
         }
         let long = "x".repeat(100);
         assert_eq!(config_name(&long).len(), 64);
+        assert_eq!(config_name(&"9".repeat(100)).len(), 64);
     }
 
     #[test]
@@ -179,5 +228,18 @@ mod tests {
         let refs: Vec<&Pattern> = parsed.iter().collect();
         assert_eq!(path_keys(&refs, 1), ["Accounts", "Accounts"]);
         assert_eq!(path_keys(&refs, 2), ["Accounts", "Accounts_Calls"]);
+        // Version segments keep their dots: `1.0` and `1.1` stay two APIs.
+        let parsed: Vec<Pattern> = ["/1.0/users", "/1.1/users", "/2.0/files", "/v1.5/items.xml"]
+            .iter()
+            .filter_map(|p| parse_pattern(p).ok())
+            .collect();
+        let refs: Vec<&Pattern> = parsed.iter().collect();
+        assert_eq!(path_keys(&refs, 1), ["1.0", "1.1", "2.0", "v1.5"]);
+        assert_eq!(
+            path_keys(&refs, 2),
+            ["1.0_users", "1.1_users", "2.0_files", "v1.5_items"]
+        );
+        let keys = path_keys(&refs, 1);
+        assert_eq!(unique_names(&keys), ["v1_0", "v1_1", "v2_0", "v1_5"]);
     }
 }

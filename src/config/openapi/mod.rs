@@ -1,13 +1,20 @@
-//! The catalog from an API's own OpenAPI document (SPEC §11): [`document`] reads the file and
-//! walks its operations, [`template`] turns path templates into patterns, [`group`] assigns
-//! operations to named APIs, [`render`] prints the `apis:` block, [`drift`] compares a
-//! document with a configured catalog. Pure: the CLI (`scopegate catalog ...`) does the I/O.
+//! The catalog from an API's own OpenAPI document (SPEC §11): [`tree`] reads the text,
+//! [`document`] walks its operations ([`servers`] reads their servers, [`spanning`] spots
+//! parameters that hold several segments), [`template`] turns path templates into patterns,
+//! [`group`] assigns operations to named APIs, [`notes`] and [`summary`] say what the
+//! operator should know, [`render`] prints the `apis:` block, [`drift`] compares a document
+//! with a configured catalog. Pure: the CLI (`scopegate catalog ...`) does the I/O.
 
 pub mod document;
 pub mod drift;
 pub mod group;
+pub mod notes;
 pub mod render;
+pub mod servers;
+pub mod spanning;
+pub mod summary;
 pub mod template;
+pub mod tree;
 
 use crate::domain::model::KNOWN_METHODS;
 use crate::domain::scope::Pattern;
@@ -56,6 +63,8 @@ pub struct Operation {
     pub pattern: Pattern,
     /// Index into [`Import::apis`].
     pub api: usize,
+    /// The host of the server that serves it (`None`: the document's own, or unnamed).
+    pub host: Option<String>,
 }
 
 /// An operation that could not be turned into a pattern, and why.
@@ -93,8 +102,10 @@ pub struct Import {
     pub notes: Vec<String>,
 }
 
-/// Reads a document and builds its catalog. `Err` only when the text is not a readable
-/// OpenAPI 3.x document; operations that cannot be granted are listed in `skipped`.
+/// Reads a document and builds its catalog. `Err` when the text is not a readable OpenAPI 3.x
+/// document, or when its `paths` has entries but not one operation could be imported (an
+/// unbundled document: an empty catalog would read as "nothing to grant"); operations that
+/// cannot be granted are listed in `skipped`.
 pub fn import(text: &str, options: &Options) -> Result<Import, String> {
     let doc = Document::parse(text)?;
     let (raw, unreadable) = doc.operations();
@@ -106,7 +117,7 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             reason: u.reason,
         })
         .collect();
-    let mut notes = Vec::new();
+    let mut notes = doc.notes.clone();
     let base_override = options
         .base_path
         .as_deref()
@@ -139,7 +150,7 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             ));
             continue;
         }
-        let base = match (&base_override, &op.base_path) {
+        let base = match (&base_override, &op.servers.base) {
             (Some(b), _) => b.clone(),
             (None, Ok(b)) => b.clone(),
             (None, Err(reason)) => {
@@ -147,6 +158,9 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
                 continue;
             }
         };
+        if let (None, Some(note)) = (&base_override, &op.servers.disagreement) {
+            push_once(&mut notes, note);
+        }
         let joined = join(&base, &op.path);
         let full_path = match strip {
             None => joined,
@@ -168,7 +182,7 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
         match template::to_pattern(&full_path, account) {
             Ok(c) => {
                 if let Some(note) = &c.note {
-                    notes.push(note.clone());
+                    push_once(&mut notes, note);
                 }
                 converted.push((op, method, full_path, c));
             }
@@ -185,11 +199,7 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
     } else if let Some(name) = converted
         .iter()
         .flat_map(|(op, ..)| {
-            let in_template = op
-                .path
-                .split('{')
-                .skip(1)
-                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name));
+            let in_template = template::param_names(&op.path);
             op.path_params.iter().map(String::as_str).chain(in_template)
         })
         .find(|n| n.to_ascii_lowercase().contains("account"))
@@ -254,6 +264,20 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             operations: 0,
         })
         .collect();
+    let spanning: Vec<notes::Spanning<'_>> = converted
+        .iter()
+        .flat_map(|(op, method, full_path, c)| {
+            op.spanning.iter().map(move |(param, why)| notes::Spanning {
+                param,
+                why,
+                method,
+                template: full_path,
+                pattern: &c.text,
+            })
+        })
+        .collect();
+    notes.extend(notes::spanning(&spanning));
+    drop(spanning);
     let mut operations = Vec::with_capacity(converted.len());
     for ((op, method, full_path, c), key) in converted.into_iter().zip(&keys) {
         let Some(index) = distinct.iter().position(|k| k == key) else {
@@ -274,13 +298,22 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
             pattern_text: c.text,
             pattern: c.pattern,
             api: index,
+            host: op.servers.host,
         });
     }
     for api in &mut apis {
         api.methods
             .sort_by_key(|m| KNOWN_METHODS.iter().position(|k| k == m));
     }
-    notes.extend(overlap_notes(&apis, &operations));
+    notes.extend(notes::overlaps(&apis, &operations));
+    notes.extend(notes::other_hosts(
+        doc.host().as_deref(),
+        &apis,
+        &operations,
+    ));
+    if operations.is_empty() && doc.path_count() > 0 {
+        return Err(nothing_imported(doc.path_count(), &skipped));
+    }
     Ok(Import {
         openapi: doc.openapi,
         title: doc.title,
@@ -292,48 +325,32 @@ pub fn import(text: &str, options: &Options) -> Result<Import, String> {
     })
 }
 
-/// Most notes listed about APIs that overlap.
-const MAX_OVERLAP_NOTES: usize = 10;
+/// Adds a note unless it is there already (a path's note comes once, not once per method).
+fn push_once(notes: &mut Vec<String>, note: &str) {
+    if !notes.iter().any(|n| n == note) {
+        notes.push(note.to_owned());
+    }
+}
 
-/// Patterns of different APIs that may match a common path: a request is allowed when any of
-/// the token's scopes matches (SPEC §2), so a token of either API may call both paths with the
-/// methods it holds. OpenAPI's rule that `/pets/mine` wins over `/pets/{id}` cannot be
-/// written as a pattern; the operator should know.
-fn overlap_notes(apis: &[ImportedApi], operations: &[Operation]) -> Vec<String> {
-    // Each (API, pattern) once, in document order.
-    let mut entries: Vec<(usize, &str, &Pattern)> = Vec::new();
-    for op in operations {
-        if !entries
-            .iter()
-            .any(|(api, text, _)| *api == op.api && *text == op.pattern_text)
-        {
-            entries.push((op.api, &op.pattern_text, &op.pattern));
-        }
+/// The error for a document whose `paths` yields no operation at all.
+fn nothing_imported(paths: usize, skipped: &[Skipped]) -> String {
+    let paths = if paths == 1 {
+        "its 1 path".to_owned()
+    } else {
+        format!("its {paths} paths")
+    };
+    if skipped.is_empty() {
+        return format!(
+            "no operation could be imported from {paths}: no path item holds an operation \
+             (`get`, `put`, `post`, `delete`, `options`, `head`, `patch`, `trace`)"
+        );
     }
-    let mut found: Vec<String> = Vec::new();
-    let mut total = 0usize;
-    for (i, (a_api, a_text, a)) in entries.iter().enumerate() {
-        for (b_api, b_text, b) in &entries[i + 1..] {
-            if a_api == b_api || !crate::domain::scope::relate::overlaps(a, b) {
-                continue;
-            }
-            total += 1;
-            if found.len() < MAX_OVERLAP_NOTES {
-                found.push(format!(
-                    "{a_text} (API `{}`) and {b_text} (API `{}`) may match the same requests: \
-                     a token of either API can call both with the methods it is granted",
-                    apis[*a_api].name, apis[*b_api].name
-                ));
-            }
-        }
+    let mut message = format!("no operation could be imported from {paths}:");
+    for line in summary::skipped_lines(skipped) {
+        message.push_str("\n  ");
+        message.push_str(&line);
     }
-    if total > found.len() {
-        found.push(format!(
-            "... and {} more overlapping pattern pairs",
-            total - found.len()
-        ));
-    }
-    found
+    message
 }
 
 /// `base` + `path` with exactly one `/` between them.
@@ -598,6 +615,169 @@ paths:
             "{notes}"
         );
         assert!(!notes.contains("/cats"), "{notes}");
+    }
+
+    #[test]
+    fn a_path_note_comes_once_not_once_per_method() {
+        let doc = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n  /search?q={q}: {get: {}, post: {}, delete: {}}\n";
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let dropped: Vec<&String> = got.notes.iter().filter(|n| n.contains("dropped")).collect();
+        assert_eq!(
+            dropped,
+            ["`/search?q={q}`: the part from `?`/`#` on was dropped (grants match the path only)"]
+        );
+        assert_eq!(got.operations.len(), 3);
+    }
+
+    #[test]
+    fn paths_that_yield_no_operation_are_an_error() {
+        // An unbundled document: every path item is an external `$ref`.
+        let mut doc = String::from("openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n");
+        for i in 0..40 {
+            doc.push_str(&format!("  /v2/r{i}: {{$ref: 'resources/r{i}.yml'}}\n"));
+        }
+        assert_eq!(
+            import(&doc, &Options::default()).unwrap_err(),
+            "no operation could be imported from its 40 paths:\n  /v2/r0: `$ref: \
+             resources/r0.yml` points outside the document: only local references (`#/...`) \
+             are read; bundle the document first (e.g. `redocly bundle`) (and 39 more \
+             operations for the same reason, e.g. /v2/r1, /v2/r2, /v2/r3)"
+        );
+        let empty_item = "openapi: 3.0.1\ninfo: {title: t, version: '1'}\npaths: {/a: {}}\n";
+        assert_eq!(
+            import(empty_item, &Options::default()).unwrap_err(),
+            "no operation could be imported from its 1 path: no path item holds an operation \
+             (`get`, `put`, `post`, `delete`, `options`, `head`, `patch`, `trace`)"
+        );
+        // No paths at all (a 3.1 document of webhooks or components): an empty catalog.
+        let no_paths = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths: {x-note: 1}\n";
+        assert!(import(no_paths, &Options::default()).is_ok_and(|i| i.apis.is_empty()));
+    }
+
+    #[test]
+    fn operations_on_other_hosts_are_noted() {
+        let doc = r#"
+openapi: 3.0.0
+info: {title: t, version: '1'}
+servers: [{url: "https://api.box.com/2.0"}]
+paths:
+  /files/{id}: {get: {tags: [files]}}
+  /files/content:
+    post: {tags: [uploads], servers: [{url: "https://upload.box.com/api/2.0"}]}
+  /files/upload_sessions:
+    post:
+      tags: [uploads]
+      servers: [{url: "https://{s}/api/2.0", variables: {s: {default: Upload.box.com}}}]
+  /zip_downloads: {post: {tags: [zip]}}
+  /zip_downloads/{id}/content:
+    get: {tags: [zip], servers: [{url: "https://dl.boxcloud.com/2.0"}]}
+"#;
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let hosts: Vec<&String> = got
+            .notes
+            .iter()
+            .filter(|n| n.contains("served by"))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                "2 operations are served by `upload.box.com`, not `api.box.com` (the document's \
+                 main server): POST /api/2.0/files/content, POST /api/2.0/files/upload_sessions \
+                 (API `uploads`); route it to an upstream for that host",
+                "1 operation is served by `dl.boxcloud.com`, not `api.box.com` (the document's \
+                 main server): GET /2.0/zip_downloads/{id}/content (API `zip`); route it to an \
+                 upstream for that host; `zip` also has operations on another host: split it by \
+                 hand",
+            ]
+        );
+    }
+
+    #[test]
+    fn servers_that_disagree_on_the_base_path_are_noted() {
+        let doc = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nservers:\n  - {url: 'http://localhost:8080'}\n  - {url: 'https://api.example.com/v1'}\npaths:\n  /pets: {get: {}, post: {}}\n";
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.operations[0].full_path, "/pets");
+        let disagree: Vec<&String> = got
+            .notes
+            .iter()
+            .filter(|n| n.contains("disagree"))
+            .collect();
+        assert_eq!(
+            disagree,
+            [
+                "the servers disagree on the base path: `http://localhost:8080` (base path none), \
+              `https://api.example.com/v1` (base path /v1); the first one's is used, pass \
+              --base-path to choose (e.g. --base-path /v1)"
+            ]
+        );
+        // Choosing one with --base-path: no note.
+        let chosen = Options {
+            base_path: Some("/v1".into()),
+            ..Options::default()
+        };
+        let got = import(doc, &chosen).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.operations[0].full_path, "/v1/pets");
+        assert!(
+            !got.notes.iter().any(|n| n.contains("disagree")),
+            "{:?}",
+            got.notes
+        );
+        // A scheme-relative server URL gives its path, not a `//` segment.
+        let relative = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nservers: [{url: '//api.example.com/v1'}]\npaths:\n  /pets: {get: {}}\n";
+        let got = import(relative, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.operations[0].pattern_text, "/v1/pets");
+    }
+
+    #[test]
+    fn parameters_that_span_segments_are_noted_and_grpc_bindings_translated() {
+        let doc = r#"
+openapi: 3.0.0
+info: {title: t, version: '1'}
+paths:
+  /v1/{name}:
+    get:
+      tags: [executions]
+      parameters:
+        - {name: name, in: path, description: "Format: projects/{project}/locations/{location}"}
+  /v1/{name}:cancel:
+    post:
+      tags: [executions]
+      parameters:
+        - {name: name, in: path, description: "Format: projects/{project}/locations/{location}"}
+  /logs/{logpath}: {get: {tags: [logs]}}
+  /v1/{parent=projects/*/locations/*}/topics: {get: {tags: [topics]}}
+  /pets/{id}: {get: {tags: [pets]}}
+"#;
+        let got = import(doc, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let spanning: Vec<&String> = got.notes.iter().filter(|n| n.contains("span")).collect();
+        assert_eq!(
+            spanning,
+            [
+                "`{name}` may span several segments (its description shows \
+                 `projects/{project}/locations/{location}`) but `*` matches one: GET /v1/{name}, \
+                 POST /v1/{name}:cancel refuse such values; grant them with a wider pattern by \
+                 hand (e.g. `/v1/**`, which grants more than the document's paths)",
+                "`{logpath}` may span several segments (its name says it is a path) but `*` \
+                 matches one: GET /logs/{logpath} refuses such values; grant them with a wider \
+                 pattern by hand (e.g. `/logs/**`, which grants more than the document's paths)",
+            ]
+        );
+        assert!(got.skipped.is_empty(), "{:?}", got.skipped);
+        let patterns: Vec<&str> = got
+            .operations
+            .iter()
+            .map(|o| o.pattern_text.as_str())
+            .collect();
+        assert_eq!(
+            patterns,
+            [
+                "/v1/*",
+                "/v1/*:cancel",
+                "/logs/*",
+                "/v1/projects/*/locations/*/topics",
+                "/pets/*"
+            ]
+        );
     }
 
     #[test]

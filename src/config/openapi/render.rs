@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Import, Options};
+use crate::config::yamlsrc::render::quote_scalar;
 
 /// The block, with a header naming the document and the flags that reproduce it.
 pub fn yaml_block(import: &Import, options: &Options, source: &str) -> String {
@@ -46,7 +47,9 @@ pub fn yaml_block(import: &Import, options: &Options, source: &str) -> String {
     }
     out.push_str("apis:\n");
     for api in &import.apis {
-        let _ = writeln!(out, "  {}:", api.name);
+        // Names are made plain-safe (see `group`); quoting as needed keeps any name that
+        // reaches here reading back as itself.
+        let _ = writeln!(out, "  {}:", quote_scalar(&api.name));
         let _ = writeln!(
             out,
             "    # methods: {} ({} operation{}; from {})",

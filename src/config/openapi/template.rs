@@ -6,6 +6,10 @@
 //! literal text around it kept (`*.json`). What cannot be written that way (two parameters in
 //! one segment, a literal `*`, bytes the gateway refuses in request paths) is refused with a
 //! reason, never widened.
+//!
+//! gRPC transcoding templates (`/v1/{name=projects/*/locations/*}:cancel`, Google APIs) say
+//! exactly which segments a parameter spans: they become the pattern they describe
+//! (`/v1/projects/*/locations/*:cancel`).
 
 use crate::domain::scope::{canonicalize, parse_pattern, Pattern, TargetError};
 
@@ -35,6 +39,8 @@ pub fn to_pattern(template: &str, account_param: Option<&str>) -> Result<Convert
     if !path.starts_with('/') {
         return Err("the path does not start with `/`".into());
     }
+    let expanded = expand_bindings(path)?;
+    let path = expanded.as_str();
     // A single trailing slash: the gateway matches `/a/` like `/a`.
     let path = if path.len() > 1 {
         path.strip_suffix('/').unwrap_or(path)
@@ -57,6 +63,58 @@ pub fn to_pattern(template: &str, account_param: Option<&str>) -> Result<Convert
         pattern,
         note,
     })
+}
+
+/// The names of a template's parameters, in order (`{name=projects/*}` bindings left out:
+/// they say which segments they span).
+pub fn param_names(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .filter(|name| !name.contains('='))
+}
+
+/// Writes each gRPC transcoding binding out as the segments it spans:
+/// `{name=projects/*/locations/*}` -> `projects/{name.1}/locations/{name.3}` (each `*` one
+/// segment, which then becomes `*` like any parameter). A `**` (any number of segments) has
+/// no exact pattern and is refused.
+fn expand_bindings(path: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break; // reported with its segment below
+        };
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 1..close];
+        match inner.split_once('=') {
+            None => out.push_str(&rest[open..=close]),
+            Some((var, binding)) => {
+                for (i, segment) in binding.split('/').enumerate() {
+                    if i > 0 {
+                        out.push('/');
+                    }
+                    match segment {
+                        "*" => out.push_str(&format!("{{{var}.{i}}}")),
+                        "**" => {
+                            return Err(format!(
+                                "`{{{inner}}}` spans any number of segments (`**`), which a \
+                                 pattern can only grant wider, at its end: add one by hand"
+                            ))
+                        }
+                        _ if segment.is_empty() || segment.contains('*') => {
+                            return Err(format!("`{{{inner}}}` is not a valid gRPC path binding"))
+                        }
+                        literal => out.push_str(literal),
+                    }
+                }
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// One template segment to one pattern segment.
@@ -173,6 +231,12 @@ mod tests {
             ("/search?q={q}", "/search"),
             ("/cookies#formExploded", "/cookies"),
             ("/a:b/@c", "/a:b/@c"),
+            (
+                "/v1/{name=projects/*/locations/*}:cancel",
+                "/v1/projects/*/locations/*:cancel",
+            ),
+            ("/v1/{parent=projects/*}/topics", "/v1/projects/*/topics"),
+            ("/v1/{name=operations}", "/v1/operations"),
         ];
         for (template, pattern) in cases {
             assert_eq!(conv(template, a).as_deref(), Ok(pattern), "{template}");
@@ -198,6 +262,9 @@ mod tests {
             ("/a/%2F", "encoded slash"),
             ("/a/%zz", "two hex digits"),
             ("/a/\u{1}", "control byte"),
+            ("/v1/{name=files/**}", "spans any number of segments"),
+            ("/v1/{name=a/*x}", "not a valid gRPC path binding"),
+            ("/v1/{name=}", "not a valid gRPC path binding"),
         ];
         for (template, reason) in cases {
             match conv(template, None) {
@@ -205,6 +272,12 @@ mod tests {
                 Err(e) => assert!(e.contains(reason), "{template:?}: {e}"),
             }
         }
+    }
+
+    #[test]
+    fn param_names_leave_bindings_out() {
+        let names: Vec<&str> = param_names("/v1/{name=projects/*}/x/{id}.{ext}/{+rest}").collect();
+        assert_eq!(names, ["id", "ext", "+rest"]);
     }
 
     #[test]
