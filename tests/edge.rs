@@ -340,6 +340,23 @@ const TOOL_NAMES: &[&str] = &[
     "Base-Url",
     "Request-Uri",
     "X-Remote-User",
+    // Client-certificate identity and auth-proxy users, as TLS-terminating and auth
+    // proxies pass them on.
+    "X-SSL-Client-Cert",
+    "X-SSL-Client-DN",
+    "X-SSL-Client-Verify",
+    "X-Client-Cert",
+    "X-Client-Verify",
+    "Ssl-Client-Cert",
+    "SSL_CLIENT_S_DN",
+    "X-ARR-ClientCert",
+    "X-Auth-User",
+    "X-User",
+    "X-Userid",
+    "X-Proxy-User",
+    "X-Pomerium-Jwt-Assertion",
+    "X-Real-Host",
+    "X-Scheme",
 ];
 
 #[tokio::test]
@@ -464,6 +481,11 @@ async fn authority_form_targets_are_refused() {
         ("CONNECT", "x:443", "x:443"),
         ("CONNECT", "127.0.0.1:22", "127.0.0.1:22"),
         ("GET", "x:443", "x:443"),
+        // CONNECT asks for a tunnel in any form, and only http(s) targets name a resource.
+        ("CONNECT", CAMPAIGNS, "x"),
+        ("CONNECT", &format!("http://x{CAMPAIGNS}"), "x"),
+        ("GET", &format!("ftp://x{CAMPAIGNS}"), "x"),
+        ("GET", &format!("ws://x{CAMPAIGNS}"), "x"),
     ] {
         let req = format!(
             "{method} {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {}\r\n\r\n",
@@ -473,4 +495,70 @@ async fn authority_form_targets_are_refused() {
         assert_eq!(r.status, 400, "{method} {target}");
     }
     assert_eq!(h.upstream.count(), 0);
+}
+
+/// A query parameter that some upstream framework reads as `_method` is an override to
+/// authorize, however it is spelled: percent-encoded letters, `+` or spaces, `;` as the
+/// separator, PHP's rewriting of names, any case.
+#[tokio::test]
+async fn method_override_parameters_are_authorized_in_every_spelling() {
+    let h = Harness::start().await;
+    for query in [
+        "_%6dethod=DELETE",
+        "_metho%64=DELETE",
+        "%5f%6d%65%74%68%6f%64=DELETE",
+        "_%6Dethod=DELETE",
+        "%255fmethod=DELETE",
+        "_method=GET&_%6dethod=DELETE",
+        "a=1;_method=DELETE",
+        "+_method=DELETE",
+        "%20_method=DELETE",
+        "_method%00=DELETE",
+        "_METHOD=DELETE",
+        "_method[]=DELETE",
+        ".method=DELETE",
+    ] {
+        let head = get_line(&format!("{CAMPAIGNS}?{query}"), &READER, "");
+        assert_eq!(raw(h.addr(), head.as_bytes()).await.status, 403, "{query}");
+    }
+    assert_eq!(h.upstream.count(), 0, "nothing reached the upstream");
+    // Recognized, and allowed when the method they name is in scope.
+    let head = get_line(&format!("{CAMPAIGNS}?_%6dethod=GET"), &READER, "");
+    assert_eq!(raw(h.addr(), head.as_bytes()).await.status, 200);
+    // Names that only look alike are ordinary parameters.
+    let head = get_line(
+        &format!("{CAMPAIGNS}?x_method=DELETE&_methods=DELETE"),
+        &READER,
+        "",
+    );
+    assert_eq!(raw(h.addr(), head.as_bytes()).await.status, 200);
+}
+
+/// `Host` must be `host[:port]` with a real port, and HTTP/1.1 needs it even beside an
+/// absolute-form target.
+#[tokio::test]
+async fn a_host_with_a_port_that_is_not_a_port_or_no_host_is_400() {
+    let h = Harness::start().await;
+    let auth = basic(&READER);
+    for host in [
+        "a:x",
+        "a:80a",
+        "a:-1",
+        "a:+80",
+        "a:999999",
+        "127.0.0.1:18480x",
+        "[::1]:x",
+    ] {
+        let req =
+            format!("GET {CAMPAIGNS} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n\r\n");
+        assert_eq!(raw(h.addr(), req.as_bytes()).await.status, 400, "{host}");
+    }
+    let req = format!("GET http://127.0.0.1{CAMPAIGNS} HTTP/1.1\r\nAuthorization: {auth}\r\n\r\n");
+    assert_eq!(raw(h.addr(), req.as_bytes()).await.status, 400, "no Host");
+    assert_eq!(h.upstream.count(), 0, "nothing reached the upstream");
+    for host in ["a:8080", "a:", "[::1]:8080", "a:65535"] {
+        let req =
+            format!("GET {CAMPAIGNS} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n\r\n");
+        assert_eq!(raw(h.addr(), req.as_bytes()).await.status, 200, "{host}");
+    }
 }

@@ -235,6 +235,9 @@ async fn smuggling_framings_are_refused_and_closed() {
         format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: gzip\r\n\r\nabc"),
         format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
         format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 3, 4\r\n\r\nabcd"),
+        // A coding before the final chunked would be dropped on the way upstream.
+        format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+        format!("POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     ] {
         let mut s = TcpStream::connect(h.addr()).await.unwrap();
         s.write_all(req.as_bytes()).await.unwrap();
@@ -373,4 +376,31 @@ async fn a_failed_post_is_not_retried() {
         1,
         "the POST reached the upstream exactly once"
     );
+}
+
+/// A connection that sends nothing at all is closed after `timeouts.header_read`, as one
+/// that stops half-way through its head is: silent sockets cannot hold the connection slots.
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let h = Harness::start_with("timeouts:\n  header_read: 1s\n", &tokens_yaml()).await;
+    let mut silent = TcpStream::connect(h.addr()).await.unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest)).await;
+    let took = started.elapsed();
+    assert!(closed.is_ok(), "the silent connection stayed open");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    assert!(
+        rest.is_empty(),
+        "nothing is sent to a client that asked nothing"
+    );
+    // A client that speaks in time is served as before.
+    let mut conn = TcpStream::connect(h.addr()).await.unwrap();
+    conn.write_all(get_request(&READER).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut conn).await.unwrap().status, 200);
 }

@@ -20,6 +20,10 @@ pub enum BadRequest {
     AuthorityForm,
     ConflictingLength,
     LengthAndChunked,
+    /// A `Transfer-Encoding` other than one `chunked`: a coding the gateway would drop on
+    /// the way (`gzip, chunked` reached the upstream as `chunked`), or framing parsers read
+    /// differently.
+    UnsupportedTransferCoding,
     SeveralAuthorizations,
     BadTarget,
 }
@@ -36,6 +40,7 @@ impl BadRequest {
             BadRequest::AuthorityForm => "authority_form",
             BadRequest::ConflictingLength => "conflicting_content_length",
             BadRequest::LengthAndChunked => "content_length_and_transfer_encoding",
+            BadRequest::UnsupportedTransferCoding => "unsupported_transfer_coding",
             BadRequest::SeveralAuthorizations => "several_authorization_headers",
             BadRequest::BadTarget => "bad_target",
         }
@@ -46,7 +51,9 @@ impl BadRequest {
     pub fn poisons_connection(self) -> bool {
         matches!(
             self,
-            BadRequest::ConflictingLength | BadRequest::LengthAndChunked
+            BadRequest::ConflictingLength
+                | BadRequest::LengthAndChunked
+                | BadRequest::UnsupportedTransferCoding
         )
     }
 }
@@ -57,6 +64,8 @@ impl BadRequest {
 struct FramingFields<'h> {
     /// A `Transfer-Encoding` field is present.
     chunked: bool,
+    /// Every `Transfer-Encoding` field together says exactly one `chunked`.
+    only_chunked: bool,
     /// `Content-Length` fields.
     lengths: usize,
     /// Two `Content-Length` values differ, or one is a list.
@@ -72,6 +81,7 @@ impl<'h> FramingFields<'h> {
     fn of(headers: &'h HeaderMap) -> Self {
         let mut fields = FramingFields {
             chunked: false,
+            only_chunked: true,
             lengths: 0,
             conflicting_lengths: false,
             hosts: 0,
@@ -95,6 +105,10 @@ impl<'h> FramingFields<'h> {
                     Some(first) => fields.conflicting_lengths |= value != first,
                 }
             } else if name == header::TRANSFER_ENCODING {
+                let chunked = value
+                    .to_str()
+                    .is_ok_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+                fields.only_chunked &= chunked && !fields.chunked;
                 fields.chunked = true;
             }
         }
@@ -118,6 +132,15 @@ pub fn check(
     if fields.conflicting_lengths {
         return Err(BadRequest::ConflictingLength);
     }
+    if fields.chunked && !fields.only_chunked {
+        return Err(BadRequest::UnsupportedTransferCoding);
+    }
+    // CONNECT asks for a tunnel whatever its target says (RFC 9110 §9.3.6): with
+    // authority-form it is refused below, and in any other form it is no request for a
+    // resource either.
+    if *method == Method::CONNECT {
+        return Err(BadRequest::AuthorityForm);
+    }
     if fields.hosts > 1 {
         return Err(BadRequest::SeveralHosts);
     }
@@ -135,6 +158,18 @@ pub fn check(
         // authority-form target (`CONNECT host:port`) asks for a tunnel (RFC 9112 §3.2.3).
         if uri.scheme().is_none() {
             return Err(BadRequest::AuthorityForm);
+        }
+        // Only the schemes the gateway serves: an `ftp://` target names no resource here.
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(BadRequest::BadTarget);
+        }
+        if !valid_port(authority) {
+            return Err(BadRequest::InvalidHost);
+        }
+        // HTTP/1.1 needs `Host` even beside an absolute-form target (RFC 9112 §3.2);
+        // HTTP/2's `:authority` stands in for it.
+        if host_authority.is_none() && version == Version::HTTP_11 {
+            return Err(BadRequest::MissingHost);
         }
         // Absolute-form (or HTTP/2 `:authority`): must name the same host as `Host`.
         if let Some(h) = &host_authority {
@@ -193,7 +228,7 @@ fn valid_host(value: &[u8]) -> Result<&str, BadRequest> {
     let authority = text
         .parse::<Authority>()
         .map_err(|_| BadRequest::InvalidHost)?;
-    if authority.as_str().contains('@') || authority.host().is_empty() {
+    if authority.as_str().contains('@') || authority.host().is_empty() || !valid_port(&authority) {
         return Err(BadRequest::InvalidHost);
     }
     if value.len() <= REMEMBERED_HOST_MAX {
@@ -204,6 +239,24 @@ fn valid_host(value: &[u8]) -> Result<&str, BadRequest> {
         });
     }
     Ok(text)
+}
+
+/// Whether an authority's port, if it has one, is a port: digits only, at most 65535 (RFC
+/// 3986 §3.2.3). `http`'s parser takes `a:x`, `a:+80` and `a:999999` as an authority with
+/// no port, which would pass them on as `X-Forwarded-Host`. An empty port (`a:`) is allowed,
+/// as the RFC allows it.
+fn valid_port(authority: &Authority) -> bool {
+    let text = authority.as_str();
+    // An IPv6 literal is bracketed: the port can only follow its `]`.
+    let after_host = text.rfind(']').map_or(text, |end| &text[end + 1..]);
+    let Some(colon) = after_host.rfind(':') else {
+        return true;
+    };
+    let port = &after_host[colon + 1..];
+    port.is_empty()
+        || (port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| p <= 65535))
 }
 
 /// Collects every method override the request carries: each must be authorized like the
@@ -219,9 +272,10 @@ pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, out: &mut Vec<
         }
     }
     if let Some(q) = query {
-        for pair in q.split('&') {
+        // `;` too: older Rack, Python and Go split queries there as well as at `&`.
+        for pair in q.split(['&', ';']) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if key == "_method" || key.eq_ignore_ascii_case("%5fmethod") {
+            if names_method_override(key) {
                 out.push(upper_method(value));
             }
         }
@@ -230,6 +284,75 @@ pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, out: &mut Vec<
         out.truncate(8);
         out.push(None);
     }
+}
+
+/// Whether a query parameter's name reads as `_method` to some upstream framework: after
+/// percent-decoding (up to three times: some stacks decode twice), `+` read as a space,
+/// PHP's rewriting of names (cut at a NUL, leading spaces dropped, ` ` and `.` read as `_`,
+/// `[` starting an array), and in any case. An upstream that reads `_%6dethod=DELETE` as
+/// `_method=DELETE` must not get a method the gateway did not authorize.
+fn names_method_override(key: &str) -> bool {
+    const NAME: &[u8] = b"_method";
+    if key == "_method" {
+        return true;
+    }
+    let raw = key.as_bytes();
+    let rewritable = raw
+        .iter()
+        .any(|b| matches!(b, b'%' | b'+' | b'.' | b' ' | b'['));
+    if !rewritable && raw.len() != NAME.len() {
+        return false;
+    }
+    let mut name: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    for _ in 0..3 {
+        if !name.contains(&b'%') {
+            break;
+        }
+        name = percent_decoded(&name);
+    }
+    if let Some(nul) = name.iter().position(|&b| b == 0) {
+        name.truncate(nul);
+    }
+    let start = name
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(name.len());
+    let name = &name[start..];
+    let name = name.split(|&b| b == b'[').next().unwrap_or(name);
+    name.len() == NAME.len()
+        && name.iter().zip(NAME).all(|(&b, &want)| {
+            let b = if b == b' ' || b == b'.' { b'_' } else { b };
+            b.eq_ignore_ascii_case(&want)
+        })
+}
+
+/// `%XX` sequences decoded; a `%` not followed by two hex digits stays as it is (as query
+/// parsers leave it).
+fn percent_decoded(bytes: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let pair = bytes
+            .get(i + 1)
+            .copied()
+            .and_then(hex)
+            .zip(bytes.get(i + 2).copied().and_then(hex));
+        match pair {
+            Some((high, low)) if bytes[i] == b'%' => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// `_method` values are often lower-case in form posts; frameworks upper-case them.

@@ -10,6 +10,7 @@ pub mod balance;
 pub mod body;
 pub mod clock;
 pub mod console;
+pub mod first_bytes;
 pub mod forward;
 pub mod framing;
 pub mod h1_client;

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
 use crate::gateway::balance::{Balancer, Handoff, OpenConnection, WorkerSeat};
+use crate::gateway::first_bytes::FirstBytes;
 use crate::gateway::framing::FramingWatch;
 use crate::gateway::proxy::{self, ConnInfo, Shared};
 use crate::gateway::proxy_protocol::{self, Prefixed, ProxyHeaderError};
@@ -116,7 +117,7 @@ pub async fn serve_main(
             shared: shared.clone(),
             builder: builder.clone(),
             tls: tls.clone(),
-            handshake_timeout: settings.timeouts.header_read,
+            header_read: settings.timeouts.header_read,
             http2_cleartext: settings.http2_cleartext,
             watcher: graceful.watcher(),
         };
@@ -233,7 +234,7 @@ struct Connection {
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     tls: Option<TlsAcceptor>,
-    handshake_timeout: Duration,
+    header_read: Duration,
     /// `http2_cleartext`: whether a plain connection may open with the HTTP/2 preface
     /// (h2c prior knowledge); TLS connections negotiate h2 through ALPN instead.
     http2_cleartext: bool,
@@ -271,9 +272,7 @@ impl Connection {
             }
             Some(acceptor) => {
                 let stream =
-                    match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream))
-                        .await
-                    {
+                    match tokio::time::timeout(self.header_read, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, "TLS handshake failed");
@@ -301,6 +300,7 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let stream = FirstBytes::new(stream, self.header_read);
         let (stream, flags) = FramingWatch::new(stream, http2_allowed);
         conn_info.framing = Some(flags);
         let served = Arc::new(proxy::Served {
