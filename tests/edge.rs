@@ -562,3 +562,37 @@ async fn a_host_with_a_port_that_is_not_a_port_or_no_host_is_400() {
         assert_eq!(raw(h.addr(), req.as_bytes()).await.status, 200, "{host}");
     }
 }
+
+/// `limits.max_headers` holds on HTTP/2 too (hyper bounds only the size there): 431, and
+/// nothing reaches the upstream.
+#[tokio::test]
+async fn too_many_header_fields_over_http2_get_431() {
+    let h = Harness::start_with(
+        "http2_cleartext: true\nlimits:\n  max_headers: 20\n",
+        &tokens_yaml(),
+    )
+    .await;
+    let stream = TcpStream::connect(h.addr()).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let request = |fields: usize| {
+        let mut req = http::Request::builder()
+            .uri(format!("http://localhost{CAMPAIGNS}"))
+            .header("authorization", basic(&READER));
+        for i in 0..fields {
+            req = req.header(format!("x-field-{i}"), "v");
+        }
+        req.body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    let resp = h2.send_request(request(30)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 431);
+    assert_eq!(h.upstream.count(), 0, "nothing reached the upstream");
+    let resp = h2.send_request(request(10)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}

@@ -404,3 +404,27 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
         .unwrap();
     assert_eq!(read_response(&mut conn).await.unwrap().status, 200);
 }
+
+/// A request body whose chunked framing breaks on the way upstream is the client's fault:
+/// 400 and the connection closed, never a 502 that blames the upstream.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400_not_502() {
+    let h = Harness::start().await;
+    let auth = basic(&WRITER);
+    for body in [
+        "zz\r\nabc\r\n0\r\n\r\n",
+        "3\nabc\r\n0\r\n\r\n",
+        "0x3\r\nabc\r\n0\r\n\r\n",
+        "ffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+        "3\r\nabcdef\r\n0\r\n\r\n",
+    ] {
+        let req = format!(
+            "POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked\r\n\r\n{body}"
+        );
+        let mut s = TcpStream::connect(h.addr()).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let r = read_response(&mut s).await.unwrap();
+        assert_eq!(r.status, 400, "{body:?}");
+        assert!(closed_by_peer(&mut s).await, "connection closed: {body:?}");
+    }
+}

@@ -299,6 +299,10 @@ pub fn explain_from<R>(
                     settings.limits.max_target_length
                 ),
                 Unclassified::Target(err) => err.reason().into(),
+                Unclassified::TooManyHeaders => format!(
+                    "more header fields than limits.max_headers ({})",
+                    settings.limits.max_headers
+                ),
             };
             bad(&mut e, why.as_str(), detail);
             return Ok(e);

@@ -40,6 +40,9 @@ pub enum Unclassified {
     Request(BadRequest),
     /// Longer than `limits.max_target_length` (answered 414).
     TargetTooLong,
+    /// More header fields than `limits.max_headers` (answered 431). hyper refuses these
+    /// itself on HTTP/1.1; on HTTP/2 only the total size is bounded there.
+    TooManyHeaders,
     /// The target has no canonical form (answered 400).
     Target(TargetError),
 }
@@ -50,6 +53,7 @@ impl Unclassified {
         match self {
             Unclassified::Request(why) => why.as_str(),
             Unclassified::TargetTooLong => "target_too_long",
+            Unclassified::TooManyHeaders => "too_many_headers",
             Unclassified::Target(_) => BadRequest::BadTarget.as_str(),
         }
     }
@@ -69,6 +73,9 @@ pub fn classify<'r>(
     limits: &Limits,
     options: TargetOptions,
 ) -> Result<Classified<'r>, Unclassified> {
+    if headers.len() > limits.max_headers {
+        return Err(Unclassified::TooManyHeaders);
+    }
     let host = request::check(method, uri, version, headers).map_err(Unclassified::Request)?;
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     if path_and_query.len() > limits.max_target_length {

@@ -36,14 +36,26 @@ pub enum BodyError {
 impl BodyError {
     /// True when `err` (from the upstream client) was caused by the request body limit.
     pub fn is_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
+        Self::cause_in(err).is_some_and(|e| matches!(e, BodyError::TooLarge))
+    }
+
+    /// True when `err` (from the upstream client) was caused by the client's request body
+    /// itself (hyper could not read it: malformed chunked framing, or cut short), so the
+    /// answer is the client's 400, not the upstream's 502.
+    pub fn is_client_body_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+        Self::cause_in(err).is_some_and(|e| matches!(e, BodyError::Hyper(_)))
+    }
+
+    /// The first `BodyError` in `err`'s source chain.
+    fn cause_in<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e BodyError> {
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
         while let Some(e) = cur {
-            if matches!(e.downcast_ref::<BodyError>(), Some(BodyError::TooLarge)) {
-                return true;
+            if let Some(body) = e.downcast_ref::<BodyError>() {
+                return Some(body);
             }
             cur = e.source();
         }
-        false
+        None
     }
 }
 

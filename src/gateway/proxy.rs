@@ -646,6 +646,14 @@ async fn forward<'p>(
             Ok(resp.map(|b| GatewayBody::upstream(b, upstream.response_timeout, deadline)))
         }
         Some(Err(e)) if BodyError::is_too_large(&*e) => Err(Refused::BodyTooLarge),
+        Some(Err(e)) if BodyError::is_client_body_failure(&*e) => {
+            tracing::debug!(
+                target: "scopegate::upstream",
+                error = %crate::gateway::upstream_error::describe(&*e),
+                "the client's request body failed on its way upstream; answered 400"
+            );
+            Err(Refused::BadRequestBody)
+        }
         Some(Err(e)) => {
             let cause = crate::gateway::upstream_error::describe(&*e);
             tracing::warn!(

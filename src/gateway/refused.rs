@@ -60,6 +60,9 @@ pub enum Refused<'p> {
     UpstreamTlsUnavailable,
     /// The body is larger than `limits.max_body_bytes` (declared or streamed).
     BodyTooLarge,
+    /// The client's request body failed on its way upstream (malformed chunked framing,
+    /// or cut short): the client's fault, not the upstream's.
+    BadRequestBody,
     /// The upstream exchange failed.
     UpstreamFailed,
     /// The upstream sent no response head within its `response_timeout`.
@@ -73,8 +76,11 @@ impl Refused<'_> {
     /// The response the client gets.
     pub fn kind(&self, settings: &Settings) -> Refusal {
         match self {
-            Refused::AmbiguousFraming | Refused::Unforwardable => Refusal::BadRequest,
+            Refused::AmbiguousFraming | Refused::Unforwardable | Refused::BadRequestBody => {
+                Refusal::BadRequest
+            }
             Refused::Unclassified(Unclassified::TargetTooLong) => Refusal::TargetTooLong,
+            Refused::Unclassified(Unclassified::TooManyHeaders) => Refusal::HeadersTooLarge,
             Refused::Unclassified(_) => Refusal::BadRequest,
             Refused::Unauthenticated(AuthError::Ambiguous) => Refusal::BadRequest,
             Refused::Unauthenticated(_) => Refusal::Unauthenticated,
@@ -105,6 +111,7 @@ impl Refused<'_> {
             Refused::AmbiguousFraming
             | Refused::Unforwardable
             | Refused::BodyTooLarge
+            | Refused::BadRequestBody
             | Refused::UnrequestedUpgrade => true,
             Refused::Unclassified(why) => why.poisons_connection(),
             _ => false,
@@ -115,9 +122,10 @@ impl Refused<'_> {
     /// `allowed`: the gateway's decision was to let the request through.
     pub fn decision(&self) -> DecisionLabel {
         match self {
-            Refused::AmbiguousFraming | Refused::Unclassified(_) | Refused::Unforwardable => {
-                DecisionLabel::BadRequest
-            }
+            Refused::AmbiguousFraming
+            | Refused::Unclassified(_)
+            | Refused::Unforwardable
+            | Refused::BadRequestBody => DecisionLabel::BadRequest,
             Refused::Unauthenticated(AuthError::Ambiguous) => DecisionLabel::BadRequest,
             Refused::Unauthenticated(_) => DecisionLabel::Unauthenticated,
             Refused::Throttled(_) | Refused::RateLimited { .. } | Refused::OverQuota { .. } => {
@@ -153,6 +161,7 @@ impl Refused<'_> {
             Refused::Unforwardable => "unforwardable_target",
             Refused::UpstreamTlsUnavailable => "upstream_tls_unavailable",
             Refused::BodyTooLarge => "body_too_large",
+            Refused::BadRequestBody => "bad_request_body",
             Refused::UpstreamFailed => "upstream_error",
             Refused::UpstreamTimeout => "upstream_timeout",
             Refused::UnrequestedUpgrade => "unrequested_upgrade",

@@ -20,6 +20,7 @@ pub enum Refusal {
     AccessDenied,
     RateLimited,
     TargetTooLong,
+    HeadersTooLarge,
     PayloadTooLarge,
     BadGateway,
     GatewayTimeout,
@@ -34,6 +35,7 @@ impl Refusal {
             Refusal::AccessDenied => StatusCode::FORBIDDEN,
             Refusal::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Refusal::TargetTooLong => StatusCode::URI_TOO_LONG,
+            Refusal::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::BadGateway => StatusCode::BAD_GATEWAY,
             Refusal::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -51,6 +53,9 @@ impl Refusal {
             }
             Refusal::RateLimited => r#"{"error":"rate_limited","message":"Too Many Requests"}"#,
             Refusal::TargetTooLong => r#"{"error":"uri_too_long","message":"URI Too Long"}"#,
+            Refusal::HeadersTooLarge => {
+                r#"{"error":"headers_too_large","message":"Request Header Fields Too Large"}"#
+            }
             Refusal::PayloadTooLarge => {
                 r#"{"error":"payload_too_large","message":"Payload Too Large"}"#
             }

@@ -34,6 +34,7 @@ fn covered(refused: &Refused<'_>) {
         | Refused::Unforwardable
         | Refused::UpstreamTlsUnavailable
         | Refused::BodyTooLarge
+        | Refused::BadRequestBody
         | Refused::UpstreamFailed
         | Refused::UpstreamTimeout
         | Refused::UnrequestedUpgrade => {}
@@ -72,6 +73,19 @@ fn every_refusal_maps_to_its_status_decision_and_reason() {
         (
             Refused::Unclassified(Unclassified::TargetTooLong),
             (S::URI_TOO_LONG, D::BadRequest, "target_too_long", false),
+        ),
+        (
+            Refused::Unclassified(Unclassified::TooManyHeaders),
+            (
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                D::BadRequest,
+                "too_many_headers",
+                false,
+            ),
+        ),
+        (
+            Refused::BadRequestBody,
+            (S::BAD_REQUEST, D::BadRequest, "bad_request_body", true),
         ),
         (
             Refused::Unclassified(Unclassified::Target(TargetError::ControlByte)),
