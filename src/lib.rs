@@ -263,6 +263,7 @@ pub fn start_workers(
         Vec::new().into_iter()
     };
     let main_seat = seats.next();
+    let slots = gateway::server::connection_slots(&shared);
     let main = if workers > 1 {
         let std_listener = main.into_std()?;
         for index in 1..workers {
@@ -270,6 +271,7 @@ pub fn start_workers(
             let seat = seats.next();
             let (done, done_rx) = tokio::sync::oneshot::channel();
             let shared = shared.clone();
+            let slots = slots.clone();
             let tls = tls.clone();
             let stop = until_stage(stop_rx.clone(), 1);
             std::thread::Builder::new()
@@ -282,7 +284,8 @@ pub fn start_workers(
                         Ok(rt) => rt.block_on(async move {
                             match TcpListener::from_std(listener) {
                                 Ok(l) => {
-                                    gateway::server::serve_main(shared, l, tls, stop, seat).await
+                                    gateway::server::serve_main(shared, slots, l, tls, stop, seat)
+                                        .await
                                 }
                                 Err(e) => {
                                     tracing::error!(error = %e, "worker cannot listen");
@@ -305,6 +308,7 @@ pub fn start_workers(
     };
     let main_task = tokio::spawn(gateway::server::serve_main(
         shared.clone(),
+        slots,
         main,
         tls,
         until_stage(stop_rx.clone(), 1),

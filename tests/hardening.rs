@@ -428,3 +428,46 @@ async fn a_malformed_chunked_body_is_400_not_502() {
         assert!(closed_by_peer(&mut s).await, "connection closed: {body:?}");
     }
 }
+
+/// `limits.max_connections` is one count for the whole gateway, however many workers
+/// accept: with two workers and a limit of 2, a third connection still waits.
+#[tokio::test]
+async fn the_connection_limit_holds_across_workers() {
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new();
+    dir.write("tokens.yaml", &tokens_yaml());
+    let config = dir.write(
+        "scopegate.yaml",
+        &gateway_yaml(upstream.addr, "limits:\n  max_connections: 2\n"),
+    );
+    let config = scopegate::config::load(&config).unwrap_or_else(|e| panic!("{e}"));
+    let shared = scopegate::build_shared(config);
+    let main = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = scopegate::start_workers(shared, main, admin, 2).unwrap();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(gateway.addr).await.unwrap();
+        s.write_all(get_request(&READER).as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut s).await.unwrap().status, 200);
+        open.push(s);
+    }
+    // Several more, so that each worker gets at least one to decide on.
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(gateway.addr).await.unwrap();
+        s.write_all(get_request(&READER).as_bytes()).await.unwrap();
+        waiting.push(s);
+    }
+    for s in &mut waiting {
+        let served = tokio::time::timeout(Duration::from_millis(300), read_response(s)).await;
+        assert!(served.is_err(), "a connection past the limit was served");
+    }
+    drop(open);
+    for s in &mut waiting {
+        let served = tokio::time::timeout(Duration::from_secs(10), read_response(s)).await;
+        assert_eq!(served.expect("served once slots free").unwrap().status, 200);
+        // Frees its slot for the next one.
+        s.shutdown().await.unwrap();
+    }
+}

@@ -49,11 +49,21 @@ fn connection_builder(settings: &Settings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// The client connections all workers may hold open at once (`limits.max_connections`):
+/// one count for the whole gateway, shared by every worker's accept loop.
+pub fn connection_slots(shared: &Shared) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(
+        shared.policy.load().settings.limits.max_connections,
+    ))
+}
+
 /// Serves proxied traffic on `listener` until `shutdown` resolves, then stops accepting
 /// and waits (up to the configured drain timeout) for in-flight requests to finish.
-/// Returns true when the drain timeout cut connections off.
+/// `slots` ([`connection_slots`]) is shared by all workers. Returns true when the drain
+/// timeout cut connections off.
 pub async fn serve_main(
     shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
@@ -71,7 +81,6 @@ pub async fn serve_main(
     let graceful = GracefulShutdown::new();
     // New connections wait in the kernel's backlog while the limit is reached; the ones
     // already open are unaffected.
-    let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
     tokio::pin!(shutdown);
 
     let (worker, mut inbox) = match seat {
