@@ -1088,3 +1088,51 @@ async fn a_changed_password_ends_the_sessions_opened_with_the_old_one() {
     assert_eq!(r.status, 303, "the old session is over: {}", r.text());
     assert_eq!(r.headers.get("location").unwrap(), "/console/login");
 }
+
+/// The admin listener keeps its own per-address count of failed logins: an API client
+/// guessing SIDs on the main listener from the operators' address (a shared NAT, the TLS
+/// proxy) cannot lock the admins out, and admin failures never throttle API clients.
+#[tokio::test]
+async fn proxy_and_admin_failures_are_counted_apart() {
+    let h = harness("bruteforce: {max_failures_per_address: 3, cooloff: 60s}\n").await;
+    let unknown = basic_raw("SGnosuchtoken", "wrong");
+    let mut last = 0;
+    for _ in 0..5 {
+        last = send("GET", &h.url(CAMPAIGNS), &[("authorization", &unknown)], "")
+            .await
+            .status
+            .as_u16();
+    }
+    assert_eq!(
+        last, 429,
+        "the main listener throttles the guessing address"
+    );
+    let (s, _) = call(&h, "GET", "/tokens", None).await;
+    assert_eq!(
+        s, 200,
+        "the admin API is not locked by the main listener's failures"
+    );
+
+    let h = harness("bruteforce: {max_failures_per_address: 3, cooloff: 60s}\n").await;
+    let wrong = basic_raw("nobody", "wrong");
+    for _ in 0..5 {
+        send("GET", &api(&h, "/tokens"), &[("authorization", &wrong)], "").await;
+    }
+    let r = send(
+        "GET",
+        &api(&h, "/tokens"),
+        &[("authorization", &admin_auth())],
+        "",
+    )
+    .await;
+    assert_eq!(
+        r.status, 429,
+        "the admin listener throttles its own guesser"
+    );
+    let r = get(&h.url(CAMPAIGNS), Some(&READER)).await;
+    assert_eq!(
+        r.status, 200,
+        "API clients are not throttled by admin failures"
+    );
+    assert_eq!(h.upstream.count(), 1);
+}

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::config::admin::AdminUser;
-use crate::domain::bruteforce::{BruteForceSettings, SidFailures};
+use crate::domain::bruteforce::{AddressThrottle, BruteForceSettings, SidFailures};
 
 /// How long a verified credential is trusted without running argon2 again.
 const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -77,6 +77,10 @@ pub struct Session {
 /// Authentication state of the admin listener.
 pub struct AdminAuth {
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    /// Failed admin logins per client address: the admin listener's own table, so an API
+    /// client guessing SIDs on the main listener (often behind the same NAT or TLS proxy as
+    /// the operators) cannot lock the admins out, nor admin failures its clients.
+    addresses: AddressThrottle,
     failures: Mutex<HashMap<String, std::sync::Arc<SidFailures>>>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     checks: tokio::sync::Semaphore,
@@ -86,6 +90,7 @@ impl Default for AdminAuth {
     fn default() -> Self {
         AdminAuth {
             verified: Mutex::default(),
+            addresses: AddressThrottle::default(),
             failures: Mutex::default(),
             sessions: Mutex::default(),
             checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
@@ -108,7 +113,6 @@ impl AdminAuth {
     pub async fn check(
         &self,
         users: &[AdminUser],
-        throttle: &crate::domain::bruteforce::AddressThrottle,
         settings: &BruteForceSettings,
         ip: IpAddr,
         name: &str,
@@ -118,7 +122,7 @@ impl AdminAuth {
         let user = users.iter().find(|u| u.name == name);
         let user_failures = user.map(|u| self.user_failures(&u.name));
         let blocked = |now| {
-            throttle.is_blocked(ip, now)
+            self.addresses.is_blocked(ip, now)
                 || user_failures.as_ref().is_some_and(|f| f.is_blocked(now))
         };
         if blocked(now) {
@@ -176,7 +180,7 @@ impl AdminAuth {
             }
             Check::Ok(name.to_owned())
         } else {
-            let address_cooling = throttle.record_failure(ip, now, settings);
+            let address_cooling = self.addresses.record_failure(ip, now, settings);
             let user_cooling = user_failures
                 .as_ref()
                 .is_some_and(|f| f.record_failure(now, settings));

@@ -288,14 +288,7 @@ async fn api_request(console: &Console, shared: &Arc<Shared>, req: Incoming2) ->
     let password = zeroize::Zeroizing::new(String::from_utf8_lossy(creds.secret()).into_owned());
     match console
         .auth
-        .check(
-            &users,
-            &shared.addresses,
-            &bruteforce,
-            req.peer,
-            creds.sid(),
-            password,
-        )
+        .check(&users, &bruteforce, req.peer, creds.sid(), password)
         .await
     {
         auth::Check::Ok(who) => {

@@ -58,14 +58,7 @@ pub(super) async fn login(console: &Console, shared: &Arc<Shared>, req: &Incomin
     let password = zeroize::Zeroizing::new(form.get("password").unwrap_or("").to_owned());
     match console
         .auth
-        .check(
-            &users,
-            &shared.addresses,
-            &bruteforce,
-            req.peer,
-            &user,
-            password,
-        )
+        .check(&users, &bruteforce, req.peer, &user, password)
         .await
     {
         auth::Check::Ok(who) => match users
