@@ -828,3 +828,42 @@ fn scope_rewrites_keep_each_remaining_scopes_own_limits() {
     assert_eq!(update(&["--clear-scopes"]), "scopes: []");
     assert!(!read(&path).contains(reports), "{}", read(&path));
 }
+
+/// `scopegate token list | head`: once the reader has gone, the command ends quietly with
+/// 141 (what a shell reports for SIGPIPE), never a panic message.
+#[test]
+fn a_reader_that_goes_away_ends_the_listing_quietly() {
+    use std::io::Read;
+    let dir = TempDir::new();
+    let mut tokens = String::from("accounts:\n  - id: IRacme\n    name: Acme\n    tokens:\n");
+    // Far more than a pipe's buffer holds, so the listing is still writing when the
+    // reader leaves.
+    for i in 0..3000 {
+        tokens.push_str(&format!(
+            "      - sid: SG{i:032x}\n        name: token-{i}\n        description: {}\n        \
+             auth_token_hash: \"sha256:{}\"\n        status: disabled\n",
+            "d".repeat(150),
+            "a".repeat(64)
+        ));
+    }
+    dir.write("tokens.yaml", &tokens);
+    let config = dir.write(
+        "scopegate.yaml",
+        &gateway_yaml("127.0.0.1:1".parse().unwrap(), ""),
+    );
+    let mut child = bin()
+        .args(["token", "list", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).expect("the listing starts");
+    drop(stdout);
+    let out = child.wait_with_output().expect("the binary ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

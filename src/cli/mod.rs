@@ -108,7 +108,30 @@ enum Command {
     Notify(notify::NotifyArgs),
 }
 
+/// Exit code of a command whose reader went away (128 + SIGPIPE, what a shell reports).
+const CLOSED_STDOUT_EXIT: i32 = 141;
+
+/// `scopegate token list | head`: once the reader has gone, printing fails with a broken
+/// pipe, which `println!` turns into a panic and a backtrace note. Such a command ends
+/// quietly instead, as command-line tools do; any other panic is reported as before.
+fn quiet_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(CLOSED_STDOUT_EXIT);
+        }
+        report(info);
+    }));
+}
+
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {
