@@ -337,3 +337,18 @@ fn type_error_in_the_whole_file_names_its_line() {
     assert_eq!(errs[0].line, 3, "{}", errs[0]);
     assert!(errs[0].file.ends_with("tokens.yaml"));
 }
+
+/// A misspelled field inside a section is named with its whole path, at its own line (serde
+/// names only the key, and located it at the start of the file).
+#[test]
+fn a_misspelled_nested_field_points_at_its_own_line() {
+    let g = format!("{GATEWAY}limits:\n  max_headers: 50\n  max_conections: 5\n");
+    let errs = errors(&g, &tokens_with(&token("SGa", "")));
+    assert_error(
+        &errs,
+        "scopegate.yaml",
+        "limits.max_conections",
+        line_of(&g, "max_conections"),
+        "unknown field `max_conections`",
+    );
+}

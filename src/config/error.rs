@@ -126,6 +126,15 @@ impl<'a> ErrorSink<'a> {
         }
     }
 
+    /// Every key named `key` under `field`, with its path and line (none when the file's
+    /// YAML could not be indexed).
+    fn keys_named(&self, field: &str, key: &str) -> Vec<(String, usize)> {
+        self.spans
+            .get_or_init(|| SpanIndex::build(self.src).ok())
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.keys_named(field, key))
+    }
+
     /// The line of a field path; 0 when the file's YAML could not be indexed (its syntax
     /// error is reported on its own).
     fn line_of(&self, field: &str) -> usize {
@@ -170,7 +179,18 @@ impl<'a> ErrorSink<'a> {
         // line we report comes from the span index of the whole file instead.
         // A parse of the whole file knows where it failed; errors from a sub-document
         // (one account or token) do not, and get the line of their field path instead.
-        let line = error.location().map(|l| l.line());
+        let mut line = error.location().map(|l| l.line());
+        // An unknown key deeper than `field` (serde names only the key, and its location
+        // can be the start of the document): when the file has exactly one key of that
+        // name under `field`, that is the one, with its whole path and line.
+        if message.starts_with("unknown field") {
+            if let Some(key) = message.split('`').nth(1) {
+                if let [(found, found_line)] = self.keys_named(field, key).as_slice() {
+                    path = found.clone();
+                    line = Some(*found_line);
+                }
+            }
+        }
         let message = message
             .split(" at line ")
             .next()

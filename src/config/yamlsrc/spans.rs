@@ -308,6 +308,59 @@ impl SpanIndex {
             .find(|&(k, _)| self.scalar_str(k) == Some(key))
     }
 
+    /// Every mapping key named `key` under the mapping at `under` (a path as for
+    /// [`SpanIndex::line_of`]; empty for the whole document), as (path, line), in source
+    /// order. Aliases are not followed (each key is found where it is written).
+    pub fn keys_named(&self, under: &str, key: &str) -> Vec<(String, usize)> {
+        let mut found = Vec::new();
+        let (segs, _) = parse_path(under);
+        let Some(mut node) = self.root else {
+            return found;
+        };
+        for seg in &segs {
+            let next = match (seg, self.nodes.get(node).map(|n| &n.kind)) {
+                (Seg::Key(k), Some(Kind::Map(_))) => self.map_get(node, k).map(|(_, v)| v),
+                (Seg::Index(i), Some(Kind::Seq(items))) => items.get(*i).copied(),
+                _ => None,
+            };
+            match next {
+                Some(next) => node = next,
+                None => return found,
+            }
+        }
+        let mut stack = vec![(node, under.to_owned())];
+        while let Some((node, path)) = stack.pop() {
+            let join = |step: &str| {
+                if path.is_empty() {
+                    step.to_owned()
+                } else {
+                    format!("{path}.{step}")
+                }
+            };
+            match self.nodes.get(node).map(|n| &n.kind) {
+                Some(Kind::Map(entries)) => {
+                    for &(k, v) in entries.iter().rev() {
+                        let Some(name) = self.scalar_str(k) else {
+                            continue;
+                        };
+                        if name == key {
+                            found.push((join(name), self.nodes.get(k).map_or(1, |n| n.line)));
+                        }
+                        stack.push((v, join(name)));
+                    }
+                }
+                Some(Kind::Seq(items)) => {
+                    for (i, &item) in items.iter().enumerate().rev() {
+                        stack.push((item, format!("{path}[{i}]")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        found.sort_by_key(|(_, line)| *line);
+        found
+    }
+
     /// 1-based line holding the last content character of node `i`.
     pub(crate) fn end_line(&self, i: usize) -> usize {
         match self.nodes.get(i) {
