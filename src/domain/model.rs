@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::domain::scope::target::hex_value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -196,15 +197,6 @@ impl SecretHash {
 impl fmt::Debug for SecretHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretHash(..)")
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

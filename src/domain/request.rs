@@ -332,7 +332,7 @@ fn names_method_override(key: &str) -> bool {
 /// `%XX` sequences decoded; a `%` not followed by two hex digits stays as it is (as query
 /// parsers leave it).
 fn percent_decoded(bytes: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16);
+    let hex = crate::domain::scope::target::hex_value;
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -343,7 +343,7 @@ fn percent_decoded(bytes: &[u8]) -> Vec<u8> {
             .zip(bytes.get(i + 2).copied().and_then(hex));
         match pair {
             Some((high, low)) if bytes[i] == b'%' => {
-                out.push((high * 16 + low) as u8);
+                out.push(high << 4 | low);
                 i += 3;
             }
             _ => {
