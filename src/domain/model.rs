@@ -5,9 +5,10 @@
 
 use std::fmt;
 
-use crate::domain::scope::target::hex_value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::domain::scope::target::hex_value;
 
 /// The HTTP methods a scope may grant. Extension methods cannot be granted: least privilege
 /// means an unknown verb is never allowed by accident.
