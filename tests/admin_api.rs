@@ -1136,3 +1136,25 @@ async fn proxy_and_admin_failures_are_counted_apart() {
     );
     assert_eq!(h.upstream.count(), 1);
 }
+
+/// Unknown user names are throttled exactly as real ones: a 429 that only real names could
+/// earn would tell a guesser which admin names exist.
+#[tokio::test]
+async fn unknown_and_real_admin_names_are_throttled_alike() {
+    let h = harness("bruteforce: {max_failures: 3, cooloff: 60s}\n").await;
+    let mut seen = Vec::new();
+    for name in [ADMIN, "nobody"] {
+        let wrong = basic_raw(name, "not the password");
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            let r = send("GET", &api(&h, "/tokens"), &[("authorization", &wrong)], "").await;
+            statuses.push(r.status.as_u16());
+        }
+        seen.push(statuses);
+    }
+    assert_eq!(seen[0], [401, 401, 401, 429], "{seen:?}");
+    assert_eq!(
+        seen[0], seen[1],
+        "the same answers for a real and an unknown name"
+    );
+}

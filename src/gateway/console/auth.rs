@@ -26,6 +26,8 @@ const CACHE_TTL: Duration = Duration::from_secs(300);
 const CACHE_MAX: usize = 256;
 /// A console session's lifetime from login (absolute, not sliding).
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+/// User names whose failed logins are counted at most (names are what clients send).
+const NAMES_MAX: usize = 1024;
 /// Console sessions kept at most; the oldest go first.
 const SESSIONS_MAX: usize = 1024;
 /// argon2 runs at once at most (each takes 19 MiB and tens of milliseconds of a core): a
@@ -120,11 +122,10 @@ impl AdminAuth {
     ) -> Check {
         let now = Instant::now();
         let user = users.iter().find(|u| u.name == name);
-        let user_failures = user.map(|u| self.user_failures(&u.name));
-        let blocked = |now| {
-            self.addresses.is_blocked(ip, now)
-                || user_failures.as_ref().is_some_and(|f| f.is_blocked(now))
-        };
+        // Counted for any name tried, configured or not: a 429 that only real names could
+        // earn would tell a guesser which names exist.
+        let user_failures = self.user_failures(name, now);
+        let blocked = |now| self.addresses.is_blocked(ip, now) || user_failures.is_blocked(now);
         if blocked(now) {
             return Check::Throttled;
         }
@@ -164,9 +165,7 @@ impl AdminAuth {
             return Check::Throttled;
         }
         if ok {
-            if let Some(f) = &user_failures {
-                f.record_success(now);
-            }
+            user_failures.record_success(now);
             if !cached {
                 if let Ok(mut c) = self.verified.lock() {
                     if c.len() >= CACHE_MAX {
@@ -181,9 +180,7 @@ impl AdminAuth {
             Check::Ok(name.to_owned())
         } else {
             let address_cooling = self.addresses.record_failure(ip, now, settings);
-            let user_cooling = user_failures
-                .as_ref()
-                .is_some_and(|f| f.record_failure(now, settings));
+            let user_cooling = user_failures.record_failure(now, settings);
             // The name is what the client sent: quoted and escaped, never the password.
             tracing::warn!(
                 target: "scopegate::admin",
@@ -197,10 +194,19 @@ impl AdminAuth {
         }
     }
 
-    /// Per-user failure state, kept for configured users only (bounded by the config).
-    fn user_failures(&self, name: &str) -> std::sync::Arc<SidFailures> {
+    /// Per-name failure state, for every name tried. Bounded: past [`NAMES_MAX`] names,
+    /// only those cooling off are kept (then none, if all of them are).
+    fn user_failures(&self, name: &str, now: Instant) -> std::sync::Arc<SidFailures> {
         match self.failures.lock() {
-            Ok(mut m) => m.entry(name.to_owned()).or_default().clone(),
+            Ok(mut m) => {
+                if m.len() >= NAMES_MAX && !m.contains_key(name) {
+                    m.retain(|_, f| f.is_blocked(now));
+                    if m.len() >= NAMES_MAX {
+                        m.clear();
+                    }
+                }
+                m.entry(name.to_owned()).or_default().clone()
+            }
             Err(_) => std::sync::Arc::default(),
         }
     }
