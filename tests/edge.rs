@@ -548,6 +548,10 @@ async fn a_host_with_a_port_that_is_not_a_port_or_no_host_is_400() {
         "a:999999",
         "127.0.0.1:18480x",
         "[::1]:x",
+        "[::1]evil.example",
+        "[::1]x:80",
+        "a[b]",
+        "[]",
     ] {
         let req =
             format!("GET {CAMPAIGNS} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n\r\n");
@@ -594,5 +598,13 @@ async fn too_many_header_fields_over_http2_get_431() {
     assert_eq!(resp.status().as_u16(), 431);
     assert_eq!(h.upstream.count(), 0, "nothing reached the upstream");
     let resp = h2.send_request(request(10)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // A browser's cookies, one field each over HTTP/2, count as one `Cookie` line.
+    let mut req = request(10);
+    for i in 0..30 {
+        req.headers_mut()
+            .append("cookie", format!("c{i}=v").parse().unwrap());
+    }
+    let resp = h2.send_request(req).await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 }

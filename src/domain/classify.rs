@@ -74,7 +74,12 @@ pub fn classify<'r>(
     options: TargetOptions,
 ) -> Result<Classified<'r>, Unclassified> {
     if headers.len() > limits.max_headers {
-        return Err(Unclassified::TooManyHeaders);
+        // HTTP/2 clients may send each cookie as a field of its own (RFC 9113 §8.2.3):
+        // they count as the one `Cookie` line HTTP/1.1 would have carried.
+        let cookies = headers.get_all(http::header::COOKIE).iter().count();
+        if headers.len() - cookies.saturating_sub(1) > limits.max_headers {
+            return Err(Unclassified::TooManyHeaders);
+        }
     }
     let host = request::check(method, uri, version, headers).map_err(Unclassified::Request)?;
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());

@@ -163,7 +163,7 @@ pub fn check(
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(BadRequest::BadTarget);
         }
-        if !valid_port(authority) {
+        if !well_formed_authority(authority) {
             return Err(BadRequest::InvalidHost);
         }
         // HTTP/1.1 needs `Host` even beside an absolute-form target (RFC 9112 §3.2);
@@ -228,7 +228,10 @@ fn valid_host(value: &[u8]) -> Result<&str, BadRequest> {
     let authority = text
         .parse::<Authority>()
         .map_err(|_| BadRequest::InvalidHost)?;
-    if authority.as_str().contains('@') || authority.host().is_empty() || !valid_port(&authority) {
+    if authority.as_str().contains('@')
+        || authority.host().is_empty()
+        || !well_formed_authority(&authority)
+    {
         return Err(BadRequest::InvalidHost);
     }
     if value.len() <= REMEMBERED_HOST_MAX {
@@ -241,22 +244,30 @@ fn valid_host(value: &[u8]) -> Result<&str, BadRequest> {
     Ok(text)
 }
 
-/// Whether an authority's port, if it has one, is a port: digits only, at most 65535 (RFC
-/// 3986 §3.2.3). `http`'s parser takes `a:x`, `a:+80` and `a:999999` as an authority with
-/// no port, which would pass them on as `X-Forwarded-Host`. An empty port (`a:`) is allowed,
+/// Whether an authority is `host[:port]` with a real port: a bracketed IP literal that is
+/// not empty, or a host without brackets, then nothing or `:` and digits up to 65535 (RFC
+/// 3986 §3.2.2-3). `http`'s parser takes `a:x`, `a:+80`, `a:999999`, `[::1]evil.example`
+/// and `a[b]`, which would pass on as `X-Forwarded-Host`. An empty port (`a:`) is allowed,
 /// as the RFC allows it.
-fn valid_port(authority: &Authority) -> bool {
+fn well_formed_authority(authority: &Authority) -> bool {
     let text = authority.as_str();
-    // An IPv6 literal is bracketed: the port can only follow its `]`.
-    let after_host = text.rfind(']').map_or(text, |end| &text[end + 1..]);
-    let Some(colon) = after_host.rfind(':') else {
-        return true;
+    let after_host = match text.strip_prefix('[') {
+        Some(literal) => match literal.split_once(']') {
+            Some((inside, after)) if !inside.is_empty() => after,
+            _ => return false,
+        },
+        None if text.contains(['[', ']']) => return false,
+        None => text.rfind(':').map_or("", |colon| &text[colon..]),
     };
-    let port = &after_host[colon + 1..];
-    port.is_empty()
-        || (port.len() <= 5
-            && port.bytes().all(|b| b.is_ascii_digit())
-            && port.parse::<u32>().is_ok_and(|p| p <= 65535))
+    match after_host.strip_prefix(':') {
+        None => after_host.is_empty(),
+        Some(port) => {
+            port.is_empty()
+                || (port.len() <= 5
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && port.parse::<u32>().is_ok_and(|p| p <= 65535))
+        }
+    }
 }
 
 /// Collects every method override the request carries: each must be authorized like the
@@ -299,9 +310,10 @@ fn names_method_override(key: &str) -> bool {
     let raw = key.as_bytes();
     let rewritable = raw
         .iter()
-        .any(|b| matches!(b, b'%' | b'+' | b'.' | b' ' | b'['));
-    if !rewritable && raw.len() != NAME.len() {
-        return false;
+        .any(|b| matches!(b, b'%' | b'+' | b'.' | b' ' | b'[' | b'\0'));
+    if !rewritable {
+        // Nothing a framework would rewrite: only the case can differ.
+        return key.eq_ignore_ascii_case("_method");
     }
     let mut name: Vec<u8> = raw
         .iter()

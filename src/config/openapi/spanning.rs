@@ -60,7 +60,12 @@ fn slashed_format(text: &str) -> Option<&str> {
             && matches!(bytes.get(i + 1), Some(b'{' | b'*'))
     })?;
     let is_break = |c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | ',' | '(' | ')');
-    let start = text[..at].rfind(is_break).map_or(0, |i| i + 1);
+    // After the break character, whatever its width (a no-break space is two bytes).
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| is_break(c))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let end = text[at..].find(is_break).map_or(text.len(), |i| at + i);
     Some(text[start..end].trim_end_matches('.'))
 }
@@ -85,6 +90,16 @@ mod tests {
 
     fn param(yaml: &str) -> Value {
         serde_yaml::from_str(yaml).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn a_format_after_a_wide_space_is_read_without_panicking() {
+        for text in [
+            "Format:\u{a0}projects/{project}",
+            "Format:\u{3000}projects/{project}",
+        ] {
+            assert_eq!(slashed_format(text), Some("projects/{project}"), "{text:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -83,7 +83,10 @@ pub struct AdminAuth {
     /// client guessing SIDs on the main listener (often behind the same NAT or TLS proxy as
     /// the operators) cannot lock the admins out, nor admin failures its clients.
     addresses: AddressThrottle,
-    failures: Mutex<HashMap<String, std::sync::Arc<SidFailures>>>,
+    /// Failed logins per configured user name.
+    failures: Mutex<HashMap<String, Arc<SidFailures>>>,
+    /// Failed logins per unknown user name (bounded by [`NAMES_MAX`]).
+    unknown_failures: Mutex<HashMap<String, Arc<SidFailures>>>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     checks: tokio::sync::Semaphore,
 }
@@ -94,6 +97,7 @@ impl Default for AdminAuth {
             verified: Mutex::default(),
             addresses: AddressThrottle::default(),
             failures: Mutex::default(),
+            unknown_failures: Mutex::default(),
             sessions: Mutex::default(),
             checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
         }
@@ -124,7 +128,7 @@ impl AdminAuth {
         let user = users.iter().find(|u| u.name == name);
         // Counted for any name tried, configured or not: a 429 that only real names could
         // earn would tell a guesser which names exist.
-        let user_failures = self.user_failures(name, now);
+        let user_failures = self.user_failures(name, user.is_some(), now);
         let blocked = |now| self.addresses.is_blocked(ip, now) || user_failures.is_blocked(now);
         if blocked(now) {
             return Check::Throttled;
@@ -136,12 +140,16 @@ impl AdminAuth {
                 c.get(&key)
                     .is_some_and(|(_, at)| now.duration_since(*at) < CACHE_TTL)
             });
+        // The check slot is held until the outcome is recorded: a guess waiting for it must
+        // see this one's failure when it asks the throttle again.
+        let mut _slot = None;
         let ok = if cached {
             true
         } else {
-            let Ok(_permit) = self.checks.acquire().await else {
+            let Ok(permit) = self.checks.acquire().await else {
                 return Check::Bad;
             };
+            _slot = Some(permit);
             // Asked again once a check slot is ours: guesses sent all at once passed the
             // first question together, before any of them had failed.
             if blocked(Instant::now()) {
@@ -194,12 +202,19 @@ impl AdminAuth {
         }
     }
 
-    /// Per-name failure state, for every name tried. Bounded: past [`NAMES_MAX`] names,
-    /// only those cooling off are kept (then none, if all of them are).
-    fn user_failures(&self, name: &str, now: Instant) -> std::sync::Arc<SidFailures> {
-        match self.failures.lock() {
+    /// Per-name failure state, for every name tried. Configured users' counts are never
+    /// dropped (the config bounds them); unknown names are bounded: past [`NAMES_MAX`] of
+    /// them, only those cooling off are kept (then none, if all of them are), so spraying
+    /// names can neither grow memory nor wipe a real user's count.
+    fn user_failures(&self, name: &str, configured: bool, now: Instant) -> Arc<SidFailures> {
+        let table = if configured {
+            &self.failures
+        } else {
+            &self.unknown_failures
+        };
+        match table.lock() {
             Ok(mut m) => {
-                if m.len() >= NAMES_MAX && !m.contains_key(name) {
+                if !configured && m.len() >= NAMES_MAX && !m.contains_key(name) {
                     m.retain(|_, f| f.is_blocked(now));
                     if m.len() >= NAMES_MAX {
                         m.clear();
@@ -207,7 +222,7 @@ impl AdminAuth {
                 }
                 m.entry(name.to_owned()).or_default().clone()
             }
-            Err(_) => std::sync::Arc::default(),
+            Err(_) => Arc::default(),
         }
     }
 
@@ -289,6 +304,29 @@ pub fn random_hex() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spraying_unknown_names_never_wipes_a_real_users_count() {
+        let auth = AdminAuth::default();
+        let settings = BruteForceSettings {
+            max_failures: 3,
+            ..BruteForceSettings::default()
+        };
+        let now = Instant::now();
+        for _ in 0..2 {
+            auth.user_failures("admin", true, now)
+                .record_failure(now, &settings);
+        }
+        for i in 0..3 * NAMES_MAX {
+            auth.user_failures(&format!("junk{i}"), false, now)
+                .record_failure(now, &settings);
+        }
+        assert!(auth.unknown_failures.lock().unwrap().len() <= NAMES_MAX);
+        let admin = auth.user_failures("admin", true, now);
+        assert!(!admin.is_blocked(now));
+        admin.record_failure(now, &settings);
+        assert!(admin.is_blocked(now), "the third failure still counts");
+    }
 
     #[test]
     fn hashes_verify_and_are_salted() {
