@@ -34,6 +34,17 @@ fn admin_auth() -> String {
     basic_raw(ADMIN, ADMIN_PASSWORD)
 }
 
+/// `GET /api/v1{path}` with the right admin credentials.
+async fn admin_get(h: &Harness, path: &str) -> Reply {
+    send(
+        "GET",
+        &api(h, path),
+        &[("authorization", &admin_auth())],
+        "",
+    )
+    .await
+}
+
 async fn call(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let auth = admin_auth();
     let mut headers = vec![("authorization", auth.as_str())];
@@ -129,13 +140,7 @@ async fn refusals_need_credentials_and_throttle_bad_ones() {
     }
     let r = send("GET", &api(&h, "/tokens"), &[("authorization", &wrong)], "").await;
     assert_eq!(r.status, 401);
-    let r = send(
-        "GET",
-        &api(&h, "/tokens"),
-        &[("authorization", &admin_auth())],
-        "",
-    )
-    .await;
+    let r = admin_get(&h, "/tokens").await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.headers.get("retry-after").is_some());
     let v: Value = serde_json::from_slice(&r.body).unwrap();
@@ -1058,7 +1063,7 @@ async fn concurrent_password_guesses_are_throttled_too() {
     assert_eq!(checked + throttled, statuses.len(), "{statuses:?}");
     // 3 failures trip it; at most the 3 other checks already running then finish as 401.
     assert!(checked <= 6, "{checked} guesses were checked: {statuses:?}");
-    let r = send("GET", &url, &[("authorization", &admin_auth())], "").await;
+    let r = admin_get(&h, "/tokens").await;
     assert_eq!(r.status, 429, "the right password during the cooling-off");
 }
 
@@ -1118,13 +1123,7 @@ async fn proxy_and_admin_failures_are_counted_apart() {
     for _ in 0..5 {
         send("GET", &api(&h, "/tokens"), &[("authorization", &wrong)], "").await;
     }
-    let r = send(
-        "GET",
-        &api(&h, "/tokens"),
-        &[("authorization", &admin_auth())],
-        "",
-    )
-    .await;
+    let r = admin_get(&h, "/tokens").await;
     assert_eq!(
         r.status, 429,
         "the admin listener throttles its own guesser"
