@@ -893,30 +893,30 @@ async fn a_head_too_large_or_with_too_many_fields_is_a_502() {
     each_is_a_502_on_a_connection_never_reused(&["huge-head", "many-fields"]).await;
 }
 
-#[tokio::test]
-async fn a_response_saying_connection_close_is_not_followed_on_its_connection() {
+/// The upstream's `segment` answer reaches the client as a plain `ok` over HTTP/1.1 with the
+/// client's connection kept, and the next request goes over a new upstream connection.
+async fn ok_then_the_next_request_on_a_new_connection(segment: &str) {
     let (upstream, mut client, _gateway) = scene("").await;
-    let got = client.get("close").await.expect("a response");
-    assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
+    let got = client.get(segment).await.expect("a response");
+    // The gateway states its own version, not the upstream's (RFC 9110 §2.5), and
     // `connection: close` is hop-by-hop: the client's own connection stays open.
-    assert_eq!(got.fields(), owned(&[("content-length", "2")]));
+    assert_eq!(got.status_line(), "HTTP/1.1 200 OK", "{segment}");
+    assert_eq!(got.fields(), owned(&[("content-length", "2")]), "{segment}");
     assert_eq!(got.body, b"ok");
-    // The upstream kept its side open, so only the gateway's reading of the field keeps
+    // The upstream kept its side open, so only the gateway's reading of the head keeps
     // the next request off that connection.
     assert_hello_world(client.get("length").await);
-    assert_eq!(upstream.by_connection(), [1, 2]);
+    assert_eq!(upstream.by_connection(), [1, 2], "{segment}");
+}
+
+#[tokio::test]
+async fn a_response_saying_connection_close_is_not_followed_on_its_connection() {
+    ok_then_the_next_request_on_a_new_connection("close").await;
 }
 
 #[tokio::test]
 async fn an_http10_response_without_keep_alive_is_not_followed_on_its_connection() {
-    let (upstream, mut client, _gateway) = scene("").await;
-    let got = client.get("http10").await.expect("a response");
-    // The gateway states its own version, not the upstream's (RFC 9110 §2.5).
-    assert_eq!(got.status_line(), "HTTP/1.1 200 OK");
-    assert_eq!(got.fields(), owned(&[("content-length", "2")]));
-    assert_eq!(got.body, b"ok");
-    assert_hello_world(client.get("length").await);
-    assert_eq!(upstream.by_connection(), [1, 2]);
+    ok_then_the_next_request_on_a_new_connection("http10").await;
 }
 
 #[tokio::test]
