@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use crate::domain::auth::Credentials;
 use crate::domain::labels::DecisionLabel;
-use crate::domain::model::TokenStatus;
+use crate::domain::model::{MethodSet, TokenStatus};
 use crate::domain::policy::{Policy, Token};
 use crate::domain::scope::catalog::{ApiId, Match};
 
@@ -272,19 +272,13 @@ pub fn authorize<'p, R>(
     };
 
     // Every override must be granted on some API of the token that matches the path.
-    for over in ask.overrides {
-        let Some(idx) = *over else {
-            return Err(deny(ScopeFailure::Override {
-                api: Some(best.api),
-            }));
-        };
-        let mut granted = false;
-        policy.catalog.for_each_match(ask.path, account, |m| {
-            if token.grant(m.api).is_some_and(|g| g.methods.contains(idx)) {
-                granted = true;
-            }
-        });
-        if !granted {
+    if !ask.overrides.is_empty() {
+        let granted = grants_on_path(policy, token, ask.path);
+        if ask
+            .overrides
+            .iter()
+            .any(|over| !over.is_some_and(|i| granted.contains(i)))
+        {
             return Err(deny(ScopeFailure::Override {
                 api: Some(best.api),
             }));
@@ -297,6 +291,21 @@ pub fn authorize<'p, R>(
         upstream: policy.settings.apis[usize::from(best.api)].upstream,
         secret,
     })
+}
+
+/// Every method the token is granted on some API of its scopes that matches `path`: what
+/// a method override may name (the wire method must be granted on the API the request is
+/// counted under; an override only on some API that matches).
+pub fn grants_on_path<R>(policy: &Policy<R>, token: &Token<R>, path: &str) -> MethodSet {
+    let mut granted = MethodSet::EMPTY;
+    policy
+        .catalog
+        .for_each_match(path, token.spec.account.as_str(), |m| {
+            if let Some(g) = token.grant(m.api) {
+                granted = granted.union(g.methods);
+            }
+        });
+    granted
 }
 
 /// Checks the client address against the token's `allowed_ips`; `client` is `None` when

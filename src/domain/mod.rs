@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backends;
+pub mod body_override;
 pub mod bruteforce;
 pub mod classify;
 pub mod client_addr;

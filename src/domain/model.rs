@@ -48,6 +48,10 @@ impl MethodSet {
         }
     }
 
+    pub fn union(self, other: MethodSet) -> MethodSet {
+        MethodSet(self.0 | other.0)
+    }
+
     pub fn contains(self, index: u8) -> bool {
         self.0 & (1 << index) != 0
     }

@@ -287,7 +287,7 @@ pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, out: &mut Vec<
         for pair in q.split(['&', ';']) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             if names_method_override(key) {
-                out.push(upper_method(value));
+                out.push(override_value(value.as_bytes()));
             }
         }
     }
@@ -302,7 +302,7 @@ pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, out: &mut Vec<
 /// PHP's rewriting of names (cut at a NUL, leading spaces dropped, ` ` and `.` read as `_`,
 /// `[` starting an array), and in any case. An upstream that reads `_%6dethod=DELETE` as
 /// `_method=DELETE` must not get a method the gateway did not authorize.
-fn names_method_override(key: &str) -> bool {
+pub(crate) fn names_method_override(key: &str) -> bool {
     const NAME: &[u8] = b"_method";
     if key == "_method" {
         return true;
@@ -367,12 +367,26 @@ fn percent_decoded(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `_method` values are often lower-case in form posts; frameworks upper-case them.
-fn upper_method(v: &str) -> Option<u8> {
-    if v.len() > 16 || !v.bytes().all(|b| b.is_ascii_alphabetic()) {
+/// The method a `_method` value names, as a form parser reads it: `+` is a space and
+/// `%XX` is decoded (once), so `%44ELETE` is DELETE. Frameworks upper-case the value
+/// (`_method` is often lower-case in form posts); anything but letters is an unknown verb.
+pub(crate) fn override_value(raw: &[u8]) -> Option<u8> {
+    if raw.len() > 64 {
         return None;
     }
-    method_index(&v.to_ascii_uppercase())
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    upper_method(&percent_decoded(&spaced))
+}
+
+/// A method name as frameworks read `_method`: upper-cased; letters only.
+pub(crate) fn upper_method(v: &[u8]) -> Option<u8> {
+    if v.len() > 16 || !v.iter().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    method_index(std::str::from_utf8(&v.to_ascii_uppercase()).ok()?)
 }
 
 #[cfg(test)]

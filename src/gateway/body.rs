@@ -13,6 +13,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
+use crate::gateway::body_inspection::Inspection;
 use crate::gateway::h1_client::ResponseBody;
 
 /// Why a forwarded body stopped.
@@ -25,6 +26,9 @@ pub enum BodyError {
     /// The upstream sent nothing of the response body for its `response_timeout`.
     #[error("the upstream's response body stalled for longer than its response_timeout")]
     UpstreamStalled,
+    /// The request body names a method override outside the token's grants.
+    #[error("the request body names a method override the token is not granted")]
+    OverrideNotGranted,
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
     /// The owned upstream connection's response body failed (boxed: the client's error
@@ -37,6 +41,12 @@ impl BodyError {
     /// True when `err` (from the upstream client) was caused by the request body limit.
     pub fn is_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
         Self::cause_in(err).is_some_and(|e| matches!(e, BodyError::TooLarge))
+    }
+
+    /// True when `err` (from the upstream client) was caused by a method override found in
+    /// the request body as it streamed.
+    pub fn is_override_not_granted(err: &(dyn std::error::Error + 'static)) -> bool {
+        Self::cause_in(err).is_some_and(|e| matches!(e, BodyError::OverrideNotGranted))
     }
 
     /// True when `err` (from the upstream client) was caused by the client's request body
@@ -67,6 +77,8 @@ pin_project! {
         remaining: Option<u64>,
         // Bytes forwarded so far, for the access log.
         counted: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+        // Judges the body for method overrides, when it may carry some.
+        inspection: Option<Box<Inspection>>,
     }
 }
 
@@ -76,7 +88,14 @@ impl RequestBody {
             inner,
             remaining: limit,
             counted: None,
+            inspection: None,
         }
+    }
+
+    /// Forwards the body through `inspection` (which replays what it read ahead).
+    pub fn inspected(mut self, inspection: Option<Box<Inspection>>) -> RequestBody {
+        self.inspection = inspection;
+        self
     }
 
     /// Adds the size of every data frame forwarded to `counter`.
@@ -98,7 +117,14 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.project();
-        match this.inner.poll_frame(cx) {
+        let polled = match this.inspection.as_mut() {
+            Some(inspection) => inspection.poll_next(this.inner, cx),
+            None => this
+                .inner
+                .poll_frame(cx)
+                .map(|frame| frame.map(|r| r.map_err(BodyError::from))),
+        };
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(remaining), Some(data)) = (this.remaining.as_mut(), frame.data_ref()) {
                     let n = data.len() as u64;
@@ -112,18 +138,22 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            other => other,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inspection {
+            Some(inspection) => inspection.is_end_stream(),
+            None => self.inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inspection {
+            Some(inspection) => inspection.size_hint(self.inner.size_hint()),
+            None => self.inner.size_hint(),
+        }
     }
 }
 

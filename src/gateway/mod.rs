@@ -8,6 +8,7 @@ pub mod admin;
 pub mod adminlog;
 pub mod balance;
 pub mod body;
+pub mod body_inspection;
 pub mod clock;
 pub mod console;
 pub mod first_bytes;

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::domain::auth;
+use crate::domain::body_override::BodyOverrideScan;
 use crate::domain::classify::{self, Classified};
 use crate::domain::client_addr::{self, ClientAddr};
 use crate::domain::decision::{self, Allowed, Ask, Denial, SecretUsed};
@@ -21,6 +22,7 @@ use crate::domain::ratelimit::{self, RateOutcome, TokenLimiter};
 use crate::domain::settings::Settings;
 use crate::gateway::access_log::{AccessRecord, Logged};
 use crate::gateway::body::{BodyError, RequestBody, UpstreamBody};
+use crate::gateway::body_inspection;
 use crate::gateway::clock::unix_now;
 use crate::gateway::forward::{self, Identity};
 use crate::gateway::metrics::{DecisionLabel, NO_API};
@@ -563,8 +565,13 @@ async fn forward<'p>(
             return Err(Refused::BodyTooLarge);
         }
     }
+    let inspection = inspect_body(ctx, &mut req, admitted, upstream.response_timeout).await?;
     let counter = ctx.forwarded_bytes.take();
-    let req = req.map(|b| RequestBody::new(b, settings.limits.max_body_bytes).counting(counter));
+    let req = req.map(|b| {
+        RequestBody::new(b, settings.limits.max_body_bytes)
+            .counting(counter)
+            .inspected(inspection)
+    });
     let sent = Instant::now();
     let deadline = tokio::time::Instant::from_std(sent) + upstream.response_timeout;
     // Each route's future is boxed, so this future holds one pointer where the exchange's
@@ -646,6 +653,10 @@ async fn forward<'p>(
             Ok(resp.map(|b| GatewayBody::upstream(b, upstream.response_timeout, deadline)))
         }
         Some(Err(e)) if BodyError::is_too_large(&*e) => Err(Refused::BodyTooLarge),
+        Some(Err(e)) if BodyError::is_override_not_granted(&*e) => Err(Refused::OverrideInBody {
+            denial: override_denial(admitted),
+            whole: false,
+        }),
         Some(Err(e)) if BodyError::is_client_body_failure(&*e) => {
             tracing::debug!(
                 target: "scopegate::upstream",
@@ -682,6 +693,54 @@ async fn forward<'p>(
             ctx.failed_upstream = Some(upstream);
             Err(Refused::UpstreamTimeout)
         }
+    }
+}
+
+/// Phase 5a: a body some framework reads parameters from (a form, multipart, JSON) may
+/// carry `_method`, an override to authorize like one in the query
+/// ([`crate::gateway::body_inspection`]). Legacy tokens are not held to scopes; requests
+/// without a body, or with one no framework reads parameters from, pass untouched.
+async fn inspect_body<'p>(
+    ctx: &Ctx<'p>,
+    req: &mut Request<Incoming>,
+    admitted: &Admitted<'p, '_>,
+    stall: std::time::Duration,
+) -> Result<Option<Box<body_inspection::Inspection>>, Refused<'p>> {
+    let token = admitted.allowed.token;
+    if token.is_legacy() || http_body::Body::is_end_stream(req.body()) {
+        return Ok(None);
+    }
+    let Some(scan) = BodyOverrideScan::for_headers(req.headers()) else {
+        return Ok(None);
+    };
+    let granted = decision::grants_on_path(ctx.policy, token, admitted.classified.path());
+    // Boxed: reading ahead is the rare path; its state stays out of every request's future.
+    let read = Box::pin(body_inspection::read_start(
+        req.body_mut(),
+        scan,
+        granted,
+        ctx.settings.limits.max_body_bytes,
+        stall,
+    ))
+    .await;
+    read.map(Some).map_err(|refusal| match refusal {
+        body_inspection::Refusal::Override { whole } => Refused::OverrideInBody {
+            denial: override_denial(admitted),
+            whole,
+        },
+        body_inspection::Refusal::TooLarge => Refused::BodyTooLarge,
+        body_inspection::Refusal::Stalled => Refused::BodyStalled,
+        body_inspection::Refusal::Unreadable => Refused::BadRequestBody,
+    })
+}
+
+/// The refusal of an override found in the body, counted under the request's API.
+fn override_denial<'p>(admitted: &Admitted<'p, '_>) -> Denial<'p, TokenRuntime> {
+    Denial::Scope {
+        token: admitted.allowed.token,
+        reason: decision::ScopeFailure::Override {
+            api: admitted.allowed.api,
+        },
     }
 }
 

@@ -58,6 +58,15 @@ pub enum Refused<'p> {
     Unforwardable,
     /// No TLS client for the upstream (its CA or client certificate could not be loaded).
     UpstreamTlsUnavailable,
+    /// The request body names a method override outside the grants (a form field, a
+    /// multipart part or a JSON member `_method`); `whole`: its body was read to the end,
+    /// so the connection can be kept.
+    OverrideInBody {
+        denial: Denial<'p, TokenRuntime>,
+        whole: bool,
+    },
+    /// The client's body stalled while the gateway read it to judge it.
+    BodyStalled,
     /// The body is larger than `limits.max_body_bytes` (declared or streamed).
     BodyTooLarge,
     /// The client's request body failed on its way upstream (malformed chunked framing,
@@ -90,7 +99,10 @@ impl Refused<'_> {
             Refused::Denied(Denial::Credentials { .. }) => {
                 Refusal::InvalidCredentials(settings.invalid_credentials_status)
             }
-            Refused::Denied(Denial::Scope { .. }) => Refusal::AccessDenied,
+            Refused::Denied(Denial::Scope { .. }) | Refused::OverrideInBody { .. } => {
+                Refusal::AccessDenied
+            }
+            Refused::BodyStalled => Refusal::RequestTimeout,
             // Answered like a wrong secret: from outside the allowlist, a leaked secret
             // cannot even be confirmed.
             Refused::Denied(Denial::Address { .. }) => {
@@ -112,7 +124,9 @@ impl Refused<'_> {
             | Refused::Unforwardable
             | Refused::BodyTooLarge
             | Refused::BadRequestBody
+            | Refused::BodyStalled
             | Refused::UnrequestedUpgrade => true,
+            Refused::OverrideInBody { whole, .. } => !whole,
             Refused::Unclassified(why) => why.poisons_connection(),
             _ => false,
         }
@@ -125,13 +139,14 @@ impl Refused<'_> {
             Refused::AmbiguousFraming
             | Refused::Unclassified(_)
             | Refused::Unforwardable
-            | Refused::BadRequestBody => DecisionLabel::BadRequest,
+            | Refused::BadRequestBody
+            | Refused::BodyStalled => DecisionLabel::BadRequest,
             Refused::Unauthenticated(AuthError::Ambiguous) => DecisionLabel::BadRequest,
             Refused::Unauthenticated(_) => DecisionLabel::Unauthenticated,
             Refused::Throttled(_) | Refused::RateLimited { .. } | Refused::OverQuota { .. } => {
                 DecisionLabel::RateLimited
             }
-            Refused::Denied(denial) => denial.label(),
+            Refused::Denied(denial) | Refused::OverrideInBody { denial, .. } => denial.label(),
             Refused::UpstreamTlsUnavailable
             | Refused::BodyTooLarge
             | Refused::UpstreamFailed
@@ -154,7 +169,8 @@ impl Refused<'_> {
             },
             Refused::Throttled(Throttle::Sid) => "bruteforce_sid",
             Refused::Throttled(Throttle::Address) => "bruteforce_address",
-            Refused::Denied(denial) => denial.reason(),
+            Refused::Denied(denial) | Refused::OverrideInBody { denial, .. } => denial.reason(),
+            Refused::BodyStalled => "request_body_stalled",
             Refused::RateLimited { scope: true, .. } => "scope_rate_limit",
             Refused::RateLimited { scope: false, .. } => "token_rate_limit",
             Refused::OverQuota { reason, .. } => reason,

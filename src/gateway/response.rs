@@ -22,6 +22,8 @@ pub enum Refusal {
     TargetTooLong,
     HeadersTooLarge,
     PayloadTooLarge,
+    /// The client's request body stalled before it could be judged.
+    RequestTimeout,
     BadGateway,
     GatewayTimeout,
 }
@@ -37,6 +39,7 @@ impl Refusal {
             Refusal::TargetTooLong => StatusCode::URI_TOO_LONG,
             Refusal::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Refusal::BadGateway => StatusCode::BAD_GATEWAY,
             Refusal::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -58,6 +61,9 @@ impl Refusal {
             }
             Refusal::PayloadTooLarge => {
                 r#"{"error":"payload_too_large","message":"Payload Too Large"}"#
+            }
+            Refusal::RequestTimeout => {
+                r#"{"error":"request_timeout","message":"Request Timeout"}"#
             }
             Refusal::BadGateway => r#"{"error":"bad_gateway","message":"Bad Gateway"}"#,
             Refusal::GatewayTimeout => r#"{"error":"gateway_timeout","message":"Gateway Timeout"}"#,

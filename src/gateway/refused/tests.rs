@@ -29,6 +29,8 @@ fn covered(refused: &Refused<'_>) {
         | Refused::Unauthenticated(_)
         | Refused::Throttled(_)
         | Refused::Denied(_)
+        | Refused::OverrideInBody { .. }
+        | Refused::BodyStalled
         | Refused::RateLimited { .. }
         | Refused::OverQuota { .. }
         | Refused::Unforwardable
@@ -201,6 +203,45 @@ fn every_refusal_maps_to_its_status_decision_and_reason() {
                 D::DeniedScope,
                 "method_override_not_granted",
                 false,
+            ),
+        ),
+        (
+            Refused::OverrideInBody {
+                denial: Denial::Scope {
+                    token: reader,
+                    reason: ScopeFailure::Override { api: None },
+                },
+                whole: true,
+            },
+            (
+                S::FORBIDDEN,
+                D::DeniedScope,
+                "method_override_not_granted",
+                false,
+            ),
+        ),
+        (
+            Refused::OverrideInBody {
+                denial: Denial::Scope {
+                    token: reader,
+                    reason: ScopeFailure::Override { api: None },
+                },
+                whole: false,
+            },
+            (
+                S::FORBIDDEN,
+                D::DeniedScope,
+                "method_override_not_granted",
+                true,
+            ),
+        ),
+        (
+            Refused::BodyStalled,
+            (
+                S::REQUEST_TIMEOUT,
+                D::BadRequest,
+                "request_body_stalled",
+                true,
             ),
         ),
         (

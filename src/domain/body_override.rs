@@ -1,0 +1,208 @@
+//! Method overrides carried in a request body. Rack's `MethodOverride` (Rails), Symfony and
+//! Laravel, and Express's `method-override` read `_method` from a POST's parameters: a
+//! form-encoded or multipart body, and in Laravel a JSON body's top-level `_method`. A
+//! token granted POST but not DELETE could otherwise DELETE by posting `_method=DELETE`,
+//! so an override found in a body must be granted like one in the query.
+//!
+//! The scan is incremental: the gateway feeds it the body as it arrives (whole for a small
+//! body, which is decided before anything is forwarded; frame by frame past that, holding
+//! back the last frame until the scan is done, so an upstream never receives a complete
+//! request that carried an override outside the scopes). It reads every way some framework
+//! could: which parsers run is decided from the `Content-Type` fields generously rather
+//! than exactly, because a parameter the gateway misses is a bypass and one it reads too
+//! many is at worst a refusal.
+
+mod form;
+mod json;
+mod multipart;
+
+use http::header::CONTENT_TYPE;
+use http::HeaderMap;
+
+use crate::domain::model::MethodSet;
+
+/// At most this many overrides are kept; more counts as an ungrantable one (as for the
+/// query).
+const MAX_FOUND: usize = 8;
+
+/// An incremental scan of one request body for method overrides.
+#[derive(Debug)]
+pub struct BodyOverrideScan {
+    form: Option<form::FormScan>,
+    multipart: Option<multipart::MultipartScan>,
+    json: Option<json::JsonScan>,
+    /// Methods named; `None` entries are unknown verbs or parts that could not be read.
+    found: Vec<Option<u8>>,
+    fed: bool,
+}
+
+impl BodyOverrideScan {
+    /// The scan for a body with these header fields; `None` when no framework reads
+    /// parameters from it (an octet stream, plain text, an image...).
+    ///
+    /// - no `Content-Type`: Rack parses a POST body without one as a form;
+    /// - `application/x-www-form-urlencoded`: every form parser;
+    /// - `multipart/*`: Rack parses any multipart body, PHP `multipart/form-data`;
+    /// - `json` anywhere in the field: Laravel treats a `Content-Type` containing `/json` or
+    ///   `+json` as JSON, whatever else it says.
+    pub fn for_headers(headers: &HeaderMap) -> Option<BodyOverrideScan> {
+        let mut scan = BodyOverrideScan {
+            form: None,
+            multipart: None,
+            json: None,
+            found: Vec::new(),
+            fed: false,
+        };
+        let mut any_type = false;
+        for value in headers.get_all(CONTENT_TYPE) {
+            any_type = true;
+            let text = value.as_bytes().to_ascii_lowercase();
+            let media = text.split(|&b| b == b';').next().unwrap_or(&[]).trim_ascii();
+            if media == b"application/x-www-form-urlencoded" {
+                scan.form.get_or_insert_with(form::FormScan::default);
+            }
+            if media.starts_with(b"multipart/") {
+                // The boundary keeps its case: only the field's name was lower-cased.
+                scan.multipart = Some(multipart::MultipartScan::new(
+                    multipart::boundary(value.as_bytes()),
+                ));
+            }
+            if text.windows(4).any(|w| w == b"json") {
+                scan.json.get_or_insert_with(json::JsonScan::default);
+            }
+        }
+        if !any_type {
+            scan.form = Some(form::FormScan::default());
+        }
+        (scan.form.is_some() || scan.multipart.is_some() || scan.json.is_some()).then_some(scan)
+    }
+
+    /// Reads the next bytes of the body.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.fed = true;
+        let found = &mut self.found;
+        if let Some(f) = self.form.as_mut() {
+            f.feed(bytes, found);
+        }
+        if let Some(m) = self.multipart.as_mut() {
+            m.feed(bytes, found);
+        }
+        if let Some(j) = self.json.as_mut() {
+            j.feed(bytes, found);
+        }
+        Self::bound(found);
+    }
+
+    /// The body ended: whatever was still open (the last form pair, an unterminated part)
+    /// is judged as it stands.
+    pub fn finish(&mut self) {
+        let found = &mut self.found;
+        if let Some(f) = self.form.as_mut() {
+            f.finish(found);
+        }
+        if let Some(m) = self.multipart.as_mut() {
+            m.finish(self.fed, found);
+        }
+        Self::bound(found);
+    }
+
+    /// Whether an override found so far is not in `granted` (unknown verbs never are).
+    pub fn violates(&self, granted: MethodSet) -> bool {
+        self.found
+            .iter()
+            .any(|m| !m.is_some_and(|i| granted.contains(i)))
+    }
+
+    /// The overrides found so far.
+    #[cfg(test)]
+    pub fn found(&self) -> &[Option<u8>] {
+        &self.found
+    }
+
+    fn bound(found: &mut Vec<Option<u8>>) {
+        if found.len() > MAX_FOUND {
+            found.truncate(MAX_FOUND);
+            found.push(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::method_index;
+
+    fn scan(content_type: Option<&str>, chunks: &[&[u8]]) -> Option<Vec<Option<u8>>> {
+        let mut headers = HeaderMap::new();
+        if let Some(ct) = content_type {
+            headers.insert(CONTENT_TYPE, ct.parse().unwrap());
+        }
+        let mut s = BodyOverrideScan::for_headers(&headers)?;
+        for c in chunks {
+            s.feed(c);
+        }
+        s.finish();
+        Some(s.found().to_vec())
+    }
+
+    fn m(name: &str) -> Option<u8> {
+        method_index(name)
+    }
+
+    #[test]
+    fn which_parsers_run_follows_the_content_type_generously() {
+        assert_eq!(scan(None, &[b"_method=DELETE"]), Some(vec![m("DELETE")]));
+        assert_eq!(
+            scan(
+                Some("Application/X-WWW-Form-Urlencoded; charset=utf-8"),
+                &[b"a=1&_method=put"]
+            ),
+            Some(vec![m("PUT")])
+        );
+        assert_eq!(
+            scan(Some("application/vnd.api+json"), &[br#"{"_method":"PATCH"}"#]),
+            Some(vec![m("PATCH")])
+        );
+        // Laravel: `/json` anywhere in the field makes the body JSON.
+        assert_eq!(
+            scan(Some("text/plain; x=/json"), &[br#"{"_method":"DELETE"}"#]),
+            Some(vec![m("DELETE")])
+        );
+        assert!(scan(Some("application/octet-stream"), &[b"_method=DELETE"]).is_none());
+        assert!(scan(Some("text/plain"), &[b"_method=DELETE"]).is_none());
+    }
+
+    #[test]
+    fn an_override_split_across_frames_is_found() {
+        let body = b"a=1&_met%68od=del";
+        for cut in 0..body.len() {
+            let (a, b) = body.split_at(cut);
+            assert_eq!(scan(None, &[a, b, b"ete"]), Some(vec![m("DELETE")]), "{cut}");
+        }
+    }
+
+    #[test]
+    fn many_overrides_count_as_an_ungrantable_one() {
+        let body = "_method=GET&".repeat(12);
+        let found = scan(None, &[body.as_bytes()]).unwrap();
+        assert_eq!(found.len(), MAX_FOUND + 1);
+        assert_eq!(found.last(), Some(&None));
+    }
+
+    #[test]
+    fn violations_are_judged_against_the_granted_methods() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+        let mut s = BodyOverrideScan::for_headers(&headers).unwrap();
+        s.feed(br#"{"_method":"DELETE","_METHOD":"nonsense"}"#);
+        s.finish();
+        let mut granted = MethodSet::EMPTY;
+        granted.grant(m("DELETE").unwrap());
+        // `NONSENSE` is no method: never grantable.
+        assert!(s.violates(granted));
+        assert!(s.violates(MethodSet::ALL));
+    }
+}

@@ -1,0 +1,172 @@
+//! Holds a request body to the method overrides it carries
+//! ([`crate::domain::body_override`]). A body up to [`WHOLE_BYTES`] is read whole and
+//! judged before anything is sent: a refused one never reaches the upstream. A longer one
+//! is judged as it streams, one frame behind: the last frame is held back until the body
+//! has ended and its scan is done, so a refused body never reaches the upstream whole (the
+//! exchange is cut and the upstream drops the incomplete request, as every framework does
+//! before it reads a parameter).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::domain::body_override::BodyOverrideScan;
+use crate::domain::model::MethodSet;
+use crate::gateway::body::BodyError;
+
+/// Bodies up to this size are judged before the upstream is contacted.
+pub const WHOLE_BYTES: usize = 64 * 1024;
+
+/// Why a body was refused while its start was read.
+#[derive(Debug)]
+pub enum Refusal {
+    /// It names a method outside the grants; `whole`: the body was read to its end.
+    Override { whole: bool },
+    /// Longer than `limits.max_body_bytes`.
+    TooLarge,
+    /// The client sent nothing of it for the stall limit.
+    Stalled,
+    /// hyper could not read it (malformed chunked framing, cut short).
+    Unreadable,
+}
+
+/// A body being judged: what was read ahead (replayed first), then the rest.
+#[derive(Debug)]
+pub struct Inspection {
+    replay: VecDeque<Frame<Bytes>>,
+    /// `None` once the body was judged whole.
+    scan: Option<BodyOverrideScan>,
+    granted: MethodSet,
+    /// The frame held back until the next one (or the end) shows it is not the last.
+    held: Option<Frame<Bytes>>,
+    /// The client's body has ended (and was judged).
+    ended: bool,
+}
+
+/// Reads the start of `body` (up to [`WHOLE_BYTES`], each read within `stall`) and judges
+/// it; the [`Inspection`] replays what was read and judges the rest as it streams.
+pub async fn read_start(
+    body: &mut Incoming,
+    mut scan: BodyOverrideScan,
+    granted: MethodSet,
+    max_body: Option<u64>,
+    stall: Duration,
+) -> Result<Box<Inspection>, Refusal> {
+    let mut replay = VecDeque::new();
+    let mut read = 0usize;
+    loop {
+        if read >= WHOLE_BYTES {
+            return Ok(Box::new(Inspection {
+                replay,
+                scan: Some(scan),
+                granted,
+                held: None,
+                ended: false,
+            }));
+        }
+        let frame = match tokio::time::timeout(stall, body.frame()).await {
+            Err(_) => return Err(Refusal::Stalled),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(Refusal::Unreadable),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        match frame.data_ref() {
+            Some(data) => {
+                read += data.len();
+                if max_body.is_some_and(|max| read as u64 > max) {
+                    return Err(Refusal::TooLarge);
+                }
+                scan.feed(data);
+            }
+            // Trailers end the body.
+            None => scan.finish(),
+        }
+        if scan.violates(granted) {
+            return Err(Refusal::Override { whole: false });
+        }
+        replay.push_back(frame);
+    }
+    scan.finish();
+    if scan.violates(granted) {
+        return Err(Refusal::Override { whole: true });
+    }
+    Ok(Box::new(Inspection {
+        replay,
+        scan: None,
+        granted,
+        held: None,
+        ended: true,
+    }))
+}
+
+impl Inspection {
+    /// The next frame to forward: the replayed ones, then the client's, one behind.
+    pub fn poll_next(
+        &mut self,
+        mut inner: Pin<&mut Incoming>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(frame) = self.replay.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        loop {
+            if self.ended {
+                return Poll::Ready(self.held.take().map(Ok));
+            }
+            let Some(scan) = self.scan.as_mut() else {
+                self.ended = true;
+                continue;
+            };
+            match ready!(inner.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    match frame.data_ref() {
+                        Some(data) => scan.feed(data),
+                        None => scan.finish(),
+                    }
+                    if scan.violates(self.granted) {
+                        return Poll::Ready(Some(Err(BodyError::OverrideNotGranted)));
+                    }
+                    if let Some(previous) = self.held.replace(frame) {
+                        return Poll::Ready(Some(Ok(previous)));
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                None => {
+                    scan.finish();
+                    if scan.violates(self.granted) {
+                        return Poll::Ready(Some(Err(BodyError::OverrideNotGranted)));
+                    }
+                    self.ended = true;
+                }
+            }
+        }
+    }
+
+    /// True only once everything was handed on: a held frame is still to come.
+    pub fn is_end_stream(&self) -> bool {
+        self.ended && self.replay.is_empty() && self.held.is_none()
+    }
+
+    /// `inner`'s hint plus what is read ahead.
+    pub fn size_hint(&self, inner: SizeHint) -> SizeHint {
+        let ahead: u64 = self
+            .replay
+            .iter()
+            .chain(&self.held)
+            .filter_map(|f| f.data_ref())
+            .map(|d| d.len() as u64)
+            .sum();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + ahead);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + ahead);
+        }
+        hint
+    }
+}
