@@ -57,15 +57,19 @@ impl BodyOverrideScan {
         for value in headers.get_all(CONTENT_TYPE) {
             any_type = true;
             let text = value.as_bytes().to_ascii_lowercase();
-            let media = text.split(|&b| b == b';').next().unwrap_or(&[]).trim_ascii();
+            let media = text
+                .split(|&b| b == b';')
+                .next()
+                .unwrap_or(&[])
+                .trim_ascii();
             if media == b"application/x-www-form-urlencoded" {
                 scan.form.get_or_insert_with(form::FormScan::default);
             }
             if media.starts_with(b"multipart/") {
                 // The boundary keeps its case: only the field's name was lower-cased.
-                scan.multipart = Some(multipart::MultipartScan::new(
-                    multipart::boundary(value.as_bytes()),
-                ));
+                scan.multipart = Some(multipart::MultipartScan::new(multipart::boundary(
+                    value.as_bytes(),
+                )));
             }
             if text.windows(4).any(|w| w == b"json") {
                 scan.json.get_or_insert_with(json::JsonScan::default);
@@ -163,7 +167,10 @@ mod tests {
             Some(vec![m("PUT")])
         );
         assert_eq!(
-            scan(Some("application/vnd.api+json"), &[br#"{"_method":"PATCH"}"#]),
+            scan(
+                Some("application/vnd.api+json"),
+                &[br#"{"_method":"PATCH"}"#]
+            ),
             Some(vec![m("PATCH")])
         );
         // Laravel: `/json` anywhere in the field makes the body JSON.
@@ -180,7 +187,11 @@ mod tests {
         let body = b"a=1&_met%68od=del";
         for cut in 0..body.len() {
             let (a, b) = body.split_at(cut);
-            assert_eq!(scan(None, &[a, b, b"ete"]), Some(vec![m("DELETE")]), "{cut}");
+            assert_eq!(
+                scan(None, &[a, b, b"ete"]),
+                Some(vec![m("DELETE")]),
+                "{cut}"
+            );
         }
     }
 

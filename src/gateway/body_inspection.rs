@@ -60,8 +60,14 @@ pub async fn read_start(
 ) -> Result<Box<Inspection>, Refusal> {
     let mut replay = VecDeque::new();
     let mut read = 0usize;
+    // Once an override is refused, the rest of a short body is still read (not kept), so
+    // the connection can serve the client's next request.
+    let mut refused = false;
     loop {
         if read >= WHOLE_BYTES {
+            if refused {
+                return Err(Refusal::Override { whole: false });
+            }
             return Ok(Box::new(Inspection {
                 replay,
                 scan: Some(scan),
@@ -76,24 +82,25 @@ pub async fn read_start(
             Ok(Some(Err(_))) => return Err(Refusal::Unreadable),
             Ok(Some(Ok(frame))) => frame,
         };
-        match frame.data_ref() {
-            Some(data) => {
-                read += data.len();
-                if max_body.is_some_and(|max| read as u64 > max) {
-                    return Err(Refusal::TooLarge);
-                }
-                scan.feed(data);
+        if let Some(data) = frame.data_ref() {
+            read += data.len();
+            if max_body.is_some_and(|max| read as u64 > max) {
+                return Err(Refusal::TooLarge);
             }
+        }
+        if refused {
+            continue;
+        }
+        match frame.data_ref() {
+            Some(data) => scan.feed(data),
             // Trailers end the body.
             None => scan.finish(),
         }
-        if scan.violates(granted) {
-            return Err(Refusal::Override { whole: false });
-        }
+        refused = scan.violates(granted);
         replay.push_back(frame);
     }
     scan.finish();
-    if scan.violates(granted) {
+    if refused || scan.violates(granted) {
         return Err(Refusal::Override { whole: true });
     }
     Ok(Box::new(Inspection {
@@ -107,11 +114,15 @@ pub async fn read_start(
 
 impl Inspection {
     /// The next frame to forward: the replayed ones, then the client's, one behind.
-    pub fn poll_next(
+    pub fn poll_next<B>(
         &mut self,
-        mut inner: Pin<&mut Incoming>,
+        mut inner: Pin<&mut B>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>>
+    where
+        B: Body<Data = Bytes>,
+        BodyError: From<B::Error>,
+    {
         if let Some(frame) = self.replay.pop_front() {
             return Poll::Ready(Some(Ok(frame)));
         }
@@ -168,5 +179,96 @@ impl Inspection {
             hint.set_upper(upper + ahead);
         }
         hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn granted(methods: &[&str]) -> MethodSet {
+        let mut set = MethodSet::EMPTY;
+        for m in methods {
+            set.grant(crate::domain::model::method_index(m).unwrap());
+        }
+        set
+    }
+
+    /// An inspection past the read-ahead, on a form body.
+    fn streaming(granted: MethodSet) -> Inspection {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        Inspection {
+            replay: VecDeque::from([Frame::data(Bytes::from_static(b"read=ahead&"))]),
+            scan: BodyOverrideScan::for_headers(&headers),
+            granted,
+            held: None,
+            ended: false,
+        }
+    }
+
+    /// A client body that yields `frames`, then ends.
+    struct Frames(VecDeque<&'static [u8]>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = BodyError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+            Poll::Ready(
+                self.0
+                    .pop_front()
+                    .map(|f| Ok(Frame::data(Bytes::from_static(f)))),
+            )
+        }
+    }
+
+    /// Every frame `inspection` hands on from `frames`, then its end or error.
+    async fn forwarded(
+        mut inspection: Inspection,
+        frames: &[&'static [u8]],
+    ) -> (Vec<Bytes>, Result<(), ()>) {
+        let mut body = Frames(frames.iter().copied().collect());
+        let mut out = Vec::new();
+        loop {
+            let next =
+                std::future::poll_fn(|cx| inspection.poll_next(Pin::new(&mut body), cx)).await;
+            match next {
+                None => return (out, Ok(())),
+                Some(Ok(frame)) => out.push(frame.into_data().unwrap()),
+                Some(Err(_)) => return (out, Err(())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_frame_that_completes_a_refused_override_is_never_handed_on() {
+        // The last pair is only complete at the end of the body: the frame holding it is
+        // still held back when the scan refuses it.
+        let (out, end) = forwarded(streaming(granted(&["POST"])), &[b"a=1&", b"_method=PUT"]).await;
+        assert_eq!(
+            out,
+            vec![
+                Bytes::from_static(b"read=ahead&"),
+                Bytes::from_static(b"a=1&")
+            ]
+        );
+        assert_eq!(end, Err(()));
+    }
+
+    #[tokio::test]
+    async fn a_clean_body_is_handed_on_whole_and_in_order() {
+        let (out, end) = forwarded(
+            streaming(granted(&["POST", "PUT"])),
+            &[b"a=1&", b"_method=PUT", b"&b=2"],
+        )
+        .await;
+        assert_eq!(end, Ok(()));
+        assert_eq!(out.concat(), b"read=ahead&a=1&_method=PUT&b=2");
     }
 }

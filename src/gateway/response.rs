@@ -62,9 +62,7 @@ impl Refusal {
             Refusal::PayloadTooLarge => {
                 r#"{"error":"payload_too_large","message":"Payload Too Large"}"#
             }
-            Refusal::RequestTimeout => {
-                r#"{"error":"request_timeout","message":"Request Timeout"}"#
-            }
+            Refusal::RequestTimeout => r#"{"error":"request_timeout","message":"Request Timeout"}"#,
             Refusal::BadGateway => r#"{"error":"bad_gateway","message":"Bad Gateway"}"#,
             Refusal::GatewayTimeout => r#"{"error":"gateway_timeout","message":"Gateway Timeout"}"#,
         }

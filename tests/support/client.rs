@@ -108,7 +108,7 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
 }
 
 /// Reads one HTTP/1.1 response (head + Content-Length body) from a stream.
-pub async fn read_response(stream: &mut TcpStream) -> Option<Reply> {
+pub async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Option<Reply> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {

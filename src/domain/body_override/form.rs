@@ -132,7 +132,12 @@ mod tests {
         ] {
             assert_eq!(scan(&[body.as_bytes()]), vec![delete], "{body}");
         }
-        for body in ["x_method=DELETE", "_methods=DELETE", "a=_method", "note=_method=DELETE"] {
+        for body in [
+            "x_method=DELETE",
+            "_methods=DELETE",
+            "a=_method",
+            "note=_method=DELETE",
+        ] {
             assert_eq!(scan(&[body.as_bytes()]), vec![], "{body}");
         }
     }

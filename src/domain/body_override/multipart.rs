@@ -313,12 +313,23 @@ mod tests {
             r#"form-data; name="_method[]""#,
             r#"form-data; filename="a;name=_method""#,
         ] {
-            let body = format!("{}{}--XyZ--\r\n", part("form-data; name=\"a\"", "1"), part(disposition, "delete"));
+            let body = format!(
+                "{}{}--XyZ--\r\n",
+                part("form-data; name=\"a\"", "1"),
+                part(disposition, "delete")
+            );
             for cut in [0, 7, 30, body.len() - 5] {
-                assert_eq!(scan(CT, body.as_bytes(), cut), vec![delete], "{disposition} / {cut}");
+                assert_eq!(
+                    scan(CT, body.as_bytes(), cut),
+                    vec![delete],
+                    "{disposition} / {cut}"
+                );
             }
         }
-        for disposition in [r#"form-data; name="x_method""#, r#"form-data; filename="_method""#] {
+        for disposition in [
+            r#"form-data; name="x_method""#,
+            r#"form-data; filename="_method""#,
+        ] {
             let body = format!("{}--XyZ--\r\n", part(disposition, "DELETE"));
             assert_eq!(scan(CT, body.as_bytes(), 0), vec![], "{disposition}");
         }
@@ -328,9 +339,15 @@ mod tests {
     fn bare_line_feeds_quoted_and_comma_cut_boundaries_are_read() {
         let delete = method_index("DELETE");
         let body = "--b1\nContent-Disposition: form-data; name=\"_method\"\n\nDELETE\n--b1--\n";
-        assert_eq!(scan("multipart/form-data; boundary=\"b1\"", body.as_bytes(), 9), vec![delete]);
+        assert_eq!(
+            scan("multipart/form-data; boundary=\"b1\"", body.as_bytes(), 9),
+            vec![delete]
+        );
         // PHP and Rack cut the boundary at a comma.
-        assert_eq!(scan("multipart/form-data; boundary=b1,x", body.as_bytes(), 0), vec![delete]);
+        assert_eq!(
+            scan("multipart/form-data; boundary=b1,x", body.as_bytes(), 0),
+            vec![delete]
+        );
     }
 
     #[test]
@@ -339,12 +356,18 @@ mod tests {
         let long = part(r#"form-data; name="_method""#, &"A".repeat(200));
         assert_eq!(scan(CT, long.as_bytes(), 0), vec![None]);
         let two_lines = part(r#"form-data; name="_method""#, "DEL\r\nETE");
-        assert_eq!(scan(CT, format!("{two_lines}--XyZ--").as_bytes(), 0), vec![None]);
+        assert_eq!(
+            scan(CT, format!("{two_lines}--XyZ--").as_bytes(), 0),
+            vec![None]
+        );
         let huge_headers = format!(
             "--XyZ\r\nX-Pad: {}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nDELETE\r\n--XyZ--",
             "p".repeat(HEADERS_CAP)
         );
-        assert_eq!(scan(CT, huge_headers.as_bytes(), 0), vec![method_index("DELETE")]);
+        assert_eq!(
+            scan(CT, huge_headers.as_bytes(), 0),
+            vec![method_index("DELETE")]
+        );
         // Unterminated: judged as it stands.
         let open = "--XyZ\r\nContent-Disposition: form-data; name=_method\r\n\r\nPUT";
         assert_eq!(scan(CT, open.as_bytes(), 3), vec![method_index("PUT")]);
