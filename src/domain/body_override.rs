@@ -55,18 +55,20 @@ impl BodyOverrideScan {
         };
         let mut any_type = false;
         for value in headers.get_all(CONTENT_TYPE) {
-            any_type = true;
             let text = value.as_bytes().to_ascii_lowercase();
+            // Rack and PHP end the media type at `;` or `,` (PHP at a space too).
             let media = text
-                .split(|&b| b == b';')
+                .trim_ascii_start()
+                .split(|&b| matches!(b, b';' | b',') || b.is_ascii_whitespace())
                 .next()
-                .unwrap_or(&[])
-                .trim_ascii();
+                .unwrap_or(&[]);
+            // An empty field is no type: Rack reads the body as a form.
+            any_type |= !media.is_empty();
             if media == b"application/x-www-form-urlencoded" {
                 scan.form.get_or_insert_with(form::FormScan::default);
             }
             if media.starts_with(b"multipart/") {
-                // The boundary keeps its case: only the field's name was lower-cased.
+                // The boundary keeps its case: it is read from the field as sent.
                 scan.multipart = Some(multipart::MultipartScan::new(multipart::boundary(
                     value.as_bytes(),
                 )));
@@ -78,7 +80,14 @@ impl BodyOverrideScan {
         if !any_type {
             scan.form = Some(form::FormScan::default());
         }
-        (scan.form.is_some() || scan.multipart.is_some() || scan.json.is_some()).then_some(scan)
+        let read = scan.form.is_some() || scan.multipart.is_some() || scan.json.is_some();
+        if read && encoded(headers) {
+            // Some stacks (Apache's input DEFLATE filter) decode a compressed body before
+            // the application parses it; the gateway cannot read it, so it may hide an
+            // override: judged as an unknown verb.
+            scan.found.push(None);
+        }
+        read.then_some(scan)
     }
 
     /// Reads the next bytes of the body.
@@ -134,6 +143,18 @@ impl BodyOverrideScan {
     }
 }
 
+/// Whether the body carries a `Content-Encoding` other than `identity`.
+fn encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|coding| {
+            let coding = coding.trim_ascii();
+            !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +165,10 @@ mod tests {
         if let Some(ct) = content_type {
             headers.insert(CONTENT_TYPE, ct.parse().unwrap());
         }
+        scan_with(headers, chunks)
+    }
+
+    fn scan_with(headers: HeaderMap, chunks: &[&[u8]]) -> Option<Vec<Option<u8>>> {
         let mut s = BodyOverrideScan::for_headers(&headers)?;
         for c in chunks {
             s.feed(c);
@@ -178,8 +203,35 @@ mod tests {
             scan(Some("text/plain; x=/json"), &[br#"{"_method":"DELETE"}"#]),
             Some(vec![m("DELETE")])
         );
+        // Rack and PHP end the media type at `,` and PHP at a space; an empty field is
+        // no type.
+        for ct in [
+            "application/x-www-form-urlencoded,text/plain",
+            " application/x-www-form-urlencoded x",
+            "",
+        ] {
+            assert_eq!(
+                scan(Some(ct), &[b"_method=PUT"]),
+                Some(vec![m("PUT")]),
+                "{ct}"
+            );
+        }
         assert!(scan(Some("application/octet-stream"), &[b"_method=DELETE"]).is_none());
         assert!(scan(Some("text/plain"), &[b"_method=DELETE"]).is_none());
+    }
+
+    #[test]
+    fn a_compressed_body_of_parameters_cannot_be_judged() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+        headers.insert(http::header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert_eq!(scan_with(headers.clone(), &[b"\x1f\x8b"]), Some(vec![None]));
+        headers.insert(http::header::CONTENT_ENCODING, "identity".parse().unwrap());
+        assert_eq!(scan_with(headers.clone(), &[b"{}"]), Some(vec![]));
+        // An octet stream is not parameters, compressed or not.
+        headers.insert(CONTENT_TYPE, "application/octet-stream".parse().unwrap());
+        headers.insert(http::header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert_eq!(scan_with(headers, &[b"\x1f\x8b"]), None);
     }
 
     #[test]
