@@ -19,7 +19,7 @@ mod multipart;
 use http::header::CONTENT_TYPE;
 use http::HeaderMap;
 
-use crate::domain::model::MethodSet;
+use crate::domain::model::{method_index, MethodSet};
 
 /// At most this many overrides are kept; more counts as an ungrantable one (as for the
 /// query).
@@ -34,6 +34,8 @@ pub struct BodyOverrideScan {
     /// Methods named; `None` entries are unknown verbs or parts that could not be read.
     found: Vec<Option<u8>>,
     fed: bool,
+    /// The body is compressed: whatever it names is unknown.
+    unreadable: bool,
 }
 
 impl BodyOverrideScan {
@@ -52,6 +54,7 @@ impl BodyOverrideScan {
             json: None,
             found: Vec::new(),
             fed: false,
+            unreadable: false,
         };
         let mut any_type = false;
         for value in headers.get_all(CONTENT_TYPE) {
@@ -81,12 +84,9 @@ impl BodyOverrideScan {
             scan.form = Some(form::FormScan::default());
         }
         let read = scan.form.is_some() || scan.multipart.is_some() || scan.json.is_some();
-        if read && encoded(headers) {
-            // Some stacks (Apache's input DEFLATE filter) decode a compressed body before
-            // the application parses it; the gateway cannot read it, so it may hide an
-            // override: judged as an unknown verb.
-            scan.found.push(None);
-        }
+        // Some stacks (Apache's input DEFLATE filter) decode a compressed body before the
+        // application parses it; the gateway cannot read it, so it may name any method.
+        scan.unreadable = read && encoded(headers);
         read.then_some(scan)
     }
 
@@ -122,8 +122,20 @@ impl BodyOverrideScan {
         Self::bound(found);
     }
 
-    /// Whether an override found so far is not in `granted` (unknown verbs never are).
+    /// Whether an override found so far is not in `granted` (unknown verbs never are). A
+    /// body that cannot be read may name any method an override can turn a request into
+    /// (Rack's list, less its WebDAV verbs): only a token granted all of them may send it.
     pub fn violates(&self, granted: MethodSet) -> bool {
+        const ANY_OVERRIDE: [&str; 7] =
+            ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        if self.unreadable
+            && !ANY_OVERRIDE
+                .iter()
+                .filter_map(|m| method_index(m))
+                .all(|i| granted.contains(i))
+        {
+            return true;
+        }
         self.found
             .iter()
             .any(|m| !m.is_some_and(|i| granted.contains(i)))
@@ -158,7 +170,6 @@ fn encoded(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::method_index;
 
     fn scan(content_type: Option<&str>, chunks: &[&[u8]]) -> Option<Vec<Option<u8>>> {
         let mut headers = HeaderMap::new();
@@ -225,7 +236,16 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, "application/json".parse().unwrap());
         headers.insert(http::header::CONTENT_ENCODING, "gzip".parse().unwrap());
-        assert_eq!(scan_with(headers.clone(), &[b"\x1f\x8b"]), Some(vec![None]));
+        let mut s = BodyOverrideScan::for_headers(&headers).unwrap();
+        s.feed(b"\x1f\x8b");
+        s.finish();
+        let mut most = MethodSet::EMPTY;
+        for m in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            most.grant(method_index(m).unwrap());
+        }
+        assert!(s.violates(most));
+        most.grant(method_index("OPTIONS").unwrap());
+        assert!(!s.violates(most), "nothing an override could add");
         headers.insert(http::header::CONTENT_ENCODING, "identity".parse().unwrap());
         assert_eq!(scan_with(headers.clone(), &[b"{}"]), Some(vec![]));
         // An octet stream is not parameters, compressed or not.
