@@ -73,7 +73,10 @@ async fn an_override_in_a_body_outside_the_scopes_is_refused_before_the_upstream
         ("application/x-www-form-urlencoded", "_method=PURGE".into()),
         ("application/json", r#"{"_method":["DELETE"]}"#.into()),
         // Compressed: it could name anything, and the writer lacks PUT and PATCH.
-        ("application/json\r\nContent-Encoding: gzip", "\u{1f}\u{8b}".into()),
+        (
+            "application/json\r\nContent-Encoding: gzip",
+            "\u{1f}\u{8b}".into(),
+        ),
     ];
     for (content_type, body) in &cases {
         let mut s = TcpStream::connect(h.addr()).await.unwrap();

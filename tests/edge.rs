@@ -608,3 +608,41 @@ async fn too_many_header_fields_over_http2_get_431() {
     let resp = h2.send_request(req).await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 }
+
+/// An HTTP/2 connection with no open stream for `timeouts.header_read` is closed (hyper's
+/// HTTP/2 server has no idle timeout, and its keep-alive PINGs keep it busy), while one
+/// whose requests keep coming stays open.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let h = Harness::start_with(
+        "http2_cleartext: true\ntimeouts:\n  header_read: 1s\n",
+        &tokens_yaml(),
+    )
+    .await;
+    let stream = TcpStream::connect(h.addr()).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let mut conn = tokio::spawn(conn);
+    let request = || {
+        http::Request::builder()
+            .uri(format!("http://localhost{CAMPAIGNS}"))
+            .header("authorization", basic(&READER))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    // Busy for three timeouts: never closed.
+    for _ in 0..10 {
+        let resp = h2.send_request(request()).await.expect("still open");
+        assert_eq!(resp.status().as_u16(), 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!conn.is_finished());
+    // Idle: closed between one and two timeouts after the last stream.
+    let closed = tokio::time::timeout(Duration::from_secs(5), &mut conn).await;
+    assert!(closed.is_ok(), "the idle connection was not closed");
+    assert_eq!(h.upstream.count(), 10);
+}

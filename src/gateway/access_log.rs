@@ -169,6 +169,8 @@ pin_project! {
         #[pin]
         inner: GatewayBody,
         log: EmitOnDrop,
+        // An HTTP/2 stream stays open (for the idle timeout) until its body is done.
+        stream: Option<crate::gateway::h2_idle::OpenStream>,
     }
 }
 
@@ -177,7 +179,14 @@ impl Logged {
         Logged {
             inner,
             log: EmitOnDrop(record),
+            stream: None,
         }
+    }
+
+    /// Keeps `stream` counted as open until this body is dropped.
+    pub fn holding(mut self, stream: Option<crate::gateway::h2_idle::OpenStream>) -> Logged {
+        self.stream = stream;
+        self
     }
 }
 

@@ -15,6 +15,7 @@ pub mod first_bytes;
 pub mod forward;
 pub mod framing;
 pub mod h1_client;
+pub mod h2_idle;
 pub mod logging;
 pub mod manage;
 pub mod metrics;

@@ -106,6 +106,9 @@ pub async fn handle(
     let shared = &*served.shared;
     let conn = &served.conn;
     let start = Instant::now();
+    let stream = (req.version() == Version::HTTP_2)
+        .then(|| conn.h2_idle.as_ref().map(|idle| idle.stream_opened()))
+        .flatten();
     let policy = shared.worker_policy();
     let method = method_label(req.method());
     let client = client_addr::resolve(
@@ -213,7 +216,7 @@ pub async fn handle(
         r.upstream_us = ctx.upstream_secs.map(|s| (s * 1e6) as u64);
         r.upstream = ctx.failed_upstream.map(|u| u.authority.to_string());
     }
-    Ok(resp.map(|body| Logged::new(body, record)))
+    Ok(resp.map(|body| Logged::new(body, record).holding(stream)))
 }
 
 /// A refusal and the request, when it was not sent on (its body may need draining).

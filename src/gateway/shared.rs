@@ -142,6 +142,9 @@ pub struct ConnInfo {
     /// One flag per HTTP/1.1 request head: did it carry both `Content-Length` and
     /// `Transfer-Encoding` (which hyper resolves before the service sees it)?
     pub framing: Option<Arc<crate::gateway::framing::FramingFlags>>,
+    /// Counts the connection's open HTTP/2 streams, to close it once idle; `None` where
+    /// HTTP/2 is not served.
+    pub h2_idle: Option<Arc<crate::gateway::h2_idle::H2Idle>>,
     /// The connection's own upstream connection, for its HTTP/1.1 requests to plain-http
     /// upstreams (see `upstream_conn`).
     pub upstream: Arc<OwnedUpstream>,
@@ -159,6 +162,7 @@ impl ConnInfo {
             tls,
             forwarded_for,
             framing: None,
+            h2_idle: None,
             upstream: Arc::default(),
         }
     }
