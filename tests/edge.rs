@@ -646,3 +646,23 @@ async fn an_idle_http2_connection_is_closed() {
     assert!(closed.is_ok(), "the idle connection was not closed");
     assert_eq!(h.upstream.count(), 10);
 }
+
+/// A connection that sends the HTTP/2 preface and nothing more is closed too.
+#[tokio::test]
+async fn a_connection_that_only_sends_the_http2_preface_is_closed() {
+    let h = Harness::start_with(
+        "http2_cleartext: true\ntimeouts:\n  header_read: 1s\n",
+        &tokens_yaml(),
+    )
+    .await;
+    let mut s = TcpStream::connect(h.addr()).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut sink)).await;
+    assert!(
+        closed.is_ok(),
+        "the silent HTTP/2 connection was not closed"
+    );
+}

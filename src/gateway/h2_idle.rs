@@ -5,8 +5,8 @@
 //! one request, then hold them forever, each taking a slot of `limits.max_connections`.
 //! HTTP/1.1 connections are bounded by hyper's header-read timer while they wait for their
 //! next request; this does the same for HTTP/2. Streams are counted by the requests the
-//! gateway serves (a response body ends its stream); a watchdog task, started by the
-//! connection's first HTTP/2 request, checks once per timeout, so an idle connection is
+//! gateway serves (a response body ends its stream); a watchdog task, started when the
+//! connection's first bytes are the HTTP/2 preface, checks once per timeout, so an idle connection is
 //! closed between one and two timeouts after its last stream ended. Closing is an end of
 //! input on the connection's reads: hyper then ends the connection, with no stream in
 //! flight to lose.
@@ -50,14 +50,19 @@ impl H2Idle {
         })
     }
 
-    /// An HTTP/2 stream began; it stays open until the returned guard is dropped (with
-    /// the response body). The first one starts the watchdog.
-    pub fn stream_opened(self: &Arc<Self>) -> OpenStream {
-        self.open.fetch_add(1, Ordering::Relaxed);
+    /// The connection speaks HTTP/2: the watchdog starts (once).
+    fn watch(self: &Arc<Self>) {
         if !self.watched.swap(true, Ordering::Relaxed) {
             self.touch();
             tokio::spawn(watchdog(Arc::downgrade(self), self.limit));
         }
+    }
+
+    /// An HTTP/2 stream began; it stays open until the returned guard is dropped (with
+    /// the response body).
+    pub fn stream_opened(self: &Arc<Self>) -> OpenStream {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.watch();
         OpenStream(self.clone())
     }
 
@@ -114,12 +119,19 @@ pin_project! {
         io: IO,
         // `None` where HTTP/2 is not served (plain connections without h2c).
         idle: Option<Arc<H2Idle>>,
+        // Bytes of the preface's start matched so far; `None` once decided.
+        sniffed: Option<usize>,
     }
 }
 
+/// The start of the HTTP/2 connection preface (RFC 9113 §3.4): no HTTP/1.1 request
+/// begins so.
+const PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
+
 impl<IO> IdleClosing<IO> {
     pub fn new(io: IO, idle: Option<Arc<H2Idle>>) -> IdleClosing<IO> {
-        IdleClosing { io, idle }
+        let sniffed = idle.is_some().then_some(0);
+        IdleClosing { io, idle, sniffed }
     }
 }
 
@@ -130,6 +142,24 @@ impl<IO: AsyncRead> AsyncRead for IdleClosing<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        if let (Some(mut at), Some(idle)) = (*this.sniffed, this.idle.as_ref()) {
+            let before = buf.filled().len();
+            let polled = this.io.poll_read(cx, buf);
+            for &b in &buf.filled()[before..] {
+                if PREFACE_START.get(at) != Some(&b) {
+                    *this.sniffed = None;
+                    return polled;
+                }
+                at += 1;
+                if at == PREFACE_START.len() {
+                    *this.sniffed = None;
+                    idle.watch();
+                    return polled;
+                }
+            }
+            *this.sniffed = Some(at);
+            return polled;
+        }
         // HTTP/1.1 connections never start the watchdog: one load per read.
         if let Some(idle) = this
             .idle
