@@ -33,8 +33,10 @@ pub struct BodyOverrideScan {
     json: Option<json::JsonScan>,
     /// Methods named; `None` entries are unknown verbs or parts that could not be read.
     found: Vec<Option<u8>>,
-    fed: bool,
-    /// The body is compressed: whatever it names is unknown.
+    /// The body ended (`finish` ran).
+    finished: bool,
+    /// The body is compressed, in a charset other than ASCII's supersets, or under several
+    /// `Content-Type` fields: whatever it names is unknown.
     unreadable: bool,
 }
 
@@ -53,11 +55,13 @@ impl BodyOverrideScan {
             multipart: None,
             json: None,
             found: Vec::new(),
-            fed: false,
+            finished: false,
             unreadable: false,
         };
         let mut any_type = false;
+        let mut fields = 0;
         for value in headers.get_all(CONTENT_TYPE) {
+            fields += 1;
             let text = value.as_bytes().to_ascii_lowercase();
             // Rack and PHP end the media type at `;` or `,` (PHP at a space too).
             let media = text
@@ -85,17 +89,24 @@ impl BodyOverrideScan {
         }
         let read = scan.form.is_some() || scan.multipart.is_some() || scan.json.is_some();
         // Some stacks (Apache's input DEFLATE filter) decode a compressed body before the
-        // application parses it; the gateway cannot read it, so it may name any method.
-        scan.unreadable = read && encoded(headers);
+        // application parses it, and Express's body-parser decodes UTF-16 and other
+        // charsets: the gateway cannot read such a body, so it may name any method. With
+        // several `Content-Type` fields, Node reads the first, Apache joins them.
+        scan.unreadable = read
+            && (encoded(headers)
+                || fields > 1
+                || headers
+                    .get_all(CONTENT_TYPE)
+                    .iter()
+                    .any(|v| !ascii_compatible_charset(v.as_bytes())));
         read.then_some(scan)
     }
 
     /// Reads the next bytes of the body.
     pub fn feed(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+        if bytes.is_empty() || self.finished {
             return;
         }
-        self.fed = true;
         let found = &mut self.found;
         if let Some(f) = self.form.as_mut() {
             f.feed(bytes, found);
@@ -111,13 +122,17 @@ impl BodyOverrideScan {
 
     /// The body ended: whatever was still open (the last form pair, an unterminated part)
     /// is judged as it stands.
+    /// Runs once: trailers end a body before its end is polled.
     pub fn finish(&mut self) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         let found = &mut self.found;
         if let Some(f) = self.form.as_mut() {
             f.finish(found);
         }
         if let Some(m) = self.multipart.as_mut() {
-            m.finish(self.fed, found);
+            m.finish(found);
         }
         Self::bound(found);
     }
@@ -153,6 +168,27 @@ impl BodyOverrideScan {
             found.push(None);
         }
     }
+}
+
+/// Whether a `Content-Type` field's `charset` (if any) writes ASCII as ASCII, so that
+/// `_method` reads as the gateway reads it: UTF-8, ASCII, Latin-1; not UTF-16, UTF-32 or
+/// UTF-7.
+fn ascii_compatible_charset(field: &[u8]) -> bool {
+    const KEY: &[u8] = b"charset=";
+    let lower = field.to_ascii_lowercase();
+    let Some(at) = lower.windows(KEY.len()).position(|w| w == KEY) else {
+        return true;
+    };
+    let value = &lower[at + KEY.len()..];
+    let value = value.strip_prefix(b"\"").unwrap_or(value);
+    let end = value
+        .iter()
+        .position(|&b| matches!(b, b'"' | b';' | b',') || b.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    matches!(
+        &value[..end],
+        b"utf-8" | b"utf8" | b"us-ascii" | b"ascii" | b"iso-8859-1" | b"latin1" | b"windows-1252"
+    )
 }
 
 /// Whether the body carries a `Content-Encoding` other than `identity`.
@@ -228,6 +264,31 @@ mod tests {
             );
         }
         assert!(scan(Some("application/octet-stream"), &[b"_method=DELETE"]).is_none());
+        // A charset that does not write ASCII as ASCII cannot be read.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            "application/json; charset=UTF-16LE".parse().unwrap(),
+        );
+        let mut s = BodyOverrideScan::for_headers(&headers).unwrap();
+        s.feed(b"{\0}\0");
+        s.finish();
+        assert!(s.violates(MethodSet::EMPTY));
+        headers.insert(
+            CONTENT_TYPE,
+            "application/json; charset=\"utf-8\"".parse().unwrap(),
+        );
+        assert!(!BodyOverrideScan::for_headers(&headers)
+            .unwrap()
+            .violates(MethodSet::EMPTY));
+        // Several `Content-Type` fields: parsers pick different ones.
+        headers.append(
+            CONTENT_TYPE,
+            "multipart/form-data; boundary=A".parse().unwrap(),
+        );
+        assert!(BodyOverrideScan::for_headers(&headers)
+            .unwrap()
+            .violates(MethodSet::EMPTY));
         assert!(scan(Some("text/plain"), &[b"_method=DELETE"]).is_none());
     }
 

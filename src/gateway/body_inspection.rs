@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -30,7 +30,7 @@ pub enum Refusal {
     Override { whole: bool },
     /// Longer than `limits.max_body_bytes`.
     TooLarge,
-    /// The client sent nothing of it for the stall limit.
+    /// The client did not send the start of it (or all of a short one) in time.
     Stalled,
     /// hyper could not read it (malformed chunked framing, cut short).
     Unreadable,
@@ -49,67 +49,98 @@ pub struct Inspection {
     ended: bool,
 }
 
-/// Reads the start of `body` (up to [`WHOLE_BYTES`], each read within `stall`) and judges
-/// it; the [`Inspection`] replays what was read and judges the rest as it streams.
+/// Reads the start of `body` (up to [`WHOLE_BYTES`], all of it within `deadline`) and
+/// judges it; the [`Inspection`] replays what was read and judges the rest as it streams.
+/// What was read is copied into one buffer: hyper's frames each keep the read buffer they
+/// were cut from alive, so a client sending one byte per packet would otherwise pin a
+/// buffer per byte.
 pub async fn read_start(
     body: &mut Incoming,
-    mut scan: BodyOverrideScan,
+    scan: BodyOverrideScan,
     granted: MethodSet,
     max_body: Option<u64>,
-    stall: Duration,
+    deadline: Duration,
 ) -> Result<Box<Inspection>, Refusal> {
+    let mut ahead = ReadAhead {
+        scan,
+        granted,
+        data: BytesMut::new(),
+        trailers: None,
+        refused: false,
+    };
+    let ended = match tokio::time::timeout(deadline, ahead.read(body, max_body)).await {
+        Err(_) => return Err(Refusal::Stalled),
+        Ok(result) => result?,
+    };
+    let ReadAhead {
+        mut scan,
+        data,
+        trailers,
+        refused,
+        ..
+    } = ahead;
+    if ended {
+        scan.finish();
+    }
+    if refused || scan.violates(granted) {
+        return Err(Refusal::Override { whole: ended });
+    }
     let mut replay = VecDeque::new();
-    let mut read = 0usize;
-    // Once an override is refused, the rest of a short body is still read (not kept), so
-    // the connection can serve the client's next request.
-    let mut refused = false;
-    loop {
-        if read >= WHOLE_BYTES {
-            if refused {
-                return Err(Refusal::Override { whole: false });
-            }
-            return Ok(Box::new(Inspection {
-                replay,
-                scan: Some(scan),
-                granted,
-                held: None,
-                ended: false,
-            }));
-        }
-        let frame = match tokio::time::timeout(stall, body.frame()).await {
-            Err(_) => return Err(Refusal::Stalled),
-            Ok(None) => break,
-            Ok(Some(Err(_))) => return Err(Refusal::Unreadable),
-            Ok(Some(Ok(frame))) => frame,
-        };
-        if let Some(data) = frame.data_ref() {
-            read += data.len();
+    if !data.is_empty() {
+        replay.push_back(Frame::data(data.freeze()));
+    }
+    replay.extend(trailers.map(Frame::trailers));
+    Ok(Box::new(Inspection {
+        replay,
+        scan: (!ended).then_some(scan),
+        granted,
+        held: None,
+        ended,
+    }))
+}
+
+/// The start of a body, as it is read.
+struct ReadAhead {
+    scan: BodyOverrideScan,
+    granted: MethodSet,
+    data: BytesMut,
+    trailers: Option<http::HeaderMap>,
+    /// An override outside the grants was found: the rest of a short body is still read
+    /// (not kept), so the connection can serve the client's next request.
+    refused: bool,
+}
+
+impl ReadAhead {
+    /// Reads until the body ends (`true`) or [`WHOLE_BYTES`] were read (`false`).
+    async fn read(&mut self, body: &mut Incoming, max_body: Option<u64>) -> Result<bool, Refusal> {
+        let mut read = 0usize;
+        while read < WHOLE_BYTES {
+            let frame = match body.frame().await {
+                None => return Ok(true),
+                Some(Err(_)) => return Err(Refusal::Unreadable),
+                Some(Ok(frame)) => frame,
+            };
+            let frame = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    // Trailers end the body.
+                    self.trailers = frame.into_trailers().ok();
+                    continue;
+                }
+            };
+            read += frame.len();
             if max_body.is_some_and(|max| read as u64 > max) {
                 return Err(Refusal::TooLarge);
             }
+            if self.refused {
+                continue;
+            }
+            self.scan.feed(&frame);
+            self.refused = self.scan.violates(self.granted);
+            self.data.extend_from_slice(&frame);
         }
-        if refused {
-            continue;
-        }
-        match frame.data_ref() {
-            Some(data) => scan.feed(data),
-            // Trailers end the body.
-            None => scan.finish(),
-        }
-        refused = scan.violates(granted);
-        replay.push_back(frame);
+        Ok(false)
     }
-    scan.finish();
-    if refused || scan.violates(granted) {
-        return Err(Refusal::Override { whole: true });
-    }
-    Ok(Box::new(Inspection {
-        replay,
-        scan: None,
-        granted,
-        held: None,
-        ended: true,
-    }))
 }
 
 impl Inspection {

@@ -707,7 +707,7 @@ async fn inspect_body<'p>(
     ctx: &Ctx<'p>,
     req: &mut Request<Incoming>,
     admitted: &Admitted<'p, '_>,
-    stall: std::time::Duration,
+    deadline: std::time::Duration,
 ) -> Result<Option<Box<body_inspection::Inspection>>, Refused<'p>> {
     let token = admitted.allowed.token;
     if token.is_legacy() || http_body::Body::is_end_stream(req.body()) {
@@ -723,7 +723,7 @@ async fn inspect_body<'p>(
         scan,
         granted,
         ctx.settings.limits.max_body_bytes,
-        stall,
+        deadline,
     ))
     .await;
     read.map(Some).map_err(|refusal| match refusal {

@@ -15,6 +15,8 @@ pub(super) struct JsonScan {
     depth: u32,
     /// Set by the first byte that is not white space: only an object has parameters.
     started: bool,
+    /// Bytes of a leading UTF-8 byte-order mark seen.
+    bom: usize,
     /// The body is not an object, or its top-level object ended: nothing more to read.
     done: bool,
     in_string: bool,
@@ -78,6 +80,11 @@ impl JsonScan {
             return;
         }
         if !self.started {
+            // A UTF-8 byte-order mark, which Express's body-parser drops, is skipped.
+            if self.bom < 3 && b == [0xEF, 0xBB, 0xBF][self.bom] {
+                self.bom += 1;
+                return;
+            }
             self.started = true;
             if b != b'{' {
                 self.done = true;
@@ -200,6 +207,7 @@ mod tests {
             r#"{"\u005fmethod":"DEL\u0045TE"}"#,
             r#"{"x":"\"_method\":\"GET\"","_method":"DELETE"}"#,
             r#"{"list":[1,{"_method":"PUT"}],"_method":"DELETE"}"#,
+            "\u{feff}{\"_method\":\"DELETE\"}",
         ] {
             assert_eq!(scan(body), vec![delete], "{body}");
         }

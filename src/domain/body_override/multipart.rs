@@ -1,6 +1,8 @@
-//! `multipart/*` bodies, read line by line as they arrive (CRLF or a bare LF, as PHP's
-//! parser accepts): each part whose `Content-Disposition` names `_method` (in any spelling
-//! [`names_method_override`] reads as it) has its content judged as the method.
+//! `multipart/*` bodies, read line by line as they arrive: each part whose headers name it
+//! `_method` (in any spelling [`names_method_override`] reads as it) has its content judged
+//! as the method. Where PHP's parser (which accepts a bare LF) and Rack's (which ends a
+//! header block only at CRLF CRLF) would read a part's header block differently, the part
+//! cannot be read (an unknown verb).
 
 use crate::domain::request::{names_method_override, upper_method};
 
@@ -9,31 +11,45 @@ use crate::domain::request::{names_method_override, upper_method};
 const HEADERS_CAP: usize = 8 * 1024;
 /// An override's content longer than this is no method.
 const VALUE_CAP: usize = 64;
+/// A header block with more `name` candidates than this cannot be read.
+const NAMES_CAP: usize = 32;
 
-/// Every `boundary=` value in a `Content-Type` field, cut at `"`, `;`, `,` or white space.
-/// Rack's pattern takes the last `boundary=` in the field and PHP's parser the first, both
-/// cutting at a comma; delimiter lines are recognized for each candidate.
-pub(super) fn boundary(content_type: &[u8]) -> Vec<Vec<u8>> {
-    const KEY: &[u8] = b"boundary=";
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i + KEY.len() <= content_type.len() {
-        if content_type[i..i + KEY.len()].eq_ignore_ascii_case(KEY) {
-            let rest = &content_type[i + KEY.len()..];
-            let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
+/// The boundary of a `Content-Type` field, when it is beyond doubt: one `boundary=`
+/// parameter (the word appears once in the field), quoted or not, of 1 to 70 of RFC 2046's
+/// characters without space or comma. Parsers disagree about everything else (Rack takes
+/// the last `boundary=` and keeps a leading space, PHP the text after the first
+/// `boundary`, both cut at a comma; Go reads `boundary*=`): `None` then, and the body
+/// cannot be read.
+pub(super) fn boundary(content_type: &[u8]) -> Option<Vec<u8>> {
+    const KEY: &[u8] = b"boundary";
+    let at = |i: usize| {
+        content_type[i..].len() >= KEY.len()
+            && content_type[i..i + KEY.len()].eq_ignore_ascii_case(KEY)
+    };
+    let mut hits = (0..content_type.len()).filter(|&i| at(i));
+    let first = hits.next()?;
+    if hits.next().is_some() {
+        return None;
+    }
+    let rest = content_type[first + KEY.len()..].strip_prefix(b"=")?;
+    let (value, after) = match rest.strip_prefix(b"\"") {
+        Some(quoted) => {
+            let end = quoted.iter().position(|&b| b == b'"')?;
+            (&quoted[..end], &quoted[end + 1..])
+        }
+        None => {
             let end = rest
                 .iter()
-                .position(|&b| matches!(b, b'"' | b';' | b',') || b.is_ascii_whitespace())
+                .position(|&b| b == b';' || b.is_ascii_whitespace())
                 .unwrap_or(rest.len());
-            if end > 0 {
-                found.push(rest[..end].to_vec());
-            }
-            i += KEY.len();
-        } else {
-            i += 1;
+            rest.split_at(end)
         }
-    }
-    found
+    };
+    let clean = |b: &u8| b.is_ascii_alphanumeric() || b"'()+_-./:=?".contains(b);
+    let after = after.trim_ascii_start();
+    let ends_well = after.is_empty() || after.starts_with(b";");
+    (ends_well && (1..=70).contains(&value.len()) && value.iter().all(clean))
+        .then(|| value.to_vec())
 }
 
 #[derive(Debug)]
@@ -48,34 +64,50 @@ enum State {
 
 #[derive(Debug)]
 pub(super) struct MultipartScan {
-    boundaries: Vec<Vec<u8>>,
+    /// `None`: the field's boundary is in doubt; the body cannot be read.
+    boundary: Option<Vec<u8>>,
     state: State,
     /// The current line's first bytes (up to [`HEADERS_CAP`]), without its LF.
     line: Vec<u8>,
     /// The current line's full length so far.
     line_len: usize,
+    /// The current line was already taken as a delimiter (decided as soon as it began
+    /// with `--` and the boundary, before its end arrived).
+    line_was_delimiter: bool,
     headers: Vec<u8>,
     headers_cut: bool,
     value: Vec<u8>,
     value_cut: bool,
+    /// An unreadable body was reported (once).
+    reported: bool,
+    /// The line before the current one ended with CRLF.
+    last_line_cr: bool,
 }
 
 impl MultipartScan {
-    pub(super) fn new(boundaries: Vec<Vec<u8>>) -> MultipartScan {
+    pub(super) fn new(boundary: Option<Vec<u8>>) -> MultipartScan {
         MultipartScan {
-            boundaries,
+            boundary,
             state: State::Preamble,
             line: Vec::new(),
             line_len: 0,
+            line_was_delimiter: false,
             headers: Vec::new(),
             headers_cut: false,
             value: Vec::new(),
             value_cut: false,
+            reported: false,
+            last_line_cr: false,
         }
     }
 
     pub(super) fn feed(&mut self, mut bytes: &[u8], found: &mut Vec<Option<u8>>) {
-        if self.boundaries.is_empty() {
+        if self.boundary.is_none() {
+            // Nothing the gateway can read, though a lenient parser might.
+            if !self.reported && !bytes.is_empty() {
+                self.reported = true;
+                found.push(None);
+            }
             return;
         }
         while !bytes.is_empty() {
@@ -87,6 +119,7 @@ impl MultipartScan {
             self.line
                 .extend_from_slice(&segment[..segment.len().min(room)]);
             self.line_len += segment.len();
+            self.delimiter_early(found);
             match ended {
                 Some(next) => {
                     self.end_line(true, found);
@@ -97,13 +130,8 @@ impl MultipartScan {
         }
     }
 
-    /// `fed`: whether the body had any bytes (an empty body carries no parts).
-    pub(super) fn finish(&mut self, fed: bool, found: &mut Vec<Option<u8>>) {
-        if self.boundaries.is_empty() {
-            // No boundary: nothing the gateway can read, though a lenient parser might.
-            if fed {
-                found.push(None);
-            }
+    pub(super) fn finish(&mut self, found: &mut Vec<Option<u8>>) {
+        if self.boundary.is_none() {
             return;
         }
         if self.line_len > 0 {
@@ -112,23 +140,56 @@ impl MultipartScan {
         if let State::Content { is_override: true } = self.state {
             self.push_value(found);
         }
+        self.state = State::Preamble;
+    }
+
+    /// Whether the current line begins with `--` and the boundary.
+    fn line_is_delimiter(&self) -> bool {
+        let Some(b) = self.boundary.as_deref() else {
+            return false;
+        };
+        self.line.len() >= b.len() + 2
+            && self.line.starts_with(b"--")
+            && self.line[2..].starts_with(b)
+    }
+
+    /// A delimiter ends the part before it as soon as its start has arrived: Rack stops
+    /// reading at `--boundary--`, so a part must be judged before the bytes after it
+    /// (which may come much later, or never) are waited for.
+    fn delimiter_early(&mut self, found: &mut Vec<Option<u8>>) {
+        if self.line_was_delimiter
+            || matches!(self.state, State::Headers)
+            || !self.line_is_delimiter()
+        {
+            return;
+        }
+        self.line_was_delimiter = true;
+        if let State::Content { is_override: true } = self.state {
+            self.push_value(found);
+        }
+        self.start_part();
     }
 
     fn end_line(&mut self, with_lf: bool, found: &mut Vec<Option<u8>>) {
         let line = std::mem::take(&mut self.line);
         let whole = self.line_len == line.len();
         self.line_len = 0;
-        let delimiter = self.boundaries.iter().any(|b| {
-            line.len() >= b.len() + 2 && line.starts_with(b"--") && line[2..].starts_with(b)
-        });
+        let after_crlf = std::mem::replace(&mut self.last_line_cr, line.ends_with(b"\r"));
+        if std::mem::take(&mut self.line_was_delimiter) {
+            self.line = line;
+            self.line.clear();
+            return;
+        }
         match self.state {
-            State::Preamble => {
-                if delimiter {
-                    self.start_part();
-                }
-            }
+            // A delimiter is taken as soon as it began (`delimiter_early`).
+            State::Preamble => {}
             State::Headers => {
-                if line.strip_suffix(b"\r").unwrap_or(&line).is_empty() {
+                let blank = line.is_empty() && with_lf || line.as_slice() == b"\r";
+                if blank && !(line.as_slice() == b"\r" && after_crlf) {
+                    // A bare LF ends the block for PHP; Rack reads on to `\r\n\r\n`.
+                    found.push(None);
+                    self.state = State::Content { is_override: false };
+                } else if blank {
                     self.state = State::Content {
                         is_override: self.names_override(),
                     };
@@ -140,12 +201,7 @@ impl MultipartScan {
                 }
             }
             State::Content { is_override } => {
-                if delimiter {
-                    if is_override {
-                        self.push_value(found);
-                    }
-                    self.start_part();
-                } else if is_override {
+                if is_override {
                     if whole && self.value.len() + line.len() <= VALUE_CAP + 2 {
                         self.value.extend_from_slice(&line);
                         if with_lf {
@@ -183,53 +239,71 @@ impl MultipartScan {
         self.value_cut = false;
     }
 
-    /// Whether the part's headers name it `_method`: every `name` or `name*` parameter
-    /// after any `Content-Disposition:` in the block (Rack's pattern is not anchored to a
-    /// line), folded lines included. A block too large to read counts as naming it.
+    /// Whether the part's header block names it `_method`, read as loosely as any parser
+    /// does: every `name`/`name*` parameter anywhere in the block (PHP reads the first
+    /// word of `Content-Disposition` as a parameter too, and joins a line without a colon
+    /// to the one before; Rack's pattern runs across lines), and `Content-ID` (Rack names a
+    /// part without `Content-Disposition` by it). A block too large to read, or with too
+    /// many names, counts as naming it.
     fn names_override(&self) -> bool {
         if self.headers_cut {
             return true;
         }
-        const FIELD: &[u8] = b"content-disposition:";
-        let block = &self.headers;
-        (0..block.len().saturating_sub(FIELD.len() - 1))
-            .filter(|&i| block[i..i + FIELD.len()].eq_ignore_ascii_case(FIELD))
-            .any(|i| {
-                disposition_names(&block[i + FIELD.len()..])
-                    .iter()
-                    .any(|name| names_method_override(&String::from_utf8_lossy(name)))
-            })
+        let names = block_names(&self.headers);
+        names.len() > NAMES_CAP
+            || names
+                .iter()
+                .any(|name| names_method_override(&String::from_utf8_lossy(name)))
     }
 }
 
-/// The values of every `name` and `name*` parameter in a `Content-Disposition` value (up
-/// to the end of its field, folded lines included), quoted or not, even inside another
-/// parameter's quotes: parsers disagree about quoting, and a name found too many times
-/// costs nothing. `name*=charset'lang'value` gives `value`, still percent-encoded (which
-/// [`names_method_override`] decodes).
-fn disposition_names(text: &[u8]) -> Vec<Vec<u8>> {
-    let end = field_end(text);
-    let text = &text[..end];
+/// Every `name` or `name*` parameter in a part's header block (after `;`, `:`, a line
+/// start or the block start, even inside another parameter's quotes), and every
+/// `Content-ID` value; at most [`NAMES_CAP`] + 1. `name*=charset'lang'value` gives
+/// `value`, still percent-encoded (which [`names_method_override`] decodes).
+fn block_names(block: &[u8]) -> Vec<Vec<u8>> {
     let mut names = Vec::new();
-    for (i, _) in text.iter().enumerate().filter(|(_, &b)| b == b';') {
-        let rest = text[i + 1..].trim_ascii_start();
-        let Some(rest) = strip_prefix_ignore_case(rest, b"name") else {
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(id) = strip_prefix_ignore_case(line, b"content-id:") {
+            let id = id.trim_ascii();
+            names.push(id.to_vec());
+            if let Some(inner) = id.strip_prefix(b"<").and_then(|i| i.strip_suffix(b">")) {
+                names.push(inner.to_vec());
+            }
+        }
+    }
+    let mut i = 0;
+    while i + 4 <= block.len() && names.len() <= NAMES_CAP {
+        let here = i;
+        i += 1;
+        if !block[here..here + 4].eq_ignore_ascii_case(b"name") {
             continue;
-        };
+        }
+        let before = block[..here].trim_ascii_end_spaces();
+        if !matches!(before.last(), None | Some(b';' | b':' | b'\n')) {
+            continue;
+        }
+        let rest = &block[here + 4..];
         let (extended, rest) = match rest.strip_prefix(b"*") {
             Some(r) => (true, r),
             None => (false, rest),
         };
-        let Some(rest) = rest.trim_ascii_start().strip_prefix(b"=") else {
+        let Some(rest) = rest.trim_spaces_start().strip_prefix(b"=") else {
             continue;
         };
-        let rest = rest.trim_ascii_start();
-        let mut value = match rest.strip_prefix(b"\"") {
-            Some(quoted) => unquoted(quoted),
-            None => {
+        let rest = rest.trim_spaces_start();
+        let mut value = match rest.first() {
+            // `name*=UTF-8''...` is no quoted string.
+            Some(&quote @ (b'"' | b'\'')) if !extended => unquoted(&rest[1..], quote),
+            _ => {
                 let end = rest
                     .iter()
-                    .position(|&b| matches!(b, b';' | b'"') || b.is_ascii_whitespace())
+                    .position(|&b| {
+                        matches!(b, b';' | b'"')
+                            || (b == b'\'' && !extended)
+                            || b.is_ascii_whitespace()
+                    })
                     .unwrap_or(rest.len());
                 rest[..end].to_vec()
             }
@@ -244,29 +318,40 @@ fn disposition_names(text: &[u8]) -> Vec<Vec<u8>> {
     names
 }
 
-/// Where a header field that starts at `text` ends: at a line break not followed by a
-/// folded line's space or tab.
-fn field_end(text: &[u8]) -> usize {
-    let mut i = 0;
-    while let Some(lf) = text[i..].iter().position(|&b| b == b'\n') {
-        let next = i + lf + 1;
-        if !matches!(text.get(next), Some(b' ' | b'\t')) {
-            return next;
-        }
-        i = next;
-    }
-    text.len()
+/// Trimming of spaces and tabs only (a line break ends a header line).
+trait SpaceTrim {
+    fn trim_spaces_start(&self) -> &[u8];
+    fn trim_ascii_end_spaces(&self) -> &[u8];
 }
 
-/// A quoted string's content (after its opening quote), with backslash escapes undone; an
-/// unterminated one runs to the end.
-fn unquoted(quoted: &[u8]) -> Vec<u8> {
+impl SpaceTrim for [u8] {
+    fn trim_spaces_start(&self) -> &[u8] {
+        let start = self
+            .iter()
+            .position(|&b| b != b' ' && b != b'\t')
+            .unwrap_or(self.len());
+        &self[start..]
+    }
+
+    fn trim_ascii_end_spaces(&self) -> &[u8] {
+        let end = self
+            .iter()
+            .rposition(|&b| b != b' ' && b != b'\t')
+            .map_or(0, |i| i + 1);
+        &self[..end]
+    }
+}
+
+/// A quoted string's content (after its opening `quote`), with backslash escapes undone;
+/// an unterminated one runs to the end of its line.
+fn unquoted(quoted: &[u8], quote: u8) -> Vec<u8> {
     let mut out = Vec::new();
     let mut bytes = quoted.iter();
     while let Some(&b) = bytes.next() {
         match b {
-            b'"' => break,
+            b'\n' => break,
             b'\\' => out.extend(bytes.next()),
+            _ if b == quote => break,
             _ => out.push(b),
         }
     }
@@ -289,12 +374,16 @@ mod tests {
         let (a, b) = body.split_at(cut.min(body.len()));
         s.feed(a, &mut found);
         s.feed(b, &mut found);
-        s.finish(!body.is_empty(), &mut found);
+        s.finish(&mut found);
         found
     }
 
-    fn part(disposition: &str, content: &str) -> String {
-        format!("--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n{content}\r\n")
+    fn part(headers: &str, content: &str) -> String {
+        format!("--XyZ\r\n{headers}\r\n\r\n{content}\r\n")
+    }
+
+    fn disposition(params: &str) -> String {
+        part(&format!("Content-Disposition: {params}"), "delete")
     }
 
     const CT: &str = "multipart/form-data; boundary=XyZ";
@@ -302,70 +391,144 @@ mod tests {
     #[test]
     fn a_part_named_method_is_an_override_however_the_name_is_written() {
         let delete = method_index("DELETE");
-        for disposition in [
-            r#"form-data; name="_method""#,
-            "form-data; name=_method",
-            r#"form-data;name="_METHOD""#,
-            r#"form-data; NAME = "_method""#,
-            r#"form-data; name="_%6dethod""#,
-            r#"form-data; name="_me\thod""#,
-            "form-data; name*=UTF-8''%5Fmethod",
-            r#"form-data; name="_method[]""#,
-            r#"form-data; filename="a;name=_method""#,
+        for named in [
+            disposition(r#"form-data; name="_method""#),
+            disposition("form-data; name=_method"),
+            disposition(r#"form-data;name="_METHOD""#),
+            disposition(r#"form-data; NAME = "_method""#),
+            disposition(r#"form-data; name="_%6dethod""#),
+            disposition(r#"form-data; name="_me\thod""#),
+            disposition("form-data; name*=UTF-8''%5Fmethod"),
+            disposition(r#"form-data; name="_method[]""#),
+            disposition(r#"form-data; filename="a;name=_method""#),
+            // PHP: the first word is a parameter too, and single quotes quote.
+            disposition("name=_method"),
+            disposition("form-data; name='_method'"),
+            // PHP joins a line without a colon to the one before; Rack's pattern runs on.
+            part(
+                "Content-Disposition: form-data\r\n; name=\"_method\"",
+                "delete",
+            ),
+            part(
+                "Content-Disposition: form-data\r\nX; name=_method",
+                "delete",
+            ),
+            // Rack names a part without Content-Disposition by its Content-ID.
+            part("Content-ID: _method", "delete"),
+            part("Content-ID: <_method>", "delete"),
         ] {
             let body = format!(
-                "{}{}--XyZ--\r\n",
-                part("form-data; name=\"a\"", "1"),
-                part(disposition, "delete")
+                "{}{named}--XyZ--\r\n",
+                disposition(r#"form-data; name="a""#)
             );
             for cut in [0, 7, 30, body.len() - 5] {
                 assert_eq!(
                     scan(CT, body.as_bytes(), cut),
                     vec![delete],
-                    "{disposition} / {cut}"
+                    "{named:?} / {cut}"
                 );
             }
         }
-        for disposition in [
-            r#"form-data; name="x_method""#,
-            r#"form-data; filename="_method""#,
+        for other in [
+            disposition(r#"form-data; name="x_method""#),
+            disposition(r#"form-data; filename="_method""#),
         ] {
-            let body = format!("{}--XyZ--\r\n", part(disposition, "DELETE"));
-            assert_eq!(scan(CT, body.as_bytes(), 0), vec![], "{disposition}");
+            let body = format!("{other}--XyZ--\r\n");
+            assert_eq!(scan(CT, body.as_bytes(), 0), vec![], "{other}");
         }
     }
 
     #[test]
-    fn bare_line_feeds_quoted_and_comma_cut_boundaries_are_read() {
-        let delete = method_index("DELETE");
-        let body = "--b1\nContent-Disposition: form-data; name=\"_method\"\n\nDELETE\n--b1--\n";
+    fn only_one_clean_boundary_is_read() {
         assert_eq!(
-            scan("multipart/form-data; boundary=\"b1\"", body.as_bytes(), 9),
-            vec![delete]
+            boundary(b"multipart/form-data; boundary=XyZ"),
+            Some(b"XyZ".to_vec())
         );
-        // PHP and Rack cut the boundary at a comma.
         assert_eq!(
-            scan("multipart/form-data; boundary=b1,x", body.as_bytes(), 0),
-            vec![delete]
+            boundary(b"multipart/form-data; BOUNDARY=\"a'b(c)\""),
+            Some(b"a'b(c)".to_vec())
+        );
+        for doubtful in [
+            &b"multipart/form-data"[..],
+            b"multipart/form-data; boundary=",
+            b"multipart/form-data; boundary=Z; boundary= A",
+            b"multipart/form-data; boundaryX=A; boundary=B",
+            b"multipart/form-data; boundary*=utf-8''A",
+            b"multipart/form-data; boundary=a,b",
+            b"multipart/form-data; boundary=\"a b\"",
+            b"multipart/form-data; boundary=\"ab",
+        ] {
+            assert_eq!(
+                boundary(doubtful),
+                None,
+                "{}",
+                String::from_utf8_lossy(doubtful)
+            );
+        }
+        let body = disposition("form-data; name=a");
+        assert_eq!(
+            scan("multipart/form-data; boundary=a,b", body.as_bytes(), 0),
+            vec![None]
         );
     }
 
     #[test]
-    fn unreadable_multipart_bodies_and_long_values_are_unknown_verbs() {
-        assert_eq!(scan("multipart/form-data", b"--x\r\n", 0), vec![None]);
-        let long = part(r#"form-data; name="_method""#, &"A".repeat(200));
+    fn header_blocks_the_parsers_would_end_differently_cannot_be_read() {
+        // PHP ends the block at the bare LF, Rack at CRLF CRLF.
+        let bare = "--XyZ\r\nX: y\n\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nPUT\r\n--XyZ--";
+        assert!(scan(CT, bare.as_bytes(), 0).contains(&None));
+        let mixed = "--XyZ\r\nX: y\n\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nPUT\r\n--XyZ--";
+        assert!(scan(CT, mixed.as_bytes(), 0).contains(&None));
+    }
+
+    #[test]
+    fn a_part_is_judged_as_soon_as_the_next_delimiter_begins() {
+        // Rack stops at `--XyZ--`: the override is found before anything after it arrives.
+        let mut s = MultipartScan::new(boundary(CT.as_bytes()));
+        let mut found = Vec::new();
+        s.feed(
+            part(r#"Content-Disposition: form-data; name="_method""#, "PUT").as_bytes(),
+            &mut found,
+        );
+        assert_eq!(found, vec![]);
+        s.feed(b"--Xy", &mut found);
+        assert_eq!(found, vec![]);
+        s.feed(b"Z--xxxxxxxx", &mut found);
+        assert_eq!(found, vec![method_index("PUT")]);
+        s.feed(&[b'x'; 1000], &mut found);
+        s.finish(&mut found);
+        assert_eq!(found, vec![method_index("PUT")]);
+    }
+
+    #[test]
+    fn long_values_and_crowded_blocks_are_unknown_verbs() {
+        let long = part(
+            r#"Content-Disposition: form-data; name="_method""#,
+            &"A".repeat(200),
+        );
         assert_eq!(scan(CT, long.as_bytes(), 0), vec![None]);
-        let two_lines = part(r#"form-data; name="_method""#, "DEL\r\nETE");
+        let two_lines = part(
+            r#"Content-Disposition: form-data; name="_method""#,
+            "DEL\r\nETE",
+        );
         assert_eq!(
             scan(CT, format!("{two_lines}--XyZ--").as_bytes(), 0),
             vec![None]
         );
-        let huge_headers = format!(
-            "--XyZ\r\nX-Pad: {}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nDELETE\r\n--XyZ--",
-            "p".repeat(HEADERS_CAP)
+        let huge_headers = part(
+            &format!(
+                "X-Pad: {}\r\nContent-Disposition: form-data; name=\"a\"",
+                "p".repeat(HEADERS_CAP)
+            ),
+            "DELETE",
         );
         assert_eq!(
             scan(CT, huge_headers.as_bytes(), 0),
+            vec![method_index("DELETE")]
+        );
+        let crowded = part(&"Content-Disposition: x; name=a".repeat(40), "DELETE");
+        assert_eq!(
+            scan(CT, crowded.as_bytes(), 0),
             vec![method_index("DELETE")]
         );
         // Unterminated: judged as it stands.
@@ -378,7 +541,10 @@ mod tests {
         let file = "x".repeat(200_000);
         let body = format!(
             "{}--XyZ--\r\n",
-            part(r#"form-data; name="file"; filename="a.bin""#, &file)
+            part(
+                r#"Content-Disposition: form-data; name="file"; filename="a.bin""#,
+                &file
+            )
         );
         assert_eq!(scan(CT, body.as_bytes(), 100_000), vec![]);
     }
