@@ -137,6 +137,15 @@ impl BodyOverrideScan {
         Self::bound(found);
     }
 
+    /// Whether an override's value is being read: the bytes so far must not reach an
+    /// upstream as a whole body, since a body cut short there (`_method=PUTX` ending at
+    /// `PUT`) could read as another method. Open for at most a method's length.
+    pub fn override_open(&self) -> bool {
+        self.form.as_ref().is_some_and(|f| f.override_open())
+            || self.multipart.as_ref().is_some_and(|m| m.override_open())
+            || self.json.as_ref().is_some_and(|j| j.override_open())
+    }
+
     /// Whether an override found so far is not in `granted` (unknown verbs never are). A
     /// body that cannot be read may name any method an override can turn a request into
     /// (Rack's list, less its WebDAV verbs): only a token granted all of them may send it.

@@ -1,10 +1,11 @@
 //! Holds a request body to the method overrides it carries
 //! ([`crate::domain::body_override`]). A body up to [`WHOLE_BYTES`] is read whole and
 //! judged before anything is sent: a refused one never reaches the upstream. A longer one
-//! is judged as it streams, one frame behind: the last frame is held back until the body
-//! has ended and its scan is done, so a refused body never reaches the upstream whole (the
-//! exchange is cut and the upstream drops the incomplete request, as every framework does
-//! before it reads a parameter).
+//! is judged as it streams, one frame behind (and held back entirely while an override's
+//! value is open): the last frame is held back until the body has ended and its scan is
+//! done, so a refused body never reaches the upstream whole (the exchange is cut and the
+//! upstream drops the incomplete request, as every framework does before it reads a
+//! parameter), and a body cut short never ends inside an override's value.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -43,8 +44,9 @@ pub struct Inspection {
     /// `None` once the body was judged whole.
     scan: Option<BodyOverrideScan>,
     granted: MethodSet,
-    /// The frame held back until the next one (or the end) shows it is not the last.
-    held: Option<Frame<Bytes>>,
+    /// Frames held back: the last one until the next one (or the end) shows it is not
+    /// the last, and all of them while an override's value is open.
+    held: VecDeque<Frame<Bytes>>,
     /// The client's body has ended (and was judged).
     ended: bool,
 }
@@ -85,16 +87,22 @@ pub async fn read_start(
     if refused || scan.violates(granted) {
         return Err(Refusal::Override { whole: ended });
     }
-    let mut replay = VecDeque::new();
+    let mut frames = VecDeque::new();
     if !data.is_empty() {
-        replay.push_back(Frame::data(data.freeze()));
+        frames.push_back(Frame::data(data.freeze()));
     }
-    replay.extend(trailers.map(Frame::trailers));
+    frames.extend(trailers.map(Frame::trailers));
+    // A body still streaming keeps what was read held back, like any frame.
+    let (replay, held) = if ended {
+        (frames, VecDeque::new())
+    } else {
+        (VecDeque::new(), frames)
+    };
     Ok(Box::new(Inspection {
         replay,
         scan: (!ended).then_some(scan),
         granted,
-        held: None,
+        held,
         ended,
     }))
 }
@@ -144,7 +152,9 @@ impl ReadAhead {
 }
 
 impl Inspection {
-    /// The next frame to forward: the replayed ones, then the client's, one behind.
+    /// The next frame to forward: the replayed ones, then the client's, always one behind
+    /// (the last frame waits for the next one or the end), and none while an override's
+    /// value is open.
     pub fn poll_next<B>(
         &mut self,
         mut inner: Pin<&mut B>,
@@ -158,13 +168,13 @@ impl Inspection {
             return Poll::Ready(Some(Ok(frame)));
         }
         loop {
-            if self.ended {
-                return Poll::Ready(self.held.take().map(Ok));
-            }
-            let Some(scan) = self.scan.as_mut() else {
+            let Some(scan) = self.scan.as_mut().filter(|_| !self.ended) else {
                 self.ended = true;
-                continue;
+                return Poll::Ready(self.held.pop_front().map(Ok));
             };
+            if self.held.len() > 1 && !scan.override_open() {
+                return Poll::Ready(self.held.pop_front().map(Ok));
+            }
             match ready!(inner.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => {
                     match frame.data_ref() {
@@ -174,9 +184,7 @@ impl Inspection {
                     if scan.violates(self.granted) {
                         return Poll::Ready(Some(Err(BodyError::OverrideNotGranted)));
                     }
-                    if let Some(previous) = self.held.replace(frame) {
-                        return Poll::Ready(Some(Ok(previous)));
-                    }
+                    self.held.push_back(frame);
                 }
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 None => {
@@ -192,7 +200,7 @@ impl Inspection {
 
     /// True only once everything was handed on: a held frame is still to come.
     pub fn is_end_stream(&self) -> bool {
-        self.ended && self.replay.is_empty() && self.held.is_none()
+        self.ended && self.replay.is_empty() && self.held.is_empty()
     }
 
     /// `inner`'s hint plus what is read ahead.
@@ -225,7 +233,7 @@ mod tests {
         set
     }
 
-    /// An inspection past the read-ahead, on a form body.
+    /// An inspection past the read-ahead (still held), on a form body.
     fn streaming(granted: MethodSet) -> Inspection {
         let mut headers = http::HeaderMap::new();
         headers.insert(
@@ -233,15 +241,15 @@ mod tests {
             "application/x-www-form-urlencoded".parse().unwrap(),
         );
         Inspection {
-            replay: VecDeque::from([Frame::data(Bytes::from_static(b"read=ahead&"))]),
+            replay: VecDeque::new(),
             scan: BodyOverrideScan::for_headers(&headers),
             granted,
-            held: None,
+            held: VecDeque::from([Frame::data(Bytes::from_static(b"read=ahead&"))]),
             ended: false,
         }
     }
 
-    /// A client body that yields `frames`, then ends.
+    /// A client body that yields `frames` (an empty one: the client fails), then ends.
     struct Frames(VecDeque<&'static [u8]>);
 
     impl Body for Frames {
@@ -251,11 +259,10 @@ mod tests {
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-            Poll::Ready(
-                self.0
-                    .pop_front()
-                    .map(|f| Ok(Frame::data(Bytes::from_static(f)))),
-            )
+            Poll::Ready(self.0.pop_front().map(|f| match f {
+                b"" => Err(BodyError::Deadline),
+                f => Ok(Frame::data(Bytes::from_static(f))),
+            }))
         }
     }
 
@@ -282,13 +289,7 @@ mod tests {
         // The last pair is only complete at the end of the body: the frame holding it is
         // still held back when the scan refuses it.
         let (out, end) = forwarded(streaming(granted(&["POST"])), &[b"a=1&", b"_method=PUT"]).await;
-        assert_eq!(
-            out,
-            vec![
-                Bytes::from_static(b"read=ahead&"),
-                Bytes::from_static(b"a=1&")
-            ]
-        );
+        assert_eq!(out, vec![Bytes::from_static(b"read=ahead&")]);
         assert_eq!(end, Err(()));
     }
 
@@ -301,5 +302,19 @@ mod tests {
         .await;
         assert_eq!(end, Ok(()));
         assert_eq!(out.concat(), b"read=ahead&a=1&_method=PUT&b=2");
+    }
+
+    #[tokio::test]
+    async fn nothing_of_an_open_override_value_is_handed_on() {
+        // `_method=PUT` then `X`: cut short by the client there, the upstream would read
+        // PUT; nothing held when the value began (`a=1&`) or after is handed on while it
+        // is open.
+        let (out, end) = forwarded(
+            streaming(granted(&["POST", "PUT"])),
+            &[b"a=1&", b"_method=PUT", b"X", b""],
+        )
+        .await;
+        assert_eq!(out, vec![Bytes::from_static(b"read=ahead&")]);
+        assert_eq!(end, Err(()));
     }
 }

@@ -20,7 +20,6 @@ pub(super) struct FormScan {
     /// The current pair's name reads as `_method`: its value is kept.
     is_override: bool,
     value: Vec<u8>,
-    value_cut: bool,
 }
 
 impl FormScan {
@@ -38,7 +37,11 @@ impl FormScan {
                         if self.value.len() < VALUE_CAP {
                             self.value.push(b);
                         } else {
-                            self.value_cut = true;
+                            // No method is this long: judged now, not at the pair's end,
+                            // so the override is not left open.
+                            found.push(None);
+                            self.is_override = false;
+                            self.value.clear();
                         }
                     }
                 }
@@ -86,17 +89,18 @@ impl FormScan {
             found.push(None);
         }
         if self.is_override {
-            found.push(if self.value_cut {
-                None
-            } else {
-                override_value(&self.value)
-            });
+            found.push(override_value(&self.value));
         }
         self.name.clear();
         self.in_value = false;
         self.is_override = false;
         self.value.clear();
-        self.value_cut = false;
+    }
+
+    /// Inside the value of a pair named `_method`: the bytes so far must not reach the
+    /// upstream as a complete body (a cut-short `_method=PUTX` reads as PUT).
+    pub(super) fn override_open(&self) -> bool {
+        self.in_value && self.is_override
     }
 }
 

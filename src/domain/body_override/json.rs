@@ -69,6 +69,11 @@ impl JsonScan {
             };
             if self.text.len() < cap {
                 self.text.push(b);
+            } else if self.capture == Capture::Value {
+                // No method is this long: judged now, so the override is not left open.
+                found.push(None);
+                self.capture = Capture::Nothing;
+                self.override_key = false;
             } else {
                 self.cut = true;
             }
@@ -141,6 +146,11 @@ impl JsonScan {
             self.awaiting_value = false;
             self.override_key = false;
         }
+    }
+
+    /// A `_method` member's value is being read.
+    pub(super) fn override_open(&self) -> bool {
+        self.capture == Capture::Value || (self.awaiting_value && self.override_key)
     }
 
     fn end_string(&mut self, found: &mut Vec<Option<u8>>) {

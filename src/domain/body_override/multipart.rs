@@ -76,8 +76,8 @@ pub(super) struct MultipartScan {
     line_was_delimiter: bool,
     headers: Vec<u8>,
     headers_cut: bool,
+    /// An override part's content so far (at most [`VALUE_CAP`] + 2 bytes).
     value: Vec<u8>,
-    value_cut: bool,
     /// An unreadable body was reported (once).
     reported: bool,
     /// The line before the current one ended with CRLF.
@@ -95,7 +95,6 @@ impl MultipartScan {
             headers: Vec::new(),
             headers_cut: false,
             value: Vec::new(),
-            value_cut: false,
             reported: false,
             last_line_cr: false,
         }
@@ -120,6 +119,7 @@ impl MultipartScan {
                 .extend_from_slice(&segment[..segment.len().min(room)]);
             self.line_len += segment.len();
             self.delimiter_early(found);
+            self.value_overflow(found);
             match ended {
                 Some(next) => {
                     self.end_line(true, found);
@@ -170,6 +170,23 @@ impl MultipartScan {
         self.start_part();
     }
 
+    /// An override's content longer than any method is judged at once, not at the next
+    /// delimiter, so the override is not left open.
+    fn value_overflow(&mut self, found: &mut Vec<Option<u8>>) {
+        if let State::Content { is_override: true } = self.state {
+            if !self.line_was_delimiter && self.value.len() + self.line_len > VALUE_CAP + 2 {
+                found.push(None);
+                self.value.clear();
+                self.state = State::Content { is_override: false };
+            }
+        }
+    }
+
+    /// Inside the content of a part named `_method`.
+    pub(super) fn override_open(&self) -> bool {
+        matches!(self.state, State::Content { is_override: true })
+    }
+
     fn end_line(&mut self, with_lf: bool, found: &mut Vec<Option<u8>>) {
         let line = std::mem::take(&mut self.line);
         let whole = self.line_len == line.len();
@@ -202,14 +219,11 @@ impl MultipartScan {
             }
             State::Content { is_override } => {
                 if is_override {
-                    if whole && self.value.len() + line.len() <= VALUE_CAP + 2 {
-                        self.value.extend_from_slice(&line);
-                        if with_lf {
-                            self.value.push(b'\n');
-                        }
-                    } else {
-                        self.value_cut = true;
+                    self.value.extend_from_slice(&line);
+                    if with_lf {
+                        self.value.push(b'\n');
                     }
+                    self.value_overflow(found);
                 }
             }
         }
@@ -222,7 +236,6 @@ impl MultipartScan {
         self.headers.clear();
         self.headers_cut = false;
         self.value.clear();
-        self.value_cut = false;
     }
 
     /// The line break before a delimiter belongs to it, not to the content.
@@ -230,13 +243,8 @@ impl MultipartScan {
         let mut value = &self.value[..];
         value = value.strip_suffix(b"\n").unwrap_or(value);
         value = value.strip_suffix(b"\r").unwrap_or(value);
-        found.push(if self.value_cut {
-            None
-        } else {
-            upper_method(value)
-        });
+        found.push(upper_method(value));
         self.value.clear();
-        self.value_cut = false;
     }
 
     /// Whether the part's header block names it `_method`, read as loosely as any parser
