@@ -4,6 +4,10 @@
 #   prometheus, promtool   Debian package `prometheus`  (tests/metrics.rs: a real Prometheus
 #                          scrapes the gateway; `promtool check metrics` on /metrics)
 #   curl                   Debian package `curl`        (tests/tls.rs: a real client over TLS)
+#   php                    Debian package `php-cli`     (tests/framework_overrides.rs: PHP's
+#                          own form and multipart parsing under `php -S`)
+#   rackup                 Debian packages `ruby-rack`, `ruby-webrick` (the same test:
+#                          Rack's MethodOverride, as Rails runs it)
 #
 #   bash .ci/install-test-deps.sh      # .ci/test runs it before `cargo test`
 #
@@ -23,8 +27,14 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
   missing+=(curl)
 fi
+if ! command -v php >/dev/null 2>&1; then
+  missing+=(php-cli)
+fi
+if ! command -v rackup >/dev/null 2>&1 || ! ruby -e 'require "webrick"' >/dev/null 2>&1; then
+  missing+=(ruby-rack ruby-webrick)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "test deps: prometheus, promtool and curl are installed"
+  echo "test deps: prometheus, promtool, curl, php and rackup are installed"
   exit 0
 fi
 
@@ -36,7 +46,7 @@ need_apt_as_root "${missing[*]}"
 echo "test deps: installing Debian packages: ${missing[*]}"
 apt_install "${missing[@]}"
 
-for tool in prometheus promtool curl; do
+for tool in prometheus promtool curl php rackup; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is still not on PATH after installing ${missing[*]}"
 done
 echo "test deps: $(prometheus --version 2>&1 | head -n 1)"

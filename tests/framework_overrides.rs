@@ -1,0 +1,334 @@
+//! Method overrides in request bodies against real frameworks: PHP's own form and
+//! multipart parsing with Symfony's and Laravel's `_method` rules (`php -S`), and Rack's
+//! `MethodOverride`, as Rails runs it (`rackup` on WEBrick). Each body of a corpus of
+//! spellings (names, values, content types, multipart and JSON forms) goes to each
+//! framework directly, which shows the override it honours, and through the gateway with a
+//! token granted GET, POST and DELETE: whatever the gateway forwards, the framework must
+//! see as no method outside those. The corpus must make each framework honour many
+//! overrides directly, or the test proves nothing.
+//!
+//! Needs `php` (Debian `php-cli`) and `rackup` (Debian `ruby-rack`, `ruby-webrick`), which
+//! `.ci/install-test-deps.sh` installs; without them the test says why and passes, except
+//! under `CI=true`, where it fails.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::process::{find_tool, ChildGuard};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A framework server on a free loopback port.
+struct Framework {
+    name: &'static str,
+    addr: SocketAddr,
+    _child: ChildGuard,
+}
+
+/// Starts `program args...` (with `{port}` in `args` replaced) and waits until it answers
+/// a POST; `None` (a skip) when the program is missing outside CI.
+async fn start(name: &'static str, program: &str, args: &[&str]) -> Option<Framework> {
+    let env = format!("SCOPEGATE_TEST_{}", program.to_ascii_uppercase());
+    let Some(path) = find_tool(program, &env) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name}: `{program}` is not installed, and CI=true requires this test to run: \
+             `bash .ci/install-test-deps.sh` installs it"
+        );
+        eprintln!("SKIPPED {name}: `{program}` is not installed (`bash .ci/install-test-deps.sh`)");
+        return None;
+    };
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/frameworks");
+    for _ in 0..5 {
+        let port = free_port().to_string();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{port}", &port)).collect();
+        let child = Command::new(&path)
+            .args(&args)
+            .current_dir(&data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {program} did not start: {e}"));
+        let mut child = ChildGuard(child);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.0.try_wait() {
+                break; // the port was taken: another one
+            }
+            if post(addr, None, Some("a=1")).await.is_some() {
+                return Some(Framework {
+                    name,
+                    addr,
+                    _child: child,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("{name}: {program} never answered");
+}
+
+/// POSTs `body` as HTTP/1.0 (so every server closes after its answer), with `auth` when
+/// given; the status and the body of the answer, `None` when nothing answered.
+async fn post_bytes(
+    addr: SocketAddr,
+    auth: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    let mut head = format!("POST {CAMPAIGNS} HTTP/1.0\r\nHost: x\r\n");
+    if let Some(a) = auth {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(head.as_bytes()).await.ok()?;
+    s.write_all(body).await.ok()?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&out);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.trim().to_owned();
+    Some((status, body))
+}
+
+async fn post(
+    addr: SocketAddr,
+    content_type: Option<&str>,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    post_bytes(addr, None, content_type, body.unwrap_or("").as_bytes()).await
+}
+
+/// One request body and its `Content-Type` (`None`: no field).
+type Case = (Option<String>, Vec<u8>);
+
+/// Names some framework reads as `_method`, and some it does not.
+const NAMES: [&str; 12] = [
+    "_method",
+    "_METHOD",
+    "_%6Dethod",
+    "%5Fmethod",
+    "%255Fmethod",
+    "+_method",
+    "%20_method",
+    "_method[]",
+    ".method",
+    "_method%00x",
+    "_me%74hod",
+    "_method[a]",
+];
+/// Values naming a method the token is not granted, in spellings frameworks accept.
+const VALUES: [&str; 5] = ["PUT", "put", "%50UT", "Patch", "PUT%00"];
+
+fn corpus() -> Vec<Case> {
+    let mut cases: Vec<Case> = Vec::new();
+    let form_types = [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("Application/X-WWW-Form-Urlencoded; charset=UTF-8"),
+        Some("application/x-www-form-urlencoded,text/plain"),
+        Some(""),
+    ];
+    for name in NAMES {
+        for value in VALUES {
+            for (i, ct) in form_types.iter().enumerate() {
+                let body = match i % 3 {
+                    0 => format!("{name}={value}"),
+                    1 => format!("a=1&{name}={value}"),
+                    _ => format!("{name}={value}&b=2"),
+                };
+                cases.push((ct.map(str::to_owned), body.into_bytes()));
+            }
+            cases.push((None, format!("a=1;{name}={value}").into_bytes()));
+        }
+    }
+    let boundaries = [
+        ("boundary=Zq1", "Zq1"),
+        ("boundary=\"Zq1\"", "Zq1"),
+        ("BOUNDARY=Zq1; charset=utf-8", "Zq1"),
+        ("boundary=Zq1,Zq2", "Zq1"),
+        ("boundary=Zq2; boundary=Zq1", "Zq1"),
+        ("boundary= Zq1", "Zq1"),
+    ];
+    let part_names = ["_method", "_METHOD", "_method[]", ".method", "%5Fmethod"];
+    let headers = [
+        "Content-Disposition: form-data; name=\"{n}\"",
+        "Content-Disposition: form-data; name={n}",
+        "Content-Disposition: name={n}",
+        "Content-Disposition: form-data; name='{n}'",
+        "content-disposition: form-data;NAME=\"{n}\"",
+        "Content-Disposition: form-data\r\n ; name=\"{n}\"",
+        "Content-Disposition: form-data\r\n; name=\"{n}\"",
+        "Content-ID: {n}",
+        "X: y\n\nContent-Disposition: form-data; name=\"{n}\"",
+    ];
+    for (media, ct_tail) in [("multipart/form-data", true), ("multipart/mixed", false)] {
+        for (param, boundary) in boundaries {
+            if !ct_tail && param != "boundary=Zq1" {
+                continue;
+            }
+            for header in headers {
+                for name in part_names {
+                    for value in ["PUT", "patch"] {
+                        for eol in ["\r\n", "\n"] {
+                            let head = header.replace("{n}", name).replace("\r\n", eol);
+                            let body = format!(
+                                "--{boundary}{eol}Content-Disposition: form-data; name=\"a\"{eol}{eol}1{eol}\
+                                 --{boundary}{eol}{head}{eol}{eol}{value}{eol}--{boundary}--{eol}"
+                            );
+                            cases.push((Some(format!("{media}; {param}")), body.into_bytes()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for ct in [
+        "application/json",
+        "application/vnd.api+json",
+        "text/plain; x=/json",
+        "application/json; charset=utf-8",
+    ] {
+        for body in [
+            r#"{"_method":"PUT"}"#,
+            "\u{feff}{\"_method\":\"PUT\"}",
+            r#"{"a":1,"_method":"patch"}"#,
+            r#"{"\u005fmethod":"PUT"}"#,
+            r#"{"_method":"PU\u0054"}"#,
+            r#"{"_method":"DELETE","_method":"PUT"}"#,
+        ] {
+            cases.push((Some(ct.to_owned()), body.as_bytes().to_vec()));
+        }
+    }
+    cases
+}
+
+/// Bodies without an override: the gateway must forward them, and the framework must see
+/// a POST.
+fn clean() -> Vec<Case> {
+    vec![
+        (None, b"a=1&b=2".to_vec()),
+        (
+            Some("application/x-www-form-urlencoded".into()),
+            b"x_method=PUT&_methods=PUT&note=_method%3DPUT".to_vec(),
+        ),
+        (
+            Some("multipart/form-data; boundary=Zq1".into()),
+            b"--Zq1\r\nContent-Disposition: form-data; name=\"file\"; filename=\"_method\"\r\n\r\nPUT\r\n--Zq1--\r\n"
+                .to_vec(),
+        ),
+        (
+            Some("application/json".into()),
+            br#"{"a":{"_method":"PUT"},"note":"_method=PUT"}"#.to_vec(),
+        ),
+        // Granted overrides pass.
+        (None, b"_method=delete".to_vec()),
+    ]
+}
+
+async fn check(framework: &Framework) {
+    let (gateway, _dir) = gateway_for(
+        framework.addr,
+        "rate_limit:\n  requests_per_second: 1000000\n  burst: 1000000\n",
+    )
+    .await;
+    let auth = basic(&WRITER);
+    let (mut honoured, mut refused, mut unneeded_refusals) = (0, 0, 0);
+    for (ct, body) in corpus() {
+        let direct = post_bytes(framework.addr, None, ct.as_deref(), &body)
+            .await
+            .expect("the framework answers");
+        let via = post_bytes(gateway.addr, Some(&auth), ct.as_deref(), &body)
+            .await
+            .expect("the gateway answers");
+        let shown = String::from_utf8_lossy(&body);
+        if direct.1 != "POST" {
+            honoured += 1;
+        }
+        match via.0 {
+            403 => {
+                refused += 1;
+                if direct.1 == "POST" {
+                    unneeded_refusals += 1;
+                }
+            }
+            200 => assert!(
+                matches!(via.1.as_str(), "POST" | "DELETE" | "GET"),
+                "{}: {ct:?} {shown:?} reached it as {} through the gateway",
+                framework.name,
+                via.1
+            ),
+            other => panic!("{}: {ct:?} {shown:?}: status {other}", framework.name),
+        }
+    }
+    eprintln!(
+        "{}: {} bodies; {honoured} honoured directly; {refused} refused by the gateway, \
+         {unneeded_refusals} of them not overrides to this framework",
+        framework.name,
+        corpus().len()
+    );
+    assert!(
+        honoured >= 100,
+        "{}: only {honoured} bodies carried an override it honours: the corpus does not bite",
+        framework.name
+    );
+    for (ct, body) in clean() {
+        let via = post_bytes(gateway.addr, Some(&auth), ct.as_deref(), &body).await;
+        let shown = String::from_utf8_lossy(&body);
+        let via = via.expect("the gateway answers");
+        assert_eq!(via.0, 200, "{}: {ct:?} {shown:?}", framework.name);
+        assert!(
+            matches!(via.1.as_str(), "POST" | "DELETE"),
+            "{}: {shown:?}",
+            framework.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn php_symfony_and_laravel_never_see_an_override_the_token_lacks() {
+    let php = start(
+        "php",
+        "php",
+        &["-S", "127.0.0.1:{port}", "symfony_laravel_method.php"],
+    )
+    .await;
+    if let Some(php) = php {
+        check(&php).await;
+    }
+}
+
+#[tokio::test]
+async fn rack_method_override_never_sees_an_override_the_token_lacks() {
+    let rack = start(
+        "rack",
+        "rackup",
+        &[
+            "-s",
+            "webrick",
+            "-o",
+            "127.0.0.1",
+            "-p",
+            "{port}",
+            "rack_method_override.ru",
+        ],
+    )
+    .await;
+    if let Some(rack) = rack {
+        check(&rack).await;
+    }
+}
