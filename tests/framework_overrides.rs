@@ -62,7 +62,10 @@ async fn start(name: &'static str, program: &str, args: &[&str]) -> Option<Frame
             if let Ok(Some(_)) = child.0.try_wait() {
                 break; // the port was taken: another one
             }
-            if post(addr, None, Some("a=1")).await.is_some() {
+            if post_bytes(addr, None, &Case::body(None, "a=1"))
+                .await
+                .is_some()
+            {
                 return Some(Framework {
                     name,
                     addr,
@@ -77,14 +80,18 @@ async fn start(name: &'static str, program: &str, args: &[&str]) -> Option<Frame
 
 /// POSTs `body` as HTTP/1.0 (so every server closes after its answer), with `auth` when
 /// given; the status and the body of the answer, `None` when nothing answered.
-async fn post_bytes(
-    addr: SocketAddr,
-    auth: Option<&str>,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Option<(u16, String)> {
+async fn post_bytes(addr: SocketAddr, auth: Option<&str>, case: &Case) -> Option<(u16, String)> {
+    let Case {
+        query,
+        content_type,
+        body,
+    } = case;
     let mut s = TcpStream::connect(addr).await.ok()?;
-    let mut head = format!("POST {CAMPAIGNS} HTTP/1.0\r\nHost: x\r\n");
+    let target = match query {
+        Some(q) => format!("{CAMPAIGNS}?{q}"),
+        None => CAMPAIGNS.to_owned(),
+    };
+    let mut head = format!("POST {target} HTTP/1.0\r\nHost: x\r\n");
     if let Some(a) = auth {
         head.push_str(&format!("Authorization: {a}\r\n"));
     }
@@ -105,16 +112,33 @@ async fn post_bytes(
     Some((status, body))
 }
 
-async fn post(
-    addr: SocketAddr,
-    content_type: Option<&str>,
-    body: Option<&str>,
-) -> Option<(u16, String)> {
-    post_bytes(addr, None, content_type, body.unwrap_or("").as_bytes()).await
+/// One request: its query, `Content-Type` (`None`: no field) and body.
+#[derive(Default)]
+struct Case {
+    query: Option<String>,
+    content_type: Option<String>,
+    body: Vec<u8>,
 }
 
-/// One request body and its `Content-Type` (`None`: no field).
-type Case = (Option<String>, Vec<u8>);
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Case")
+            .field("query", &self.query)
+            .field("content_type", &self.content_type)
+            .field("body", &String::from_utf8_lossy(&self.body))
+            .finish()
+    }
+}
+
+impl Case {
+    fn body(content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Case {
+        Case {
+            query: None,
+            content_type: content_type.map(str::to_owned),
+            body: body.into(),
+        }
+    }
+}
 
 /// Names some framework reads as `_method`, and some it does not.
 const NAMES: [&str; 12] = [
@@ -135,7 +159,7 @@ const NAMES: [&str; 12] = [
 const VALUES: [&str; 5] = ["PUT", "put", "%50UT", "Patch", "PUT%00"];
 
 fn corpus() -> Vec<Case> {
-    let mut cases: Vec<Case> = Vec::new();
+    let mut cases = Vec::new();
     let form_types = [
         None,
         Some("application/x-www-form-urlencoded"),
@@ -151,9 +175,13 @@ fn corpus() -> Vec<Case> {
                     1 => format!("a=1&{name}={value}"),
                     _ => format!("{name}={value}&b=2"),
                 };
-                cases.push((ct.map(str::to_owned), body.into_bytes()));
+                cases.push(Case::body(*ct, body));
             }
-            cases.push((None, format!("a=1;{name}={value}").into_bytes()));
+            cases.push(Case::body(None, format!("a=1;{name}={value}")));
+            cases.push(Case {
+                query: Some(format!("a=1&{name}={value}")),
+                ..Case::default()
+            });
         }
     }
     let boundaries = [
@@ -190,7 +218,7 @@ fn corpus() -> Vec<Case> {
                                 "--{boundary}{eol}Content-Disposition: form-data; name=\"a\"{eol}{eol}1{eol}\
                                  --{boundary}{eol}{head}{eol}{eol}{value}{eol}--{boundary}--{eol}"
                             );
-                            cases.push((Some(format!("{media}; {param}")), body.into_bytes()));
+                            cases.push(Case::body(Some(&format!("{media}; {param}")), body));
                         }
                     }
                 }
@@ -211,7 +239,7 @@ fn corpus() -> Vec<Case> {
             r#"{"_method":"PU\u0054"}"#,
             r#"{"_method":"DELETE","_method":"PUT"}"#,
         ] {
-            cases.push((Some(ct.to_owned()), body.as_bytes().to_vec()));
+            cases.push(Case::body(Some(ct), body));
         }
     }
     cases
@@ -221,22 +249,25 @@ fn corpus() -> Vec<Case> {
 /// a POST.
 fn clean() -> Vec<Case> {
     vec![
-        (None, b"a=1&b=2".to_vec()),
-        (
-            Some("application/x-www-form-urlencoded".into()),
-            b"x_method=PUT&_methods=PUT&note=_method%3DPUT".to_vec(),
+        Case::body(None, "a=1&b=2"),
+        Case::body(
+            Some("application/x-www-form-urlencoded"),
+            "x_method=PUT&_methods=PUT&note=_method%3DPUT",
         ),
-        (
-            Some("multipart/form-data; boundary=Zq1".into()),
-            b"--Zq1\r\nContent-Disposition: form-data; name=\"file\"; filename=\"_method\"\r\n\r\nPUT\r\n--Zq1--\r\n"
-                .to_vec(),
+        Case::body(
+            Some("multipart/form-data; boundary=Zq1"),
+            "--Zq1\r\nContent-Disposition: form-data; name=\"file\"; filename=\"_method\"\r\n\r\nPUT\r\n--Zq1--\r\n",
         ),
-        (
-            Some("application/json".into()),
-            br#"{"a":{"_method":"PUT"},"note":"_method=PUT"}"#.to_vec(),
+        Case::body(
+            Some("application/json"),
+            r#"{"a":{"_method":"PUT"},"note":"_method=PUT"}"#,
         ),
         // Granted overrides pass.
-        (None, b"_method=delete".to_vec()),
+        Case::body(None, "_method=delete"),
+        Case {
+            query: Some("_method=delete".into()),
+            ..Case::default()
+        },
     ]
 }
 
@@ -248,14 +279,13 @@ async fn check(framework: &Framework) {
     .await;
     let auth = basic(&WRITER);
     let (mut honoured, mut refused, mut unneeded_refusals) = (0, 0, 0);
-    for (ct, body) in corpus() {
-        let direct = post_bytes(framework.addr, None, ct.as_deref(), &body)
+    for case in corpus() {
+        let direct = post_bytes(framework.addr, None, &case)
             .await
             .expect("the framework answers");
-        let via = post_bytes(gateway.addr, Some(&auth), ct.as_deref(), &body)
+        let via = post_bytes(gateway.addr, Some(&auth), &case)
             .await
             .expect("the gateway answers");
-        let shown = String::from_utf8_lossy(&body);
         if direct.1 != "POST" {
             honoured += 1;
         }
@@ -268,32 +298,32 @@ async fn check(framework: &Framework) {
             }
             200 => assert!(
                 matches!(via.1.as_str(), "POST" | "DELETE" | "GET"),
-                "{}: {ct:?} {shown:?} reached it as {} through the gateway",
+                "{}: {case:?} reached it as {} through the gateway",
                 framework.name,
                 via.1
             ),
-            other => panic!("{}: {ct:?} {shown:?}: status {other}", framework.name),
+            other => panic!("{}: {case:?}: status {other}", framework.name),
         }
     }
     eprintln!(
-        "{}: {} bodies; {honoured} honoured directly; {refused} refused by the gateway, \
+        "{}: {} requests; {honoured} honoured directly; {refused} refused by the gateway, \
          {unneeded_refusals} of them not overrides to this framework",
         framework.name,
         corpus().len()
     );
     assert!(
         honoured >= 100,
-        "{}: only {honoured} bodies carried an override it honours: the corpus does not bite",
+        "{}: only {honoured} requests carried an override it honours: the corpus does not bite",
         framework.name
     );
-    for (ct, body) in clean() {
-        let via = post_bytes(gateway.addr, Some(&auth), ct.as_deref(), &body).await;
-        let shown = String::from_utf8_lossy(&body);
-        let via = via.expect("the gateway answers");
-        assert_eq!(via.0, 200, "{}: {ct:?} {shown:?}", framework.name);
+    for case in clean() {
+        let via = post_bytes(gateway.addr, Some(&auth), &case)
+            .await
+            .expect("the gateway answers");
+        assert_eq!(via.0, 200, "{}: {case:?}", framework.name);
         assert!(
             matches!(via.1.as_str(), "POST" | "DELETE"),
-            "{}: {shown:?}",
+            "{}: {case:?}",
             framework.name
         );
     }

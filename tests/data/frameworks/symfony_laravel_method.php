@@ -2,7 +2,7 @@
 // The method a Symfony application with HTTP method parameter override enabled (as
 // Laravel enables it) would route this request as, reading `_method` where Laravel's
 // input source puts it: the JSON body when the Content-Type contains `/json` or `+json`,
-// else the form or multipart body PHP parsed into $_POST. Served by `php -S` in
+// else the form or multipart body PHP parsed into $_POST, then the query. Served by `php -S` in
 // tests/framework_overrides.rs; the response body is the method.
 $method = $_SERVER['REQUEST_METHOD'];
 if ($method === 'POST') {
@@ -13,6 +13,8 @@ if ($method === 'POST') {
     } else {
         $override = $_POST['_method'] ?? null;
     }
+    // Symfony: `$request->request->get('_method', $request->query->get('_method'))`.
+    $override = $override ?? ($_GET['_method'] ?? null);
     if (is_string($override)) {
         $method = strtoupper($override);
     }
