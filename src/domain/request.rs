@@ -300,7 +300,8 @@ pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, out: &mut Vec<
 /// Whether a query parameter's name reads as `_method` to some upstream framework: after
 /// percent-decoding (up to three times: some stacks decode twice), `+` read as a space,
 /// PHP's rewriting of names (cut at a NUL, leading spaces dropped, ` ` and `.` read as `_`,
-/// `[` starting an array), and in any case. An upstream that reads `_%6dethod=DELETE` as
+/// `[` starting an array), Rack's (leading `[` and `]` dropped, cut at a bracket), and in
+/// any case. An upstream that reads `_%6dethod=DELETE` as
 /// `_method=DELETE` must not get a method the gateway did not authorize.
 pub(crate) fn names_method_override(key: &str) -> bool {
     const NAME: &[u8] = b"_method";
@@ -310,7 +311,7 @@ pub(crate) fn names_method_override(key: &str) -> bool {
     let raw = key.as_bytes();
     let rewritable = raw
         .iter()
-        .any(|b| matches!(b, b'%' | b'+' | b'.' | b' ' | b'[' | b'\0'));
+        .any(|b| matches!(b, b'%' | b'+' | b'.' | b' ' | b'[' | b']' | b'\0'));
     if !rewritable {
         // Nothing a framework would rewrite: only the case can differ.
         return key.eq_ignore_ascii_case("_method");
@@ -333,7 +334,13 @@ pub(crate) fn names_method_override(key: &str) -> bool {
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(name.len());
     let name = &name[start..];
-    let name = name.split(|&b| b == b'[').next().unwrap_or(name);
+    // Rack reads a name's key as what follows any leading `[` and `]` up to the next
+    // bracket (`]_method`, `[_method]`); PHP cuts it at `[`.
+    let name = &name[name.iter().take_while(|&&b| b == b'[' || b == b']').count()..];
+    let name = name
+        .split(|&b| b == b'[' || b == b']')
+        .next()
+        .unwrap_or(name);
     name.len() == NAME.len()
         && name.iter().zip(NAME).all(|(&b, &want)| {
             let b = if b == b' ' || b == b'.' { b'_' } else { b };

@@ -133,6 +133,11 @@ mod tests {
             ".method=DELETE",
             "a=1;_METHOD=DELETE",
             "_method=%44ELETE",
+            // Rack drops leading brackets and cuts at the next one.
+            "]_method=DELETE",
+            "[_method]=DELETE",
+            "[[_method=DELETE",
+            "_method]=DELETE",
         ] {
             assert_eq!(scan(&[body.as_bytes()]), vec![delete], "{body}");
         }

@@ -148,9 +148,14 @@ impl MultipartScan {
         let Some(b) = self.boundary.as_deref() else {
             return false;
         };
-        self.line.len() >= b.len() + 2
-            && self.line.starts_with(b"--")
-            && self.line[2..].starts_with(b)
+        // Rack strips a preamble line before comparing it with the boundary.
+        let start = self
+            .line
+            .iter()
+            .position(|&b| !matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c))
+            .unwrap_or(self.line.len());
+        let line = &self.line[start..];
+        line.len() >= b.len() + 2 && line.starts_with(b"--") && line[2..].starts_with(b)
     }
 
     /// A delimiter ends the part before it as soon as its start has arrived: Rack stops
@@ -202,7 +207,14 @@ impl MultipartScan {
             State::Preamble => {}
             State::Headers => {
                 let blank = line.is_empty() && with_lf || line.as_slice() == b"\r";
-                if blank && !(line.as_slice() == b"\r" && after_crlf) {
+                // Rack ends a block only at CRLF CRLF after the delimiter's CRLF: a blank
+                // first line does not end an empty block there, it starts the block.
+                let empty_block = self.headers.is_empty() && !self.headers_cut;
+                // PHP reads lines as C strings: one starting with a NUL is blank to it.
+                let blank_to_php = line.first() == Some(&0);
+                if blank_to_php
+                    || blank && (empty_block || !(line.as_slice() == b"\r" && after_crlf))
+                {
                     // A bare LF ends the block for PHP; Rack reads on to `\r\n\r\n`.
                     found.push(None);
                     self.state = State::Content { is_override: false };
@@ -258,7 +270,7 @@ impl MultipartScan {
             return true;
         }
         let names = block_names(&self.headers);
-        names.len() > NAMES_CAP
+        names.len() > 2 * NAMES_CAP
             || names
                 .iter()
                 .any(|name| names_method_override(&String::from_utf8_lossy(name)))
@@ -271,18 +283,40 @@ impl MultipartScan {
 /// `value`, still percent-encoded (which [`names_method_override`] decodes).
 fn block_names(block: &[u8]) -> Vec<Vec<u8>> {
     let mut names = Vec::new();
-    for line in block.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(id) = strip_prefix_ignore_case(line, b"content-id:") {
-            let id = id.trim_ascii();
-            names.push(id.to_vec());
-            if let Some(inner) = id.strip_prefix(b"<").and_then(|i| i.strip_suffix(b">")) {
-                names.push(inner.to_vec());
-            }
+    names_in(block, &mut names);
+    // PHP joins a line without a colon to the one before with nothing between: a name
+    // split by a line break reads whole.
+    let joined: Vec<u8> = block
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    names_in(&joined, &mut names);
+    names
+}
+
+/// [`block_names`] of `block` as it is, added to `names`.
+fn names_in(block: &[u8], names: &mut Vec<Vec<u8>>) {
+    // Rack's `Content-ID:` pattern is not anchored to a line start; its value ends at
+    // the line's end.
+    const ID: &[u8] = b"content-id:";
+    for at in (0..block.len().saturating_sub(ID.len() - 1))
+        .filter(|&i| block[i..i + ID.len()].eq_ignore_ascii_case(ID))
+        .take(NAMES_CAP + 1)
+    {
+        let rest = &block[at + ID.len()..];
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(rest.len());
+        let id = rest[..end].trim_ascii();
+        names.push(id.to_vec());
+        if let Some(inner) = id.strip_prefix(b"<").and_then(|i| i.strip_suffix(b">")) {
+            names.push(inner.to_vec());
         }
     }
     let mut i = 0;
-    while i + 4 <= block.len() && names.len() <= NAMES_CAP {
+    while i + 4 <= block.len() && names.len() <= 2 * NAMES_CAP {
         let here = i;
         i += 1;
         if !block[here..here + 4].eq_ignore_ascii_case(b"name") {
@@ -300,7 +334,20 @@ fn block_names(block: &[u8]) -> Vec<Vec<u8>> {
         let Some(rest) = rest.trim_spaces_start().strip_prefix(b"=") else {
             continue;
         };
-        let rest = rest.trim_spaces_start();
+        // PHP reads `name==_method` as `_method`.
+        let skip = rest
+            .iter()
+            .take_while(|&&b| matches!(b, b'=' | b' ' | b'\t'))
+            .count();
+        let rest = &rest[skip..];
+        if !extended {
+            // Rack's token ends at any separator (`name=_method:` is `_method`).
+            let token = rest
+                .iter()
+                .position(|&b| b"()<>@,;:\\\"/[]?={} \t\r\n".contains(&b))
+                .unwrap_or(rest.len());
+            names.push(rest[..token].to_vec());
+        }
         let mut value = match rest.first() {
             // `name*=UTF-8''...` is no quoted string.
             Some(&quote @ (b'"' | b'\'')) if !extended => unquoted(&rest[1..], quote),
@@ -323,7 +370,6 @@ fn block_names(block: &[u8]) -> Vec<Vec<u8>> {
         }
         names.push(value);
     }
-    names
 }
 
 /// Trimming of spaces and tabs only (a line break ends a header line).
@@ -364,11 +410,6 @@ fn unquoted(quoted: &[u8], quote: u8) -> Vec<u8> {
         }
     }
     out
-}
-
-fn strip_prefix_ignore_case<'t>(text: &'t [u8], prefix: &[u8]) -> Option<&'t [u8]> {
-    (text.len() >= prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &text[prefix.len()..])
 }
 
 #[cfg(test)]
@@ -487,6 +528,35 @@ mod tests {
         assert!(scan(CT, bare.as_bytes(), 0).contains(&None));
         let mixed = "--XyZ\r\nX: y\n\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nPUT\r\n--XyZ--";
         assert!(scan(CT, mixed.as_bytes(), 0).contains(&None));
+    }
+
+    #[test]
+    fn what_php_or_rack_read_as_another_block_cannot_be_read() {
+        for body in [
+            // PHP: a line starting with a NUL is blank, so PATCH is the content.
+            "--XyZ\r\nContent-Disposition: form-data; name=_method\r\n\0\r\nPATCH\r\n--XyZ--",
+            // Rack: a blank first line starts the block rather than ending it.
+            "--XyZ\r\n\r\nContent-ID: _method\r\n\r\nPUT\r\n--XyZ--\r\n",
+        ] {
+            assert!(scan(CT, body.as_bytes(), 0).contains(&None), "{body:?}");
+        }
+        let delete = method_index("DELETE");
+        for body in [
+            // Rack: `Content-ID:` anywhere, its value to the line's end.
+            "--XyZ\r\n; Content-ID: _method\r\n\r\nDELETE\r\n--XyZ--\r\n",
+            "--XyZ\r\nContent-ID: _method\r-ID: x\r\n\r\nDELETE\r\n--XyZ--\r\n",
+            // PHP joins a line without a colon to the one before with nothing between.
+            "--XyZ\r\nContent-Disposition: form-data; name=_meth\nod\r\n\r\nDELETE\r\n--XyZ--",
+            "--XyZ\r\nContent-Disposition: form-data; name=\"_met\r\nhod\"\r\n\r\nDELETE\r\n--XyZ--",
+            // Rack strips a preamble line before comparing it with the boundary.
+            "\r--XyZ\r\nContent-Disposition: form-data; name=_method\r\n\r\nDELETE\r\n--XyZ--",
+            // Rack's token ends at any separator; PHP skips `=` before a value.
+            "--XyZ\r\nContent-Disposition: form-data; name=_method:\r\n\r\nDELETE\r\n--XyZ--",
+            "--XyZ\r\nContent-Disposition: form-data; name=_method=PUT\r\n\r\nDELETE\r\n--XyZ--",
+            "--XyZ\r\nContent-Disposition: form-data; name==_method\r\n\r\nDELETE\r\n--XyZ--",
+        ] {
+            assert_eq!(scan(CT, body.as_bytes(), 0), vec![delete], "{body:?}");
+        }
     }
 
     #[test]

@@ -15,7 +15,8 @@ if ($method === 'POST') {
     }
     // Symfony: `$request->request->get('_method', $request->query->get('_method'))`.
     $override = $override ?? ($_GET['_method'] ?? null);
-    if (is_string($override)) {
+    // Symfony takes letters only (anything else is a SuspiciousOperationException).
+    if (is_string($override) && preg_match('/^[A-Z]++$/D', strtoupper($override))) {
         $method = strtoupper($override);
     }
 }
