@@ -148,11 +148,12 @@ impl MultipartScan {
         let Some(b) = self.boundary.as_deref() else {
             return false;
         };
-        // Rack strips a preamble line before comparing it with the boundary.
+        // Rack strips a preamble line (Ruby's `strip`: white space and NUL) before
+        // comparing it with the boundary.
         let start = self
             .line
             .iter()
-            .position(|&b| !matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c))
+            .position(|&b| !matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c | 0))
             .unwrap_or(self.line.len());
         let line = &self.line[start..];
         line.len() >= b.len() + 2 && line.starts_with(b"--") && line[2..].starts_with(b)
@@ -550,6 +551,7 @@ mod tests {
             "--XyZ\r\nContent-Disposition: form-data; name=\"_met\r\nhod\"\r\n\r\nDELETE\r\n--XyZ--",
             // Rack strips a preamble line before comparing it with the boundary.
             "\r--XyZ\r\nContent-Disposition: form-data; name=_method\r\n\r\nDELETE\r\n--XyZ--",
+            "\0--XyZ\r\nContent-ID: _method\r\n\r\nDELETE\r\n--XyZ--",
             // Rack's token ends at any separator; PHP skips `=` before a value.
             "--XyZ\r\nContent-Disposition: form-data; name=_method:\r\n\r\nDELETE\r\n--XyZ--",
             "--XyZ\r\nContent-Disposition: form-data; name=_method=PUT\r\n\r\nDELETE\r\n--XyZ--",
