@@ -9,12 +9,12 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::future::Future;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::domain::body_override::BodyOverrideScan;
@@ -69,11 +69,29 @@ pub async fn read_start(
         data: BytesMut::new(),
         trailers: None,
         refused: false,
+        read: 0,
     };
-    let ended = match tokio::time::timeout(deadline, ahead.read(body, max_body)).await {
-        Err(_) => return Err(Refusal::Stalled),
-        Ok(result) => result?,
-    };
+    // The timer is made only when the body has to be waited for: a small body usually
+    // came with the head.
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let ended = std::future::poll_fn(|cx| loop {
+        match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if let Some(done) = ahead.take(frame, max_body) {
+                    return Poll::Ready(done);
+                }
+            }
+            Poll::Pending => {
+                let timer =
+                    timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(Refusal::Stalled));
+                }
+                return Poll::Pending;
+            }
+        }
+    })
+    .await?;
     let ReadAhead {
         mut scan,
         data,
@@ -116,38 +134,40 @@ struct ReadAhead {
     /// An override outside the grants was found: the rest of a short body is still read
     /// (not kept), so the connection can serve the client's next request.
     refused: bool,
+    read: usize,
 }
 
 impl ReadAhead {
-    /// Reads until the body ends (`true`) or [`WHOLE_BYTES`] were read (`false`).
-    async fn read(&mut self, body: &mut Incoming, max_body: Option<u64>) -> Result<bool, Refusal> {
-        let mut read = 0usize;
-        while read < WHOLE_BYTES {
-            let frame = match body.frame().await {
-                None => return Ok(true),
-                Some(Err(_)) => return Err(Refusal::Unreadable),
-                Some(Ok(frame)) => frame,
-            };
-            let frame = match frame.into_data() {
-                Ok(data) => data,
-                Err(frame) => {
-                    // Trailers end the body.
-                    self.trailers = frame.into_trailers().ok();
-                    continue;
-                }
-            };
-            read += frame.len();
-            if max_body.is_some_and(|max| read as u64 > max) {
-                return Err(Refusal::TooLarge);
+    /// Takes what the body yielded; `Some` once the body ended (`true`) or
+    /// [`WHOLE_BYTES`] were read (`false`), or it is refused.
+    fn take(
+        &mut self,
+        frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+        max_body: Option<u64>,
+    ) -> Option<Result<bool, Refusal>> {
+        let frame = match frame {
+            None => return Some(Ok(true)),
+            Some(Err(_)) => return Some(Err(Refusal::Unreadable)),
+            Some(Ok(frame)) => frame,
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                // Trailers end the body.
+                self.trailers = frame.into_trailers().ok();
+                return None;
             }
-            if self.refused {
-                continue;
-            }
-            self.scan.feed(&frame);
-            self.refused = self.scan.violates(self.granted);
-            self.data.extend_from_slice(&frame);
+        };
+        self.read += data.len();
+        if max_body.is_some_and(|max| self.read as u64 > max) {
+            return Some(Err(Refusal::TooLarge));
         }
-        Ok(false)
+        if !self.refused {
+            self.scan.feed(&data);
+            self.refused = self.scan.violates(self.granted);
+            self.data.extend_from_slice(&data);
+        }
+        (self.read >= WHOLE_BYTES).then_some(Ok(false))
     }
 }
 

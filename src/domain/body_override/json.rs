@@ -180,14 +180,19 @@ impl JsonScan {
 }
 
 /// A JSON string's content with its escapes undone (`\u005f` is `_`); read as it stands
-/// when its escapes are invalid.
-fn decoded(raw: &[u8]) -> String {
+/// when its escapes are invalid. Most keys have no escape: read in place.
+fn decoded(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    if !raw.contains(&b'\\') {
+        return String::from_utf8_lossy(raw);
+    }
     let mut quoted = Vec::with_capacity(raw.len() + 2);
     quoted.push(b'"');
     quoted.extend_from_slice(raw);
     quoted.push(b'"');
-    serde_json::from_slice::<String>(&quoted)
-        .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+    match serde_json::from_slice::<String>(&quoted) {
+        Ok(text) => text.into(),
+        Err(_) => String::from_utf8_lossy(raw),
+    }
 }
 
 #[cfg(test)]
