@@ -146,6 +146,12 @@ impl BodyOverrideScan {
             || self.json.as_ref().is_some_and(|j| j.override_open())
     }
 
+    /// Whether the body named an override so far, or cannot be read: only then do the
+    /// grants matter.
+    pub fn names_any(&self) -> bool {
+        self.unreadable || !self.found.is_empty()
+    }
+
     /// Whether an override found so far is not in `granted` (unknown verbs never are). A
     /// body that cannot be read may name any method an override can turn a request into
     /// (Rack's list, less its WebDAV verbs): only a token granted all of them may send it.

@@ -8,8 +8,8 @@
 //! parameter), and a body cut short never ends inside an override's value.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::future::Future;
+use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -56,16 +56,21 @@ pub struct Inspection {
 /// What was read is copied into one buffer: hyper's frames each keep the read buffer they
 /// were cut from alive, so a client sending one byte per packet would otherwise pin a
 /// buffer per byte.
+/// `grants` gives the methods an override may name; it is asked only once the body names
+/// one (the catalog walk it costs is saved for every other body).
 pub async fn read_start(
     body: &mut Incoming,
     scan: BodyOverrideScan,
-    granted: MethodSet,
+    grants: impl FnOnce() -> MethodSet,
     max_body: Option<u64>,
     deadline: Duration,
 ) -> Result<Box<Inspection>, Refusal> {
     let mut ahead = ReadAhead {
         scan,
-        granted,
+        grants: Grants {
+            compute: Some(grants),
+            known: MethodSet::EMPTY,
+        },
         data: BytesMut::new(),
         trailers: None,
         refused: false,
@@ -82,8 +87,7 @@ pub async fn read_start(
                 }
             }
             Poll::Pending => {
-                let timer =
-                    timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
+                let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
                 if timer.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Err(Refusal::Stalled));
                 }
@@ -94,6 +98,7 @@ pub async fn read_start(
     .await?;
     let ReadAhead {
         mut scan,
+        mut grants,
         data,
         trailers,
         refused,
@@ -102,9 +107,11 @@ pub async fn read_start(
     if ended {
         scan.finish();
     }
-    if refused || scan.violates(granted) {
+    if refused || grants.violated_by(&scan) {
         return Err(Refusal::Override { whole: ended });
     }
+    // Streaming on, each frame is judged: the grants are needed from here.
+    let granted = grants.get();
     let mut frames = VecDeque::new();
     if !data.is_empty() {
         frames.push_back(Frame::data(data.freeze()));
@@ -125,10 +132,30 @@ pub async fn read_start(
     }))
 }
 
+/// The methods an override may name, computed when first needed.
+struct Grants<F> {
+    compute: Option<F>,
+    known: MethodSet,
+}
+
+impl<F: FnOnce() -> MethodSet> Grants<F> {
+    fn get(&mut self) -> MethodSet {
+        if let Some(compute) = self.compute.take() {
+            self.known = compute();
+        }
+        self.known
+    }
+
+    /// Whether `scan` found an override outside the grants (asked only once it found one).
+    fn violated_by(&mut self, scan: &BodyOverrideScan) -> bool {
+        scan.names_any() && scan.violates(self.get())
+    }
+}
+
 /// The start of a body, as it is read.
-struct ReadAhead {
+struct ReadAhead<F> {
     scan: BodyOverrideScan,
-    granted: MethodSet,
+    grants: Grants<F>,
     data: BytesMut,
     trailers: Option<http::HeaderMap>,
     /// An override outside the grants was found: the rest of a short body is still read
@@ -137,7 +164,7 @@ struct ReadAhead {
     read: usize,
 }
 
-impl ReadAhead {
+impl<F: FnOnce() -> MethodSet> ReadAhead<F> {
     /// Takes what the body yielded; `Some` once the body ended (`true`) or
     /// [`WHOLE_BYTES`] were read (`false`), or it is refused.
     fn take(
@@ -164,7 +191,7 @@ impl ReadAhead {
         }
         if !self.refused {
             self.scan.feed(&data);
-            self.refused = self.scan.violates(self.granted);
+            self.refused = self.grants.violated_by(&self.scan);
             self.data.extend_from_slice(&data);
         }
         (self.read >= WHOLE_BYTES).then_some(Ok(false))

@@ -6,7 +6,8 @@
 //! (plain, or after its TLS handshake) was held open forever, so a few thousand silent
 //! sockets could take every slot of `limits.max_connections`. This wrapper ends such a
 //! connection once the timeout passes with nothing read, and gets out of the way for good
-//! at the first byte.
+//! at the first byte. Where HTTP/2 is served it also carries the HTTP/2 idle timeout's
+//! view of the reads ([`crate::gateway::h2_idle`]), which would cost a layer of its own.
 
 use std::future::Future;
 use std::io;
@@ -18,13 +19,18 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+use crate::gateway::h2_idle::H2Reads;
+
 pin_project! {
-    /// `io`, failing its reads with `TimedOut` if nothing arrives within the deadline.
+    /// `io`, failing its reads with `TimedOut` if nothing arrives within the deadline,
+    /// and, where HTTP/2 is served, ending them once the connection is idle.
     pub struct FirstBytes<IO> {
         #[pin]
         io: IO,
         // `None` once a byte has arrived (boxed: dropped then, taking its timer entry).
         deadline: Option<Pin<Box<Sleep>>>,
+        // The HTTP/2 idle timeout's view of the reads (`None` where HTTP/2 is not served).
+        h2: Option<H2Reads>,
     }
 }
 
@@ -33,7 +39,14 @@ impl<IO> FirstBytes<IO> {
         FirstBytes {
             io,
             deadline: Some(Box::pin(tokio::time::sleep(within))),
+            h2: None,
         }
+    }
+
+    /// Also closes the connection once it is an idle HTTP/2 connection.
+    pub fn closing_idle_http2(mut self, h2: Option<H2Reads>) -> FirstBytes<IO> {
+        self.h2 = h2;
+        self
     }
 }
 
@@ -44,23 +57,38 @@ impl<IO: AsyncRead> AsyncRead for FirstBytes<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
-        let before = buf.filled().len();
-        let read = this.io.poll_read(cx, buf);
-        let Some(deadline) = this.deadline.as_mut() else {
-            return read;
-        };
-        match &read {
-            Poll::Ready(Ok(())) if buf.filled().len() > before => *this.deadline = None,
-            Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no request bytes within timeouts.header_read",
-                )));
-            }
-            _ => {}
+        match this.h2 {
+            None => read_first(this.io, this.deadline, cx, buf),
+            Some(h2) => h2.poll_read(cx, buf, |cx, buf| {
+                read_first(this.io, this.deadline, cx, buf)
+            }),
         }
-        read
     }
+}
+
+/// Reads from `io`, under `deadline` until the first byte.
+fn read_first<IO: AsyncRead>(
+    io: Pin<&mut IO>,
+    deadline: &mut Option<Pin<Box<Sleep>>>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    let before = buf.filled().len();
+    let read = io.poll_read(cx, buf);
+    let Some(timer) = deadline.as_mut() else {
+        return read;
+    };
+    match &read {
+        Poll::Ready(Ok(())) if buf.filled().len() > before => *deadline = None,
+        Poll::Pending if timer.as_mut().poll(cx).is_ready() => {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request bytes within timeouts.header_read",
+            )));
+        }
+        _ => {}
+    }
+    read
 }
 
 impl<IO: AsyncWrite> AsyncWrite for FirstBytes<IO> {

@@ -8,18 +8,16 @@
 //! gateway serves (a response body ends its stream); a watchdog task, started when the
 //! connection's first bytes are the HTTP/2 preface, checks once per timeout, so an idle connection is
 //! closed between one and two timeouts after its last stream ended. Closing is an end of
-//! input on the connection's reads: hyper then ends the connection, with no stream in
-//! flight to lose.
+//! input on the connection's reads ([`H2Reads`]): hyper then ends the connection, with no
+//! stream in flight to lose.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use pin_project_lite::pin_project;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::ReadBuf;
 
 /// One connection's open HTTP/2 streams and its idle verdict.
 #[derive(Debug)]
@@ -112,108 +110,76 @@ impl Drop for OpenStream {
     }
 }
 
-pin_project! {
-    /// `io`, whose reads end (as at end of input) once its connection is found idle.
-    pub struct IdleClosing<IO> {
-        #[pin]
-        io: IO,
-        // `None` where HTTP/2 is not served (plain connections without h2c).
-        idle: Option<Arc<H2Idle>>,
-        // Bytes of the preface's start matched so far; `None` once decided.
-        sniffed: Option<usize>,
-    }
-}
-
 /// The start of the HTTP/2 connection preface (RFC 9113 §3.4): no HTTP/1.1 request
 /// begins so.
 const PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
 
-impl<IO> IdleClosing<IO> {
-    pub fn new(io: IO, idle: Option<Arc<H2Idle>>) -> IdleClosing<IO> {
-        let sniffed = idle.is_some().then_some(0);
-        IdleClosing { io, idle, sniffed }
-    }
+/// A connection's reads as the idle timeout sees them: the first bytes are watched for
+/// the preface (which starts the watchdog), and once the watchdog closes the connection
+/// its reads end. Kept by the connection's I/O wrapper ([`crate::gateway::first_bytes`])
+/// rather than wrapping the I/O itself: a layer of its own cost every HTTP/1.1 read a few
+/// per cent of a request's instructions.
+#[derive(Debug)]
+pub struct H2Reads {
+    idle: Arc<H2Idle>,
+    /// Bytes of the preface's start matched so far; `None` once decided.
+    sniffed: Option<usize>,
 }
 
-impl<IO: AsyncRead> AsyncRead for IdleClosing<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
+impl H2Reads {
+    pub fn new(idle: Arc<H2Idle>) -> H2Reads {
+        H2Reads {
+            idle,
+            sniffed: Some(0),
+        }
+    }
+
+    /// Reads with `read` (the connection's own read).
+    pub fn poll_read(
+        &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
+        read: impl FnOnce(&mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<()>>,
     ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        if let (Some(mut at), Some(idle)) = (*this.sniffed, this.idle.as_ref()) {
+        let idle = &*self.idle;
+        if let Some(mut at) = self.sniffed {
             let before = buf.filled().len();
-            let polled = this.io.poll_read(cx, buf);
+            let polled = read(cx, buf);
             for &b in &buf.filled()[before..] {
                 if PREFACE_START.get(at) != Some(&b) {
-                    *this.sniffed = None;
+                    self.sniffed = None;
                     return polled;
                 }
                 at += 1;
                 if at == PREFACE_START.len() {
-                    *this.sniffed = None;
-                    idle.watch();
+                    self.sniffed = None;
+                    self.idle.watch();
                     return polled;
                 }
             }
-            *this.sniffed = Some(at);
+            self.sniffed = Some(at);
             return polled;
         }
         // HTTP/1.1 connections never start the watchdog: one load per read.
-        if let Some(idle) = this
-            .idle
-            .as_deref()
-            .filter(|i| i.watched.load(Ordering::Relaxed))
-        {
+        if !idle.watched.load(Ordering::Relaxed) {
+            return read(cx, buf);
+        }
+        if idle.closing.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        let polled = read(cx, buf);
+        if polled.is_pending() {
+            if let Ok(mut reader) = idle.reader.lock() {
+                match reader.as_ref() {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *reader = Some(cx.waker().clone()),
+                }
+            }
+            // The watchdog may have closed it between the check and the registration.
             if idle.closing.load(Ordering::Relaxed) {
                 return Poll::Ready(Ok(()));
             }
-            let polled = this.io.poll_read(cx, buf);
-            if polled.is_pending() {
-                if let Ok(mut reader) = idle.reader.lock() {
-                    match reader.as_ref() {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => *reader = Some(cx.waker().clone()),
-                    }
-                }
-                // The watchdog may have closed it between the check and the registration.
-                if idle.closing.load(Ordering::Relaxed) {
-                    return Poll::Ready(Ok(()));
-                }
-            }
-            return polled;
         }
-        this.io.poll_read(cx, buf)
-    }
-}
-
-impl<IO: AsyncWrite> AsyncWrite for IdleClosing<IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_shutdown(cx)
+        polled
     }
 }

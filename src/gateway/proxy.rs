@@ -716,12 +716,12 @@ async fn inspect_body<'p>(
     let Some(scan) = BodyOverrideScan::for_headers(req.headers()) else {
         return Ok(None);
     };
-    let granted = decision::grants_on_path(ctx.policy, token, admitted.classified.path());
+    let grants = || decision::grants_on_path(ctx.policy, token, admitted.classified.path());
     // Boxed: reading ahead is the rare path; its state stays out of every request's future.
     let read = Box::pin(body_inspection::read_start(
         req.body_mut(),
         scan,
-        granted,
+        grants,
         ctx.settings.limits.max_body_bytes,
         deadline,
     ))

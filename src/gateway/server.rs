@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::gateway::balance::{Balancer, Handoff, OpenConnection, WorkerSeat};
 use crate::gateway::first_bytes::FirstBytes;
 use crate::gateway::framing::FramingWatch;
-use crate::gateway::h2_idle::{H2Idle, IdleClosing};
+use crate::gateway::h2_idle::{H2Idle, H2Reads};
 use crate::gateway::proxy::{self, ConnInfo, Shared};
 use crate::gateway::proxy_protocol::{self, Prefixed, ProxyHeaderError};
 
@@ -310,9 +310,9 @@ impl Connection {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let stream = FirstBytes::new(stream, self.header_read);
         let idle = http2_allowed.then(|| H2Idle::new(self.header_read));
-        let stream = IdleClosing::new(stream, idle.clone());
+        let stream = FirstBytes::new(stream, self.header_read)
+            .closing_idle_http2(idle.clone().map(H2Reads::new));
         let (stream, flags) = FramingWatch::new(stream, http2_allowed);
         conn_info.framing = Some(flags);
         conn_info.h2_idle = idle;
