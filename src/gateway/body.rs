@@ -75,11 +75,20 @@ pin_project! {
         #[pin]
         inner: Incoming,
         remaining: Option<u64>,
-        // Bytes forwarded so far, for the access log.
-        counted: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-        // Judges the body for method overrides, when it may carry some.
-        inspection: Option<Box<Inspection>>,
+        // What only some requests need, behind one pointer: every request's body is moved
+        // into its exchange's future, and a few bytes more there cost memory copies on
+        // every request (callgrind: a field added here cost ~300 instructions a request).
+        extras: Option<Box<Extras>>,
     }
+}
+
+/// A request body's rarer needs.
+#[derive(Default)]
+struct Extras {
+    /// Bytes forwarded so far, for the access log.
+    counted: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Judges the body for method overrides, when it may carry some.
+    inspection: Option<Inspection>,
 }
 
 impl RequestBody {
@@ -87,14 +96,15 @@ impl RequestBody {
         RequestBody {
             inner,
             remaining: limit,
-            counted: None,
-            inspection: None,
+            extras: None,
         }
     }
 
     /// Forwards the body through `inspection` (which replays what it read ahead).
-    pub fn inspected(mut self, inspection: Option<Box<Inspection>>) -> RequestBody {
-        self.inspection = inspection;
+    pub fn inspected(mut self, inspection: Option<Inspection>) -> RequestBody {
+        if inspection.is_some() {
+            self.extras.get_or_insert_with(Box::default).inspection = inspection;
+        }
         self
     }
 
@@ -103,8 +113,14 @@ impl RequestBody {
         mut self,
         counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     ) -> RequestBody {
-        self.counted = counter;
+        if counter.is_some() {
+            self.extras.get_or_insert_with(Box::default).counted = counter;
+        }
         self
+    }
+
+    fn inspection(&self) -> Option<&Inspection> {
+        self.extras.as_ref().and_then(|e| e.inspection.as_ref())
     }
 }
 
@@ -117,7 +133,8 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.project();
-        let polled = match this.inspection.as_mut() {
+        let extras = this.extras.as_deref_mut();
+        let polled = match extras.and_then(|e| e.inspection.as_mut()) {
             Some(inspection) => inspection.poll_next(this.inner, cx),
             None => this
                 .inner
@@ -133,7 +150,8 @@ impl Body for RequestBody {
                     }
                     *remaining -= n;
                 }
-                if let (Some(counted), Some(data)) = (this.counted.as_ref(), frame.data_ref()) {
+                let counted = this.extras.as_ref().and_then(|e| e.counted.as_ref());
+                if let (Some(counted), Some(data)) = (counted, frame.data_ref()) {
                     counted.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -143,14 +161,14 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.inspection {
+        match self.inspection() {
             Some(inspection) => inspection.is_end_stream(),
             None => self.inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.inspection {
+        match self.inspection() {
             Some(inspection) => inspection.size_hint(self.inner.size_hint()),
             None => self.inner.size_hint(),
         }
