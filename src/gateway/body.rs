@@ -88,7 +88,7 @@ struct Extras {
     /// Bytes forwarded so far, for the access log.
     counted: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     /// Judges the body for method overrides, when it may carry some.
-    inspection: Option<Inspection>,
+    inspection: Option<Box<Inspection>>,
 }
 
 impl RequestBody {
@@ -101,7 +101,7 @@ impl RequestBody {
     }
 
     /// Forwards the body through `inspection` (which replays what it read ahead).
-    pub fn inspected(mut self, inspection: Option<Inspection>) -> RequestBody {
+    pub fn inspected(mut self, inspection: Option<Box<Inspection>>) -> RequestBody {
         if inspection.is_some() {
             self.extras.get_or_insert_with(Box::default).inspection = inspection;
         }
@@ -120,7 +120,7 @@ impl RequestBody {
     }
 
     fn inspection(&self) -> Option<&Inspection> {
-        self.extras.as_ref().and_then(|e| e.inspection.as_ref())
+        self.extras.as_ref().and_then(|e| e.inspection.as_deref())
     }
 }
 
@@ -134,7 +134,7 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.project();
         let extras = this.extras.as_deref_mut();
-        let polled = match extras.and_then(|e| e.inspection.as_mut()) {
+        let polled = match extras.and_then(|e| e.inspection.as_deref_mut()) {
             Some(inspection) => inspection.poll_next(this.inner, cx),
             None => this
                 .inner
@@ -360,5 +360,16 @@ fn watched(
     match stall.observe(&polled, cx) {
         Some(stalled) => Poll::Ready(Some(Err(stalled))),
         None => polled,
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Every request's body is moved into its exchange's future: its size is a cost on
+    /// every request (memory copies), so growing it should be a decision.
+    #[test]
+    fn a_request_body_stays_small() {
+        let size = std::mem::size_of::<super::RequestBody>();
+        assert!(size <= 64, "RequestBody is {size} bytes");
     }
 }

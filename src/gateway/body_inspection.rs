@@ -64,7 +64,7 @@ pub async fn read_start(
     grants: impl FnOnce() -> MethodSet,
     max_body: Option<u64>,
     deadline: Duration,
-) -> Result<Inspection, Refusal> {
+) -> Result<Box<Inspection>, Refusal> {
     let mut ahead = ReadAhead {
         scan,
         grants: Grants {
@@ -123,13 +123,13 @@ pub async fn read_start(
     } else {
         (VecDeque::new(), frames)
     };
-    Ok(Inspection {
+    Ok(Box::new(Inspection {
         replay,
         scan: (!ended).then_some(scan),
         granted,
         held,
         ended,
-    })
+    }))
 }
 
 /// The methods an override may name, computed when first needed.

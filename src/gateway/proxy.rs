@@ -708,7 +708,7 @@ async fn inspect_body<'p>(
     req: &mut Request<Incoming>,
     admitted: &Admitted<'p, '_>,
     deadline: std::time::Duration,
-) -> Result<Option<body_inspection::Inspection>, Refused<'p>> {
+) -> Result<Option<Box<body_inspection::Inspection>>, Refused<'p>> {
     let token = admitted.allowed.token;
     if token.is_legacy() || http_body::Body::is_end_stream(req.body()) {
         return Ok(None);
