@@ -66,7 +66,9 @@ impl<IO: AsyncRead> AsyncRead for FirstBytes<IO> {
     }
 }
 
-/// Reads from `io`, under `deadline` until the first byte.
+/// Reads from `io`, under `deadline` until the first byte. Inlined: out of line it cost
+/// ~150 instructions a request (callgrind).
+#[inline]
 fn read_first<IO: AsyncRead>(
     io: Pin<&mut IO>,
     deadline: &mut Option<Pin<Box<Sleep>>>,

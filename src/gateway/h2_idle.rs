@@ -135,6 +135,7 @@ impl H2Reads {
     }
 
     /// Reads with `read` (the connection's own read).
+    #[inline]
     pub fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
