@@ -62,6 +62,13 @@ fn every_refusal_maps_to_its_status_decision_and_reason() {
             reason,
         })
     };
+    let in_body = |whole| Refused::OverrideInBody {
+        denial: Denial::Scope {
+            token: reader,
+            reason: ScopeFailure::Override { api: None },
+        },
+        whole,
+    };
     let table: Vec<(Refused<'_>, Row)> = vec![
         (
             Refused::AmbiguousFraming,
@@ -205,14 +212,9 @@ fn every_refusal_maps_to_its_status_decision_and_reason() {
                 false,
             ),
         ),
+        // Found in a body: the connection closes when the body was not read to its end.
         (
-            Refused::OverrideInBody {
-                denial: Denial::Scope {
-                    token: reader,
-                    reason: ScopeFailure::Override { api: None },
-                },
-                whole: true,
-            },
+            in_body(true),
             (
                 S::FORBIDDEN,
                 D::DeniedScope,
@@ -221,13 +223,7 @@ fn every_refusal_maps_to_its_status_decision_and_reason() {
             ),
         ),
         (
-            Refused::OverrideInBody {
-                denial: Denial::Scope {
-                    token: reader,
-                    reason: ScopeFailure::Override { api: None },
-                },
-                whole: false,
-            },
+            in_body(false),
             (
                 S::FORBIDDEN,
                 D::DeniedScope,
