@@ -1,6 +1,7 @@
 //! The per-request service. It loads the current policy snapshot once, then runs the
 //! phases in a fixed order, each a function returning `Result<_, Refused>` and filling in
-//! a per-request context: classify -> authenticate -> authorize -> limit -> forward.
+//! a per-request context: classify -> authenticate -> authorize -> limit -> (a body's
+//! method overrides) -> forward.
 //! [`handle`] is the one exit: it turns any [`Refused`] into its response, and every
 //! request into its metrics and its access-log line.
 
@@ -700,8 +701,8 @@ async fn forward<'p>(
     }
 }
 
-/// Between limit and forward: a body some framework reads parameters from (a form, multipart, JSON) may
-/// carry `_method`, an override to authorize like one in the query
+/// Between limit and forward: a body some framework reads parameters from (a form,
+/// multipart, JSON) may carry `_method`, an override to authorize like one in the query
 /// ([`crate::gateway::body_inspection`]). Legacy tokens are not held to scopes; requests
 /// without a body, or with one no framework reads parameters from, pass untouched.
 async fn inspect_body<'p>(
