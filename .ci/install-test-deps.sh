@@ -8,6 +8,9 @@
 #                          own form and multipart parsing under `php -S`)
 #   rackup                 Debian packages `ruby-rack`, `ruby-webrick` (the same test:
 #                          Rack's MethodOverride, as Rails runs it)
+#   node, npm              Debian packages `nodejs`, `npm` (the same test: Express with
+#                          method-override); `npm ci` then installs the pinned Express into
+#                          tests/data/frameworks/express/node_modules
 #
 #   bash .ci/install-test-deps.sh      # .ci/test runs it before `cargo test`
 #
@@ -33,8 +36,28 @@ fi
 if ! command -v rackup >/dev/null 2>&1 || ! ruby -e 'require "webrick"' >/dev/null 2>&1; then
   missing+=(ruby-rack ruby-webrick)
 fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
+# Express for tests/framework_overrides.rs, pinned by its package-lock.json.
+express_modules() {
+  local dir
+  dir="$(dirname "$0")/../tests/data/frameworks/express"
+  if [ -d "$dir/node_modules/express" ] || ! command -v npm >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "test deps: npm ci in tests/data/frameworks/express"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) \
+    || fail "npm ci failed in tests/data/frameworks/express"
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "test deps: prometheus, promtool, curl, php and rackup are installed"
+  NAME="test deps"
+  SKIPS="tests/framework_overrides.rs will skip Express"
+  . "$(dirname "$0")/lib.sh"
+  express_modules
+  echo "test deps: prometheus, promtool, curl, php, rackup, node and Express are installed"
   exit 0
 fi
 
@@ -46,7 +69,8 @@ need_apt_as_root "${missing[*]}"
 echo "test deps: installing Debian packages: ${missing[*]}"
 apt_install "${missing[@]}"
 
-for tool in prometheus promtool curl php rackup; do
+for tool in prometheus promtool curl php rackup node npm; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is still not on PATH after installing ${missing[*]}"
 done
+express_modules
 echo "test deps: $(prometheus --version 2>&1 | head -n 1)"

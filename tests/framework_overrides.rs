@@ -1,6 +1,7 @@
 //! Method overrides in request bodies against real frameworks: PHP's own form and
-//! multipart parsing with Symfony's and Laravel's `_method` rules (`php -S`), and Rack's
-//! `MethodOverride`, as Rails runs it (`rackup` on WEBrick). Each body of a corpus of
+//! multipart parsing with Symfony's and Laravel's `_method` rules (`php -S`), Rack's
+//! `MethodOverride`, as Rails runs it (`rackup` on WEBrick), and Express with
+//! `method-override` reading the body as its README shows (`node`). Each body of a corpus of
 //! spellings (names, values, content types, multipart and JSON forms), and of a seeded
 //! fuzz of bodies that carry an override (bytes where parsers disagree inserted,
 //! removed, encoded, case-flipped), goes to each
@@ -9,7 +10,8 @@
 //! see as no method outside those. The corpus must make each framework honour many
 //! overrides directly, or the test proves nothing.
 //!
-//! Needs `php` (Debian `php-cli`) and `rackup` (Debian `ruby-rack`, `ruby-webrick`), which
+//! Needs `php` (Debian `php-cli`), `rackup` (Debian `ruby-rack`, `ruby-webrick`) and `node`
+//! with the pinned Express (`npm ci` in `tests/data/frameworks/express`), which
 //! `.ci/install-test-deps.sh` installs; without them the test says why and passes, except
 //! under `CI=true`, where it fails.
 
@@ -457,6 +459,25 @@ async fn php_symfony_and_laravel_never_see_an_override_the_token_lacks() {
     .await;
     if let Some(php) = php {
         check(&php).await;
+    }
+}
+
+#[tokio::test]
+async fn express_method_override_never_sees_an_override_the_token_lacks() {
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/frameworks/express/node_modules/express");
+    if !modules.is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "express: tests/data/frameworks/express has no node_modules, and CI=true \
+             requires this test to run: `bash .ci/install-test-deps.sh` installs it"
+        );
+        eprintln!("SKIPPED express: no node_modules (`bash .ci/install-test-deps.sh`)");
+        return;
+    }
+    let express = start("express", "node", &["express/app.js", "{port}"]).await;
+    if let Some(express) = express {
+        check(&express).await;
     }
 }
 
