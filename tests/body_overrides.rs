@@ -318,3 +318,32 @@ async fn a_chunked_body_with_trailers_is_judged_once() {
     assert_eq!(raw(h.addr(), req.as_bytes()).await.status, 200);
     assert_eq!(h.upstream.last().unwrap().body, body.as_bytes());
 }
+
+/// Over HTTP/2 (h2c) too: the body's frames are judged the same way.
+#[tokio::test]
+async fn an_override_in_an_http2_body_is_refused_too() {
+    let h = Harness::start_with("http2_cleartext: true\n", &tokens_yaml()).await;
+    let stream = TcpStream::connect(h.addr()).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let post = |body: &'static str| {
+        http::Request::post(format!("http://localhost{CAMPAIGNS}"))
+            .header("authorization", basic(&WRITER))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                body.as_bytes(),
+            )))
+            .unwrap()
+    };
+    let resp = h2.send_request(post("a=1&_method=PUT")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    assert_eq!(h.upstream.count(), 0, "nothing reached the upstream");
+    let resp = h2.send_request(post("a=1&_method=DELETE")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(h.upstream.last().unwrap().body, "a=1&_method=DELETE");
+}
