@@ -749,3 +749,60 @@ async fn explain_command_output_and_exit_codes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--body`: a body's `_method` is an override to `explain` as to the gateway, which
+/// answers the same request the same way.
+#[tokio::test]
+async fn explain_reads_overrides_in_a_body_as_the_gateway_does() {
+    let h = Harness::start().await;
+    let form = "Content-Type: application/x-www-form-urlencoded";
+    let (code, out) = cli::explain(
+        &h.config_path,
+        &[
+            "--token",
+            WRITER.sid,
+            "-H",
+            form,
+            "--body",
+            "a=1&_method=PUT",
+            "POST",
+            CAMPAIGNS,
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("overrides    PUT"), "{out}");
+    assert!(
+        out.contains("decision     denied_scope (method_override_not_granted)"),
+        "{out}"
+    );
+    let dir = TempDir::new();
+    let file = dir.write("body.json", r#"{"_method":"delete"}"#);
+    let at_file = format!("@{}", file.display());
+    let (code, out) = cli::explain(
+        &h.config_path,
+        &[
+            "--token",
+            WRITER.sid,
+            "-H",
+            "Content-Type: application/json",
+            "--body",
+            &at_file,
+            "POST",
+            CAMPAIGNS,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("overrides    DELETE"), "{out}");
+    // The gateway agrees on both.
+    for (ct, body, status) in [
+        ("application/x-www-form-urlencoded", "a=1&_method=PUT", 403),
+        ("application/json", r#"{"_method":"delete"}"#, 200),
+    ] {
+        let req = format!(
+            "POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+            basic(&WRITER),
+            body.len()
+        );
+        assert_eq!(raw(h.addr(), req.as_bytes()).await.status, status, "{body}");
+    }
+}

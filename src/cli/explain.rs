@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use serde::Serialize;
 
 use crate::config::{self, ScopeGrant, Settings};
+use crate::domain::body_override::BodyOverrideScan;
 use crate::domain::classify::{classify, Unclassified};
 use crate::domain::decision::{self, Ask, Denial, ScopeFailure, SecretUsed};
 use crate::domain::labels::{DecisionLabel, NO_API};
@@ -38,6 +39,11 @@ pub struct ExplainArgs {
     /// gateway resolves: the peer, or the `X-Forwarded-For` entry behind trusted proxies).
     #[arg(long, value_name = "IP")]
     pub from: Option<std::net::IpAddr>,
+    /// The request body as sent (`@FILE` reads a file). `_method` in a form, multipart or
+    /// JSON body is an override too, as the gateway reads it: give the body's
+    /// `Content-Type` with `-H`.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub body: Option<String>,
     /// The HTTP method, exactly as sent (methods are case-sensitive).
     pub method: String,
     /// The request target: a path, optionally with a query (`/a/b?_method=DELETE`).
@@ -142,17 +148,22 @@ pub fn run(args: ExplainArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let body = match args.body.as_deref().map(read_body).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("scopegate explain: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let policy = Policy::detached(config, 1);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let e = match explain_from(
-        &policy,
-        &args.token,
-        &args.method,
-        &args.path,
-        &headers,
-        args.from,
-        now,
-    ) {
+    let request = Request {
+        method: &args.method,
+        target: &args.path,
+        headers: &headers,
+        body: body.as_deref(),
+    };
+    let e = match explain_from(&policy, &args.token, &request, args.from, now) {
         Ok(e) => e,
         Err(err) => {
             eprintln!("scopegate explain: {err}");
@@ -175,6 +186,25 @@ pub fn run(args: ExplainArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `--body`: the text itself, or `@FILE`'s bytes.
+fn read_body(arg: &str) -> Result<Vec<u8>, String> {
+    match arg.strip_prefix('@') {
+        Some(path) => std::fs::read(path).map_err(|e| format!("--body @{path}: {e}")),
+        None => Ok(arg.as_bytes().to_vec()),
+    }
+}
+
+/// The request `explain` is asked about.
+pub struct Request<'a> {
+    /// The method exactly as sent.
+    pub method: &'a str,
+    /// The request target: a path, optionally with a query.
+    pub target: &'a str,
+    pub headers: &'a HeaderMap,
+    /// The body, when it has one.
+    pub body: Option<&'a [u8]>,
 }
 
 /// Parses `Name: value` strings into a header map (repeated names are kept, in order).
@@ -201,7 +231,13 @@ pub fn explain<R>(
     headers: &HeaderMap,
     now_unix: i64,
 ) -> Result<Explanation, UsageError> {
-    explain_from(policy, sid, method, target, headers, None, now_unix)
+    let request = Request {
+        method,
+        target,
+        headers,
+        body: None,
+    };
+    explain_from(policy, sid, &request, None, now_unix)
 }
 
 /// Explains one request. Pure: the policy, the SID, the method and target as sent, the
@@ -209,12 +245,16 @@ pub fn explain<R>(
 pub fn explain_from<R>(
     policy: &Policy<R>,
     sid: &str,
-    method: &str,
-    target: &str,
-    headers: &HeaderMap,
+    request: &Request<'_>,
     from: Option<std::net::IpAddr>,
     now_unix: i64,
 ) -> Result<Explanation, UsageError> {
+    let Request {
+        method,
+        target,
+        headers,
+        body,
+    } = *request;
     let wire =
         Method::from_bytes(method.as_bytes()).map_err(|_| UsageError::Method(method.to_owned()))?;
     let mut e = Explanation {
@@ -311,7 +351,17 @@ pub fn explain_from<R>(
     let (path, query) = (classified.path(), classified.query());
     e.canonical_path = Some(path.to_owned());
     e.has_query = query.is_some();
-    let overrides = &classified.overrides;
+    // A body's overrides, as the gateway reads them (`body_inspection`), are asked like
+    // the others.
+    let mut overrides = classified.overrides.clone();
+    let body_scan = body.filter(|b| !b.is_empty()).and_then(|b| {
+        let mut scan = BodyOverrideScan::for_headers(&headers)?;
+        scan.feed(b);
+        scan.finish();
+        overrides.extend_from_slice(scan.found());
+        Some(scan)
+    });
+    let overrides = &overrides;
     e.overrides = overrides
         .iter()
         .map(|o| o.map_or("unknown", |i| KNOWN_METHODS[usize::from(i)]))
@@ -397,6 +447,19 @@ pub fn explain_from<R>(
     } else if from.is_some() {
         e.notes
             .push("the token has no allowed_ips: any client address may use it".into());
+    }
+    if let (Ok(_), Some(scan)) = (&scoped, &body_scan) {
+        let granted = decision::grants_on_path(policy, token, path);
+        if !token.is_legacy() && scan.unreadable() && scan.violates(granted) {
+            e.decision = DecisionLabel::DeniedScope.as_str();
+            e.reason = "method_override_not_granted";
+            e.why = "the body cannot be read with certainty (compressed, a charset such as \
+                     UTF-16, or several Content-Type fields), so it may name any method: only a \
+                     token granted GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS on this path \
+                     may send it"
+                .into();
+            return Ok(e);
+        }
     }
     match scoped {
         Ok(allowed) => {

@@ -146,6 +146,12 @@ impl BodyOverrideScan {
             || self.json.as_ref().is_some_and(|j| j.override_open())
     }
 
+    /// Whether the body cannot be read with certainty (compressed, a charset such as
+    /// UTF-16, several `Content-Type` fields): it may name any method.
+    pub fn unreadable(&self) -> bool {
+        self.unreadable
+    }
+
     /// Whether the body named an override so far, or cannot be read: only then do the
     /// grants matter.
     pub fn names_any(&self) -> bool {
@@ -172,7 +178,6 @@ impl BodyOverrideScan {
     }
 
     /// The overrides found so far.
-    #[cfg(test)]
     pub fn found(&self) -> &[Option<u8>] {
         &self.found
     }
