@@ -23,6 +23,10 @@ use crate::gateway::body::BodyError;
 
 /// Bodies up to this size are judged before the upstream is contacted.
 pub const WHOLE_BYTES: usize = 64 * 1024;
+/// The most a streaming body may hold back while an override's value is open.
+const HELD_BYTES: usize = 64 * 1024;
+/// Past this many held frames, they are joined into one.
+const HELD_FRAMES: usize = 8;
 
 /// Why a body was refused while its start was read.
 #[derive(Debug)]
@@ -231,7 +235,9 @@ impl Inspection {
                     if scan.violates(self.granted) {
                         return Poll::Ready(Some(Err(BodyError::OverrideNotGranted)));
                     }
-                    self.held.push_back(frame);
+                    if let Err(e) = self.hold(frame) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
                 }
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 None => {
@@ -243,6 +249,32 @@ impl Inspection {
                 }
             }
         }
+    }
+
+    /// Holds `frame` back. What is held is bounded: an override's value open for more
+    /// than [`HELD_BYTES`] (JSON white space after `"_method":`, say) names no method, and
+    /// many small frames are joined so that none keeps a read buffer of its own alive.
+    fn hold(&mut self, frame: Frame<Bytes>) -> Result<(), BodyError> {
+        let held: usize = self
+            .held
+            .iter()
+            .filter_map(|f| f.data_ref())
+            .map(Bytes::len)
+            .sum();
+        if held + frame.data_ref().map_or(0, Bytes::len) > HELD_BYTES {
+            return Err(BodyError::OverrideNotGranted);
+        }
+        self.held.push_back(frame);
+        if self.held.len() > HELD_FRAMES && self.held.iter().all(|f| f.is_data()) {
+            let mut joined = BytesMut::with_capacity(held + 64);
+            for f in self.held.drain(..) {
+                if let Ok(data) = f.into_data() {
+                    joined.extend_from_slice(&data);
+                }
+            }
+            self.held.push_back(Frame::data(joined.freeze()));
+        }
+        Ok(())
     }
 
     /// True only once everything was handed on: a held frame is still to come.
@@ -362,6 +394,28 @@ mod tests {
         )
         .await;
         assert_eq!(out, vec![Bytes::from_static(b"read=ahead&")]);
+        assert_eq!(end, Err(()));
+    }
+
+    #[tokio::test]
+    async fn an_override_value_left_open_cannot_hold_more_than_its_bound() {
+        let spaces: &'static [u8] = Box::leak(vec![b' '; 16 * 1024].into_boxed_slice());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            "application/json".parse().unwrap(),
+        );
+        let inspection = Inspection {
+            replay: VecDeque::new(),
+            scan: BodyOverrideScan::for_headers(&headers),
+            granted: granted(&["POST"]),
+            held: VecDeque::new(),
+            ended: false,
+        };
+        let mut frames: Vec<&'static [u8]> = vec![br#"{"_method":"#];
+        frames.extend(std::iter::repeat_n(spaces, 8));
+        let (out, end) = forwarded(inspection, &frames).await;
+        assert!(out.is_empty(), "nothing of the open value was handed on");
         assert_eq!(end, Err(()));
     }
 }
