@@ -235,7 +235,8 @@ impl Inspection {
                     if scan.violates(self.granted) {
                         return Poll::Ready(Some(Err(BodyError::OverrideNotGranted)));
                     }
-                    if let Err(e) = self.hold(frame) {
+                    let open = scan.override_open();
+                    if let Err(e) = self.hold(frame, open) {
                         return Poll::Ready(Some(Err(e)));
                     }
                 }
@@ -251,17 +252,18 @@ impl Inspection {
         }
     }
 
-    /// Holds `frame` back. What is held is bounded: an override's value open for more
-    /// than [`HELD_BYTES`] (JSON white space after `"_method":`, say) names no method, and
-    /// many small frames are joined so that none keeps a read buffer of its own alive.
-    fn hold(&mut self, frame: Frame<Bytes>) -> Result<(), BodyError> {
+    /// Holds `frame` back. What is held is bounded: an override's value open over more
+    /// than [`HELD_BYTES`] (JSON white space after `"_method":`, say) names no method
+    /// (otherwise one frame is held, however large), and many small frames are joined so
+    /// that none keeps a read buffer of its own alive.
+    fn hold(&mut self, frame: Frame<Bytes>, override_open: bool) -> Result<(), BodyError> {
         let held: usize = self
             .held
             .iter()
             .filter_map(|f| f.data_ref())
             .map(Bytes::len)
             .sum();
-        if held + frame.data_ref().map_or(0, Bytes::len) > HELD_BYTES {
+        if override_open && held + frame.data_ref().map_or(0, Bytes::len) > HELD_BYTES {
             return Err(BodyError::OverrideNotGranted);
         }
         self.held.push_back(frame);

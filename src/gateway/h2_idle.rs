@@ -7,17 +7,17 @@
 //! next request; this does the same for HTTP/2. Streams are counted by the requests the
 //! gateway serves (a response body ends its stream); a watchdog task, started when the
 //! connection's first bytes are the HTTP/2 preface, checks once per timeout, so an idle connection is
-//! closed between one and two timeouts after its last stream ended. Closing is an end of
-//! input on the connection's reads ([`H2Reads`]): hyper then ends the connection, with no
-//! stream in flight to lose.
+//! closed between one and two timeouts after its last stream ended. Closing is hyper's
+//! graceful shutdown, run by the connection's task (`server::serve_http`): GOAWAY, then the
+//! streams still open (a response whose last bytes wait on flow control) finish sending.
 
-use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::ReadBuf;
+use tokio::sync::Notify;
 
 /// One connection's open HTTP/2 streams and its idle verdict.
 #[derive(Debug)]
@@ -25,14 +25,12 @@ pub struct H2Idle {
     limit: Duration,
     born: Instant,
     open: AtomicUsize,
-    /// Milliseconds after `born` when the last stream ended (or the first began).
+    /// Milliseconds after `born` when the last stream ended (or the watchdog started).
     last_active_ms: AtomicU64,
-    /// Set once the first HTTP/2 stream started the watchdog.
+    /// Set once the preface (or a first stream) started the watchdog.
     watched: AtomicBool,
-    /// The watchdog found the connection idle: its reads end.
-    closing: AtomicBool,
-    /// The connection task's waker, from its last read while watched.
-    reader: Mutex<Option<Waker>>,
+    /// Told once the connection is found idle: its task shuts it down gracefully.
+    found_idle: Notify,
 }
 
 impl H2Idle {
@@ -43,14 +41,13 @@ impl H2Idle {
             open: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(0),
             watched: AtomicBool::new(false),
-            closing: AtomicBool::new(false),
-            reader: Mutex::new(None),
+            found_idle: Notify::new(),
         })
     }
 
     /// The connection speaks HTTP/2: the watchdog starts (once).
     fn watch(self: &Arc<Self>) {
-        if !self.watched.swap(true, Ordering::Relaxed) {
+        if !self.watched.swap(true, Ordering::AcqRel) {
             self.touch();
             tokio::spawn(watchdog(Arc::downgrade(self), self.limit));
         }
@@ -59,32 +56,34 @@ impl H2Idle {
     /// An HTTP/2 stream began; it stays open until the returned guard is dropped (with
     /// the response body).
     pub fn stream_opened(self: &Arc<Self>) -> OpenStream {
-        self.open.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::AcqRel);
         self.watch();
         OpenStream(self.clone())
     }
 
+    /// Resolves once the connection has been found idle.
+    pub async fn idle(&self) {
+        self.found_idle.notified().await;
+    }
+
     fn touch(&self) {
         let now = self.born.elapsed().as_millis() as u64;
-        self.last_active_ms.store(now, Ordering::Relaxed);
+        self.last_active_ms.store(now, Ordering::Release);
     }
 
-    /// Whether the connection had no open stream for the whole limit.
+    /// Whether the connection had no open stream for the whole limit. The count is read
+    /// before the time: a stream ending in between has already touched the time.
     fn is_idle(&self) -> bool {
-        let idle_ms = (self.born.elapsed().as_millis() as u64)
-            .saturating_sub(self.last_active_ms.load(Ordering::Relaxed));
-        self.open.load(Ordering::Relaxed) == 0 && idle_ms >= self.limit.as_millis() as u64
-    }
-
-    fn close(&self) {
-        self.closing.store(true, Ordering::Relaxed);
-        if let Some(waker) = self.reader.lock().ok().and_then(|mut w| w.take()) {
-            waker.wake();
+        if self.open.load(Ordering::Acquire) != 0 {
+            return false;
         }
+        let idle_ms = (self.born.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_active_ms.load(Ordering::Acquire));
+        idle_ms >= self.limit.as_millis() as u64
     }
 }
 
-/// Checks the connection once per limit until it is idle (then closes it) or gone.
+/// Checks the connection once per limit until it is idle (then tells its task) or gone.
 async fn watchdog(conn: Weak<H2Idle>, limit: Duration) {
     loop {
         tokio::time::sleep(limit).await;
@@ -92,8 +91,9 @@ async fn watchdog(conn: Weak<H2Idle>, limit: Duration) {
             return;
         };
         if conn.is_idle() {
-            tracing::debug!("HTTP/2 connection idle for timeouts.header_read; closed");
-            conn.close();
+            tracing::debug!("HTTP/2 connection idle for timeouts.header_read; closing it");
+            // A permit is kept if the task is not waiting yet.
+            conn.found_idle.notify_one();
             return;
         }
     }
@@ -105,8 +105,9 @@ pub struct OpenStream(Arc<H2Idle>);
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
+        // The time first, then the count: the watchdog reads them the other way round.
         self.0.touch();
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -114,11 +115,10 @@ impl Drop for OpenStream {
 /// begins so.
 const PREFACE_START: &[u8] = b"PRI * HTTP/2.0";
 
-/// A connection's reads as the idle timeout sees them: the first bytes are watched for
-/// the preface (which starts the watchdog), and once the watchdog closes the connection
-/// its reads end. Kept by the connection's I/O wrapper ([`crate::gateway::first_bytes`])
-/// rather than wrapping the I/O itself: a layer of its own cost every HTTP/1.1 read a few
-/// per cent of a request's instructions.
+/// A connection's first bytes as the idle timeout sees them: the preface starts the
+/// watchdog, so that a connection that sends it and nothing more is closed too. Kept by
+/// the connection's I/O wrapper ([`crate::gateway::first_bytes`]) rather than wrapping
+/// the I/O itself: a layer of its own cost every HTTP/1.1 read.
 #[derive(Debug)]
 pub struct H2Reads {
     idle: Arc<H2Idle>,
@@ -134,53 +134,32 @@ impl H2Reads {
         }
     }
 
-    /// Reads with `read` (the connection's own read).
+    /// Reads with `read` (the connection's own read), watching the first bytes.
     #[inline]
     pub fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
-        read: impl FnOnce(&mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<()>>,
-    ) -> Poll<io::Result<()>> {
-        let idle = &*self.idle;
-        if let Some(mut at) = self.sniffed {
-            let before = buf.filled().len();
-            let polled = read(cx, buf);
-            for &b in &buf.filled()[before..] {
-                if PREFACE_START.get(at) != Some(&b) {
-                    self.sniffed = None;
-                    return polled;
-                }
-                at += 1;
-                if at == PREFACE_START.len() {
-                    self.sniffed = None;
-                    self.idle.watch();
-                    return polled;
-                }
-            }
-            self.sniffed = Some(at);
-            return polled;
-        }
-        // HTTP/1.1 connections never start the watchdog: one load per read.
-        if !idle.watched.load(Ordering::Relaxed) {
+        read: impl FnOnce(&mut Context<'_>, &mut ReadBuf<'_>) -> Poll<std::io::Result<()>>,
+    ) -> Poll<std::io::Result<()>> {
+        let Some(mut at) = self.sniffed else {
             return read(cx, buf);
-        }
-        if idle.closing.load(Ordering::Relaxed) {
-            return Poll::Ready(Ok(()));
-        }
+        };
+        let before = buf.filled().len();
         let polled = read(cx, buf);
-        if polled.is_pending() {
-            if let Ok(mut reader) = idle.reader.lock() {
-                match reader.as_ref() {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *reader = Some(cx.waker().clone()),
-                }
+        for &b in &buf.filled()[before..] {
+            if PREFACE_START.get(at) != Some(&b) {
+                self.sniffed = None;
+                return polled;
             }
-            // The watchdog may have closed it between the check and the registration.
-            if idle.closing.load(Ordering::Relaxed) {
-                return Poll::Ready(Ok(()));
+            at += 1;
+            if at == PREFACE_START.len() {
+                self.sniffed = None;
+                self.idle.watch();
+                return polled;
             }
         }
+        self.sniffed = Some(at);
         polled
     }
 }

@@ -11,6 +11,7 @@ pub mod body;
 pub mod body_inspection;
 pub mod clock;
 pub mod console;
+pub mod drain;
 pub mod first_bytes;
 pub mod forward;
 pub mod framing;

@@ -10,8 +10,6 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -20,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
 use crate::gateway::balance::{Balancer, Handoff, OpenConnection, WorkerSeat};
+use crate::gateway::drain::{Drain, DrainWatch};
 use crate::gateway::first_bytes::FirstBytes;
 use crate::gateway::framing::FramingWatch;
 use crate::gateway::h2_idle::{H2Idle, H2Reads};
@@ -79,7 +78,7 @@ pub async fn serve_main(
     }
     let builder = Arc::new(builder);
     let proxy_protocol = settings.proxy_protocol;
-    let graceful = GracefulShutdown::new();
+    let graceful = Drain::default();
     // New connections wait in the kernel's backlog while the limit is reached; the ones
     // already open are unaffected.
     tokio::pin!(shutdown);
@@ -248,7 +247,7 @@ struct Connection {
     /// `http2_cleartext`: whether a plain connection may open with the HTTP/2 preface
     /// (h2c prior knowledge); TLS connections negotiate h2 through ALPN instead.
     http2_cleartext: bool,
-    watcher: Watcher,
+    watcher: DrainWatch,
 }
 
 impl Connection {
@@ -313,6 +312,7 @@ impl Connection {
         let idle = http2_allowed.then(|| H2Idle::new(self.header_read));
         let stream = FirstBytes::new(stream, self.header_read)
             .closing_idle_http2(idle.clone().map(H2Reads::new));
+        let idle_for_close = idle.clone();
         let (stream, flags) = FramingWatch::new(stream, http2_allowed);
         conn_info.framing = Some(flags);
         conn_info.h2_idle = idle;
@@ -328,7 +328,45 @@ impl Connection {
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        self.watcher.watch(conn).await
+        let mut conn = std::pin::pin!(conn);
+        let mut drain = self.watcher;
+        let mut asked = false;
+        // Set when an idle connection was asked to finish: a client that never answers
+        // the GOAWAY's PING is not waited for past one more timeout.
+        let mut cut_off: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        // Until the connection ends: a drain, or an idle HTTP/2 connection, asks it to
+        // finish gracefully (HTTP/2: GOAWAY, then the open streams finish sending).
+        loop {
+            tokio::select! {
+                biased;
+                done = conn.as_mut() => return done,
+                () = drain.begun(), if !asked => {
+                    asked = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = idle_signal(idle_for_close.as_deref()), if !asked && idle_for_close.is_some() => {
+                    asked = true;
+                    conn.as_mut().graceful_shutdown();
+                    cut_off = Some(Box::pin(tokio::time::sleep(self.header_read)));
+                }
+                () = async {
+                    if let Some(cut_off) = cut_off.as_mut() {
+                        cut_off.await;
+                    }
+                }, if cut_off.is_some() => {
+                    tracing::debug!("idle HTTP/2 connection did not finish after GOAWAY; dropped");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when the HTTP/2 idle timeout finds the connection idle (never without one).
+async fn idle_signal(idle: Option<&H2Idle>) {
+    match idle {
+        Some(idle) => idle.idle().await,
+        None => std::future::pending().await,
     }
 }
 
