@@ -137,6 +137,15 @@ impl BodyOverrideScan {
         Self::bound(found);
     }
 
+    /// Whether nothing the rest of the body holds can change the verdict: only a JSON
+    /// scan ran, and its top-level value has ended (what follows, as in NDJSON, makes the
+    /// body invalid JSON to every framework). The rest then streams untouched.
+    pub fn exhausted(&self) -> bool {
+        self.form.is_none()
+            && self.multipart.is_none()
+            && self.json.as_ref().is_none_or(|j| j.done())
+    }
+
     /// Whether an override's value is being read: the bytes so far must not reach an
     /// upstream as a whole body, since a body cut short there (`_method=PUTX` ending at
     /// `PUT`) could read as another method. Open for at most a method's length.

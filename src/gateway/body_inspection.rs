@@ -197,6 +197,11 @@ impl<F: FnOnce() -> MethodSet> ReadAhead<F> {
             self.scan.feed(&data);
             self.refused = self.grants.violated_by(&self.scan);
             self.data.extend_from_slice(&data);
+            if !self.refused && self.scan.exhausted() {
+                // Nothing more to find: the rest streams (an NDJSON upload need not
+                // reach 64 KiB first).
+                return Some(Ok(false));
+            }
         }
         (self.read >= WHOLE_BYTES).then_some(Ok(false))
     }
@@ -225,6 +230,16 @@ impl Inspection {
             };
             if self.held.len() > 1 && !scan.override_open() {
                 return Poll::Ready(self.held.pop_front().map(Ok));
+            }
+            if scan.exhausted() && !scan.violates(self.granted) {
+                // Nothing more to find: what is held goes, and the rest streams through.
+                if let Some(frame) = self.held.pop_front() {
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                return inner
+                    .as_mut()
+                    .poll_frame(cx)
+                    .map(|frame| frame.map(|r| r.map_err(BodyError::from)));
             }
             match ready!(inner.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => {
@@ -419,5 +434,27 @@ mod tests {
         let (out, end) = forwarded(inspection, &frames).await;
         assert!(out.is_empty(), "nothing of the open value was handed on");
         assert_eq!(end, Err(()));
+    }
+
+    #[tokio::test]
+    async fn after_a_json_body_s_top_level_value_the_rest_streams_untouched() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            "application/x-ndjson".parse().unwrap(),
+        );
+        let mut scan = BodyOverrideScan::for_headers(&headers).unwrap();
+        scan.feed(b"{\"a\":1}\n");
+        assert!(scan.exhausted());
+        let inspection = Inspection {
+            replay: VecDeque::new(),
+            scan: Some(scan),
+            granted: granted(&["POST"]),
+            held: VecDeque::new(),
+            ended: false,
+        };
+        let (out, end) = forwarded(inspection, &[b"{\"b\":2}\n", b"{\"_method\":\"PUT\"}"]).await;
+        assert_eq!(end, Ok(()));
+        assert_eq!(out.concat(), b"{\"b\":2}\n{\"_method\":\"PUT\"}");
     }
 }

@@ -148,6 +148,11 @@ impl JsonScan {
         }
     }
 
+    /// The top-level value ended (or is not an object): nothing more can be found.
+    pub(super) fn done(&self) -> bool {
+        self.done
+    }
+
     /// A `_method` member's value is being read.
     pub(super) fn override_open(&self) -> bool {
         self.capture == Capture::Value || (self.awaiting_value && self.override_key)
