@@ -390,46 +390,43 @@ async fn check(framework: &Framework) {
     )
     .await;
     let auth = basic(&WRITER);
-    let (mut honoured, mut refused, mut unneeded_refusals) = (0, 0, 0);
+    let mut honoured = 0;
     let fuzz = fuzzed(0x5c0_9e6a7e, 2_000);
     let count = corpus().len() + fuzz.len();
+    // Only what the framework honours directly is sent through the gateway too: the same
+    // bytes cannot name a method through it that they do not name directly, and a
+    // connection each way for every case ran the machine out of ephemeral ports in CI.
+    let mut refused = 0;
     for case in corpus().into_iter().chain(fuzz) {
         let direct = post_bytes(framework.addr, None, &case)
             .await
-            .expect("the framework answers");
+            .unwrap_or_else(|| panic!("{}: no answer to {case:?}", framework.name));
+        if direct.0 != 200 || direct.1 == "POST" {
+            continue;
+        }
+        honoured += 1;
         let via = post_bytes(gateway.addr, Some(&auth), &case)
             .await
-            .expect("the gateway answers");
-        let honours = direct.0 == 200 && direct.1 != "POST";
-        if honours {
-            honoured += 1;
-        }
+            .unwrap_or_else(|| panic!("{}: the gateway did not answer {case:?}", framework.name));
         match via.0 {
             // 400: a head no parser should take (a NUL in a field), never forwarded.
-            400 | 403 => {
-                refused += 1;
-                if !honours {
-                    unneeded_refusals += 1;
-                }
-            }
+            400 | 403 => refused += 1,
             200 => assert!(
                 matches!(via.1.as_str(), "POST" | "DELETE" | "GET"),
                 "{}: {case:?} reached it as {} through the gateway",
                 framework.name,
                 via.1
             ),
-            // The framework fails on it (Rack on a name that is not UTF-8) either way.
-            other => assert_eq!(
-                other, direct.0,
+            other => panic!(
                 "{}: {case:?}: status {other} through the gateway",
                 framework.name
             ),
         }
     }
     eprintln!(
-        "{}: {} requests; {honoured} honoured directly; {refused} refused by the gateway, \
-         {unneeded_refusals} of them not overrides to this framework",
-        framework.name, count
+        "{}: {count} requests; {honoured} honoured directly; {refused} of those refused by \
+         the gateway, the rest reached it as a granted method",
+        framework.name
     );
     assert!(
         honoured >= 100,
