@@ -323,14 +323,7 @@ async fn a_chunked_body_with_trailers_is_judged_once() {
 #[tokio::test]
 async fn an_override_in_an_http2_body_is_refused_too() {
     let h = Harness::start_with("http2_cleartext: true\n", &tokens_yaml()).await;
-    let stream = TcpStream::connect(h.addr()).await.unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let (mut h2, _conn) = h2c(h.addr()).await;
     let post = |body: &'static str| {
         http::Request::post(format!("http://localhost{CAMPAIGNS}"))
             .header("authorization", basic(&WRITER))

@@ -567,24 +567,6 @@ async fn a_host_with_a_port_that_is_not_a_port_or_no_host_is_400() {
     }
 }
 
-/// An HTTP/2 prior-knowledge (h2c) client connection to the gateway, and the task driving
-/// it (finished once the connection is closed).
-async fn h2c(
-    h: &Harness,
-) -> (
-    hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
-    tokio::task::JoinHandle<hyper::Result<()>>,
-) {
-    let stream = TcpStream::connect(h.addr()).await.unwrap();
-    let (h2, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    (h2, tokio::spawn(conn))
-}
-
 /// `limits.max_headers` holds on HTTP/2 too (hyper bounds only the size there): 431, and
 /// nothing reaches the upstream.
 #[tokio::test]
@@ -594,7 +576,7 @@ async fn too_many_header_fields_over_http2_get_431() {
         &tokens_yaml(),
     )
     .await;
-    let (mut h2, _conn) = h2c(&h).await;
+    let (mut h2, _conn) = h2c(h.addr()).await;
     let request = |fields: usize| {
         let mut req = http::Request::builder()
             .uri(format!("http://localhost{CAMPAIGNS}"))
@@ -630,7 +612,7 @@ async fn an_idle_http2_connection_is_closed() {
         &tokens_yaml(),
     )
     .await;
-    let (mut h2, mut conn) = h2c(&h).await;
+    let (mut h2, mut conn) = h2c(h.addr()).await;
     let request = || {
         http::Request::builder()
             .uri(format!("http://localhost{CAMPAIGNS}"))

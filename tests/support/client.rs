@@ -179,3 +179,26 @@ pub async fn closed_by_peer(stream: &mut TcpStream) -> bool {
         Ok(Ok(0)) | Ok(Err(_))
     )
 }
+
+/// An HTTP/2 prior-knowledge (h2c) client connection to `addr`, and the task driving it
+/// (finished once the connection is closed).
+pub async fn h2c<B>(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<B>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+)
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (h2, conn) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    (h2, tokio::spawn(conn))
+}
