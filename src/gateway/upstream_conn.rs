@@ -119,7 +119,10 @@ impl OwnedUpstream {
 
 /// Resolves `authority` and connects to the first address that answers, all within
 /// `timeout`.
-async fn connect(authority: &Authority, timeout: Duration) -> Result<Connection, ExchangeError> {
+async fn connect(
+    authority: &Authority,
+    timeout: Duration,
+) -> Result<Box<Connection>, ExchangeError> {
     let stream = tokio::time::timeout(timeout, open(authority))
         .await
         .map_err(|_| ExchangeError::Connect(std::io::ErrorKind::TimedOut.into()))??;

@@ -23,7 +23,7 @@ pub struct ResponseBody {
 
 #[derive(Debug)]
 struct Reading {
-    conn: Connection,
+    conn: Box<Connection>,
     /// The rest of a request the upstream answered before it was all sent: still written
     /// while the response is read (an upstream may stream its answer as it reads). Boxed:
     /// rare, and every response body would carry it otherwise.
@@ -45,7 +45,7 @@ impl ResponseBody {
     /// The body after a head framed by `framing`; a body with no bytes parks the connection
     /// at once.
     pub(super) fn new(
-        conn: Connection,
+        conn: Box<Connection>,
         framing: Framing,
         keep_alive: bool,
         sending: Option<Box<Sender<RequestBody>>>,

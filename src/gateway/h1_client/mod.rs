@@ -77,17 +77,21 @@ pub struct Connection {
 /// Where an idle connection waits for the next request of its client connection. The
 /// response body of an exchange puts its connection back here when it was read to its end
 /// and the upstream keeps the connection open.
-pub type Parking = Arc<Mutex<Option<Connection>>>;
+///
+/// A connection lives in a box from its opening to its closing: it moves from the parking
+/// slot to the exchange to the response body and back for every request, and a box moves
+/// as one pointer.
+pub type Parking = Arc<Mutex<Option<Box<Connection>>>>;
 
 impl Connection {
     /// A connection over `stream`, which is connected to `authority`.
-    pub fn new(authority: Authority, stream: TcpStream) -> Connection {
-        Connection {
+    pub fn new(authority: Authority, stream: TcpStream) -> Box<Connection> {
+        Box::new(Connection {
             authority,
             stream,
             buf: BytesMut::new(),
             out: Vec::new(),
-        }
+        })
     }
 
     pub fn authority(&self) -> &Authority {
@@ -115,7 +119,7 @@ impl Connection {
     }
 
     /// Puts the connection in `parking` when it may carry another request.
-    fn park_if(self, keep_alive: bool, parking: &Parking) {
+    fn park_if(self: Box<Self>, keep_alive: bool, parking: &Parking) {
         // Bytes after the end of a response were never asked for: the connection is
         // out of step with the upstream, and is closed.
         if keep_alive && self.buf.is_empty() {
@@ -136,7 +140,7 @@ impl Connection {
 /// that came before the whole request went out keeps the rest of the body flowing while it
 /// is read, and its connection is never used again.
 pub async fn exchange(
-    mut conn: Connection,
+    mut conn: Box<Connection>,
     req: Request<RequestBody>,
     parking: &Parking,
 ) -> Result<Response<ResponseBody>, Error> {

@@ -6,6 +6,8 @@
 //! §6.3 ¶3), so the client never gets a length that disagrees with the body it receives,
 //! and such a connection is not used again.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
@@ -16,6 +18,9 @@ use super::Error;
 pub const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 /// Header fields in a response head, at most (hyper's default).
 const MAX_FIELDS: usize = 100;
+/// Fields the gateway adds to a forwarded answer: `RateLimit-Policy`, `RateLimit`,
+/// `RateLimit-Limit`, `-Remaining`, `-Reset` (`ratelimit::set_headers`), and one spare.
+const GATEWAY_ADDED_FIELDS: usize = 6;
 
 /// How the body after a head is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +57,15 @@ pub enum Parsed {
 /// the request's, which decides whether the response can have a body at all (`HEAD`,
 /// a 2xx to `CONNECT`).
 pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Error> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let len = match parsed.parse(buf) {
+    // Left uninitialized: the parser writes the fields it finds, and filling 100 empty
+    // ones first (3 KiB) for the usual handful is wasted on every response.
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut fields,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
             return Err(Error::HeadTooLarge)
@@ -88,7 +99,9 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Error> {
         })
         .collect();
     let head_bytes: Bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(offsets.len());
+    // Room for the fields the gateway adds to every answer (the rate-limit fields), so
+    // adding them does not grow the map, which rehashes every name already in it.
+    let mut headers = HeaderMap::with_capacity(offsets.len() + GATEWAY_ADDED_FIELDS);
     let mut keep_alive = version == Version::HTTP_11;
     let mut saw_close = false;
     for (name_start, name_end, value_start, value_end) in offsets {
