@@ -94,6 +94,79 @@ async fn without_admin_users_api_and_console_are_404_and_the_rest_stays_open() {
     }
 }
 
+/// `GET path` on the admin listener with exactly this `Host` (and the admin credentials).
+async fn admin_get_as(h: &Harness, host: &str, path: &str) -> Reply {
+    let auth = admin_auth();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+    );
+    raw(h.gateway.admin_addr, request.as_bytes()).await
+}
+
+#[tokio::test]
+async fn a_loopback_admin_listener_refuses_rebound_host_names_on_every_path() {
+    let h = harness("").await;
+    let port = h.gateway.admin_addr.port();
+    let paths = ["/metrics", "/api/v1/tokens", "/console/", "/console/login"];
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("127.0.0.1.evil.example:{port}"),
+        format!("localhost.evil.example:{port}"),
+    ] {
+        for path in paths {
+            let r = admin_get_as(&h, &host, path).await;
+            assert_eq!(r.status, 421, "{host} {path}");
+            assert!(
+                !r.text().contains("scopegate_requests_total"),
+                "{host} {path}"
+            );
+        }
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        for path in paths {
+            let r = admin_get_as(&h, &host, path).await;
+            assert_ne!(r.status, 421, "{host} {path}");
+            assert!(r.status.as_u16() < 400, "{host} {path}: {}", r.status);
+        }
+    }
+    // The probes tell a page nothing, and health checkers send any `Host`.
+    for path in ["/healthz", "/readyz", "/generation"] {
+        assert_eq!(
+            admin_get_as(&h, "evil.example", path).await.status,
+            200,
+            "{path}"
+        );
+    }
+    // Two `Host` fields name no one host.
+    let auth = admin_auth();
+    let two = format!(
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nAuthorization: {auth}\r\n\r\n"
+    );
+    assert_ne!(raw(h.gateway.admin_addr, two.as_bytes()).await.status, 200);
+}
+
+#[tokio::test]
+async fn allowed_hosts_lists_the_names_the_admin_listener_answers_for() {
+    let h = harness("  allowed_hosts: [gw.internal]\n").await;
+    let port = h.gateway.admin_addr.port();
+    for path in ["/metrics", "/api/v1/tokens"] {
+        let listed = admin_get_as(&h, &format!("GW.internal:{port}"), path).await;
+        assert_eq!(listed.status, 200, "{path}");
+        let other = admin_get_as(&h, &format!("gw.other:{port}"), path).await;
+        assert_eq!(other.status, 421, "{path}");
+        assert!(
+            other.text().contains("admin.allowed_hosts"),
+            "{}",
+            other.text()
+        );
+    }
+}
+
 #[tokio::test]
 async fn refusals_need_credentials_and_throttle_bad_ones() {
     let h = harness("bruteforce: {max_failures: 3, cooloff: 60s}\n").await;

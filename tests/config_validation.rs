@@ -352,3 +352,36 @@ fn a_misspelled_nested_field_points_at_its_own_line() {
         "unknown field `max_conections`",
     );
 }
+
+#[test]
+fn admin_allowed_hosts_are_host_names_without_ports() {
+    let g = format!(
+        "{GATEWAY}admin:\n  allowed_hosts:\n    - gw.internal\n    - \"gw-1:9901\"\n    - \"bad name\"\n    - 7\n"
+    );
+    let errs = errors(&g, &tokens_with(&token("SGa", "")));
+    assert_error(
+        &errs,
+        "scopegate.yaml",
+        "admin.allowed_hosts[1]",
+        line_of(&g, "gw-1:9901"),
+        "has no port",
+    );
+    assert_error(
+        &errs,
+        "scopegate.yaml",
+        "admin.allowed_hosts[2]",
+        line_of(&g, "bad name"),
+        "not a host name",
+    );
+    assert_error(
+        &errs,
+        "scopegate.yaml",
+        "admin.allowed_hosts[3]",
+        line_of(&g, "- 7"),
+        "must be a string",
+    );
+    assert!(
+        !errs.iter().any(|e| e.field == "admin.allowed_hosts[0]"),
+        "{errs:#?}"
+    );
+}

@@ -1,6 +1,7 @@
-//! `admin:` in `scopegate.yaml`: the users of the admin API and console (SPEC §10). Only
-//! argon2id PHC strings are accepted as password hashes (`scopegate hash --argon2` makes
-//! one); the plain password never appears in the configuration.
+//! `admin:` in `scopegate.yaml`: the users of the admin API and console (SPEC §10), and the
+//! host names the admin listener answers for (`gateway::admin_host`). Only argon2id PHC
+//! strings are accepted as password hashes (`scopegate hash --argon2` makes one); the
+//! plain password never appears in the configuration.
 
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -21,38 +22,109 @@ const HINT_HASH: &str =
 
 /// Validates `admin:`: a mapping with `users`, each user a name usable as a Basic-auth user
 /// name (unique) and an argon2id hash that parses. Every user's errors are reported.
-pub fn users(sink: &mut ErrorSink<'_>, raw: Option<Value>) -> Vec<AdminUser> {
-    let mut out: Vec<AdminUser> = Vec::new();
-    let list = match raw {
-        None | Some(Value::Null) => return out,
-        Some(Value::Mapping(m)) => {
-            for (k, _) in m.iter() {
-                if k.as_str() != Some("users") {
-                    sink.push(
-                        &format!("admin.{}", k.as_str().unwrap_or("?")),
-                        "unknown field in `admin`",
-                        "`admin` has only `users: [{name, password_hash}]`",
-                    );
-                }
-            }
-            match m.get("users") {
-                None | Some(Value::Null) => return out,
-                Some(Value::Sequence(list)) => list.clone(),
-                Some(_) => {
-                    sink.push(
-                        "admin.users",
-                        "`users` must be a list",
-                        "write users: [{name: ops, password_hash: \"$argon2id$...\"}]",
-                    );
-                    return out;
-                }
-            }
-        }
+/// `admin:` once validated.
+#[derive(Debug, Default)]
+pub struct AdminSection {
+    pub users: Vec<AdminUser>,
+    /// `admin.allowed_hosts`, lowercase and without a trailing dot; `None` when not set.
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// Validates `admin:`: a mapping with `users` and `allowed_hosts`. Every error is
+/// reported, each under its own field.
+pub fn section(sink: &mut ErrorSink<'_>, raw: Option<Value>) -> AdminSection {
+    let map = match raw {
+        None | Some(Value::Null) => return AdminSection::default(),
+        Some(Value::Mapping(m)) => m,
         Some(_) => {
             sink.push(
                 "admin",
                 "`admin` must be a mapping",
                 "write admin: {users: [{name: ops, password_hash: \"$argon2id$...\"}]}",
+            );
+            return AdminSection::default();
+        }
+    };
+    for (k, _) in map.iter() {
+        if !matches!(k.as_str(), Some("users" | "allowed_hosts")) {
+            sink.push(
+                &format!("admin.{}", k.as_str().unwrap_or("?")),
+                "unknown field in `admin`",
+                "`admin` has `users: [{name, password_hash}]` and `allowed_hosts: [names]`",
+            );
+        }
+    }
+    AdminSection {
+        users: users(sink, map.get("users")),
+        allowed_hosts: allowed_hosts(sink, map.get("allowed_hosts")),
+    }
+}
+
+const HINT_HOSTS: &str = "list the host names the admin listener is reached by, without ports \
+     (IP addresses and `localhost` are always answered), or `\"*\"` for any";
+
+/// `admin.allowed_hosts`: host names (letters, digits, `-`, `_`, dots) or `*`.
+fn allowed_hosts(sink: &mut ErrorSink<'_>, raw: Option<&Value>) -> Option<Vec<String>> {
+    let list = match raw {
+        None | Some(Value::Null) => return None,
+        Some(Value::Sequence(list)) => list,
+        Some(_) => {
+            sink.push(
+                "admin.allowed_hosts",
+                "`allowed_hosts` must be a list",
+                HINT_HOSTS,
+            );
+            return None;
+        }
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let field = format!("admin.allowed_hosts[{i}]");
+        let Some(name) = item.as_str() else {
+            sink.push(&field, "a host name must be a string", HINT_HOSTS);
+            continue;
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let valid = name == "*"
+            || (!name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                }));
+        if !valid {
+            let detail = if name.contains(':') {
+                "a host name here has no port (the port is not part of the check)"
+            } else {
+                "not a host name"
+            };
+            sink.push(
+                &field,
+                format!("`{}`: {detail}", name.escape_debug()),
+                HINT_HOSTS,
+            );
+            continue;
+        }
+        out.push(name);
+    }
+    Some(out)
+}
+
+/// `admin.users`: each user a name usable as a Basic-auth user name (unique) and an
+/// argon2id hash that parses. Every user's errors are reported.
+fn users(sink: &mut ErrorSink<'_>, raw: Option<&Value>) -> Vec<AdminUser> {
+    let mut out: Vec<AdminUser> = Vec::new();
+    let list = match raw {
+        None | Some(Value::Null) => return out,
+        Some(Value::Sequence(list)) => list.clone(),
+        Some(_) => {
+            sink.push(
+                "admin.users",
+                "`users` must be a list",
+                "write users: [{name: ops, password_hash: \"$argon2id$...\"}]",
             );
             return out;
         }

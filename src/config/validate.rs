@@ -75,7 +75,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
     let notifications = raw
         .notifications
         .map(|n| super::notify::from_raw(n, dir, state_dir.is_some(), sink));
-    let admin_users = super::admin::users(sink, raw.admin);
+    let admin = super::admin::section(sink, raw.admin);
     let usage_redis = usage(sink, raw.usage.unwrap_or_default());
 
     let mut upstreams = Vec::new();
@@ -303,7 +303,8 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
         timeouts,
         limits,
         bruteforce,
-        admin_users,
+        admin_users: admin.users,
+        admin_allowed_hosts: admin.allowed_hosts,
         trusted_proxies: raw
             .trusted_proxies
             .as_deref()

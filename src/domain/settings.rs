@@ -143,6 +143,9 @@ pub struct Settings {
     pub bruteforce: crate::domain::bruteforce::BruteForceSettings,
     /// `admin.users`; empty turns the admin API and console off (404).
     pub admin_users: Vec<crate::domain::admin::AdminUser>,
+    /// `admin.allowed_hosts`: the host names the admin listener answers for besides IP
+    /// addresses and `localhost` (see `gateway::admin_host`); `None` when not set.
+    pub admin_allowed_hosts: Option<Vec<String>>,
     /// Peers whose `X-Forwarded-For` is read (see `client_addr`); empty: none.
     pub trusted_proxies: crate::domain::netaddr::CidrSet,
     /// The main listener expects a PROXY protocol header first. Read at start only.

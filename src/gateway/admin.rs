@@ -15,6 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::gateway::admin_host;
 use crate::gateway::proxy::Shared;
 use crate::gateway::response::text;
 
@@ -62,13 +63,31 @@ fn route(shared: &Shared, ready: &Readiness, req: &Request<Incoming>) -> Respons
     }
 }
 
-/// Says at start-up where the console is, or how to turn it on.
+/// The answer to a request for a host name the listener does not answer for
+/// (`admin_host`): 421, the status for a request that reached the wrong server.
+fn misdirected() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::MISDIRECTED_REQUEST,
+        "this admin listener does not answer for that host name; \
+         list it in admin.allowed_hosts in the gateway config\n",
+        "text/plain",
+    )
+}
+
+/// Says at start-up where the console is, or how to turn it on, and which host names the
+/// listener answers for.
 fn log_console_state(shared: &Shared, listener: &TcpListener) {
-    let users = shared.policy.load().settings.admin_users.len();
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let policy = shared.policy.load();
+    let users = policy.settings.admin_users.len();
+    let local = listener.local_addr().ok();
+    let addr = local.map(|a| a.to_string()).unwrap_or_default();
+    let loopback = local.is_some_and(|a| a.ip().is_loopback());
+    if !loopback && policy.settings.admin_allowed_hosts.is_none() {
+        tracing::info!(
+            "admin listener on {addr} answers for any host name: set `admin: {{allowed_hosts: [...]}}` \
+             to the names it is reached by, so a DNS-rebinding web page cannot read it"
+        );
+    }
     if users == 0 {
         tracing::info!(
             "admin API and console are off: add `admin: {{users: [{{name: ..., password_hash: ...}}]}}` \
@@ -93,6 +112,7 @@ pub async fn serve_admin(
     tokio::pin!(shutdown);
     let console = Arc::new(crate::gateway::console::Console::default());
     log_console_state(&shared, &listener);
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
     loop {
         let (stream, peer) = tokio::select! {
             a = listener.accept() => match a {
@@ -114,6 +134,21 @@ pub async fn serve_admin(
                 let ready = ready.clone();
                 let console = console.clone();
                 async move {
+                    let answered = admin_host::is_probe(req.uri().path())
+                        || admin_host::answers(
+                            req.headers(),
+                            loopback,
+                            shared.policy.load().settings.admin_allowed_hosts.as_deref(),
+                        );
+                    if !answered {
+                        tracing::warn!(
+                            target: "scopegate::admin",
+                            %peer,
+                            host = %admin_host::for_log(req.headers()),
+                            "admin request for a host name not in admin.allowed_hosts refused (421)"
+                        );
+                        return Ok(misdirected());
+                    }
                     if crate::gateway::console::owns(req.uri().path()) {
                         let resp =
                             crate::gateway::console::handle(&console, &shared, req, peer.ip())

@@ -5,6 +5,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_host;
 pub mod adminlog;
 pub mod balance;
 pub mod body;

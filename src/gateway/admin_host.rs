@@ -1,0 +1,184 @@
+//! Which `Host` the admin listener answers for: the defence against DNS rebinding.
+//!
+//! A web page on any site can point its own host name at the admin listener's address
+//! (DNS rebinding). A browser then sends the page's requests there and treats the answers
+//! as the page's own: the page could read `/metrics` (every token's usage) or the
+//! console's pages. Such a request carries the page's host name in `Host`. A `Host` that
+//! is an IP address or `localhost` cannot have been rebound, so it is always answered. Any
+//! other name must be listed in `admin.allowed_hosts`. The health and readiness probes,
+//! which tell a page nothing, are answered for any name.
+//!
+//! The check applies whenever `allowed_hosts` is set. It also applies when the listener is
+//! on a loopback address (the default `127.0.0.1:9901`), which only this machine reaches,
+//! by IP address or `localhost`. A listener on another address without `allowed_hosts`
+//! answers every name, so upgrading never stops a scrape that reaches the gateway by its
+//! host name. The start-up log says so.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use http::header::HOST;
+use http::HeaderMap;
+
+/// The health and readiness probes, answered whatever the `Host`: they tell a page
+/// nothing, and health checkers send all kinds of `Host` values.
+pub fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/generation")
+}
+
+/// Whether the admin listener answers a request with these `headers`. `loopback`: the
+/// listener is on a loopback address. `allowed`: `admin.allowed_hosts`, lowercase.
+pub fn answers(headers: &HeaderMap, loopback: bool, allowed: Option<&[String]>) -> bool {
+    if !loopback && allowed.is_none() {
+        return true;
+    }
+    let mut hosts = headers.get_all(HOST).iter();
+    let Some(host) = hosts.next() else {
+        // Browsers always send `Host`: a request without one is no rebound page's.
+        return true;
+    };
+    if hosts.next().is_some() {
+        return false;
+    }
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    match parse_host(host) {
+        Some(Host::Address) => true,
+        Some(Host::Name(name)) if is_localhost(name) => true,
+        Some(Host::Name(name)) => allowed
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(name)),
+        None => false,
+    }
+}
+
+/// What a `host[:port]` value names.
+enum Host<'a> {
+    /// An IPv4 address or a bracketed IPv6 one.
+    Address,
+    /// A name, without port or trailing dot.
+    Name(&'a str),
+}
+
+/// `None` for a value that is not `host[:port]`.
+fn parse_host(value: &str) -> Option<Host<'_>> {
+    if let Some(rest) = value.strip_prefix('[') {
+        let (literal, after) = rest.split_once(']')?;
+        literal.parse::<Ipv6Addr>().ok()?;
+        let port_ok = after.is_empty() || valid_port(after.strip_prefix(':')?);
+        return port_ok.then_some(Host::Address);
+    }
+    let name = match value.rsplit_once(':') {
+        Some((name, port)) if valid_port(port) => name,
+        Some(_) => return None,
+        None => value,
+    };
+    if name.parse::<Ipv4Addr>().is_ok() {
+        return Some(Host::Address);
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    (!name.is_empty()).then_some(Host::Name(name))
+}
+
+/// The request's `Host` fields for a log line: escaped, and cut at 100 bytes so a client
+/// cannot fill the log.
+pub fn for_log(headers: &HeaderMap) -> String {
+    let joined = headers
+        .get_all(HOST)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cut: String = joined.chars().take(100).collect();
+    format!("{cut:?}")
+}
+
+fn valid_port(port: &str) -> bool {
+    !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `localhost` and its subdomains, which browsers resolve to loopback themselves
+/// (RFC 6761 §6.3), so no page can rebind them.
+fn is_localhost(name: &str) -> bool {
+    let lower = name.len() >= 9 && name[name.len() - 9..].eq_ignore_ascii_case("localhost");
+    lower && (name.len() == 9 || name.as_bytes()[name.len() - 10] == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn with_host(hosts: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for h in hosts {
+            map.append(HOST, HeaderValue::from_str(h).unwrap());
+        }
+        map
+    }
+
+    fn loopback_answers(host: &str) -> bool {
+        answers(&with_host(&[host]), true, None)
+    }
+
+    #[test]
+    fn a_loopback_listener_answers_addresses_and_localhost_only() {
+        for host in [
+            "127.0.0.1:9901",
+            "127.0.0.1",
+            "10.1.2.3:80",
+            "[::1]:9901",
+            "[::1]",
+            "[fe80::1]",
+            "localhost:9901",
+            "LOCALHOST",
+            "localhost.",
+            "console.localhost:9901",
+        ] {
+            assert!(loopback_answers(host), "{host}");
+        }
+        for host in [
+            "evil.example:9901",
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "notlocalhost",
+            "localhost.evil.example",
+            "[::1",
+            "[not-v6]:9901",
+            "[::1]x",
+            "127.0.0.1:99x",
+            "127.0.0.1:",
+            ":9901",
+            "",
+        ] {
+            assert!(!loopback_answers(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn listed_names_and_the_wildcard_are_answered() {
+        let allowed = vec!["gw.internal".to_owned()];
+        let h = with_host(&["GW.internal.:9901"]);
+        assert!(answers(&h, false, Some(&allowed)));
+        assert!(!answers(&with_host(&["gw.other"]), false, Some(&allowed)));
+        assert!(answers(&with_host(&["127.0.0.1"]), false, Some(&allowed)));
+        let any = vec!["*".to_owned()];
+        assert!(answers(&with_host(&["anything.example"]), true, Some(&any)));
+    }
+
+    #[test]
+    fn a_listener_elsewhere_without_a_list_answers_every_name() {
+        assert!(answers(&with_host(&["gw-1:9901"]), false, None));
+    }
+
+    #[test]
+    fn several_hosts_are_refused_and_none_is_answered() {
+        assert!(!answers(
+            &with_host(&["127.0.0.1", "evil.example"]),
+            true,
+            None
+        ));
+        assert!(answers(&HeaderMap::new(), true, None));
+    }
+}
