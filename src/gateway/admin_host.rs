@@ -74,11 +74,27 @@ fn parse_host(value: &str) -> Option<Host<'_>> {
         Some(_) => return None,
         None => value,
     };
-    if name.parse::<Ipv4Addr>().is_ok() {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.parse::<Ipv4Addr>().is_ok() || ends_in_a_number(name) {
         return Some(Host::Address);
     }
-    let name = name.strip_suffix('.').unwrap_or(name);
     (!name.is_empty()).then_some(Host::Name(name))
+}
+
+/// A name whose last label is a number (`127.1`, `0x7f.1`) is an IPv4 address to a URL
+/// parser (WHATWG URL, "ends in a number"), never a name DNS could rebind: no top-level
+/// domain is numeric.
+fn ends_in_a_number(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let digits = match last.get(..2) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("0x") => &last[2..],
+        _ => last,
+    };
+    let hex = digits.len() < last.len();
+    !digits.is_empty()
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (hex && b.is_ascii_hexdigit()))
 }
 
 /// The request's `Host` fields for a log line: escaped, and cut at 100 bytes so a client
@@ -128,6 +144,9 @@ mod tests {
             "127.0.0.1:9901",
             "127.0.0.1",
             "10.1.2.3:80",
+            "127.1:9901",
+            "0x7f.1",
+            "2130706433",
             "[::1]:9901",
             "[::1]",
             "[fe80::1]",
@@ -144,6 +163,8 @@ mod tests {
             "127.0.0.1.evil.example",
             "notlocalhost",
             "localhost.evil.example",
+            "evil.example.0x",
+            "1.evil.example",
             "[::1",
             "[not-v6]:9901",
             "[::1]x",
