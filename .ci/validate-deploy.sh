@@ -221,7 +221,7 @@ want(gw.get("listen") == "0.0.0.0:8080" and gw.get("admin_listen") == "0.0.0.0:9
 want(gw.get("state_dir") == "/var/lib/scopegate", "state_dir must be /var/lib/scopegate")
 known = {"listen", "admin_listen", "tls", "tokens_file", "state_dir", "rate_limit", "upstreams", "default_upstream",
          "api_versions", "apis", "access_log", "log_format", "max_active_tokens_per_account",
-         "invalid_credentials_status", "forward_authorization", "timeouts", "limits"}
+         "invalid_credentials_status", "forward_authorization", "timeouts", "limits", "admin"}
 want(set(gw) <= known, f"unknown scopegate.yaml keys: {sorted(set(gw) - known)}")
 for name, api in gw["apis"].items():
     want(api["upstream"] in gw["upstreams"], f"api {name}: unknown upstream {api['upstream']}")

@@ -151,6 +151,34 @@ async fn a_loopback_admin_listener_refuses_rebound_host_names_on_every_path() {
 }
 
 #[tokio::test]
+async fn an_admin_listener_on_every_address_checks_names_once_allowed_hosts_is_set() {
+    for (extra, rebound_status) in [("", 200), ("admin:\n  allowed_hosts: []\n", 421)] {
+        let upstream = Upstream::start().await;
+        let dir = TempDir::new();
+        dir.write("tokens.yaml", &tokens_yaml());
+        let cfg = dir.write("scopegate.yaml", &gateway_yaml(upstream.addr, extra));
+        let shared = scopegate::build_shared(scopegate::config::load(&cfg).unwrap());
+        let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let admin_addr: std::net::SocketAddr =
+            ([127, 0, 0, 1], admin.local_addr().unwrap().port()).into();
+        let _running = scopegate::start(shared, main, admin).unwrap();
+        let rebound = raw(
+            admin_addr,
+            b"GET /metrics HTTP/1.1\r\nHost: scopegate.evil.example\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(rebound.status, rebound_status, "{extra:?}");
+        let by_address = raw(
+            admin_addr,
+            b"GET /metrics HTTP/1.1\r\nHost: 10.0.0.7:9901\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(by_address.status, 200, "{extra:?}");
+    }
+}
+
+#[tokio::test]
 async fn allowed_hosts_lists_the_names_the_admin_listener_answers_for() {
     let h = harness("  allowed_hosts: [gw.internal]\n").await;
     let port = h.gateway.admin_addr.port();

@@ -81,12 +81,21 @@ fn log_console_state(shared: &Shared, listener: &TcpListener) {
     let users = policy.settings.admin_users.len();
     let local = listener.local_addr().ok();
     let addr = local.map(|a| a.to_string()).unwrap_or_default();
-    let loopback = local.is_some_and(|a| a.ip().is_loopback());
-    if !loopback && policy.settings.admin_allowed_hosts.is_none() {
-        tracing::info!(
+    let loopback = local.is_some_and(|a| admin_host::is_loopback(a.ip()));
+    match &policy.settings.admin_allowed_hosts {
+        None if !loopback => tracing::warn!(
             "admin listener on {addr} answers for any host name: set `admin: {{allowed_hosts: [...]}}` \
-             to the names it is reached by, so a DNS-rebinding web page cannot read it"
-        );
+             to the names it is reached by (`[]` for IP addresses and localhost only), so a \
+             DNS-rebinding web page cannot read it"
+        ),
+        None => tracing::info!(
+            "admin listener on {addr} answers IP addresses and localhost as host names; \
+             list other names it is reached by (a reverse proxy's, for one) in `admin: {{allowed_hosts: [...]}}`"
+        ),
+        Some(names) => tracing::info!(
+            "admin listener on {addr} answers IP addresses, localhost and {}",
+            if names.is_empty() { "no other name".to_owned() } else { names.join(", ") }
+        ),
     }
     if users == 0 {
         tracing::info!(
@@ -112,7 +121,12 @@ pub async fn serve_admin(
     tokio::pin!(shutdown);
     let console = Arc::new(crate::gateway::console::Console::default());
     log_console_state(&shared, &listener);
-    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    let loopback = listener
+        .local_addr()
+        .is_ok_and(|a| admin_host::is_loopback(a.ip()));
+    let refusals = Arc::new(admin_host::RefusalLog::new(std::time::Duration::from_secs(
+        10,
+    )));
     loop {
         let (stream, peer) = tokio::select! {
             a = listener.accept() => match a {
@@ -128,11 +142,13 @@ pub async fn serve_admin(
         let shared = shared.clone();
         let ready = ready.clone();
         let console = console.clone();
+        let refusals = refusals.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let shared = shared.clone();
                 let ready = ready.clone();
                 let console = console.clone();
+                let refusals = refusals.clone();
                 async move {
                     let answered = admin_host::is_probe(req.uri().path())
                         || admin_host::answers(
@@ -141,12 +157,16 @@ pub async fn serve_admin(
                             shared.policy.load().settings.admin_allowed_hosts.as_deref(),
                         );
                     if !answered {
-                        tracing::warn!(
-                            target: "scopegate::admin",
-                            %peer,
-                            host = %admin_host::for_log(req.headers()),
-                            "admin request for a host name not in admin.allowed_hosts refused (421)"
-                        );
+                        if let Some(refused) = refusals.note() {
+                            tracing::warn!(
+                                target: "scopegate::admin",
+                                %peer,
+                                host = %admin_host::for_log(req.headers()),
+                                refused,
+                                "admin requests for a host name not in admin.allowed_hosts refused (421); \
+                                 at most one such line per 10 s"
+                            );
+                        }
                         return Ok(misdirected());
                     }
                     if crate::gateway::console::owns(req.uri().path()) {

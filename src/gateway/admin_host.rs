@@ -5,7 +5,8 @@
 //! as the page's own: the page could read `/metrics` (every token's usage) or the
 //! console's pages. Such a request carries the page's host name in `Host`. A `Host` that
 //! is an IP address or `localhost` cannot have been rebound, so it is always answered. Any
-//! other name must be listed in `admin.allowed_hosts`. The health and readiness probes,
+//! other name must be listed in `admin.allowed_hosts`; that includes `*.localhost` names,
+//! which not every resolver keeps on loopback. The health and readiness probes,
 //! which tell a page nothing, are answered for any name.
 //!
 //! The check applies whenever `allowed_hosts` is set. It also applies when the listener is
@@ -15,6 +16,8 @@
 //! host name. The start-up log says so.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use http::header::HOST;
 use http::HeaderMap;
@@ -23,6 +26,12 @@ use http::HeaderMap;
 /// nothing, and health checkers send all kinds of `Host` values.
 pub fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/generation")
+}
+
+/// Whether `ip` is a loopback address, an IPv4 one written as IPv6 (`::ffff:127.0.0.1`)
+/// included.
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// Whether the admin listener answers a request with these `headers`. `loopback`: the
@@ -44,7 +53,7 @@ pub fn answers(headers: &HeaderMap, loopback: bool, allowed: Option<&[String]>) 
     };
     match parse_host(host) {
         Some(Host::Address) => true,
-        Some(Host::Name(name)) if is_localhost(name) => true,
+        Some(Host::Name(name)) if name.eq_ignore_ascii_case("localhost") => true,
         Some(Host::Name(name)) => allowed
             .unwrap_or_default()
             .iter()
@@ -97,6 +106,43 @@ fn ends_in_a_number(name: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (hex && b.is_ascii_hexdigit()))
 }
 
+/// At most one log line per `every` about refused host names: a rebinding page retries
+/// in a loop, and each refusal must not cost a line.
+pub struct RefusalLog {
+    started: Instant,
+    every: Duration,
+    /// Milliseconds after `started` before which no line is written.
+    quiet_until_ms: AtomicU64,
+    /// Refusals since the last line.
+    unlogged: AtomicU64,
+}
+
+impl RefusalLog {
+    pub fn new(every: Duration) -> RefusalLog {
+        RefusalLog {
+            started: Instant::now(),
+            every,
+            quiet_until_ms: AtomicU64::new(0),
+            unlogged: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a refusal; `Some(refusals since the last line, this one included)` when
+    /// this one is to be logged.
+    pub fn note(&self) -> Option<u64> {
+        self.unlogged.fetch_add(1, Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64;
+        let quiet_until = self.quiet_until_ms.load(Ordering::Relaxed);
+        let next = now + self.every.as_millis() as u64;
+        let claimed = now >= quiet_until
+            && self
+                .quiet_until_ms
+                .compare_exchange(quiet_until, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        claimed.then(|| self.unlogged.swap(0, Ordering::Relaxed))
+    }
+}
+
 /// The request's `Host` fields for a log line: escaped, and cut at 100 bytes so a client
 /// cannot fill the log.
 pub fn for_log(headers: &HeaderMap) -> String {
@@ -112,13 +158,6 @@ pub fn for_log(headers: &HeaderMap) -> String {
 
 fn valid_port(port: &str) -> bool {
     !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `localhost` and its subdomains, which browsers resolve to loopback themselves
-/// (RFC 6761 §6.3), so no page can rebind them.
-fn is_localhost(name: &str) -> bool {
-    let lower = name.len() >= 9 && name[name.len() - 9..].eq_ignore_ascii_case("localhost");
-    lower && (name.len() == 9 || name.as_bytes()[name.len() - 10] == b'.')
 }
 
 #[cfg(test)]
@@ -153,7 +192,6 @@ mod tests {
             "localhost:9901",
             "LOCALHOST",
             "localhost.",
-            "console.localhost:9901",
         ] {
             assert!(loopback_answers(host), "{host}");
         }
@@ -162,6 +200,7 @@ mod tests {
             "evil.example",
             "127.0.0.1.evil.example",
             "notlocalhost",
+            "console.localhost:9901",
             "localhost.evil.example",
             "evil.example.0x",
             "1.evil.example",
@@ -191,6 +230,24 @@ mod tests {
     #[test]
     fn a_listener_elsewhere_without_a_list_answers_every_name() {
         assert!(answers(&with_host(&["gw-1:9901"]), false, None));
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_period_with_a_count() {
+        let log = RefusalLog::new(Duration::from_secs(3600));
+        assert_eq!(log.note(), Some(1));
+        assert_eq!(log.note(), None);
+        assert_eq!(log.note(), None);
+        let log = RefusalLog::new(Duration::ZERO);
+        assert_eq!(log.note(), Some(1));
+        assert_eq!(log.note(), Some(1));
+    }
+
+    #[test]
+    fn an_ipv4_loopback_written_as_ipv6_is_loopback() {
+        assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(is_loopback("::1".parse().unwrap()));
+        assert!(!is_loopback("0.0.0.0".parse().unwrap()));
     }
 
     #[test]

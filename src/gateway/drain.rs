@@ -131,9 +131,13 @@ impl DrainWatch {
             if self.shared.draining.load(Ordering::Acquire) {
                 return Poll::Ready(());
             }
-            if let Some(slot) = wakers.get_mut(self.key) {
-                *slot = Some(cx.waker().clone());
-            }
+            // The waker replaced is dropped after the lock is released: dropping a waker
+            // may run code of its own.
+            let replaced = wakers
+                .get_mut(self.key)
+                .and_then(|slot| slot.replace(cx.waker().clone()));
+            drop(wakers);
+            drop(replaced);
             self.stored = Some(cx.waker().clone());
             Poll::Pending
         })
@@ -144,9 +148,10 @@ impl DrainWatch {
 impl Drop for DrainWatch {
     fn drop(&mut self) {
         let mut wakers = self.shared.wakers();
-        wakers.try_remove(self.key);
+        let removed = wakers.try_remove(self.key);
         let last = wakers.is_empty();
         drop(wakers);
+        drop(removed);
         if last {
             self.shared.all_closed.notify_waiters();
         }
