@@ -20,8 +20,6 @@ pub use crate::domain::admin::AdminUser;
 const HINT_HASH: &str =
     "make one with `scopegate hash --argon2` (it reads the password on stdin) and paste it here";
 
-/// Validates `admin:`: a mapping with `users`, each user a name usable as a Basic-auth user
-/// name (unique) and an argon2id hash that parses. Every user's errors are reported.
 /// `admin:` once validated.
 #[derive(Debug, Default)]
 pub struct AdminSection {

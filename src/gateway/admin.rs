@@ -75,13 +75,14 @@ fn misdirected() -> Response<Full<Bytes>> {
 }
 
 /// Says at start-up where the console is, or how to turn it on, and which host names the
-/// listener answers for.
-fn log_console_state(shared: &Shared, listener: &TcpListener) {
+/// listener answers for (`loopback`: it is on a loopback address).
+fn log_console_state(shared: &Shared, listener: &TcpListener, loopback: bool) {
     let policy = shared.policy.load();
     let users = policy.settings.admin_users.len();
-    let local = listener.local_addr().ok();
-    let addr = local.map(|a| a.to_string()).unwrap_or_default();
-    let loopback = local.is_some_and(|a| admin_host::is_loopback(a.ip()));
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     match &policy.settings.admin_allowed_hosts {
         None if !loopback => tracing::warn!(
             "admin listener on {addr} answers for any host name: set `admin: {{allowed_hosts: [...]}}` \
@@ -120,10 +121,10 @@ pub async fn serve_admin(
 ) {
     tokio::pin!(shutdown);
     let console = Arc::new(crate::gateway::console::Console::default());
-    log_console_state(&shared, &listener);
     let loopback = listener
         .local_addr()
         .is_ok_and(|a| admin_host::is_loopback(a.ip()));
+    log_console_state(&shared, &listener, loopback);
     let refusals = Arc::new(admin_host::RefusalLog::new(std::time::Duration::from_secs(
         10,
     )));

@@ -143,8 +143,8 @@ impl RefusalLog {
     }
 }
 
-/// The request's `Host` fields for a log line: escaped, and cut at 100 bytes so a client
-/// cannot fill the log.
+/// The request's `Host` fields for a log line: escaped, and cut at 100 characters so a
+/// client cannot fill the log.
 pub fn for_log(headers: &HeaderMap) -> String {
     let joined = headers
         .get_all(HOST)
