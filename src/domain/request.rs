@@ -261,13 +261,17 @@ fn well_formed_authority(authority: &Authority) -> bool {
     };
     match after_host.strip_prefix(':') {
         None => after_host.is_empty(),
-        Some(port) => {
-            port.is_empty()
-                || (port.len() <= 5
-                    && port.bytes().all(|b| b.is_ascii_digit())
-                    && port.parse::<u32>().is_ok_and(|p| p <= 65535))
-        }
+        // RFC 3986 allows an empty port after the colon.
+        Some(port) => port.is_empty() || valid_port(port),
     }
+}
+
+/// A port number as a `Host` writes it: 1 to 5 digits, at most 65535.
+pub(crate) fn valid_port(port: &str) -> bool {
+    !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u32>().is_ok_and(|p| p <= 65535)
 }
 
 /// Collects every method override the request carries: each must be authorized like the

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use http::header::HOST;
 use http::HeaderMap;
 
+use crate::domain::request::valid_port;
+
 /// The health and readiness probes, answered whatever the `Host`: they tell a page
 /// nothing, and health checkers send all kinds of `Host` values.
 pub fn is_probe(path: &str) -> bool {
@@ -154,10 +156,6 @@ pub fn for_log(headers: &HeaderMap) -> String {
         .join(", ");
     let cut: String = joined.chars().take(100).collect();
     format!("{cut:?}")
-}
-
-fn valid_port(port: &str) -> bool {
-    !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
