@@ -548,6 +548,29 @@ async fn upstream_too_slow_is_504() {
 }
 
 #[tokio::test]
+async fn forward_authorization_passes_the_credentials_once_and_host_is_still_the_upstreams() {
+    let h = Harness::start_with("forward_authorization: true\n", &tokens_yaml()).await;
+    let auth = basic(&READER);
+    let reply = send(
+        "GET",
+        &h.url(CAMPAIGNS),
+        &[("authorization", &auth), ("x-custom", "kept")],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = h.upstream.take();
+    assert_eq!(seen.len(), 1);
+    let r = &seen[0];
+    assert_eq!(r.headers.get_all("authorization").iter().count(), 1);
+    assert_eq!(r.headers["authorization"], auth.as_str());
+    assert_eq!(r.headers.get_all("host").iter().count(), 1);
+    assert_eq!(r.headers["host"], h.upstream.addr.to_string());
+    assert_eq!(r.headers["x-scopegate-token"], READER.sid);
+    assert_eq!(r.headers["x-custom"], "kept");
+}
+
+#[tokio::test]
 async fn invalid_credentials_status_can_be_401() {
     let h = Harness::start_with("invalid_credentials_status: 401\n", &tokens_yaml()).await;
     let reply = get(

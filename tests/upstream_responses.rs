@@ -1085,14 +1085,14 @@ async fn expect_continue_is_answered_by_the_gateway_and_forwarded_with_the_body(
     client.send(b"hello world").await;
     assert_ok(client.response(false).await);
     // ...and the upstream gets the expectation with the body right behind it (it never
-    // sent a 100 of its own).
+    // sent a 100 of its own), its fields in the client's order.
     let seen = upstream.requests(1).await;
     assert_eq!(
         seen[0].head,
         forwarded_head(
             &upstream,
             "POST",
-            "expect: 100-continue\r\ncontent-length: 11\r\n",
+            "content-length: 11\r\nexpect: 100-continue\r\n",
             ""
         )
     );

@@ -19,6 +19,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use crate::config::UpstreamSpec;
 use crate::domain::owned_headers::{self, StripList};
 use crate::gateway::body::RequestBody;
+use crate::gateway::h1_client::HeadFields;
 use crate::gateway::tls::{TlsError, UpstreamTls};
 
 /// The pooled upstream client (http and https), built at start-up and shared.
@@ -213,12 +214,16 @@ pub enum Route {
     /// Through the pooled client, which wants an absolute URI and sets `Host` from it.
     Pooled,
     /// Over the client connection's own upstream connection (`upstream_conn`): the target
-    /// is written as it goes on the wire (origin form) and `Host` is set here.
+    /// is written as it goes on the wire (origin form), and `Host` and the asserted fields
+    /// are [`HeadFields`].
     Owned,
 }
 
 /// Rewrites an authorized request for the upstream, in place: the target becomes exactly
-/// the canonical path that was authorized, plus the untouched query.
+/// the canonical path that was authorized, plus the untouched query. The fields the gateway
+/// asserts go into the map on the pooled route; on the owned route they come back as
+/// [`HeadFields`], written by the encoder around the map's fields (`Host` and, unless kept,
+/// `Authorization` left out), which saves inserting them.
 pub fn prepare(
     req: &mut Request<Incoming>,
     upstream: &UpstreamSpec,
@@ -226,7 +231,7 @@ pub fn prepare(
     canonical_path: &str,
     query: Option<&str>,
     identity: &Identity<'_>,
-) -> Result<(), http::Error> {
+) -> Result<HeadFields, http::Error> {
     // Most requests arrive canonical: then the target the client sent is already the one
     // to forward, byte for byte, and is kept rather than built and parsed again.
     let original = req.uri();
@@ -252,50 +257,59 @@ pub fn prepare(
     *req.version_mut() = Version::HTTP_11;
 
     let headers = req.headers_mut();
-    // Room for the identity fields below at once, instead of growing the map midway.
-    headers.reserve(8);
     strip_hop_by_hop(headers);
-    match route {
-        // The pooled client sets `Host` from the upstream URI.
-        Route::Pooled => {
-            headers.remove(header::HOST);
-        }
-        Route::Owned => {
-            headers.insert(header::HOST, upstream.host.clone());
-        }
-    }
-    if !identity.keep_authorization {
-        headers.remove(header::AUTHORIZATION);
-    }
     // Routing and identity fields are the gateway's to assert (`owned_headers` has the table).
     owned_headers::strip(headers, identity.strip);
+    match route {
+        Route::Owned => {
+            let mut fields = HeadFields::with_host(&upstream.host, !identity.keep_authorization);
+            asserted_fields(identity, |name, value| fields.push(&name, value));
+            Ok(fields)
+        }
+        Route::Pooled => {
+            // The pooled client sets `Host` from the upstream URI.
+            headers.remove(header::HOST);
+            if !identity.keep_authorization {
+                headers.remove(header::AUTHORIZATION);
+            }
+            // Room for the identity fields at once, instead of growing the map midway.
+            headers.reserve(8);
+            asserted_fields(identity, |name, value| {
+                headers.insert(name, value.clone());
+            });
+            Ok(HeadFields::default())
+        }
+    }
+}
+
+/// The fields the gateway asserts to the upstream, in order: one list for both routes.
+fn asserted_fields(identity: &Identity<'_>, mut put: impl FnMut(HeaderName, &HeaderValue)) {
     if let Some(v) = identity.sid {
-        headers.insert(X_SCOPEGATE_TOKEN, v.clone());
+        put(X_SCOPEGATE_TOKEN, v);
     }
     if let Some(v) = identity.account {
-        headers.insert(X_SCOPEGATE_ACCOUNT, v.clone());
+        put(X_SCOPEGATE_ACCOUNT, v);
     }
     // The gateway asserts X-Forwarded-For: what the client sent is replaced by the chain
     // `client_addr` resolved (only trusted proxies' entries survive).
-    headers.insert(X_FORWARDED_FOR, identity.client_addr.clone());
-    headers.insert(
+    put(X_FORWARDED_FOR, identity.client_addr);
+    put(
         X_FORWARDED_PROTO,
-        HeaderValue::from_static(if identity.tls { "https" } else { "http" }),
+        &HeaderValue::from_static(if identity.tls { "https" } else { "http" }),
     );
     if let Some(host) = &identity.host {
-        headers.insert(X_FORWARDED_HOST, host.clone());
+        put(X_FORWARDED_HOST, host);
     }
     if let Some(forwarded) = &identity.forwarded {
-        headers.insert(header::FORWARDED, forwarded.clone());
+        put(header::FORWARDED, forwarded);
     }
     if let Some(real_ip) = &identity.real_ip {
-        headers.insert(X_REAL_IP, real_ip.clone());
+        put(X_REAL_IP, real_ip);
     }
     if let Some(protocol) = &identity.upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, protocol.clone());
+        put(header::CONNECTION, &HeaderValue::from_static("upgrade"));
+        put(header::UPGRADE, protocol);
     }
-    Ok(())
 }
 
 /// The upstream's target: its base path, the canonical path, and the untouched query.

@@ -564,10 +564,10 @@ async fn forward<'p>(
         };
         forward::prepare(&mut req, upstream, route, path, query, &identity)
     };
-    if prepared.is_err() {
+    let Ok(fields) = prepared else {
         // The canonical path is valid by construction; treat a failure as a bad target.
         return Err(Refused::Unforwardable);
-    }
+    };
     if declared_over_limit(&req, settings) {
         return Err(Refused::BodyTooLarge);
     }
@@ -589,6 +589,7 @@ async fn forward<'p>(
                 &upstream.authority,
                 shared.connect_timeout,
                 req,
+                fields,
             ))
             .await
             .map(|r| {

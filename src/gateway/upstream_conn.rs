@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::gateway::body::RequestBody;
-use crate::gateway::h1_client::{self, Connection, Parking, ResponseBody};
+use crate::gateway::h1_client::{self, Connection, HeadFields, Parking, ResponseBody};
 
 /// Why an exchange over an owned connection failed. The messages follow the pooled
 /// client's, so `upstream_error::describe` reads both alike.
@@ -71,6 +71,7 @@ impl OwnedUpstream {
         authority: &Authority,
         connect_timeout: Duration,
         req: Request<RequestBody>,
+        fields: HeadFields,
     ) -> Option<Result<Response<ResponseBody>, ExchangeError>> {
         let mut timer = match self.deadline.lock().ok().and_then(|mut t| t.take()) {
             Some(mut timer) => {
@@ -81,7 +82,7 @@ impl OwnedUpstream {
         };
         let result = tokio::select! {
             biased;
-            result = self.send(authority, connect_timeout, req) => Some(result),
+            result = self.send(authority, connect_timeout, req, fields) => Some(result),
             () = timer.as_mut() => None,
         };
         if let Ok(mut slot) = self.deadline.lock() {
@@ -90,14 +91,15 @@ impl OwnedUpstream {
         result
     }
 
-    /// Sends `req` (origin-form target, `Host` set) to `authority` over this client
-    /// connection's upstream connection, opening one when there is none, it is for another
-    /// upstream, or the upstream closed it while idle.
+    /// Sends `req` (origin-form target) with `fields` (`Host` among them) to `authority`
+    /// over this client connection's upstream connection, opening one when there is none,
+    /// it is for another upstream, or the upstream closed it while idle.
     async fn send(
         &self,
         authority: &Authority,
         connect_timeout: Duration,
         req: Request<RequestBody>,
+        fields: HeadFields,
     ) -> Result<Response<ResponseBody>, ExchangeError> {
         let parking = self.idle.get_or_init(Parking::default);
         let idle = parking
@@ -111,7 +113,7 @@ impl OwnedUpstream {
             // future would carry its state.
             None => Box::pin(connect(authority, connect_timeout)).await?,
         };
-        h1_client::exchange(conn, req, parking)
+        h1_client::exchange(conn, req, fields, parking)
             .await
             .map_err(ExchangeError::Exchange)
     }

@@ -32,6 +32,7 @@ use tokio::net::TcpStream;
 use crate::gateway::body::{BodyError, RequestBody};
 
 pub use body::ResponseBody;
+pub use request::HeadFields;
 
 /// Bytes a read asks for, at least.
 const READ_BYTES: usize = 16 * 1024;
@@ -130,7 +131,8 @@ impl Connection {
     }
 }
 
-/// Sends `req` (origin-form target, `Host` set) over `conn` and reads the response head.
+/// Sends `req` (origin-form target) with `fields` (`Host` among them) over `conn` and reads
+/// the response head.
 /// The response's body reads the rest, then parks the connection in `parking` if it can be
 /// used again. Nothing is re-sent on failure: the connection is then dropped (closed).
 ///
@@ -142,6 +144,7 @@ impl Connection {
 pub async fn exchange(
     mut conn: Box<Connection>,
     req: Request<RequestBody>,
+    fields: HeadFields,
     parking: &Parking,
 ) -> Result<Response<ResponseBody>, Error> {
     let method = req.method().clone();
@@ -152,7 +155,8 @@ pub async fn exchange(
     // it this client cost 3 % more CPU per request than hyper's, with it 5 % less
     // (BENCHMARKS.md, round 5). Yielding again before the response is written cost 10 %.
     tokio::task::yield_now().await;
-    let mut sending = Some(request::Sender::new(req, &mut conn.out)?);
+    let mut sending = Some(request::Sender::new(req, &fields, &mut conn.out)?);
+    drop(fields);
     let mut write_failed = None;
     let head = poll_fn(|cx| conn.poll_head(cx, &method, &mut sending, &mut write_failed)).await?;
     // Still sending, or the write failed: the upstream's view of the request may not end

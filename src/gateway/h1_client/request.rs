@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request};
 use http_body::{Body, Frame};
 use tokio::io::AsyncWrite;
@@ -33,51 +33,117 @@ enum Framing {
     Chunked,
 }
 
-/// Chooses the framing (and adds the field it needs), as hyper's client did: a body that
-/// is already over sends nothing; a stated `Content-Length` is used; a body of known size
-/// gets one; a body of unknown size is chunked, except on `GET`, `HEAD` and `CONNECT`, which
-/// send none.
-fn framing<B: Body>(method: &Method, headers: &mut HeaderMap, body: &B) -> Framing {
-    // The framing is this function's to choose: a `Transfer-Encoding` left in the fields
-    // (`forward::prepare` strips it as hop-by-hop) would frame the body differently from
-    // the `Content-Length` chosen below, and split the request on the upstream's side.
-    headers.remove(header::TRANSFER_ENCODING);
+/// Chooses the framing, as hyper's client did: a body that is already over sends nothing;
+/// a stated `Content-Length` is used; a body of known size gets one (the length returned,
+/// for the head); a body of unknown size is chunked, except on `GET`, `HEAD` and `CONNECT`,
+/// which send none.
+///
+/// The framing is this function's to choose: a `Transfer-Encoding` left in the fields
+/// (`forward::prepare` strips it as hop-by-hop) is never written (see [`encode_head`]), so it
+/// cannot frame the body differently from the `Content-Length` chosen here and split the
+/// request on the upstream's side.
+fn framing<B: Body>(method: &Method, headers: &HeaderMap, body: &B) -> (Framing, Option<u64>) {
     if body.is_end_stream() {
-        return Framing::None;
+        return (Framing::None, None);
     }
     if headers.contains_key(header::CONTENT_LENGTH) {
-        return Framing::Length;
+        return (Framing::Length, None);
     }
     if let Some(len) = body.size_hint().exact() {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        return Framing::Length;
+        return (Framing::Length, Some(len));
     }
     if matches!(*method, Method::GET | Method::HEAD | Method::CONNECT) {
-        return Framing::None;
+        return (Framing::None, None);
     }
-    headers.insert(
-        header::TRANSFER_ENCODING,
-        HeaderValue::from_static("chunked"),
-    );
-    Framing::Chunked
+    (Framing::Chunked, None)
 }
 
-/// The request line and fields, in the map's order.
-fn encode_head(method: &Method, target: &str, headers: &HeaderMap, out: &mut Vec<u8>) {
-    let fields: usize = headers
+/// Fields the gateway writes into a request head itself, around the request's own map:
+/// `Host` right after the request line (RFC 9112 §3.2 wants it first), the fields it
+/// asserts after the client's. Written here rather than inserted into the map: each insert
+/// hashes its name into the map and probes it, about 230 instructions, six times a request
+/// (BENCHMARKS.md, round 9). The map's own `Host`, and its `Authorization` when asked, are
+/// left out of the head, as a removal from the map would.
+#[derive(Default)]
+pub struct HeadFields {
+    /// `name: value` lines, CRLF-terminated.
+    lines: Vec<u8>,
+    /// How many bytes of `lines` go right after the request line.
+    lead: usize,
+    omit_host: bool,
+    omit_authorization: bool,
+}
+
+impl HeadFields {
+    /// Fields that start with `Host: host`, in place of the map's.
+    pub fn with_host(host: &HeaderValue, omit_authorization: bool) -> HeadFields {
+        let mut fields = HeadFields {
+            lines: Vec::with_capacity(256),
+            lead: 0,
+            omit_host: true,
+            omit_authorization,
+        };
+        fields.push(&header::HOST, host);
+        fields.lead = fields.lines.len();
+        fields
+    }
+
+    /// Adds a field after the request's own (both are valid by construction: no CR or LF).
+    pub fn push(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.lines.extend_from_slice(name.as_str().as_bytes());
+        self.lines.extend_from_slice(b": ");
+        self.lines.extend_from_slice(value.as_bytes());
+        self.lines.extend_from_slice(b"\r\n");
+    }
+
+    /// Whether the map's field `name` stays out of the head. `Transfer-Encoding` always
+    /// does: the framing is [`framing`]'s to choose.
+    fn omits(&self, name: &HeaderName) -> bool {
+        *name == header::TRANSFER_ENCODING
+            || (self.omit_host && *name == header::HOST)
+            || (self.omit_authorization && *name == header::AUTHORIZATION)
+    }
+}
+
+/// The request line, the lead fields, the map's fields in its order (less those omitted),
+/// the other added fields, then the framing field the head needs.
+fn encode_head(
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    fields: &HeadFields,
+    framing: (Framing, Option<u64>),
+    out: &mut Vec<u8>,
+) {
+    let map_bytes: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    out.reserve(method.as_str().len() + target.len() + 13 + fields + 2);
+    out.reserve(method.as_str().len() + target.len() + 13 + map_bytes + fields.lines.len() + 40);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let (lead, rest) = fields.lines.split_at(fields.lead);
+    out.extend_from_slice(lead);
     for (name, value) in headers {
+        if fields.omits(name) {
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(rest);
+    match framing {
+        (Framing::Chunked, _) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (Framing::Length, Some(len)) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        _ => {}
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -113,25 +179,32 @@ impl<B> Sender<B>
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
-    /// Encodes `req`'s head into `out` (empty, its capacity kept from the connection's
-    /// earlier requests); nothing is written yet.
-    pub fn new(req: Request<B>, out: &mut Vec<u8>) -> Result<Sender<B>, Error> {
-        let (mut parts, body) = req.into_parts();
-        let framing = framing(&parts.method, &mut parts.headers, &body);
-        let allowed = match framing {
-            Framing::Length => Some(super::response::content_length(&parts.headers).ok_or(
-                Error::RequestLength("a Content-Length that is not one number"),
-            )?),
-            Framing::None | Framing::Chunked => None,
+    /// Encodes `req`'s head, with `fields`, into `out` (empty, its capacity kept from the
+    /// connection's earlier requests); nothing is written yet.
+    pub fn new(
+        req: Request<B>,
+        fields: &HeadFields,
+        out: &mut Vec<u8>,
+    ) -> Result<Sender<B>, Error> {
+        let (parts, body) = req.into_parts();
+        let chosen = framing(&parts.method, &parts.headers, &body);
+        let allowed = match chosen {
+            (Framing::Length, Some(len)) => Some(len),
+            (Framing::Length, None) => {
+                Some(super::response::content_length(&parts.headers).ok_or(
+                    Error::RequestLength("a Content-Length that is not one number"),
+                )?)
+            }
+            (Framing::None | Framing::Chunked, _) => None,
         };
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         out.clear();
-        encode_head(&parts.method, target, &parts.headers, out);
+        encode_head(&parts.method, target, &parts.headers, fields, chosen, out);
         Ok(Sender {
             body,
-            framing,
+            framing: chosen.0,
             allowed,
-            body_done: framing == Framing::None,
+            body_done: chosen.0 == Framing::None,
             written: 0,
         })
     }
@@ -237,7 +310,7 @@ mod tests {
         B: Body<Data = Bytes, Error = BodyError> + Unpin,
     {
         let mut out = Vec::new();
-        let mut sender = Sender::new(req, &mut out)?;
+        let mut sender = Sender::new(req, &HeadFields::default(), &mut out)?;
         std::future::poll_fn(|cx| sender.poll_send(cx, stream, &mut out)).await
     }
 
@@ -311,10 +384,69 @@ mod tests {
         headers.append("x-a", HeaderValue::from_static("2"));
         headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         let mut out = Vec::new();
-        encode_head(&Method::PATCH, "/a/b?c=d", &headers, &mut out);
+        let fields = HeadFields::default();
+        encode_head(
+            &Method::PATCH,
+            "/a/b?c=d",
+            &headers,
+            &fields,
+            (Framing::None, None),
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "PATCH /a/b?c=d HTTP/1.1\r\nhost: up:8080\r\nx-a: 1\r\nx-a: 2\r\naccept: */*\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn added_fields_replace_host_and_drop_authorization_and_transfer_encoding() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("client.example"));
+        headers.append(header::HOST, HeaderValue::from_static("second.example"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YTpi"),
+        );
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        let mut fields = HeadFields::with_host(&HeaderValue::from_static("up:8080"), true);
+        fields.push(
+            &HeaderName::from_static("x-forwarded-for"),
+            &HeaderValue::from_static("192.0.2.1"),
+        );
+        let mut out = Vec::new();
+        encode_head(
+            &Method::POST,
+            "/a",
+            &headers,
+            &fields,
+            (Framing::Length, Some(12)),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /a HTTP/1.1\r\nhost: up:8080\r\naccept: */*\r\n\
+             x-forwarded-for: 192.0.2.1\r\ncontent-length: 12\r\n\r\n"
+        );
+        // Kept when asked: only `Host` is replaced.
+        let fields = HeadFields::with_host(&HeaderValue::from_static("up:8080"), false);
+        let mut out = Vec::new();
+        encode_head(
+            &Method::GET,
+            "/a",
+            &headers,
+            &fields,
+            (Framing::Chunked, None),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /a HTTP/1.1\r\nhost: up:8080\r\nauthorization: Basic YTpi\r\n\
+             accept: */*\r\ntransfer-encoding: chunked\r\n\r\n"
         );
     }
 }
