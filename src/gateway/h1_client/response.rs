@@ -104,23 +104,34 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, Error> {
     let mut headers = HeaderMap::with_capacity(offsets.len() + GATEWAY_ADDED_FIELDS);
     let mut keep_alive = version == Version::HTTP_11;
     let mut saw_close = false;
+    let mut seen = Seen::default();
     for (name_start, name_end, value_start, value_end) in offsets {
         let name = HeaderName::from_bytes(&head_bytes[name_start..name_end])
             .map_err(|_| Error::InvalidHead("invalid field name"))?;
         let value = HeaderValue::from_maybe_shared(head_bytes.slice(value_start..value_end))
             .map_err(|_| Error::InvalidHead("invalid field value"))?;
         if name == header::CONNECTION {
+            let options = ConnectionOptions::of(&value);
             // Once any `Connection` field asks to close, a later `keep-alive` cannot undo it.
-            if saw_close || has_token(&value, "close") {
+            if saw_close || options.close {
                 saw_close = true;
                 keep_alive = false;
             } else if !keep_alive {
-                keep_alive = has_token(&value, "keep-alive");
+                keep_alive = options.keep_alive;
             }
+            // Hop-by-hop, and naming no other field to remove with it: the map never needs
+            // it (`forward::clean_response` would remove it again).
+            if !options.names_fields {
+                continue;
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            seen.transfer_encoding = true;
+        } else if name == header::CONTENT_LENGTH {
+            seen.content_length = true;
         }
         headers.append(name, value);
     }
-    let framing = framing(status, version, method, &mut headers, &mut keep_alive)?;
+    let framing = framing(status, version, method, seen, &mut headers, &mut keep_alive)?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
@@ -140,6 +151,7 @@ fn framing(
     status: StatusCode,
     version: Version,
     method: &Method,
+    seen: Seen,
     headers: &mut HeaderMap,
     keep_alive: &mut bool,
 ) -> Result<Framing, Error> {
@@ -157,7 +169,7 @@ fn framing(
     {
         return Ok(Framing::Length(0));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    if seen.transfer_encoding {
         if version == Version::HTTP_10 {
             return Err(Error::InvalidHead(
                 "Transfer-Encoding in an HTTP/1.0 response",
@@ -179,7 +191,7 @@ fn framing(
         *keep_alive = false;
         return Ok(Framing::UntilClose);
     }
-    if headers.contains_key(header::CONTENT_LENGTH) {
+    if seen.content_length {
         let stated = stated_length(headers).ok_or(Error::InvalidHead("invalid Content-Length"))?;
         // `5, 5`, or the field twice, is one length (RFC 9110 §8.6): the client is told it
         // once, so no parser after the gateway can read it another way.
@@ -209,12 +221,18 @@ fn stated_length(headers: &HeaderMap) -> Option<StatedLength> {
     let mut length = None;
     let mut elements = 0;
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        for element in value.to_str().ok()?.split(',') {
-            let element = element.trim();
-            if element.is_empty() || !element.bytes().all(|b| b.is_ascii_digit()) {
+        for element in value.as_bytes().split(|b| *b == b',') {
+            let element = element.trim_ascii();
+            if element.is_empty() {
                 return None;
             }
-            let n: u64 = element.parse().ok()?;
+            // Plain digits only (no sign, no space inside), and no overflow.
+            let n = element.iter().try_fold(0u64, |n, &digit| {
+                digit
+                    .is_ascii_digit()
+                    .then(|| n.checked_mul(10)?.checked_add(u64::from(digit - b'0')))
+                    .flatten()
+            })?;
             if *length.get_or_insert(n) != n {
                 return None;
             }
@@ -240,10 +258,38 @@ fn syntax_error(e: httparse::Error) -> &'static str {
 }
 
 /// Whether a comma-separated field value lists `token` (case-insensitively).
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+/// The framing fields a head has, noted while its fields are read (a lookup each, saved).
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    transfer_encoding: bool,
+    content_length: bool,
+}
+
+/// What one `Connection` field says (RFC 9110 §7.6.1): its options, compared without case.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ConnectionOptions {
+    close: bool,
+    keep_alive: bool,
+    /// Some option is neither `close` nor `keep-alive`: a field name, to be removed with
+    /// the `Connection` field itself.
+    names_fields: bool,
+}
+
+impl ConnectionOptions {
+    fn of(value: &HeaderValue) -> ConnectionOptions {
+        let mut options = ConnectionOptions::default();
+        for option in value.as_bytes().split(|b| *b == b',') {
+            let option = option.trim_ascii();
+            if option.eq_ignore_ascii_case(b"close") {
+                options.close = true;
+            } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                options.keep_alive = true;
+            } else if !option.is_empty() {
+                options.names_fields = true;
+            }
+        }
+        options
+    }
 }
 
 #[cfg(test)]

@@ -154,6 +154,29 @@ fn keep_alive_follows_the_version_and_connection() {
 }
 
 #[test]
+fn a_connection_field_is_kept_only_when_it_names_other_fields() {
+    let head = final_head("HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\ncontent-length: 0\r\n\r\n");
+    assert!(head.keep_alive);
+    assert!(head.response.headers().get("connection").is_none());
+    let head = final_head(
+        "HTTP/1.1 200 OK\r\nconnection: close, x-trace\r\nx-trace: 1\r\ncontent-length: 0\r\n\r\n",
+    );
+    assert!(!head.keep_alive);
+    assert_eq!(head.response.headers()["connection"], "close, x-trace");
+    let options = |v: &'static str| ConnectionOptions::of(&HeaderValue::from_static(v));
+    assert_eq!(
+        options(" CLOSE ,, keep-alive"),
+        ConnectionOptions {
+            close: true,
+            keep_alive: true,
+            names_fields: false
+        }
+    );
+    assert!(options("upgrade").names_fields);
+    assert!(!options("").names_fields);
+}
+
+#[test]
 fn interim_responses_are_skipped_and_partial_heads_wait() {
     let wire = "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n";
     let Ok((Parsed::Interim(len), _)) = parse_all(wire, &Method::GET) else {
