@@ -106,7 +106,11 @@ impl OwnedUpstream {
             .lock()
             .ok()
             .and_then(|mut c| c.take())
-            .filter(|c| c.authority() == authority && c.is_usable());
+            // The parked connection's authority is a clone of the upstream's, so the same
+            // upstream compares equal byte for byte; `Authority`'s own `==` ignores case a
+            // byte at a time, and a spelling that differs only in case (a reload) merely
+            // costs a new connection.
+            .filter(|c| c.authority().as_str() == authority.as_str() && c.is_usable());
         let conn = match idle {
             Some(conn) => conn,
             // Boxed: the connect path (resolve, connect) is rare; unboxed, every request's
