@@ -376,6 +376,19 @@ mod tests {
         );
     }
 
+    /// The head `encode_head` writes, as text.
+    fn encoded(
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        fields: &HeadFields,
+        framing: (Framing, Option<u64>),
+    ) -> String {
+        let mut out = Vec::new();
+        encode_head(method, target, headers, fields, framing, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn the_head_is_the_request_line_and_the_fields_in_order() {
         let mut headers = HeaderMap::new();
@@ -383,18 +396,15 @@ mod tests {
         headers.append("x-a", HeaderValue::from_static("1"));
         headers.append("x-a", HeaderValue::from_static("2"));
         headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        let mut out = Vec::new();
         let fields = HeadFields::default();
-        encode_head(
-            &Method::PATCH,
-            "/a/b?c=d",
-            &headers,
-            &fields,
-            (Framing::None, None),
-            &mut out,
-        );
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            encoded(
+                &Method::PATCH,
+                "/a/b?c=d",
+                &headers,
+                &fields,
+                (Framing::None, None)
+            ),
             "PATCH /a/b?c=d HTTP/1.1\r\nhost: up:8080\r\nx-a: 1\r\nx-a: 2\r\naccept: */*\r\n\r\n"
         );
     }
@@ -418,33 +428,27 @@ mod tests {
             &HeaderName::from_static("x-forwarded-for"),
             &HeaderValue::from_static("192.0.2.1"),
         );
-        let mut out = Vec::new();
-        encode_head(
-            &Method::POST,
-            "/a",
-            &headers,
-            &fields,
-            (Framing::Length, Some(12)),
-            &mut out,
-        );
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            encoded(
+                &Method::POST,
+                "/a",
+                &headers,
+                &fields,
+                (Framing::Length, Some(12))
+            ),
             "POST /a HTTP/1.1\r\nhost: up:8080\r\naccept: */*\r\n\
              x-forwarded-for: 192.0.2.1\r\ncontent-length: 12\r\n\r\n"
         );
         // Kept when asked: only `Host` is replaced.
         let fields = HeadFields::with_host(&HeaderValue::from_static("up:8080"), false);
-        let mut out = Vec::new();
-        encode_head(
-            &Method::GET,
-            "/a",
-            &headers,
-            &fields,
-            (Framing::Chunked, None),
-            &mut out,
-        );
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            encoded(
+                &Method::GET,
+                "/a",
+                &headers,
+                &fields,
+                (Framing::Chunked, None)
+            ),
             "GET /a HTTP/1.1\r\nhost: up:8080\r\nauthorization: Basic YTpi\r\n\
              accept: */*\r\ntransfer-encoding: chunked\r\n\r\n"
         );
