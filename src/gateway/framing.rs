@@ -232,7 +232,7 @@ const FRAMING_FIELDS: [&[u8]; 3] = [b"content-length", b"transfer-encoding", b"u
 /// It agrees with the full parse on every head the parse accepts (a property test checks
 /// this); on a head the parse refuses, hyper refuses it too and closes the connection, so
 /// what the watch records after it never matters. One field-name comparison per line
-/// instead of httparse's validation of every byte: about 900 fewer instructions per
+/// instead of httparse's validation of every byte: about 400 fewer instructions per
 /// request (BENCHMARKS.md, round 9).
 fn judge_plain_head(buf: &[u8]) -> Option<(usize, bool, State)> {
     let leading = leading_blank_lines(buf);

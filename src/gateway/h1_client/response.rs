@@ -257,7 +257,6 @@ fn syntax_error(e: httparse::Error) -> &'static str {
     }
 }
 
-/// Whether a comma-separated field value lists `token` (case-insensitively).
 /// The framing fields a head has, noted while its fields are read (a lookup each, saved).
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
