@@ -644,6 +644,43 @@ async fn admin_health_and_readiness() {
 /// hyper resolves the conflict before the service sees the request; the connection's
 /// framing watch (src/framing.rs) is what catches it.
 #[tokio::test]
+async fn the_framing_watch_follows_heads_as_large_as_the_limits_allow() {
+    // Raised above the watch's own floor (128 fields, 64 KiB): every head hyper accepts
+    // must still be followed, or the watch would stop and later heads go unjudged.
+    let h = Harness::start_with(
+        "limits:\n  max_headers: 300\n  max_header_bytes: 131072\n",
+        &tokens_yaml(),
+    )
+    .await;
+    let auth = basic(&WRITER);
+    use tokio::io::AsyncWriteExt;
+    let many: String = (0..200).map(|i| format!("X-Pad-{i}: v\r\n")).collect();
+    let long = format!("X-Pad: {}\r\n", "v".repeat(80 * 1024));
+    for padding in [&many, &long] {
+        // A long head with both framings is refused.
+        let mut stream = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+        let req = format!(
+            "POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n{padding}\
+             Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut stream).await.unwrap().status, 400);
+        // After a long head the watch still judges the next one on the connection: the
+        // first is refused for want of credentials (before the upstream), the second for
+        // its raw `#`, which the `http` crate would drop and let through.
+        let mut stream = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+        let first = format!("GET {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\n{padding}\r\n");
+        stream.write_all(first.as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut stream).await.unwrap().status, 401);
+        let second =
+            format!("GET {CAMPAIGNS}#/../x HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n");
+        stream.write_all(second.as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut stream).await.unwrap().status, 400);
+    }
+    assert_eq!(h.upstream.count(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
 async fn content_length_with_chunked_is_refused_and_nothing_is_forwarded() {
     let h = Harness::start().await;
     for headers in [

@@ -28,6 +28,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -35,8 +36,36 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Longest request head followed; longer ones are hyper's to refuse (431).
+/// Longest request head followed at least; longer ones are hyper's to refuse (431) unless
+/// `limits.max_header_bytes` lets hyper take more (see [`HeadLimits`]).
 const MAX_HEAD: usize = 64 * 1024;
+
+/// How large a head the watch follows. At least what hyper accepts under the same
+/// settings: a head the watch cannot parse makes it stop watching the connection (the
+/// module comment), which is safe only when hyper refuses that head too. Were the watch's
+/// limits below `limits.max_headers` or `limits.max_header_bytes`, a head with many fields
+/// would switch it off, and the heads after it on that connection would go unjudged.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    max_fields: usize,
+    max_bytes: usize,
+}
+
+impl HeadLimits {
+    /// The watch's limits for hyper's `max_headers` and `max_header_bytes`.
+    pub fn covering(max_headers: usize, max_header_bytes: usize) -> HeadLimits {
+        HeadLimits {
+            max_fields: max_headers.max(MAX_HEAD_FIELDS),
+            max_bytes: max_header_bytes.max(MAX_HEAD),
+        }
+    }
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits::covering(0, 0)
+    }
+}
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -85,6 +114,7 @@ struct Tracker {
     seen_any: bool,
     /// Bytes of `END_OF_HEAD` still to hand to hyper (see the module comment).
     inject: usize,
+    limits: HeadLimits,
 }
 
 impl Tracker {
@@ -137,7 +167,7 @@ impl Tracker {
             }
             // The common case: the whole head arrived in one read. It is judged where it
             // lies; only a head split over reads is copied aside.
-            if let Some((len, ambiguous, next)) = judge_head(bytes) {
+            if let Some((len, ambiguous, next)) = judge_head(bytes, self.limits.max_fields) {
                 self.flags.push(ambiguous);
                 self.state = next;
                 return &bytes[len..];
@@ -145,7 +175,7 @@ impl Tracker {
         }
         let start = self.partial.len();
         self.partial.extend_from_slice(bytes);
-        if let Some((len, ambiguous, next)) = judge_head(&self.partial) {
+        if let Some((len, ambiguous, next)) = judge_head(&self.partial, self.limits.max_fields) {
             self.flags.push(ambiguous);
             self.state = next;
             let consumed_from_bytes = len.saturating_sub(start);
@@ -153,8 +183,8 @@ impl Tracker {
             return &bytes[consumed_from_bytes.min(bytes.len())..];
         }
         // Not a complete head: still arriving, or invalid.
-        match parse_head(&self.partial) {
-            Ok(httparse::Status::Partial) if self.partial.len() <= MAX_HEAD => &[],
+        match parse_head(&self.partial, self.limits.max_fields) {
+            Ok(httparse::Status::Partial) if self.partial.len() <= self.limits.max_bytes => &[],
             Err(_) if versionless_request_line(&self.partial) => {
                 self.inject = END_OF_HEAD.len();
                 self.state = State::Off;
@@ -202,22 +232,36 @@ impl Tracker {
     }
 }
 
-/// Most header fields a followed head may have; hyper's own limit is lower.
+/// Header fields a followed head may have at least; hyper's default limit is lower.
 const MAX_HEAD_FIELDS: usize = 128;
+
+/// Runs `parse` with room for `max_fields` fields: on the stack up to [`MAX_HEAD_FIELDS`],
+/// on the heap beyond (only when `limits.max_headers` was raised past it).
+fn with_field_slots<'b, R>(
+    max_fields: usize,
+    parse: impl FnOnce(&mut [MaybeUninit<httparse::Header<'b>>]) -> R,
+) -> R {
+    if max_fields <= MAX_HEAD_FIELDS {
+        parse(&mut [const { MaybeUninit::uninit() }; MAX_HEAD_FIELDS])
+    } else {
+        parse(&mut vec![MaybeUninit::uninit(); max_fields])
+    }
+}
 
 /// Parses a head that is not complete (leading blank lines allowed), only to tell one still
 /// arriving from an invalid one.
-fn parse_head(buf: &[u8]) -> httparse::Result<usize> {
+fn parse_head(buf: &[u8], max_fields: usize) -> httparse::Result<usize> {
     let leading = leading_blank_lines(buf);
-    let mut fields = [const { std::mem::MaybeUninit::uninit() }; MAX_HEAD_FIELDS];
-    httparse::Request::new(&mut []).parse_with_uninit_headers(&buf[leading..], &mut fields)
+    with_field_slots(max_fields, |fields| {
+        httparse::Request::new(&mut []).parse_with_uninit_headers(&buf[leading..], fields)
+    })
 }
 
 /// Judges a complete head at the start of `buf` (leading blank lines allowed): its length
 /// in bytes, whether its framing is ambiguous, and what follows it. `None` when `buf` does
 /// not start with a complete, valid head.
-fn judge_head(buf: &[u8]) -> Option<(usize, bool, State)> {
-    judge_plain_head(buf).or_else(|| judge_parsed_head(buf))
+fn judge_head(buf: &[u8], max_fields: usize) -> Option<(usize, bool, State)> {
+    judge_plain_head(buf).or_else(|| judge_parsed_head(buf, max_fields))
 }
 
 /// Field names that frame a body or switch protocols: a head with any of them is parsed.
@@ -265,11 +309,17 @@ fn judge_plain_head(buf: &[u8]) -> Option<(usize, bool, State)> {
 }
 
 /// Judges a head by parsing it whole, as hyper will.
-fn judge_parsed_head(buf: &[u8]) -> Option<(usize, bool, State)> {
+fn judge_parsed_head(buf: &[u8], max_fields: usize) -> Option<(usize, bool, State)> {
+    with_field_slots(max_fields, |fields| judge_parsed_head_in(buf, fields))
+}
+
+fn judge_parsed_head_in<'b>(
+    buf: &'b [u8],
+    fields: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Option<(usize, bool, State)> {
     let leading = leading_blank_lines(buf);
-    let mut fields = [const { std::mem::MaybeUninit::uninit() }; MAX_HEAD_FIELDS];
     let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(&buf[leading..], &mut fields) {
+    let len = match req.parse_with_uninit_headers(&buf[leading..], fields) {
         Ok(httparse::Status::Complete(n)) => n + leading,
         _ => return None,
     };
@@ -372,8 +422,13 @@ pin_project! {
 
 impl<IO> FramingWatch<IO> {
     /// Watches `io`. `http2_allowed` says whether a connection may start with the HTTP/2
-    /// preface (TLS listeners, where ALPN picks h2, and `http2_cleartext: true`).
-    pub fn new(io: IO, http2_allowed: bool) -> (FramingWatch<IO>, Arc<FramingFlags>) {
+    /// preface (TLS listeners, where ALPN picks h2, and `http2_cleartext: true`); `limits`
+    /// cover the heads hyper accepts on it.
+    pub fn new(
+        io: IO,
+        http2_allowed: bool,
+        limits: HeadLimits,
+    ) -> (FramingWatch<IO>, Arc<FramingFlags>) {
         let flags = Arc::new(FramingFlags::default());
         let tracker = Tracker {
             state: State::Head,
@@ -381,6 +436,7 @@ impl<IO> FramingWatch<IO> {
             flags: flags.clone(),
             seen_any: false,
             inject: 0,
+            limits,
         };
         let preface = PrefaceGuard {
             matched: (!http2_allowed).then_some(0),
@@ -470,6 +526,10 @@ mod tests {
     use super::*;
 
     fn flags_for(chunks: &[&[u8]]) -> Vec<bool> {
+        flags_within(HeadLimits::default(), chunks)
+    }
+
+    fn flags_within(limits: HeadLimits, chunks: &[&[u8]]) -> Vec<bool> {
         let flags = Arc::new(FramingFlags::default());
         let mut t = Tracker {
             state: State::Head,
@@ -477,6 +537,7 @@ mod tests {
             flags: flags.clone(),
             seen_any: false,
             inject: 0,
+            limits,
         };
         for c in chunks {
             t.feed(c);
@@ -500,6 +561,26 @@ GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
         // Byte by byte gives the same answer.
         let bytes: Vec<&[u8]> = stream.chunks(1).collect();
         assert_eq!(flags_for(&bytes), vec![false, false, false, true, false]);
+    }
+
+    #[test]
+    fn heads_are_followed_as_far_as_hyper_is_allowed_to_read_them() {
+        // 200 fields, then 80 KiB in one field: each past the watch's own floor.
+        let many: String = (0..200).map(|i| format!("X-Pad-{i}: v\r\n")).collect();
+        let long = format!("X-Pad: {}\r\n", "v".repeat(80 * 1024));
+        for padding in [many, long] {
+            let stream = format!(
+                "POST /a HTTP/1.1\r\nHost: x\r\n{padding}Content-Length: 1\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /b#c HTTP/1.1\r\n\r\n"
+            );
+            // Arriving in pieces, as a slow client sends it.
+            let pieces: Vec<&[u8]> = stream.as_bytes().chunks(1000).collect();
+            let raised = HeadLimits::covering(300, 128 * 1024);
+            assert_eq!(flags_within(raised, &pieces), vec![true, true]);
+            // Within the floor alone the watch stops at the long head, as it should when
+            // hyper refuses that head anyway (hyper's limits are then the floor's or lower).
+            assert!(flags_within(HeadLimits::default(), &pieces).is_empty());
+        }
     }
 
     #[test]
@@ -619,16 +700,16 @@ GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
         #[test]
         fn the_quick_judgement_agrees_with_the_parse(head in head_pieces()) {
             if let Some(quick) = judge_plain_head(&head) {
-                match judge_parsed_head(&head) {
+                match judge_parsed_head(&head, MAX_HEAD_FIELDS) {
                     Some(parsed) => proptest::prop_assert_eq!(quick, parsed),
                     None => {
                         let leading = leading_blank_lines(&head);
                         proptest::prop_assert!(
-                            parse_head(&head[..quick.0]).is_err(),
+                            parse_head(&head[..quick.0], MAX_HEAD_FIELDS).is_err(),
                             "{:?} judged {:?}, but the parse has {:?} for its {} head bytes",
                             String::from_utf8_lossy(&head),
                             quick,
-                            parse_head(&head[..quick.0]),
+                            parse_head(&head[..quick.0], MAX_HEAD_FIELDS),
                             quick.0 - leading
                         );
                     }

@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::gateway::balance::{Balancer, Handoff, OpenConnection, WorkerSeat};
 use crate::gateway::drain::{Drain, DrainWatch};
 use crate::gateway::first_bytes::FirstBytes;
-use crate::gateway::framing::FramingWatch;
+use crate::gateway::framing::{FramingWatch, HeadLimits};
 use crate::gateway::h2_idle::{H2Idle, H2Reads};
 use crate::gateway::proxy::{self, ConnInfo, Shared};
 use crate::gateway::proxy_protocol::{self, Prefixed, ProxyHeaderError};
@@ -127,6 +127,10 @@ pub async fn serve_main(
             builder: builder.clone(),
             tls: tls.clone(),
             header_read: settings.timeouts.header_read,
+            head_limits: HeadLimits::covering(
+                settings.limits.max_headers,
+                settings.limits.max_header_bytes,
+            ),
             http2_cleartext: settings.http2_cleartext,
             watcher: graceful.watcher(),
         };
@@ -244,6 +248,9 @@ struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
     tls: Option<TlsAcceptor>,
     header_read: Duration,
+    /// The request heads hyper accepts (`limits.max_headers`, `limits.max_header_bytes`),
+    /// which the framing watch must follow.
+    head_limits: HeadLimits,
     /// `http2_cleartext`: whether a plain connection may open with the HTTP/2 preface
     /// (h2c prior knowledge); TLS connections negotiate h2 through ALPN instead.
     http2_cleartext: bool,
@@ -313,7 +320,7 @@ impl Connection {
         let stream = FirstBytes::new(stream, self.header_read)
             .closing_idle_http2(idle.clone().map(H2Reads::new));
         let idle_for_close = idle.clone();
-        let (stream, flags) = FramingWatch::new(stream, http2_allowed);
+        let (stream, flags) = FramingWatch::new(stream, http2_allowed, self.head_limits);
         conn_info.framing = Some(flags);
         conn_info.h2_idle = idle;
         let served = Arc::new(proxy::Served {
