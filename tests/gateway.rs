@@ -681,6 +681,35 @@ async fn the_framing_watch_follows_heads_as_large_as_the_limits_allow() {
 }
 
 #[tokio::test]
+async fn the_framing_watch_follows_long_chunk_extensions() {
+    // hyper reads up to 16 KiB of chunk extensions; the watch must follow such a body to
+    // judge the head after it. (Lines split over reads, which only a slow client causes for
+    // sure, are covered by `framing`'s unit test.)
+    let h = Harness::start().await;
+    let auth = basic(&WRITER);
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+    let extension = format!(";x={}", "e".repeat(10 * 1024));
+    let first = format!(
+        "POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n3{extension}\r\nabc\r\n0\r\n\r\n"
+    );
+    stream.write_all(first.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut stream).await.unwrap().status, 200);
+    let second =
+        format!("GET {CAMPAIGNS}#/../x HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n");
+    stream.write_all(second.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut stream).await.unwrap().status, 400);
+    let seen = h.upstream.take();
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the chunked request reached the upstream"
+    );
+    assert_eq!(seen[0].body.as_ref(), b"abc");
+}
+
+#[tokio::test]
 async fn content_length_with_chunked_is_refused_and_nothing_is_forwarded() {
     let h = Harness::start().await;
     for headers in [

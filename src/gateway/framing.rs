@@ -67,6 +67,12 @@ impl Default for HeadLimits {
     }
 }
 
+/// Longest chunk-size or trailer line followed. hyper takes up to 16 KiB of chunk
+/// extensions and 16 KiB of trailers per body (its `CHUNKED_EXTENSIONS_LIMIT` and
+/// `TRAILER_LIMIT`); a shorter limit here would switch the watch off on a body hyper reads,
+/// and leave the heads after it unjudged.
+const MAX_CHUNKED_LINE: usize = 64 * 1024;
+
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -203,7 +209,7 @@ impl Tracker {
     fn line<'b>(&mut self, bytes: &'b [u8]) -> &'b [u8] {
         let Some(end) = bytes.iter().position(|b| *b == b'\n') else {
             self.partial.extend_from_slice(bytes);
-            if self.partial.len() > 4096 {
+            if self.partial.len() > MAX_CHUNKED_LINE {
                 self.state = State::Off;
             }
             return &[];
@@ -581,6 +587,22 @@ GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
             // hyper refuses that head anyway (hyper's limits are then the floor's or lower).
             assert!(flags_within(HeadLimits::default(), &pieces).is_empty());
         }
+    }
+
+    #[test]
+    fn long_chunk_extensions_and_trailers_are_followed() {
+        // hyper takes up to 16 KiB of chunk extensions and of trailers; the watch must
+        // follow lines that long, or the heads after such a body go unjudged.
+        let extension = format!(";x={}", "e".repeat(10 * 1024));
+        let trailer = format!("X-Trailer: {}\r\n", "t".repeat(10 * 1024));
+        let stream = format!(
+            "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+             3{extension}\r\nabc\r\n0\r\n{trailer}\r\n\
+             POST /b HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        );
+        let pieces: Vec<&[u8]> = stream.as_bytes().chunks(1000).collect();
+        assert_eq!(flags_for(&pieces), vec![false, true]);
+        assert_eq!(flags_for(&[stream.as_bytes()]), vec![false, true]);
     }
 
     #[test]
