@@ -331,14 +331,22 @@ fn judge_parsed_head_in<'b>(
     };
     let mut content_length = None;
     let mut lengths = 0;
+    // Fields that disagree, or one that is not a number: hyper refuses the head. The same
+    // length twice it accepts (and reads one body), so that is followed like one field.
+    let mut lengths_differ = false;
     let mut chunked = None;
     let mut upgrade = false;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             lengths += 1;
-            content_length = std::str::from_utf8(h.value)
+            let parsed = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok());
+            match (parsed, content_length) {
+                (Some(n), None) => content_length = Some(n),
+                (Some(n), Some(earlier)) if n == earlier => {}
+                _ => lengths_differ = true,
+            }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(b"");
             chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
@@ -353,12 +361,10 @@ fn judge_parsed_head_in<'b>(
     let next = match (chunked, content_length) {
         _ if upgrade => State::Off,
         (Some(true), _) => State::ChunkSize,
-        (Some(false), _) => State::Off, // hyper refuses it
-        (None, _) if lengths > 1 => State::Off,
+        (Some(false), _) => State::Off,            // hyper refuses it
+        (None, _) if lengths_differ => State::Off, // hyper refuses it
         (None, Some(n)) if n > 0 => State::Body(n),
-        (None, Some(_)) => State::Head,
-        (None, None) if lengths > 0 => State::Off, // unparsable length
-        (None, None) => State::Head,
+        (None, _) => State::Head,
     };
     Some((len, ambiguous, next))
 }
@@ -587,6 +593,16 @@ GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
             // hyper refuses that head anyway (hyper's limits are then the floor's or lower).
             assert!(flags_within(HeadLimits::default(), &pieces).is_empty());
         }
+    }
+
+    #[test]
+    fn the_same_length_twice_is_followed_as_one() {
+        let stream = b"POST /a HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc\
+GET /b#c HTTP/1.1\r\n\r\n";
+        assert_eq!(flags_for(&[stream]), vec![false, true]);
+        // Lengths that differ: hyper refuses the head, and the watch stops.
+        let stream = b"POST /a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd";
+        assert_eq!(flags_for(&[stream]), vec![false]);
     }
 
     #[test]
