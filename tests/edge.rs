@@ -168,6 +168,32 @@ async fn h2c_upgrade_is_removed_before_forwarding() {
 }
 
 #[tokio::test]
+async fn heads_after_an_upgrade_that_did_not_happen_are_still_judged() {
+    let (up, heads) = switching_upstream(false).await;
+    let (gw, _dir) = gateway_for(up, "").await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let h2c = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n";
+    s.write_all(get_line(CAMPAIGNS, &READER, h2c).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut s).await.unwrap().status, 200);
+    // The connection stays HTTP/1.1, so its next head is judged like any: both framings
+    // at once are refused, and that request never reaches the upstream.
+    let both = format!(
+        "POST {CAMPAIGNS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 4\r\n\
+         Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        basic(&WRITER)
+    );
+    s.write_all(both.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut s).await.unwrap().status, 400);
+    assert_eq!(
+        heads.lock().unwrap().len(),
+        1,
+        "only the first request was forwarded"
+    );
+}
+
+#[tokio::test]
 async fn a_101_without_an_allowed_upgrade_never_reaches_the_client() {
     let (up, heads) = switching_upstream(true).await;
     let (gw, _dir) = gateway_for(up, "").await;

@@ -10,8 +10,10 @@
 //! in order; the service takes one flag per HTTP/1.1 request.
 //!
 //! It never changes a byte, with one exception below. When it cannot follow the stream
-//! (HTTP/2 preface, a head it cannot parse, a framing hyper will reject anyway, an upgrade),
-//! it stops watching and queues nothing more: hyper then answers or closes the connection.
+//! (HTTP/2 preface, a head it cannot parse, a framing hyper will reject anyway), it stops
+//! watching and queues nothing more: hyper then answers or closes the connection. A head
+//! that asks to switch protocols is followed like any other until the service answers it
+//! with `101 Switching Protocols` (`FramingFlags::protocol_switched`); then the watch stops.
 //!
 //! Two things hyper does not do on its own are done here:
 //! - h2c prior knowledge: hyper-util's auto builder serves HTTP/2 whenever the connection
@@ -30,6 +32,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -79,23 +82,39 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// What ends a head: appended after an HTTP/0.9 request line so hyper parses it now.
 const END_OF_HEAD: &[u8] = b"\r\n\r\n";
 
-/// The per-connection queue of "ambiguous framing" flags, one per request head.
+/// The per-connection queue of "ambiguous framing" flags, one per request head, and
+/// whether the connection switched protocols.
 #[derive(Debug, Default)]
-pub struct FramingFlags(Mutex<VecDeque<bool>>);
+pub struct FramingFlags {
+    queue: Mutex<VecDeque<bool>>,
+    switched: AtomicBool,
+}
 
 impl FramingFlags {
     /// The flag of the next request, `false` when nothing was queued.
     pub fn next_is_ambiguous(&self) -> bool {
-        self.0
+        self.queue
             .lock()
             .map(|mut q| q.pop_front().unwrap_or(false))
             .unwrap_or(false)
     }
 
     fn push(&self, ambiguous: bool) {
-        if let Ok(mut q) = self.0.lock() {
+        if let Ok(mut q) = self.queue.lock() {
             q.push_back(ambiguous);
         }
+    }
+
+    /// Told by the service before it answers `101 Switching Protocols`: the watch stops,
+    /// since what the client sends next is the new protocol. Until then a head that asks
+    /// to switch is followed like any other, so the heads after an upgrade that did not
+    /// happen (refused, or `h2c`, which the gateway never passes) are still judged.
+    pub fn protocol_switched(&self) {
+        self.switched.store(true, Ordering::Release);
+    }
+
+    fn switched(&self) -> bool {
+        self.switched.load(Ordering::Acquire)
     }
 }
 
@@ -121,10 +140,16 @@ struct Tracker {
     /// Bytes of `END_OF_HEAD` still to hand to hyper (see the module comment).
     inject: usize,
     limits: HeadLimits,
+    /// The last head judged asked to switch protocols, and the switch may still come.
+    upgrade_pending: bool,
 }
 
 impl Tracker {
     fn feed(&mut self, mut bytes: &[u8]) {
+        // After a switch (the service answered 101) the bytes are no longer HTTP/1.1.
+        if self.flags.switched() {
+            self.state = State::Off;
+        }
         if !self.seen_any && !bytes.is_empty() {
             self.seen_any = true;
             if bytes.starts_with(b"PRI * HTTP/2.0") {
@@ -173,17 +198,22 @@ impl Tracker {
             }
             // The common case: the whole head arrived in one read. It is judged where it
             // lies; only a head split over reads is copied aside.
-            if let Some((len, ambiguous, next)) = judge_head(bytes, self.limits.max_fields) {
+            if let Some((len, ambiguous, next, upgrade)) = judge_head(bytes, self.limits.max_fields)
+            {
                 self.flags.push(ambiguous);
                 self.state = next;
+                self.upgrade_pending = upgrade;
                 return &bytes[len..];
             }
         }
         let start = self.partial.len();
         self.partial.extend_from_slice(bytes);
-        if let Some((len, ambiguous, next)) = judge_head(&self.partial, self.limits.max_fields) {
+        if let Some((len, ambiguous, next, upgrade)) =
+            judge_head(&self.partial, self.limits.max_fields)
+        {
             self.flags.push(ambiguous);
             self.state = next;
+            self.upgrade_pending = upgrade;
             let consumed_from_bytes = len.saturating_sub(start);
             self.partial.clear();
             return &bytes[consumed_from_bytes.min(bytes.len())..];
@@ -191,7 +221,9 @@ impl Tracker {
         // Not a complete head: still arriving, or invalid.
         match parse_head(&self.partial, self.limits.max_fields) {
             Ok(httparse::Status::Partial) if self.partial.len() <= self.limits.max_bytes => &[],
-            Err(_) if versionless_request_line(&self.partial) => {
+            // Not after a head that asked to switch protocols: these bytes may belong to
+            // the new protocol, and nothing is added to them.
+            Err(_) if !self.upgrade_pending && versionless_request_line(&self.partial) => {
                 self.inject = END_OF_HEAD.len();
                 self.state = State::Off;
                 self.partial.clear();
@@ -266,9 +298,13 @@ fn parse_head(buf: &[u8], max_fields: usize) -> httparse::Result<usize> {
 /// Judges a complete head at the start of `buf` (leading blank lines allowed): its length
 /// in bytes, whether its framing is ambiguous, and what follows it. `None` when `buf` does
 /// not start with a complete, valid head.
-fn judge_head(buf: &[u8], max_fields: usize) -> Option<(usize, bool, State)> {
+fn judge_head(buf: &[u8], max_fields: usize) -> Option<Judged> {
     judge_plain_head(buf).or_else(|| judge_parsed_head(buf, max_fields))
 }
+
+/// A complete head as the watch judged it: its length in bytes, whether its framing is
+/// ambiguous, what follows it, and whether it asks to switch protocols.
+type Judged = (usize, bool, State, bool);
 
 /// Field names that frame a body or switch protocols: a head with any of them is parsed.
 const FRAMING_FIELDS: [&[u8]; 3] = [b"content-length", b"transfer-encoding", b"upgrade"];
@@ -284,7 +320,7 @@ const FRAMING_FIELDS: [&[u8]; 3] = [b"content-length", b"transfer-encoding", b"u
 /// what the watch records after it never matters. One field-name comparison per line
 /// instead of httparse's validation of every byte: about 400 fewer instructions per
 /// request (BENCHMARKS.md, round 9).
-fn judge_plain_head(buf: &[u8]) -> Option<(usize, bool, State)> {
+fn judge_plain_head(buf: &[u8]) -> Option<Judged> {
     let leading = leading_blank_lines(buf);
     let head = &buf[leading..];
     // One searcher for all the line ends; a field name is short enough for a plain loop.
@@ -300,7 +336,7 @@ fn judge_plain_head(buf: &[u8]) -> Option<(usize, bool, State)> {
         let line = &head[start..end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            return Some((leading + end + 1, false, State::Head));
+            return Some((leading + end + 1, false, State::Head, false));
         }
         let name = &line[..line.iter().position(|b| *b == b':')?];
         if FRAMING_FIELDS
@@ -315,14 +351,14 @@ fn judge_plain_head(buf: &[u8]) -> Option<(usize, bool, State)> {
 }
 
 /// Judges a head by parsing it whole, as hyper will.
-fn judge_parsed_head(buf: &[u8], max_fields: usize) -> Option<(usize, bool, State)> {
+fn judge_parsed_head(buf: &[u8], max_fields: usize) -> Option<Judged> {
     with_field_slots(max_fields, |fields| judge_parsed_head_in(buf, fields))
 }
 
 fn judge_parsed_head_in<'b>(
     buf: &'b [u8],
     fields: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Option<(usize, bool, State)> {
+) -> Option<Judged> {
     let leading = leading_blank_lines(buf);
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(&buf[leading..], fields) {
@@ -358,15 +394,16 @@ fn judge_parsed_head_in<'b>(
     // it like the other ambiguous spellings.
     let fragment = req.path.is_some_and(|p| p.contains('#'));
     let ambiguous = (lengths > 0 && chunked.is_some()) || fragment;
+    // A head asking to switch protocols is followed like any other: whether the switch
+    // happens is the service's answer (a 101), which it reports (`protocol_switched`).
     let next = match (chunked, content_length) {
-        _ if upgrade => State::Off,
         (Some(true), _) => State::ChunkSize,
         (Some(false), _) => State::Off,            // hyper refuses it
         (None, _) if lengths_differ => State::Off, // hyper refuses it
         (None, Some(n)) if n > 0 => State::Body(n),
         (None, _) => State::Head,
     };
-    Some((len, ambiguous, next))
+    Some((len, ambiguous, next, upgrade))
 }
 
 fn leading_blank_lines(buf: &[u8]) -> usize {
@@ -449,6 +486,7 @@ impl<IO> FramingWatch<IO> {
             seen_any: false,
             inject: 0,
             limits,
+            upgrade_pending: false,
         };
         let preface = PrefaceGuard {
             matched: (!http2_allowed).then_some(0),
@@ -550,11 +588,12 @@ mod tests {
             seen_any: false,
             inject: 0,
             limits,
+            upgrade_pending: false,
         };
         for c in chunks {
             t.feed(c);
         }
-        let q = flags.0.lock().unwrap();
+        let q = flags.queue.lock().unwrap();
         q.iter().copied().collect()
     }
 
@@ -593,6 +632,35 @@ GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
             // hyper refuses that head anyway (hyper's limits are then the floor's or lower).
             assert!(flags_within(HeadLimits::default(), &pieces).is_empty());
         }
+    }
+
+    #[test]
+    fn a_head_asking_to_switch_is_followed_until_the_switch_happens() {
+        let flags = Arc::new(FramingFlags::default());
+        let mut t = Tracker {
+            state: State::Head,
+            partial: Vec::new(),
+            flags: flags.clone(),
+            seen_any: false,
+            inject: 0,
+            limits: HeadLimits::default(),
+            upgrade_pending: false,
+        };
+        // Not switched (the gateway never passes h2c): the next head is judged.
+        t.feed(b"GET /a HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+        t.feed(b"GET /b#c HTTP/1.1\r\n\r\n");
+        assert!(!flags.next_is_ambiguous());
+        assert!(flags.next_is_ambiguous());
+        // A WebSocket switch: what follows is no longer HTTP/1.1, and nothing is added to
+        // it, even bytes that look like a request line sent before the 101.
+        t.feed(b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /\r\n");
+        assert_eq!(t.inject, 0);
+        flags.protocol_switched();
+        t.feed(b"\x81\x05hello GET /x#y HTTP/1.1\r\n\r\n");
+        assert!(matches!(t.state, State::Off));
+        assert_eq!(t.inject, 0);
+        let queued: Vec<bool> = flags.queue.lock().unwrap().iter().copied().collect();
+        assert_eq!(queued, vec![false], "only the WebSocket head was flagged");
     }
 
     #[test]
@@ -775,7 +843,7 @@ GET /b#c HTTP/1.1\r\n\r\n";
         let head = b"\r\nGET /a HTTP/1.1\r\nHost: x\nAccept: */*\r\n\r\nGET /b";
         assert_eq!(
             judge_plain_head(head),
-            Some((head.len() - 6, false, State::Head))
+            Some((head.len() - 6, false, State::Head, false))
         );
     }
 

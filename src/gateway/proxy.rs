@@ -637,6 +637,11 @@ async fn forward<'p>(
                 // raw channel to the upstream that no decision covers.
                 match client_upgrade {
                     Some(client_side) if forward::is_websocket_switch(&resp) => {
+                        // Before hyper writes the 101: the client's next bytes are
+                        // WebSocket frames, which the framing watch must not read as heads.
+                        if let Some(framing) = &ctx.conn.framing {
+                            framing.protocol_switched();
+                        }
                         splice_upgrade(client_side, hyper::upgrade::on(&mut resp));
                     }
                     _ => {
