@@ -147,8 +147,9 @@ struct Tracker {
 impl Tracker {
     fn feed(&mut self, mut bytes: &[u8]) {
         // After a switch (the service answered 101) the bytes are no longer HTTP/1.1.
-        if self.flags.switched() {
+        if self.flags.switched() && !matches!(self.state, State::Off) {
             self.state = State::Off;
+            self.partial = Vec::new();
         }
         if !self.seen_any && !bytes.is_empty() {
             self.seen_any = true;
