@@ -145,6 +145,19 @@ struct Tracker {
 }
 
 impl Tracker {
+    /// A tracker at the start of a connection, queueing its flags in `flags`.
+    fn new(flags: Arc<FramingFlags>, limits: HeadLimits) -> Tracker {
+        Tracker {
+            state: State::Head,
+            partial: Vec::new(),
+            flags,
+            seen_any: false,
+            inject: 0,
+            limits,
+            upgrade_pending: false,
+        }
+    }
+
     fn feed(&mut self, mut bytes: &[u8]) {
         // After a switch (the service answered 101) the bytes are no longer HTTP/1.1.
         if self.flags.switched() && !matches!(self.state, State::Off) {
@@ -480,15 +493,7 @@ impl<IO> FramingWatch<IO> {
         limits: HeadLimits,
     ) -> (FramingWatch<IO>, Arc<FramingFlags>) {
         let flags = Arc::new(FramingFlags::default());
-        let tracker = Tracker {
-            state: State::Head,
-            partial: Vec::new(),
-            flags: flags.clone(),
-            seen_any: false,
-            inject: 0,
-            limits,
-            upgrade_pending: false,
-        };
+        let tracker = Tracker::new(flags.clone(), limits);
         let preface = PrefaceGuard {
             matched: (!http2_allowed).then_some(0),
         };
@@ -582,15 +587,7 @@ mod tests {
 
     fn flags_within(limits: HeadLimits, chunks: &[&[u8]]) -> Vec<bool> {
         let flags = Arc::new(FramingFlags::default());
-        let mut t = Tracker {
-            state: State::Head,
-            partial: Vec::new(),
-            flags: flags.clone(),
-            seen_any: false,
-            inject: 0,
-            limits,
-            upgrade_pending: false,
-        };
+        let mut t = Tracker::new(flags.clone(), limits);
         for c in chunks {
             t.feed(c);
         }
@@ -638,15 +635,7 @@ GET /e HTTP/1.1\r\nHost: x\r\n\r\n";
     #[test]
     fn a_head_asking_to_switch_is_followed_until_the_switch_happens() {
         let flags = Arc::new(FramingFlags::default());
-        let mut t = Tracker {
-            state: State::Head,
-            partial: Vec::new(),
-            flags: flags.clone(),
-            seen_any: false,
-            inject: 0,
-            limits: HeadLimits::default(),
-            upgrade_pending: false,
-        };
+        let mut t = Tracker::new(flags.clone(), HeadLimits::default());
         // Not switched (the gateway never passes h2c): the next head is judged.
         t.feed(b"GET /a HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
         t.feed(b"GET /b#c HTTP/1.1\r\n\r\n");
