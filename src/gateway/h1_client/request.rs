@@ -90,10 +90,7 @@ impl HeadFields {
 
     /// Adds a field after the request's own (both are valid by construction: no CR or LF).
     pub fn push(&mut self, name: &HeaderName, value: &HeaderValue) {
-        self.lines.extend_from_slice(name.as_str().as_bytes());
-        self.lines.extend_from_slice(b": ");
-        self.lines.extend_from_slice(value.as_bytes());
-        self.lines.extend_from_slice(b"\r\n");
+        write_field(&mut self.lines, name, value);
     }
 
     /// Whether the map's field `name` stays out of the head. `Transfer-Encoding` always
@@ -104,6 +101,18 @@ impl HeadFields {
             || (self.omit_authorization && *name == header::AUTHORIZATION)
     }
 }
+
+/// One `name: value` line.
+fn write_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Room for the framing field `encode_head` may add (`content-length: ` and 20 digits, or
+/// `transfer-encoding: chunked`) and the blank line.
+const FRAMING_FIELD_ROOM: usize = 40;
 
 /// The request line, the lead fields, the map's fields in its order (less those omitted),
 /// the other added fields, then the framing field the head needs.
@@ -119,7 +128,14 @@ fn encode_head(
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
-    out.reserve(method.as_str().len() + target.len() + 13 + map_bytes + fields.lines.len() + 40);
+    out.reserve(
+        method.as_str().len()
+            + target.len()
+            + 13
+            + map_bytes
+            + fields.lines.len()
+            + FRAMING_FIELD_ROOM,
+    );
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
@@ -127,13 +143,9 @@ fn encode_head(
     let (lead, rest) = fields.lines.split_at(fields.lead);
     out.extend_from_slice(lead);
     for (name, value) in headers {
-        if fields.omits(name) {
-            continue;
+        if !fields.omits(name) {
+            write_field(out, name, value);
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(rest);
     match framing {
