@@ -152,12 +152,31 @@ impl RefusingAddr {
 }
 
 /// A port that was free a moment ago (the built binary needs fixed ports in its config).
+///
+/// Taken from below the kernel's ephemeral range, from which every `bind(0)` and every
+/// outgoing connection draws its port: a port from there, freed for the child to bind,
+/// could meanwhile go to another test's listener or client (seen in CI as "address already
+/// in use"). Below the range only this function hands ports out, each once per test
+/// binary, starting at an offset from the process id so that binaries differ.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(12_000).max(1024);
+    let span = ephemeral_low - low;
+    let offset = std::process::id() * 127;
+    for _ in 0..span {
+        let port = low + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        if let Ok(port) = u16::try_from(port) {
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    panic!("no free port below the ephemeral range ({low}-{ephemeral_low})")
 }
 
 /// Whether the admin listener at `admin` (host:port) answers `/readyz` with 200 now.
