@@ -5,6 +5,8 @@
 #
 #   benches/pgo.sh                 # -> target/pgo/scopegate
 #   PGO_REQUESTS=200000 benches/pgo.sh
+#   benches/pgo.sh train BIN       # step 2 alone, with any build of the gateway: what CI
+#                                  # runs (tests/pgo_training.rs) so the mix keeps working
 #
 # Four steps, two release builds (about 10 minutes on 2 cores):
 #   1. build the gateway instrumented to count its branches (-Cprofile-generate);
@@ -23,12 +25,18 @@ cd "$(dirname "$0")/.."
 root=$PWD
 pgo=${PGO_DIR:-$root/target/pgo}
 requests=${PGO_REQUESTS:-60000}
-host=$(rustc -vV | sed -n 's/^host: //p')
-profdata=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
+mode=${1:-build}
 
 die() { echo "benches/pgo.sh: $*" >&2; exit 1; }
 command -v python3 >/dev/null || die "python3 is needed for the training load"
-if [ ! -x "$profdata" ]; then
+case $mode in
+  build) ;;
+  train) [ -x "${2:-}" ] || die "usage: benches/pgo.sh train BIN (an executable scopegate)" ;;
+  *) die "usage: benches/pgo.sh [build] | benches/pgo.sh train BIN" ;;
+esac
+host=$(rustc -vV | sed -n 's/^host: //p')
+profdata=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
+if [ "$mode" = build ] && [ ! -x "$profdata" ]; then
   echo "== installing rustup's llvm-tools (an llvm-profdata that reads rustc's profiles)"
   rustup component add llvm-tools || die "cannot install llvm-tools; llvm-profdata must match rustc's LLVM ($(rustc -vV | sed -n 's/^LLVM version: //p'))"
 fi
@@ -40,14 +48,21 @@ build() {
     cargo build --release --locked --target "$host" --bin scopegate
 }
 
-rm -rf "$pgo/profiles"
-mkdir -p "$pgo/profiles"
-echo "== 1/4 instrumented build"
-build "$pgo/instrumented" "-Cprofile-generate=$pgo/profiles"
-bin=$pgo/instrumented/$host/release/scopegate
+profiles=$pgo/profiles
+if [ "$mode" = build ]; then
+  rm -rf "$profiles"
+  mkdir -p "$profiles"
+  echo "== 1/4 instrumented build"
+  build "$pgo/instrumented" "-Cprofile-generate=$profiles"
+  bin=$pgo/instrumented/$host/release/scopegate
+else
+  bin=$(realpath "$2")
+fi
 
 echo "== 2/4 training"
 work=$(mktemp -d)
+# `train`: an instrumented BIN's counts stay in the scratch folder, removed at the end.
+[ "$mode" = train ] && profiles=$work/profiles
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -119,7 +134,7 @@ pids+=($!)
 # (the profile is written as it exits).
 train() {
   write_config "$2"
-  LLVM_PROFILE_FILE="$pgo/profiles/gateway-%p-%m.profraw" TOKIO_WORKER_THREADS=$1 \
+  LLVM_PROFILE_FILE="$profiles/gateway-%p-%m.profraw" TOKIO_WORKER_THREADS=$1 \
     "$bin" serve --config "$work/scopegate.yaml" > "$work/gateway.log" 2>&1 &
   local gw=$!
   pids+=("$gw")
@@ -130,10 +145,11 @@ train() {
 }
 train 1 true
 train 2 false
-ls "$pgo"/profiles/gateway-*.profraw >/dev/null 2>&1 || die "the training wrote no profile"
+[ "$mode" = train ] && exit 0
+ls "$profiles"/gateway-*.profraw >/dev/null 2>&1 || die "the training wrote no profile"
 
 echo "== 3/4 merging the profiles"
-"$profdata" merge -o "$pgo/scopegate.profdata" "$pgo"/profiles/gateway-*.profraw
+"$profdata" merge -o "$pgo/scopegate.profdata" "$profiles"/gateway-*.profraw
 
 echo "== 4/4 optimized build"
 build "$pgo/optimized" "-Cprofile-use=$pgo/scopegate.profdata"
