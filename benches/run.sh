@@ -9,6 +9,7 @@
 #   SKIP_CRITERION=1 benches/run.sh
 #   WORKERS=2 benches/run.sh       # 2 nginx workers, 2 HAProxy threads, 2 scopegate and control workers
 #   NO_CONTROL=1 benches/run.sh    # without the control target
+#   PGO=1 benches/run.sh           # scopegate from the profile-guided build (benches/pgo.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench_dir=../shared/bench
@@ -23,6 +24,10 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v 
   bash "$bench_dir/setup.sh"
 fi
 export SCOPEGATE_BIN="$PWD/target/release/scopegate"
+if [ -n "${PGO:-}" ]; then
+  bash benches/pgo.sh
+  SCOPEGATE_BIN="$PWD/target/pgo/scopegate"
+fi
 export SCOPEGATE_THREADS="${SCOPEGATE_THREADS:-${WORKERS:-1}}"
 if [ -z "${NO_CONTROL:-}" ]; then
   # compare.sh starts it in its own session, verifies it like the others and measures its CPU.

@@ -221,6 +221,19 @@ pub fn start_workers(
     admin: TcpListener,
     workers: usize,
 ) -> std::io::Result<Running> {
+    start_pinned(shared, main, admin, workers, None)
+}
+
+/// Like [`start_workers`], with worker `i` pinned to CPU `cpus[i]` when `cpus` is given
+/// ([`domain::cpu_affinity::plan`]); the caller's thread, which serves the first worker,
+/// is pinned last, once the other workers' threads have started with the whole CPU set.
+pub fn start_pinned(
+    shared: Arc<Shared>,
+    main: TcpListener,
+    admin: TcpListener,
+    workers: usize,
+    cpus: Option<Vec<usize>>,
+) -> std::io::Result<Running> {
     let addr = main.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let tls = match shared.policy.load().settings.tls.clone() {
@@ -274,11 +287,16 @@ pub fn start_workers(
             let slots = slots.clone();
             let tls = tls.clone();
             let stop = until_stage(stop_rx.clone(), 1);
+            let cpu = cpus.as_ref().and_then(|c| c.get(index).copied());
             std::thread::Builder::new()
                 .name(format!("scopegate-worker-{index}"))
                 .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_worker(index, cpu);
+                    }
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
+                        .on_thread_start(gateway::cpu_affinity::release_current_thread)
                         .build();
                     let cut_off = match rt {
                         Ok(rt) => rt.block_on(async move {
@@ -306,6 +324,9 @@ pub fn start_workers(
     } else {
         main
     };
+    if let Some(cpu) = cpus.as_ref().and_then(|c| c.first().copied()) {
+        pin_worker(0, cpu);
+    }
     let main_task = tokio::spawn(gateway::server::serve_main(
         shared.clone(),
         slots,
@@ -332,4 +353,14 @@ pub fn start_workers(
         usage_redis_task,
         workers: worker_done,
     })
+}
+
+/// Pins the calling thread, worker `index`, to `cpu`; a failure leaves it unpinned.
+fn pin_worker(index: usize, cpu: usize) {
+    match gateway::cpu_affinity::pin_current_thread(cpu) {
+        Ok(()) => tracing::debug!(worker = index, cpu, "worker pinned"),
+        Err(e) => {
+            tracing::warn!(worker = index, cpu, error = %e, "cannot pin the worker to its CPU; it runs unpinned")
+        }
+    }
 }

@@ -3,11 +3,10 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::process::{wait_generation, Proc};
+use support::process::{start_serve, wait_generation, Proc};
 use support::{
     basic, basic_raw, free_port, gateway_yaml, send, tokens_yaml, RefusingAddr, TempDir, Upstream,
     READER,
@@ -372,35 +371,6 @@ async fn a_missing_file_has_no_line_number() {
     let tokens = dir.path("tokens.yaml").display().to_string();
     assert!(all.contains(&format!("{tokens}: file not found")), "{all}");
     assert!(!all.contains(":0"), "{all}");
-}
-
-/// `serve` with its own config and fixed ports; `listen` in the config is overridden.
-fn start_serve(
-    upstream: SocketAddr,
-    extra: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (Proc, String, String, TempDir) {
-    let dir = TempDir::new();
-    // The config names a port nothing uses; --listen/--admin-listen override both.
-    let (port, admin) = (free_port(), free_port());
-    let config = dir.write("scopegate.yaml", &gateway_yaml(upstream, extra));
-    dir.write("tokens.yaml", &tokens_yaml());
-    let listen = format!("127.0.0.1:{port}");
-    let admin = format!("127.0.0.1:{admin}");
-    let config_s = config.display().to_string();
-    let mut all = vec![
-        "serve",
-        "--config",
-        &config_s,
-        "--listen",
-        &listen,
-        "--admin-listen",
-        &admin,
-    ];
-    all.extend_from_slice(args);
-    let p = Proc::start(&all, env);
-    (p, listen, admin, dir)
 }
 
 /// Text access log: client address, escaped user agent, byte counts, integer durations,

@@ -41,6 +41,9 @@ pub fn worker_count() -> usize {
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Blocking-pool threads (reload parsing) get the whole CPU set back once the
+        // first worker, this runtime's thread, is pinned (`gateway::cpu_affinity`).
+        .on_thread_start(crate::gateway::cpu_affinity::release_current_thread)
         .build()
 }
 
@@ -172,7 +175,15 @@ pub async fn serve_bound(
     // Watches are in place before the listeners serve, so no change after start-up is
     // missed.
     let reloader = crate::gateway::reload::spawn_watchers(shared.clone(), config_path);
-    let running = match crate::start_workers(shared.clone(), main, admin, workers) {
+    let cpus = crate::gateway::cpu_affinity::allowed_cpus()
+        .ok()
+        .and_then(|allowed| {
+            crate::domain::cpu_affinity::plan(settings.worker_cpu_affinity, workers, &allowed)
+        });
+    if let Some(cpus) = &cpus {
+        tracing::info!(?cpus, "each worker pinned to a CPU of its own (worker_cpu_affinity: auto; `off` leaves them to the kernel)");
+    }
+    let running = match crate::start_pinned(shared.clone(), main, admin, workers, cpus) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("scopegate: cannot start: {e}");

@@ -77,6 +77,8 @@ pub struct RawGateway {
     pub trusted_proxies: Option<Vec<String>>,
     /// Expect a PROXY protocol v1/v2 header on every main-listener connection.
     pub proxy_protocol: Option<bool>,
+    /// `auto` (default): one worker per CPU when they exactly cover the process's CPUs.
+    pub worker_cpu_affinity: Option<crate::domain::cpu_affinity::CpuAffinity>,
     /// Token lifetimes (SPEC §12).
     pub token_policy: Option<super::token_policy::RawTokenPolicy>,
     /// Telling a token's contacts (SPEC §12).

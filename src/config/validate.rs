@@ -311,6 +311,7 @@ pub fn gateway(raw: RawGateway, config_path: &Path, sink: &mut ErrorSink<'_>) ->
             .map(|list| address_list(sink, "trusted_proxies", list))
             .unwrap_or_default(),
         proxy_protocol: raw.proxy_protocol.unwrap_or(false),
+        worker_cpu_affinity: raw.worker_cpu_affinity.unwrap_or_default(),
         usage_redis,
     }
 }

@@ -8,6 +8,7 @@ pub mod body_override;
 pub mod bruteforce;
 pub mod classify;
 pub mod client_addr;
+pub mod cpu_affinity;
 pub mod decision;
 pub mod duration;
 pub mod labels;

@@ -150,6 +150,9 @@ pub struct Settings {
     pub trusted_proxies: crate::domain::netaddr::CidrSet,
     /// The main listener expects a PROXY protocol header first. Read at start only.
     pub proxy_protocol: bool,
+    /// Whether workers are pinned to CPUs ([`crate::domain::cpu_affinity`]). Read at start
+    /// only.
+    pub worker_cpu_affinity: crate::domain::cpu_affinity::CpuAffinity,
     /// `usage.backend: redis`: the fleet-wide usage record. Read at start only.
     pub usage_redis: Option<crate::domain::backends::UsageRedisSettings>,
 }

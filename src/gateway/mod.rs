@@ -12,6 +12,7 @@ pub mod body;
 pub mod body_inspection;
 pub mod clock;
 pub mod console;
+pub mod cpu_affinity;
 pub mod drain;
 pub mod first_bytes;
 pub mod forward;

@@ -399,6 +399,10 @@ pub fn restart_needed(running: &Settings, new: &Settings) -> Vec<&'static str> {
         "proxy_protocol",
         running.proxy_protocol != new.proxy_protocol,
     );
+    check(
+        "worker_cpu_affinity",
+        running.worker_cpu_affinity != new.worker_cpu_affinity,
+    );
     let (rl, nl) = (&running.limits, &new.limits);
     check(
         "limits.max_connections",

@@ -3,6 +3,7 @@
 //! on `/readyz` and on a reload generation (never a fixed sleep), signals, and a stop on
 //! drop that still lets it clean up. Other programs: found on PATH, killed on drop.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -188,4 +189,33 @@ pub fn is_executable(p: &Path) -> bool {
     {
         p.is_file()
     }
+}
+
+/// `serve` with its own config and fixed ports; `listen` in the config is overridden.
+pub fn start_serve(
+    upstream: SocketAddr,
+    extra: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Proc, String, String, TempDir) {
+    let dir = TempDir::new();
+    // The config names a port nothing uses; --listen/--admin-listen override both.
+    let (port, admin) = (super::free_port(), super::free_port());
+    let config = dir.write("scopegate.yaml", &super::gateway_yaml(upstream, extra));
+    dir.write("tokens.yaml", &super::tokens_yaml());
+    let listen = format!("127.0.0.1:{port}");
+    let admin = format!("127.0.0.1:{admin}");
+    let config_s = config.display().to_string();
+    let mut all = vec![
+        "serve",
+        "--config",
+        &config_s,
+        "--listen",
+        &listen,
+        "--admin-listen",
+        &admin,
+    ];
+    all.extend_from_slice(args);
+    let p = Proc::start(&all, env);
+    (p, listen, admin, dir)
 }
