@@ -197,6 +197,53 @@ fn bad_duration() {
     );
 }
 
+/// A value of the wrong type names its key and line, top-level and nested (serde_yaml's
+/// own message names only the type, and had every such error at line 1).
+#[test]
+fn wrong_type_names_the_key_and_its_line() {
+    let cases = [
+        (
+            "proxy_protocol: maybe\n",
+            "proxy_protocol",
+            "maybe",
+            "expected a boolean",
+        ),
+        (
+            "worker_cpu_affinity: always\n",
+            "worker_cpu_affinity",
+            "always",
+            "expected `auto` or `off`",
+        ),
+        (
+            "usage:\n  backend: mongo\n",
+            "usage.backend",
+            "mongo",
+            "unknown variant `mongo`",
+        ),
+        (
+            "limits:\n  max_headers: many\n",
+            "limits.max_headers",
+            "many",
+            "invalid type: string \"many\"",
+        ),
+    ];
+    for (extra, field, marker, words) in cases {
+        let g = format!("{GATEWAY}{extra}");
+        let errs = errors(&g, &tokens_with(&token("SGa", "")));
+        assert_error(&errs, "scopegate.yaml", field, line_of(&g, marker), words);
+    }
+    // An unknown key nested in a section keeps its path once.
+    let g = format!("{GATEWAY}timeouts:\n  bogus: 1s\n");
+    let errs = errors(&g, &tokens_with(&token("SGa", "")));
+    assert_error(
+        &errs,
+        "scopegate.yaml",
+        "timeouts.bogus",
+        line_of(&g, "bogus"),
+        "unknown field `bogus`",
+    );
+}
+
 #[test]
 fn unknown_field_is_named() {
     let t = tokens_with(&token("SGa", "        scpoes: []\n"));

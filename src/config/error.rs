@@ -161,7 +161,11 @@ impl<'a> ErrorSink<'a> {
         let mut path = field.to_owned();
         if message.starts_with("unknown field") {
             if let Some(key) = message.split('`').nth(1) {
-                path = if field.is_empty() {
+                // A path from serde_path_to_error already ends with the unknown key.
+                let named = field == key || field.ends_with(&format!(".{key}"));
+                path = if named {
+                    field.to_owned()
+                } else if field.is_empty() {
                     key.to_owned()
                 } else {
                     format!("{field}.{key}")

@@ -232,8 +232,12 @@ fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
     if !names.is_empty() {
         return Err(ConfigErrors(names));
     }
-    serde_yaml::from_value(value).map_err(|e| {
-        sink.push_serde("", &e);
+    // Through serde_path_to_error: serde_yaml's error for a value of the wrong type names
+    // neither the key nor (from a `Value`) the line; the path gives both.
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { "" } else { path.as_str() };
+        sink.push_serde(path, e.inner());
         ConfigErrors(std::mem::take(&mut sink.errors))
     })
 }
