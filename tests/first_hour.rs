@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::process::{start_serve, wait_generation, Proc};
+use support::process::{serve_config, start_serve, wait_generation, Proc};
 use support::{
     basic, basic_raw, free_port, gateway_yaml, send, tokens_yaml, RefusingAddr, TempDir, Upstream,
     READER,
@@ -546,22 +546,7 @@ async fn the_example_config_serves_in_front_of_scopegate_echo() {
     ]);
     assert_eq!(code, 0, "{created}{err}");
     let (sid, secret, url) = curl_parts(line_with(&created, "curl -u"));
-    let (listen, admin) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
-    let mut p = Proc::start(
-        &[
-            "serve",
-            "--config",
-            &config_s,
-            "--listen",
-            &listen,
-            "--admin-listen",
-            &admin,
-        ],
-        &[],
-    );
+    let (mut p, listen, admin) = serve_config(&config, &[], &[]);
     p.wait_ready(&admin).await;
     let path = &url[url.find("/Mediapartners").unwrap()..];
     let r = get_as(&format!("http://{listen}{path}"), &sid, &secret).await;

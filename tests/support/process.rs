@@ -199,12 +199,17 @@ pub fn start_serve(
     env: &[(&str, &str)],
 ) -> (Proc, String, String, TempDir) {
     let dir = TempDir::new();
-    // The config names a port nothing uses; --listen/--admin-listen override both.
-    let (port, admin) = (super::free_port(), super::free_port());
     let config = dir.write("scopegate.yaml", &super::gateway_yaml(upstream, extra));
     dir.write("tokens.yaml", &super::tokens_yaml());
-    let listen = format!("127.0.0.1:{port}");
-    let admin = format!("127.0.0.1:{admin}");
+    let (p, listen, admin) = serve_config(&config, args, env);
+    (p, listen, admin, dir)
+}
+
+/// `serve --config <config>` on free ports given with `--listen`/`--admin-listen` (the
+/// config's own addresses are not used), then `args`; returns both addresses.
+pub fn serve_config(config: &Path, args: &[&str], env: &[(&str, &str)]) -> (Proc, String, String) {
+    let listen = format!("127.0.0.1:{}", super::free_port());
+    let admin = format!("127.0.0.1:{}", super::free_port());
     let config_s = config.display().to_string();
     let mut all = vec![
         "serve",
@@ -216,6 +221,5 @@ pub fn start_serve(
         &admin,
     ];
     all.extend_from_slice(args);
-    let p = Proc::start(&all, env);
-    (p, listen, admin, dir)
+    (Proc::start(&all, env), listen, admin)
 }
