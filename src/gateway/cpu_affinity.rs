@@ -15,10 +15,9 @@ static PROCESS_CPUS: OnceLock<CpuSet> = OnceLock::new();
 
 /// The CPUs the process may run on, in order (its set when first asked, before pinning).
 pub fn allowed_cpus() -> std::io::Result<Vec<usize>> {
-    let set = match PROCESS_CPUS.get() {
-        Some(set) => *set,
-        None => *PROCESS_CPUS.get_or_init(|| sched_getaffinity(None).unwrap_or_default()),
-    };
+    // An unreadable set is kept empty: nothing is pinned, and releasing is refused by the
+    // kernel (an empty set) and ignored.
+    let set = *PROCESS_CPUS.get_or_init(|| sched_getaffinity(None).unwrap_or_default());
     let cpus: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect();
     if cpus.is_empty() {
         return Err(std::io::Error::other(
@@ -36,7 +35,8 @@ pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Gives the calling thread the process's whole CPU set again, when a worker was pinned.
+/// Gives the calling thread the CPU set the process started with (what it had anyway,
+/// unless it was started by a pinned worker). Nothing before `allowed_cpus` was asked.
 pub fn release_current_thread() {
     if let Some(set) = PROCESS_CPUS.get() {
         let _ = sched_setaffinity(None, set);
