@@ -60,41 +60,29 @@ fn worker_threads(p: &Proc) -> Vec<(String, BTreeSet<usize>)> {
         .collect()
 }
 
-/// The workers' threads once each has started: a new thread carries its creator's name
-/// and CPUs until its own first steps rename and pin it, and the gateway may answer
-/// `/readyz` (from the first worker) before a busy machine has run them. Polled until
-/// `workers` threads each run on one CPU, or for 10 s; the caller asserts on what it saw.
-async fn settled_workers(p: &Proc, workers: usize) -> Vec<(String, BTreeSet<usize>)> {
+/// The workers' threads once `done` holds for them, or after 10 s: a new thread carries
+/// its creator's name and CPUs until its own first steps rename (and pin) it, and the
+/// gateway may answer `/readyz` (from the first worker) before a busy machine has run
+/// them. The caller asserts on what was seen last.
+async fn workers_when(
+    p: &Proc,
+    done: impl Fn(&[(String, BTreeSet<usize>)]) -> bool,
+) -> Vec<(String, BTreeSet<usize>)> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let seen = worker_threads(p);
-        let settled = seen.len() == workers && seen.iter().all(|(_, cpus)| cpus.len() == 1);
-        if settled || std::time::Instant::now() > deadline {
+        if done(&seen) || std::time::Instant::now() > deadline {
             return seen;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
-/// Waits (up to 10 s) until the `workers - 1` threads started for the further workers
-/// have named themselves.
-async fn started_workers(p: &Proc, workers: usize) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let named = worker_threads(p)
-            .iter()
-            .filter(|(name, _)| name.starts_with("scopegate-worke"))
-            .count();
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{named} of {} worker threads started",
-            workers - 1
-        );
-        if named == workers - 1 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+/// The number of threads the further workers (all but the first) have named as theirs.
+fn started(seen: &[(String, BTreeSet<usize>)]) -> usize {
+    seen.iter()
+        .filter(|(name, _)| name.starts_with("scopegate-worke"))
+        .count()
 }
 
 #[tokio::test]
@@ -113,7 +101,10 @@ async fn workers_covering_every_cpu_each_get_one_and_later_threads_get_all() {
         &[("TOKIO_WORKER_THREADS", &workers)],
     );
     p.wait_ready(&admin).await;
-    let pinned = settled_workers(&p, all.len()).await;
+    let pinned = workers_when(&p, |seen| {
+        seen.len() == all.len() && seen.iter().all(|(_, cpus)| cpus.len() == 1)
+    })
+    .await;
     assert_eq!(pinned.len(), all.len(), "{pinned:?}");
     let mut seen = BTreeSet::new();
     for (name, cpus) in &pinned {
@@ -167,7 +158,9 @@ async fn off_or_fewer_workers_than_cpus_pin_nothing() {
         );
         p.wait_ready(&admin).await;
         // Every worker thread has started (a pin, were there one, is its next step).
-        started_workers(&p, workers.parse().unwrap()).await;
+        let further = workers.parse::<usize>().unwrap() - 1;
+        let seen = workers_when(&p, |seen| started(seen) == further).await;
+        assert_eq!(started(&seen), further, "worker threads started: {seen:?}");
         for (name, cpus) in threads(p.child.id()) {
             assert_eq!(cpus, all, "{name} with {extra:?} and {workers} workers");
         }
